@@ -1,0 +1,59 @@
+import { INestApplication, Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import type { Server } from 'node:http';
+import type { Logger as Pino } from 'pino';
+import { AppModule } from './app.module';
+import { AllExceptionsFilter } from './common/all-exceptions.filter';
+import { APP_VERSION, appConfig, AppConfig, nominatimConfig, NominatimConfig } from './config/configuration';
+import { FrontDoor } from './http/front-door.service';
+import { PinoNestLogger } from './logging/app-logger';
+import { APP_LOGGER } from './logging/logging.module';
+
+/**
+ * Builds the application exactly as production runs it (used by main.ts, the e2e tests and the
+ * benchmark), without listening.
+ */
+export async function createApp(): Promise<NestExpressApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule, { bufferLogs: true, abortOnError: false });
+  app.useLogger(new PinoNestLogger(app.get<Pino>(APP_LOGGER)));
+  app.disable('x-powered-by');
+  const config = app.get<AppConfig>(appConfig.KEY);
+  if (config.trustProxy) app.set('trust proxy', 1);
+  app.useGlobalFilters(new AllExceptionsFilter());
+  app.enableShutdownHooks();
+  setupSwagger(app);
+  await app.init();
+  app.get(FrontDoor).install(app.getHttpServer() as Server);
+  warnAboutPolicy(app);
+  return app;
+}
+
+function setupSwagger(app: INestApplication): void {
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('places-cache')
+      .setDescription(
+        'A caching gateway in front of the OpenStreetMap Nominatim geocoding API. `/api` answers ' +
+          '`{cache, data}`; `/search`, `/reverse`, `/lookup`, `/status` answer exactly like Nominatim, ' +
+          'plus X-Cache, Cache-Status, Age and Cache-Control headers. Data © OpenStreetMap contributors, ODbL.',
+      )
+      .setVersion(APP_VERSION)
+      .build(),
+  );
+  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json', yamlDocumentUrl: 'docs-yaml' });
+}
+
+function warnAboutPolicy(app: INestApplication): void {
+  const n = app.get<NominatimConfig>(nominatimConfig.KEY);
+  const logger = new Logger('Nominatim');
+  if (n.isPublicServer && n.userAgentIsDefault) {
+    logger.warn(
+      'Using the public Nominatim server with the default User-Agent: set NOMINATIM_USER_AGENT (and ' +
+        'NOMINATIM_EMAIL) to identify your application, as its usage policy requires.',
+    );
+  }
+  logger.log(`Upstream ${n.baseUrl} at most ${n.maxRps} request(s)/s, timeout ${n.timeoutMs} ms`);
+}

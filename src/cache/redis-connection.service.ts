@@ -1,0 +1,146 @@
+import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { createClient, RedisClientType } from 'redis';
+import { redisConfig, RedisConfig } from '../config/configuration';
+import { MetricsService } from '../metrics/metrics.service';
+import { RedisUnavailableError } from './redis-guard';
+import { OperationTimeoutError, withTimeout } from './with-timeout';
+
+/** After a timed-out command, skip Redis this long before trying again (a frozen Redis costs one timeout, not one per request). */
+const SUSPEND_AFTER_TIMEOUT_MS = 1000;
+
+export type RedisState = 'disabled' | 'connecting' | 'ready' | 'down';
+
+/**
+ * Owns the node-redis connections (command client + pub/sub duplicate) and their lifecycle.
+ * We create and connect the clients ourselves, in the background: awaiting a connect in a provider
+ * factory would abort start-up when Redis is down, and the service must start and answer without it.
+ */
+@Injectable()
+export class RedisConnectionService implements OnApplicationShutdown {
+  private readonly logger = new Logger(RedisConnectionService.name);
+  readonly client: RedisClientType | null;
+  readonly subscriber: RedisClientType | null;
+  private stateValue: RedisState;
+  private readonly listeners = new Set<(state: RedisState) => void>();
+  private closing = false;
+  private suspendedUntil = 0;
+
+  constructor(
+    @Inject(redisConfig.KEY) private readonly config: RedisConfig,
+    private readonly metrics: MetricsService,
+  ) {
+    const connection = config.connection;
+    if (connection === null) {
+      this.client = null;
+      this.subscriber = null;
+      this.stateValue = 'disabled';
+      return;
+    }
+    this.stateValue = 'connecting';
+    this.client = createClient({
+      url: connection.url,
+      // Fail fast while disconnected instead of queueing commands for an unknown time.
+      disableOfflineQueue: true,
+      socket: {
+        connectTimeout: 2000,
+        // Heroku Redis presents a self-signed certificate: trust it for this connection only.
+        ...(connection.tls ? { tls: true as const, rejectUnauthorized: false } : {}),
+        // Retry quickly and keep trying: caching must resume within seconds of Redis coming back.
+        reconnectStrategy: (retries: number) => Math.min(100 + retries * 100, 1000),
+      },
+    }) as RedisClientType;
+    this.subscriber = this.client.duplicate() as RedisClientType;
+    this.attach(this.client, true);
+    this.attach(this.subscriber, false);
+  }
+
+  get state(): RedisState {
+    return this.stateValue;
+  }
+
+  /** True when a command sent now has a chance to succeed. */
+  isUsable(): boolean {
+    return this.client !== null && this.client.isReady && Date.now() >= this.suspendedUntil;
+  }
+
+  get opTimeoutMs(): number {
+    return this.config.opTimeoutMs;
+  }
+
+  /**
+   * Runs one cache operation with the REDIS_OP_TIMEOUT_MS bound. In in-memory mode it just runs.
+   * Throws RedisUnavailableError when Redis cannot be used now, so callers can fail open.
+   */
+  async run<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    if (this.client === null) return fn();
+    if (!this.isUsable()) throw new RedisUnavailableError(this.client.isReady ? 'suspended after a timeout' : this.stateValue);
+    try {
+      return await withTimeout(fn(), this.config.opTimeoutMs, `redis ${op}`);
+    } catch (e) {
+      this.metrics.redisErrors.inc({ op });
+      if (e instanceof OperationTimeoutError) {
+        if (Date.now() >= this.suspendedUntil) {
+          this.logger.warn(`Redis ${op} took longer than ${this.config.opTimeoutMs} ms; bypassing Redis for ${SUSPEND_AFTER_TIMEOUT_MS} ms`);
+        }
+        this.suspendedUntil = Date.now() + SUSPEND_AFTER_TIMEOUT_MS;
+      }
+      throw new RedisUnavailableError((e as Error).message);
+    }
+  }
+
+  onStateChange(listener: (state: RedisState) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Connects in the background; start-up never waits for Redis. */
+  start(): void {
+    if (!this.client || !this.subscriber) {
+      this.logger.log('REDIS_URL is not set: using the in-memory cache (nothing is shared between instances)');
+      return;
+    }
+    this.logger.log(`Connecting to Redis at ${this.config.connection!.safeUrl}`);
+    for (const c of [this.client, this.subscriber]) {
+      c.connect().catch(() => {
+        // The 'error' listener reports it; node-redis keeps reconnecting on its own.
+      });
+    }
+  }
+
+  private attach(client: RedisClientType, primary: boolean): void {
+    // Without an 'error' listener node-redis crashes the process when Redis dies.
+    client.on('error', (err: Error) => {
+      if (primary && this.stateValue !== 'down' && !this.closing) {
+        this.setState('down', `Redis unavailable (${err.message}); serving without the shared cache`);
+      }
+    });
+    if (!primary) return;
+    client.on('ready', () => this.setState('ready', 'Redis connected; shared cache in use'));
+    client.on('end', () => {
+      if (!this.closing) this.setState('down', 'Redis connection ended');
+    });
+  }
+
+  private setState(state: RedisState, message: string): void {
+    if (this.stateValue === state) return;
+    this.stateValue = state;
+    this.metrics.redisConnected.set(state === 'ready' ? 1 : 0);
+    if (state === 'ready') this.logger.log(message);
+    else this.logger.warn(message);
+    for (const l of this.listeners) l(state);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.closing = true;
+    await Promise.all(
+      [this.subscriber, this.client].map(async (c) => {
+        if (!c) return;
+        try {
+          if (c.isOpen) await c.quit();
+        } catch {
+          await c.disconnect().catch(() => undefined);
+        }
+      }),
+    );
+  }
+}

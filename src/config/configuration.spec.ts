@@ -1,0 +1,121 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { APP_VERSION, DEFAULT_USER_AGENT, loadConfig, PUBLIC_NOMINATIM_URL } from './configuration';
+import { ConfigValidationError } from './env-parsers';
+import { maskRedisPasswords, resolveRedisConnection } from './redis-url';
+
+describe(resolveRedisConnection.name, () => {
+  it('is null (in-memory mode) when nothing is set', () => {
+    expect(resolveRedisConnection(undefined, undefined)).toBeNull();
+    expect(resolveRedisConnection('  ', '')).toBeNull();
+  });
+
+  it('turns the docker-compose host form into redis://host:6379', () => {
+    expect(resolveRedisConnection('redis', undefined)).toEqual({ url: 'redis://redis:6379', safeUrl: 'redis://redis:6379', tls: false });
+  });
+
+  it('keeps an explicit port of the host:port form', () => {
+    expect(resolveRedisConnection('localhost:6380', undefined)?.url).toBe('redis://localhost:6380');
+  });
+
+  it('uses a full redis:// URL as given and masks its password', () => {
+    const c = resolveRedisConnection('redis://user:s3cret@cache.example:7000/2', undefined);
+    expect(c).toEqual({ url: 'redis://user:s3cret@cache.example:7000/2', safeUrl: 'redis://user:***@cache.example:7000/2', tls: false });
+  });
+
+  it('turns on TLS for the Heroku rediss:// form', () => {
+    const c = resolveRedisConnection('rediss://:p4ss@ec2-1-2-3-4.compute-1.amazonaws.com:25061', undefined);
+    expect(c?.tls).toBe(true);
+    expect(c?.safeUrl).toBe('rediss://:***@ec2-1-2-3-4.compute-1.amazonaws.com:25061');
+  });
+
+  it('prefers REDIS_TLS_URL over REDIS_URL', () => {
+    expect(resolveRedisConnection('redis://h:6379', 'rediss://h:6380')?.url).toBe('rediss://h:6380');
+  });
+
+  it.each([
+    ['http://redis:6379', /redis:\/\/ or rediss:\/\//],
+    ['redis host', /must be a host/],
+    ['redis:99999', /must be a host|invalid port/],
+    ['redis://h:6379/abc', /database must be a number/],
+  ])('rejects %s', (value, message) => {
+    expect(() => resolveRedisConnection(value, undefined)).toThrow(message);
+  });
+});
+
+describe(maskRedisPasswords.name, () => {
+  it('masks passwords in free text', () => {
+    expect(maskRedisPasswords('failed rediss://:abc@h:1 and redis://u:x@y:2')).toBe('failed rediss://:***@h:1 and redis://u:***@y:2');
+  });
+});
+
+describe(loadConfig.name, () => {
+  it('has defaults that work on a laptop', () => {
+    const c = loadConfig({});
+    expect(c.app.port).toBe(8080);
+    expect(c.app.host).toBe('0.0.0.0');
+    expect(c.redis.connection).toBeNull();
+    expect(c.redis.opTimeoutMs).toBe(250);
+    expect(c.cache.ttlSeconds).toBe(3600);
+    expect(c.cache.staleIfErrorSeconds).toBe(86400);
+    expect(c.nominatim.baseUrl).toBe(PUBLIC_NOMINATIM_URL);
+    expect(c.nominatim.userAgent).toBe(DEFAULT_USER_AGENT);
+    expect(c.nominatim.userAgentIsDefault).toBe(true);
+    expect(c.nominatim.isPublicServer).toBe(true);
+    expect(c.nominatim.timeoutMs).toBe(10000);
+    expect(c.nominatim.maxRps).toBe(1);
+    expect(c.nominatim.queueMaxWaitMs).toBe(10000);
+  });
+
+  it('reads every variable it is given', () => {
+    const c = loadConfig({
+      PORT: '3000',
+      REDIS_URL: 'redis',
+      CACHE_TTL_SECONDS: '15',
+      NOMINATIM_URL: 'http://127.0.0.1:7070/',
+      NOMINATIM_USER_AGENT: 'acme-geo/2 (ops@acme.test)',
+      NOMINATIM_EMAIL: 'ops@acme.test',
+      UPSTREAM_TIMEOUT_MS: '2000',
+      NOMINATIM_MAX_RPS: '0.5',
+      LOG_LEVEL: 'WARN',
+    });
+    expect(c.app.port).toBe(3000);
+    expect(c.redis.connection?.url).toBe('redis://redis:6379');
+    expect(c.cache.ttlSeconds).toBe(15);
+    expect(c.cache.statusTtlSeconds).toBe(10);
+    expect(c.cache.emptyTtlSeconds).toBe(15);
+    expect(c.nominatim.baseUrl).toBe('http://127.0.0.1:7070');
+    expect(c.nominatim.isPublicServer).toBe(false);
+    expect(c.nominatim.userAgentIsDefault).toBe(false);
+    expect(c.nominatim.email).toBe('ops@acme.test');
+    expect(c.nominatim.maxRps).toBe(0.5);
+    expect(c.app.logLevel).toBe('warn');
+  });
+
+  it('stops with one message naming every bad variable and what it accepts', () => {
+    let error: unknown;
+    try {
+      loadConfig({ PORT: 'eighty', CACHE_TTL_SECONDS: '-1', REDIS_URL: 'ftp://x', NOMINATIM_URL: 'nominatim', LOG_LEVEL: 'loud' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigValidationError);
+    const message = (error as Error).message;
+    expect(message).toMatch(/^Invalid configuration: /);
+    expect(message).toContain('PORT must be a whole number from 0 to 65535 (got "eighty")');
+    expect(message).toContain('CACHE_TTL_SECONDS must be a whole number');
+    expect(message).toContain('REDIS_URL must use redis:// or rediss://');
+    expect(message).toContain('NOMINATIM_URL must be an http:// or https:// URL');
+    expect(message).toContain('LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent');
+  });
+
+  it('never puts the Redis password into its error message', () => {
+    expect(() => loadConfig({ REDIS_URL: 'redis://:hunter2@h:6379/x' })).toThrow(/database must be a number/);
+    expect(() => loadConfig({ REDIS_URL: 'redis://:hunter2@h:6379/x' })).not.toThrow(/hunter2/);
+  });
+
+  it('keeps APP_VERSION in step with package.json', () => {
+    const pkg = JSON.parse(readFileSync(join(__dirname, '../../package.json'), 'utf8')) as { version: string };
+    expect(APP_VERSION).toBe(pkg.version);
+  });
+});

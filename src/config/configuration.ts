@@ -1,0 +1,152 @@
+import { registerAs } from '@nestjs/config';
+import { ConfigValidationError, Env, EnvReader } from './env-parsers';
+import { RedisConnection, resolveRedisConnection } from './redis-url';
+
+export const PUBLIC_NOMINATIM_URL = 'https://nominatim.openstreetmap.org';
+// Kept in step with package.json by a unit test.
+export const APP_VERSION = '1.0.0';
+export const DEFAULT_USER_AGENT = `places-cache/${APP_VERSION} (+https://github.com/places-cache/places-cache)`;
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface AppConfig {
+  port: number;
+  host: string;
+  logLevel: LogLevel;
+  corsOrigins: string[] | '*';
+  adminToken: string | undefined;
+  trustProxy: boolean;
+  shutdownTimeoutMs: number;
+  maxUrlBytes: number;
+}
+
+export interface RedisConfig {
+  connection: RedisConnection | null;
+  opTimeoutMs: number;
+}
+
+export interface CacheConfig {
+  ttlSeconds: number;
+  statusTtlSeconds: number;
+  emptyTtlSeconds: number;
+  staleIfErrorSeconds: number;
+  staleWhileRevalidateSeconds: number;
+  l1MaxBytes: number;
+  compressMinBytes: number;
+  /** how long a request waits for another instance's fill before going itself */
+  fillWaitMs: number;
+}
+
+export interface NominatimConfig {
+  baseUrl: string;
+  userAgent: string;
+  userAgentIsDefault: boolean;
+  email: string | undefined;
+  timeoutMs: number;
+  maxRps: number;
+  queueMaxWaitMs: number;
+  fillLeaseMs: number;
+  isPublicServer: boolean;
+}
+
+export interface ThrottleConfig {
+  enabled: boolean;
+  windowSeconds: number;
+  missLimit: number;
+  hitLimit: number;
+}
+
+export interface Config {
+  app: AppConfig;
+  redis: RedisConfig;
+  cache: CacheConfig;
+  nominatim: NominatimConfig;
+  throttle: ThrottleConfig;
+}
+
+const DAY = 86400;
+
+/** Reads and validates the whole environment; throws one ConfigValidationError listing every problem. */
+export function loadConfig(env: Env): Config {
+  const r = new EnvReader(env);
+
+  const cors = r.string('CORS_ORIGINS', '*');
+  const app: AppConfig = {
+    port: r.int('PORT', 8080, 0, 65535),
+    host: r.string('HOST', '0.0.0.0'),
+    logLevel: r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS),
+    corsOrigins: cors === '*' ? '*' : cors.split(',').map((o) => o.trim()).filter(Boolean),
+    adminToken: r.optionalString('ADMIN_TOKEN'),
+    trustProxy: r.bool('TRUST_PROXY', false),
+    shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 10000, 0, 25000),
+    maxUrlBytes: r.int('MAX_URL_BYTES', 4096, 256, 65536),
+  };
+  if (app.adminToken !== undefined && app.adminToken.length < 16) {
+    r.problem('ADMIN_TOKEN must be at least 16 characters when set');
+  }
+
+  let connection: RedisConnection | null = null;
+  try {
+    connection = resolveRedisConnection(env.REDIS_URL, env.REDIS_TLS_URL);
+  } catch (e) {
+    r.problem((e as Error).message);
+  }
+  const redis: RedisConfig = { connection, opTimeoutMs: r.int('REDIS_OP_TIMEOUT_MS', 250, 10, 10000) };
+
+  const ttlSeconds = r.int('CACHE_TTL_SECONDS', 3600, 1, 365 * DAY);
+  const cache: CacheConfig = {
+    ttlSeconds,
+    statusTtlSeconds: r.int('STATUS_TTL_SECONDS', Math.min(10, ttlSeconds), 1, DAY),
+    emptyTtlSeconds: r.int('EMPTY_TTL_SECONDS', Math.min(600, ttlSeconds), 1, 365 * DAY),
+    staleIfErrorSeconds: r.int('STALE_IF_ERROR_SECONDS', DAY, 0, 30 * DAY),
+    staleWhileRevalidateSeconds: r.int('STALE_WHILE_REVALIDATE_SECONDS', 60, 0, 30 * DAY),
+    l1MaxBytes: r.int('L1_MAX_BYTES', 64 * 1024 * 1024, 0, 16 * 1024 * 1024 * 1024),
+    compressMinBytes: r.int('COMPRESS_MIN_BYTES', 1024, 0, 1024 * 1024 * 1024),
+    fillWaitMs: 0,
+  };
+
+  const baseUrl = r.httpUrl('NOMINATIM_URL', PUBLIC_NOMINATIM_URL);
+  const ua = r.optionalString('NOMINATIM_USER_AGENT');
+  const timeoutMs = r.int('UPSTREAM_TIMEOUT_MS', 10000, 100, 25000);
+  const queueMaxWaitMs = r.int('UPSTREAM_QUEUE_MAX_WAIT_MS', 10000, 0, 25000);
+  const nominatim: NominatimConfig = {
+    baseUrl,
+    userAgent: ua ?? DEFAULT_USER_AGENT,
+    userAgentIsDefault: ua === undefined,
+    email: r.optionalString('NOMINATIM_EMAIL'),
+    timeoutMs,
+    maxRps: r.number('NOMINATIM_MAX_RPS', 1, 0.01, 1000),
+    queueMaxWaitMs,
+    // A holder may wait its pacing turn and then the upstream timeout; past that its lease lapses.
+    fillLeaseMs: queueMaxWaitMs + timeoutMs + 1000,
+    isPublicServer: new URL(baseUrl).hostname === 'nominatim.openstreetmap.org',
+  };
+  cache.fillWaitMs = nominatim.fillLeaseMs;
+  if (nominatim.email !== undefined && !/^[^\s@]+@[^\s@]+$/.test(nominatim.email)) {
+    r.problem(`NOMINATIM_EMAIL must be an e-mail address (got "${nominatim.email}")`);
+  }
+  if (/[\r\n]/.test(env.NOMINATIM_USER_AGENT ?? '')) r.problem('NOMINATIM_USER_AGENT must be one line');
+
+  const throttle: ThrottleConfig = {
+    enabled: r.bool('RATE_LIMIT_ENABLED', true),
+    windowSeconds: r.int('RATE_LIMIT_WINDOW_SECONDS', 60, 1, 3600),
+    missLimit: r.int('RATE_LIMIT_MISSES', 60, 1, 1_000_000),
+    hitLimit: r.int('RATE_LIMIT_HITS', 6000, 1, 100_000_000),
+  };
+
+  if (r.problems.length > 0) throw new ConfigValidationError(r.problems);
+  return { app, redis, cache, nominatim, throttle };
+}
+
+/** ConfigModule's `validate` hook: fail fast at start-up with one message. */
+export function validateEnv(env: Record<string, unknown>): Record<string, unknown> {
+  loadConfig(env as Env);
+  return env;
+}
+
+export const appConfig = registerAs('app', (): AppConfig => loadConfig(process.env).app);
+export const redisConfig = registerAs('redis', (): RedisConfig => loadConfig(process.env).redis);
+export const cacheConfig = registerAs('cache', (): CacheConfig => loadConfig(process.env).cache);
+export const nominatimConfig = registerAs('nominatim', (): NominatimConfig => loadConfig(process.env).nominatim);
+export const throttleConfig = registerAs('throttle', (): ThrottleConfig => loadConfig(process.env).throttle);

@@ -1,0 +1,107 @@
+import { Injectable } from '@nestjs/common';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export type CacheOutcome = 'hit' | 'miss' | 'stale' | 'bypass' | 'coalesced';
+
+/**
+ * The counters an operator of a caching gateway asks for: hit ratio, upstream load and latency,
+ * time spent queueing for Nominatim's rate limit, Redis health. One registry per app instance, so
+ * several instances in one process (tests, benchmark) do not share numbers.
+ */
+@Injectable()
+export class MetricsService {
+  readonly registry = new Registry();
+
+  readonly httpRequests = new Counter({
+    name: 'places_http_requests_total',
+    help: 'HTTP requests answered, by route, method and status',
+    labelNames: ['route', 'method', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly httpDuration = new Histogram({
+    name: 'places_http_request_duration_seconds',
+    help: 'Time from request to the last byte of the answer, by route',
+    labelNames: ['route'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+
+  readonly cacheOutcomes = new Counter({
+    name: 'places_cache_outcomes_total',
+    help: 'What the cache did for each place request: hit, miss, stale, bypass (Redis unusable), coalesced (waited for another request\'s fill)',
+    labelNames: ['outcome', 'tier'] as const,
+    registers: [this.registry],
+  });
+
+  readonly upstreamRequests = new Counter({
+    name: 'places_upstream_requests_total',
+    help: 'Requests sent to Nominatim, by endpoint and status (or timeout/error)',
+    labelNames: ['endpoint', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly upstreamDuration = new Histogram({
+    name: 'places_upstream_duration_seconds',
+    help: 'Nominatim response time',
+    labelNames: ['endpoint'] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20],
+    registers: [this.registry],
+  });
+
+  readonly pacingWaiting = new Gauge({
+    name: 'places_pacing_queue_length',
+    help: 'Misses currently waiting for their turn at the upstream rate limit',
+    registers: [this.registry],
+  });
+
+  readonly pacingWait = new Histogram({
+    name: 'places_pacing_wait_seconds',
+    help: 'Time a miss waited for its upstream slot',
+    buckets: [0, 0.01, 0.1, 0.5, 1, 2, 5, 10, 20],
+    registers: [this.registry],
+  });
+
+  readonly pacingRejected = new Counter({
+    name: 'places_pacing_rejected_total',
+    help: 'Misses refused with 503 because the pacing queue was full or upstream asked us to back off',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly redisErrors = new Counter({
+    name: 'places_redis_errors_total',
+    help: 'Failed or timed-out Redis operations',
+    labelNames: ['op'] as const,
+    registers: [this.registry],
+  });
+
+  readonly redisConnected = new Gauge({
+    name: 'places_redis_connected',
+    help: '1 when the Redis connection is ready, 0 otherwise (absent in in-memory mode)',
+    registers: [this.registry],
+  });
+
+  readonly l1Bytes = new Gauge({
+    name: 'places_l1_bytes',
+    help: 'Bytes held by the in-process L1 cache',
+    registers: [this.registry],
+  });
+
+  readonly l1Entries = new Gauge({
+    name: 'places_l1_entries',
+    help: 'Entries held by the in-process L1 cache',
+    registers: [this.registry],
+  });
+
+  readonly rateLimited = new Counter({
+    name: 'places_rate_limited_total',
+    help: 'Requests refused with 429 by the per-client rate limit, by kind (hit or miss)',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'places_' });
+  }
+}

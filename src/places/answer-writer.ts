@@ -1,0 +1,71 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Resolution } from './places-cache.service';
+
+export type AnswerVariant = 'raw' | 'api';
+
+const API_CONTENT_TYPE = 'application/json; charset=utf-8';
+const CACHE_NAME = 'places-cache';
+
+export function acceptsGzip(req: IncomingMessage): boolean {
+  const ae = req.headers['accept-encoding'];
+  return typeof ae === 'string' && ae.includes('gzip') && !/gzip\s*;\s*q=0(\.0*)?(\s*(,|$))/.test(ae);
+}
+
+/** RFC 9211 Cache-Status for one answer. */
+export function cacheStatus(r: Resolution, now: number): string {
+  const ttl = Math.floor((r.answer.freshUntil - now) / 1000);
+  switch (r.outcome) {
+    case 'HIT':
+      return `${CACHE_NAME}; hit; ttl=${ttl}`;
+    case 'STALE':
+      return r.fwdStatus !== undefined
+        ? `${CACHE_NAME}; fwd=stale; fwd-status=${r.fwdStatus}; ttl=${ttl}; detail=stale-if-error`
+        : `${CACHE_NAME}; fwd=stale; ttl=${ttl}; detail=stale-while-revalidate`;
+    case 'BYPASS':
+      return `${CACHE_NAME}; fwd=bypass; fwd-status=${r.answer.status}; detail=shared-cache-unavailable`;
+    case 'MISS':
+      return `${CACHE_NAME}; fwd=uri-miss; fwd-status=${r.answer.status}${r.stored ? `; stored; ttl=${ttl}` : ''}${r.collapsed ? '; collapsed' : ''}`;
+  }
+}
+
+/**
+ * Writes a cached or fresh answer: the upstream's status, Content-Type and bytes as they are (or
+ * /api's wrapper), plus what the cache did. Used by both the front-door hit path and the controller,
+ * so a hit and a miss carry the same headers.
+ */
+export function writeAnswer(
+  req: IncomingMessage,
+  res: ServerResponse,
+  r: Resolution,
+  variant: AnswerVariant,
+  compressMinBytes: number,
+  now = Date.now(),
+): void {
+  const a = r.answer;
+  const fromCache = r.outcome === 'HIT' || r.outcome === 'STALE';
+  let body: Buffer;
+  let gz: Buffer | null = null;
+  const wantsGzip = acceptsGzip(req);
+  if (variant === 'api') {
+    body = a.apiBody(fromCache);
+    if (wantsGzip && fromCache) gz = a.apiHitGzip(compressMinBytes);
+    res.setHeader('Content-Type', API_CONTENT_TYPE);
+  } else {
+    body = a.body;
+    if (wantsGzip) gz = a.gzip(compressMinBytes);
+    res.setHeader('Content-Type', a.contentType);
+  }
+  res.setHeader('X-Cache', r.outcome);
+  res.setHeader('Cache-Status', cacheStatus(r, now));
+  if (fromCache) res.setHeader('Age', String(Math.max(0, Math.floor((now - a.storedAt) / 1000))));
+  if (!r.stored) res.setHeader('Cache-Control', 'no-store');
+  else res.setHeader('Cache-Control', `public, max-age=${Math.max(0, Math.floor((a.freshUntil - now) / 1000))}`);
+  res.setHeader('Vary', 'Accept-Language, Accept-Encoding');
+  if (gz !== null) {
+    res.setHeader('Content-Encoding', 'gzip');
+    body = gz;
+  }
+  res.setHeader('Content-Length', String(body.length));
+  res.statusCode = a.status;
+  res.end(req.method === 'HEAD' ? undefined : body);
+}

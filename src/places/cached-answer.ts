@@ -1,0 +1,118 @@
+import { gunzipSync, gzipSync } from 'node:zlib';
+
+/** The form an answer takes in Redis (cache-manager stores values as JSON). */
+export interface StoredAnswer {
+  v: 1;
+  /** upstream HTTP status */
+  s: number;
+  /** upstream Content-Type */
+  t: string;
+  /** body: UTF-8 text, or base64 of its gzip bytes when `z` */
+  b: string;
+  z: boolean;
+  /** stored at, fresh until (epoch ms) */
+  at: number;
+  fu: number;
+  /** a "no result" answer ([] or "Unable to geocode"), kept for a shorter time */
+  e: boolean;
+}
+
+/**
+ * An answer ready to be served: the upstream status, Content-Type and body bytes exactly as received,
+ * plus the times that decide whether it is fresh or stale. Variants (/api's wrapper, gzip) are built
+ * once, on first use, and kept with the entry.
+ */
+export class CachedAnswer {
+  private gzipBytes: Buffer | null;
+  private apiBodies: { hit?: Buffer; miss?: Buffer; hitGzip?: Buffer } = {};
+
+  constructor(
+    readonly status: number,
+    readonly contentType: string,
+    readonly body: Buffer,
+    readonly storedAt: number,
+    readonly freshUntil: number,
+    /** when the copy may no longer be served even as stale (its Redis expiry) */
+    readonly staleUntil: number,
+    readonly empty: boolean,
+    gzip: Buffer | null = null,
+  ) {
+    this.gzipBytes = gzip;
+  }
+
+  /** Approximate memory held, for the L1 byte bound. */
+  get size(): number {
+    return 256 + this.body.length * 2 + (this.gzipBytes?.length ?? 0) + this.contentType.length;
+  }
+
+  isFresh(now: number): boolean {
+    return now < this.freshUntil;
+  }
+
+  /** gzip bytes, if the body is worth compressing. */
+  gzip(minBytes: number): Buffer | null {
+    if (this.gzipBytes === null && this.body.length >= minBytes) this.gzipBytes = gzipSync(this.body);
+    return this.gzipBytes;
+  }
+
+  /** The tutorial contract: {"cache": <hit>, "data": <upstream array>} built by concatenation, not re-serialisation. */
+  apiBody(cacheHit: boolean): Buffer {
+    const slot = cacheHit ? 'hit' : 'miss';
+    let b = this.apiBodies[slot];
+    if (!b) {
+      b = Buffer.concat([Buffer.from(`{"cache":${cacheHit},"data":`), this.body, Buffer.from('}')]);
+      this.apiBodies[slot] = b;
+    }
+    return b;
+  }
+
+  apiHitGzip(minBytes: number): Buffer | null {
+    if (this.body.length < minBytes) return null;
+    this.apiBodies.hitGzip ??= gzipSync(this.apiBody(true));
+    return this.apiBodies.hitGzip;
+  }
+
+  toStored(compressMinBytes: number): StoredAnswer {
+    const gz = this.gzip(compressMinBytes);
+    return {
+      v: 1,
+      s: this.status,
+      t: this.contentType,
+      b: gz ? gz.toString('base64') : this.body.toString('utf8'),
+      z: gz !== null,
+      at: this.storedAt,
+      fu: this.freshUntil,
+      e: this.empty,
+    };
+  }
+
+  static fromStored(stored: StoredAnswer, staleUntil: number): CachedAnswer | null {
+    if (stored === null || typeof stored !== 'object' || stored.v !== 1) return null;
+    let body: Buffer;
+    let gz: Buffer | null = null;
+    if (stored.z) {
+      gz = Buffer.from(stored.b, 'base64');
+      body = gunzipSync(gz);
+    } else {
+      body = Buffer.from(stored.b, 'utf8');
+    }
+    return new CachedAnswer(stored.s, stored.t, body, stored.at, stored.fu, staleUntil, stored.e, gz);
+  }
+}
+
+const EMPTY_BODIES = new Set(['[]', '{"error":"Unable to geocode"}']);
+
+/**
+ * Nominatim's "nothing found" answers in each format: cacheable, but for a shorter time (a place
+ * added to OpenStreetMap today should show up soon).
+ */
+export function isEmptyAnswer(body: Buffer): boolean {
+  if (body.length > 600) return false;
+  const text = body.toString('utf8').trim();
+  if (EMPTY_BODIES.has(text)) return true;
+  if (/"features"\s*:\s*\[\s*\]/.test(text)) return true;
+  if (text.startsWith('<?xml')) {
+    return (/<searchresults[\s>]/.test(text) && !/<place[\s>]/.test(text)) || /<error>\s*Unable to geocode/.test(text);
+  }
+  return false;
+}

@@ -1,0 +1,37 @@
+import { canonicaliseApi, canonicaliseNominatim, CanonicalResult, NominatimEndpoint } from './nominatim-request';
+
+export type PlaceRoute = { variant: 'api' } | { variant: 'raw'; endpoint: NominatimEndpoint };
+
+/** Every path that answers places, with Nominatim's aliases (clients still call the old .php names). */
+export const PLACE_ROUTES: ReadonlyMap<string, PlaceRoute> = new Map<string, PlaceRoute>([
+  ['/api', { variant: 'api' }],
+  ['/', { variant: 'raw', endpoint: 'search' }],
+  ['/search', { variant: 'raw', endpoint: 'search' }],
+  ['/search.php', { variant: 'raw', endpoint: 'search' }],
+  ['/reverse', { variant: 'raw', endpoint: 'reverse' }],
+  ['/reverse.php', { variant: 'raw', endpoint: 'reverse' }],
+  ['/lookup', { variant: 'raw', endpoint: 'lookup' }],
+  ['/lookup.php', { variant: 'raw', endpoint: 'lookup' }],
+  ['/status', { variant: 'raw', endpoint: 'status' }],
+  ['/status.php', { variant: 'raw', endpoint: 'status' }],
+  ['/details', { variant: 'raw', endpoint: 'details' }],
+  ['/details.php', { variant: 'raw', endpoint: 'details' }],
+]);
+
+/** Exact match first (the hit path), then Express's leniencies: a trailing slash, other letter case. */
+export function findRoute(path: string): PlaceRoute | undefined {
+  return PLACE_ROUTES.get(path) ?? PLACE_ROUTES.get(path.replace(/\/+$/, '').toLowerCase() || '/');
+}
+
+/** Splits a request target into path and query without a full URL parse (hot path). */
+export function splitTarget(url: string): { path: string; query: string } {
+  const q = url.indexOf('?');
+  return q === -1 ? { path: url, query: '' } : { path: url.slice(0, q), query: url.slice(q + 1) };
+}
+
+export function canonicaliseRoute(route: PlaceRoute, query: string, acceptLanguage: string | undefined): CanonicalResult {
+  const params = new URLSearchParams(query);
+  return route.variant === 'api'
+    ? canonicaliseApi(params, acceptLanguage)
+    : canonicaliseNominatim(route.endpoint, params, acceptLanguage);
+}

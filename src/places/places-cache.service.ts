@@ -1,0 +1,225 @@
+import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import type { Cache } from 'cache-manager';
+import { CACHE_MANAGER } from '../cache/cache.constants';
+import { RedisConnectionService } from '../cache/redis-connection.service';
+import { RedisUnavailableError } from '../cache/redis-guard';
+import { cacheConfig, CacheConfig } from '../config/configuration';
+import { MetricsService } from '../metrics/metrics.service';
+import { CachedAnswer, isEmptyAnswer, StoredAnswer } from './cached-answer';
+import { FillLock } from './fill-lock';
+import { GatewayError } from './gateway.errors';
+import { L1Cache } from './l1-cache';
+import { NominatimClient, UpstreamAnswer } from './nominatim.client';
+import { CanonicalRequest } from './nominatim-request';
+
+export const FILL_LOCK = 'FILL_LOCK';
+
+/** What the cache did for one request; it becomes X-Cache / Cache-Status / Age and /api's `cache` flag. */
+export type CacheOutcome = 'HIT' | 'MISS' | 'STALE' | 'BYPASS';
+
+export interface Resolution {
+  answer: CachedAnswer;
+  outcome: CacheOutcome;
+  /** the answer is in the cache (false for upstream 4xx answers and /details) */
+  stored: boolean;
+  /** this request waited for another request's upstream call instead of making one */
+  collapsed?: boolean;
+  tier?: 'l1' | 'l2';
+  /** upstream status that made us serve a stale copy */
+  fwdStatus?: number;
+}
+
+/**
+ * Cache-aside for Nominatim answers: L1 (in-process, bytes-bounded) over L2 (CACHE_MANAGER: Redis, or
+ * cache-manager's memory store without REDIS_URL). Owns keys' TTLs, staleness (RFC 5861
+ * stale-while-revalidate and stale-if-error) and single-flight: one upstream call per question inside
+ * this process (shared promise) and across instances (fill lock in Redis, woken by pub/sub).
+ * Redis trouble never fails a request: it is bypassed and the answer comes from upstream.
+ */
+@Injectable()
+export class PlacesCacheService implements OnModuleDestroy {
+  private readonly logger = new Logger(PlacesCacheService.name);
+  readonly l1: L1Cache;
+  private readonly inflight = new Map<string, Promise<Resolution>>();
+  private readonly keepMs: number;
+  private destroyed = false;
+
+  constructor(
+    @Inject(CACHE_MANAGER) private readonly cache: Cache,
+    @Inject(cacheConfig.KEY) private readonly config: CacheConfig,
+    @Inject(FILL_LOCK) private readonly fillLock: FillLock | null,
+    private readonly redis: RedisConnectionService,
+    private readonly nominatim: NominatimClient,
+    private readonly metrics: MetricsService,
+  ) {
+    this.l1 = new L1Cache(config.l1MaxBytes);
+    this.keepMs = Math.max(config.staleIfErrorSeconds, config.staleWhileRevalidateSeconds) * 1000;
+  }
+
+  /**
+   * The hit path: an answer that may be served now without going upstream (fresh, or stale within
+   * stale-while-revalidate, which also starts one background refresh). `undefined` means "go the full way".
+   */
+  async fromCache(req: CanonicalRequest): Promise<Resolution | undefined> {
+    if (!req.cacheable) return undefined;
+    const now = Date.now();
+    let answer = this.l1.get(req.key, now);
+    let tier: 'l1' | 'l2' = 'l1';
+    if (answer === undefined || !answer.isFresh(now)) {
+      const shared = await this.readShared(req.key).catch(() => undefined);
+      if (shared !== undefined && (answer === undefined || shared.storedAt > answer.storedAt)) {
+        answer = shared;
+        tier = 'l2';
+        this.l1.set(req.key, shared, now);
+      }
+    }
+    return answer === undefined ? undefined : this.servable(req, answer, tier, now);
+  }
+
+  /** Synchronous L1-only variant of `fromCache`, for the front door's fast path. */
+  fromMemory(req: CanonicalRequest, now: number): Resolution | undefined {
+    const answer = this.l1.get(req.key, now);
+    return answer === undefined ? undefined : this.servable(req, answer, 'l1', now);
+  }
+
+  /** The full way: cache, then one coalesced, paced upstream call, with stale-if-error as the fallback. */
+  async resolve(req: CanonicalRequest): Promise<Resolution> {
+    if (!req.cacheable) {
+      const up = await this.nominatim.fetch(req);
+      return { answer: this.transient(up), outcome: 'MISS', stored: false };
+    }
+    const cached = await this.fromCache(req);
+    if (cached !== undefined) return cached;
+
+    const now = Date.now();
+    const stale = this.l1.get(req.key, now);
+    try {
+      return await this.fill(req);
+    } catch (e) {
+      if (e instanceof GatewayError && stale !== undefined && now < stale.freshUntil + this.config.staleIfErrorSeconds * 1000) {
+        this.metrics.cacheOutcomes.inc({ outcome: 'stale', tier: 'l1' });
+        return { answer: stale, outcome: 'STALE', stored: true, tier: 'l1', fwdStatus: e.upstreamStatus ?? e.getStatus() };
+      }
+      throw e;
+    }
+  }
+
+  private servable(req: CanonicalRequest, answer: CachedAnswer, tier: 'l1' | 'l2', now: number): Resolution | undefined {
+    if (answer.isFresh(now)) {
+      this.metrics.cacheOutcomes.inc({ outcome: 'hit', tier });
+      return { answer, outcome: 'HIT', stored: true, tier };
+    }
+    if (now < answer.freshUntil + this.config.staleWhileRevalidateSeconds * 1000) {
+      this.metrics.cacheOutcomes.inc({ outcome: 'stale', tier });
+      this.refreshInBackground(req);
+      return { answer, outcome: 'STALE', stored: true, tier };
+    }
+    return undefined;
+  }
+
+  /** RFC 5861 stale-while-revalidate: one refresh, through the same coalescing and pacing; never throws. */
+  private refreshInBackground(req: CanonicalRequest): void {
+    if (this.inflight.has(req.key) || this.destroyed) return;
+    this.fill(req).catch((e: Error) => this.logger.debug(`background refresh failed: ${e.message}`));
+  }
+
+  /** One upstream call per key in this process: concurrent callers share the leader's promise. */
+  private fill(req: CanonicalRequest): Promise<Resolution> {
+    const running = this.inflight.get(req.key);
+    if (running !== undefined) {
+      this.metrics.cacheOutcomes.inc({ outcome: 'coalesced', tier: 'l1' });
+      return running.then((r) => ({ ...r, collapsed: true }));
+    }
+    const p = this.fillAcrossInstances(req).finally(() => this.inflight.delete(req.key));
+    this.inflight.set(req.key, p);
+    return p;
+  }
+
+  /** Across instances: the fill-lock holder calls upstream; the others wait for its pub/sub notice. */
+  private async fillAcrossInstances(req: CanonicalRequest): Promise<Resolution> {
+    const lock = this.redis.isUsable() ? this.fillLock : null;
+    if (lock === null) return this.fetchAndStore(req, this.redis.client !== null);
+
+    let token: string | null;
+    try {
+      token = await lock.tryAcquire(req.key);
+      if (token === null) {
+        await lock.waitForFill(req.key, this.config.fillWaitMs);
+        const filled = await this.readShared(req.key);
+        if (filled !== undefined && filled.isFresh(Date.now())) {
+          this.l1.set(req.key, filled, Date.now());
+          this.metrics.cacheOutcomes.inc({ outcome: 'coalesced', tier: 'l2' });
+          return { answer: filled, outcome: 'MISS', stored: true, collapsed: true, tier: 'l2' };
+        }
+        // The holder gave up or died: take over if we can, or go without the lock.
+        token = await lock.tryAcquire(req.key);
+      }
+    } catch {
+      return this.fetchAndStore(req, true);
+    }
+    try {
+      return await this.fetchAndStore(req, false);
+    } finally {
+      if (token !== null) await lock.release(req.key, token).catch(() => undefined);
+    }
+  }
+
+  private async fetchAndStore(req: CanonicalRequest, bypass: boolean): Promise<Resolution> {
+    const up = await this.nominatim.fetch(req);
+    const outcome: CacheOutcome = bypass ? 'BYPASS' : 'MISS';
+    this.metrics.cacheOutcomes.inc({ outcome: bypass ? 'bypass' : 'miss', tier: bypass ? 'l1' : 'l2' });
+    // Nominatim's own errors (400, 404, …) go back as they are and are never cached.
+    if (up.status !== 200) return { answer: this.transient(up), outcome, stored: false };
+
+    const now = Date.now();
+    const empty = isEmptyAnswer(up.body);
+    const ttlSeconds = empty
+      ? Math.min(this.config.emptyTtlSeconds, this.ttlFor(req))
+      : this.ttlFor(req);
+    const freshUntil = now + ttlSeconds * 1000;
+    const answer = new CachedAnswer(200, up.contentType, up.body, now, freshUntil, freshUntil + this.keepMs, empty);
+    this.l1.set(req.key, answer, now);
+    this.metrics.l1Bytes.set(this.l1.bytes);
+    this.metrics.l1Entries.set(this.l1.entries);
+    if (!bypass) {
+      try {
+        await this.redis.run('set', () =>
+          this.cache.set(req.key, answer.toStored(this.config.compressMinBytes), answer.staleUntil - now),
+        );
+        if (this.fillLock !== null && this.redis.client !== null) await this.fillLock.notifyFilled(req.key).catch(() => undefined);
+      } catch (e) {
+        if (!(e instanceof RedisUnavailableError)) throw e;
+        return { answer, outcome: 'BYPASS', stored: true };
+      }
+    }
+    return { answer, outcome, stored: true };
+  }
+
+  private ttlFor(req: CanonicalRequest): number {
+    return req.endpoint === 'status' ? this.config.statusTtlSeconds : this.config.ttlSeconds;
+  }
+
+  private transient(up: UpstreamAnswer): CachedAnswer {
+    const now = Date.now();
+    return new CachedAnswer(up.status, up.contentType, up.body, now, now, now, false);
+  }
+
+  /** L2 read; throws RedisUnavailableError when Redis cannot be used (callers fail open). */
+  private async readShared(key: string): Promise<CachedAnswer | undefined> {
+    const stored = await this.redis.run('get', () => this.cache.get<StoredAnswer>(key));
+    if (stored === undefined || stored === null) return undefined;
+    const answer = CachedAnswer.fromStored(stored, stored.fu + this.keepMs);
+    if (answer === null || Date.now() >= answer.staleUntil) return undefined;
+    return answer;
+  }
+
+  /** Drops one key from both tiers (L1 of other instances is dropped by the purge broadcast). */
+  async evict(key: string): Promise<void> {
+    this.l1.delete(key);
+    await this.redis.run('del', () => this.cache.del(key));
+  }
+
+  onModuleDestroy(): void {
+    this.destroyed = true;
+  }
+}

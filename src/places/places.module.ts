@@ -1,0 +1,55 @@
+import { HttpModule } from '@nestjs/axios';
+import { Inject, Module, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { KEY_PREFIX } from '../cache/cache.constants';
+import { RedisConnectionService } from '../cache/redis-connection.service';
+import { nominatimConfig, NominatimConfig, redisConfig, RedisConfig } from '../config/configuration';
+import { FillLock } from './fill-lock';
+import { NominatimClient, UPSTREAM_PACER } from './nominatim.client';
+import { FILL_LOCK, PlacesCacheService } from './places-cache.service';
+import { PlacesController } from './places.controller';
+import { UpstreamPacer } from './upstream-pacer';
+
+@Module({
+  imports: [HttpModule],
+  controllers: [PlacesController],
+  providers: [
+    NominatimClient,
+    PlacesCacheService,
+    {
+      provide: UPSTREAM_PACER,
+      inject: [RedisConnectionService, nominatimConfig.KEY, redisConfig.KEY],
+      useFactory: (conn: RedisConnectionService, n: NominatimConfig, r: RedisConfig) =>
+        new UpstreamPacer(
+          conn.client,
+          { minIntervalMs: 1000 / n.maxRps, maxWaitMs: n.queueMaxWaitMs, keyPrefix: KEY_PREFIX, opTimeoutMs: r.opTimeoutMs },
+          () => conn.isUsable(),
+        ),
+    },
+    {
+      provide: FILL_LOCK,
+      inject: [RedisConnectionService, nominatimConfig.KEY, redisConfig.KEY],
+      useFactory: (conn: RedisConnectionService, n: NominatimConfig, r: RedisConfig) =>
+        conn.client && conn.subscriber
+          ? new FillLock(conn.client, conn.subscriber, { keyPrefix: KEY_PREFIX, leaseMs: n.fillLeaseMs, opTimeoutMs: r.opTimeoutMs })
+          : null,
+    },
+  ],
+  exports: [PlacesCacheService],
+})
+export class PlacesModule implements OnApplicationBootstrap, OnModuleDestroy {
+  constructor(
+    @Inject(FILL_LOCK) private readonly fillLock: FillLock | null,
+    private readonly conn: RedisConnectionService,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    // Subscribe whenever the pub/sub connection becomes ready; start-up never waits on Redis.
+    const subscribe = () => this.fillLock?.start().catch(() => undefined);
+    this.conn.subscriber?.on('ready', subscribe);
+    if (this.conn.subscriber?.isReady) void subscribe();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await this.fillLock?.stop().catch(() => undefined);
+  }
+}
