@@ -1,0 +1,39 @@
+# node:20-bookworm-slim rather than alpine: glibc and Debian 12 match the machines where CI and the
+# tests run, so the image executes the same Node build and native-binary variants that were tested.
+# Alpine would save ~40 MB but swaps in musl, which nothing here is tested against.
+
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY nest-cli.json tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# Production dependencies in their own stage: it depends only on the lockfile, so a source change
+# reuses this layer. No runtime dependency needs an install script, and skipping them keeps
+# telemetry hooks (@scarf/scarf via swagger-ui-dist) out of the build.
+FROM node:20-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production
+# Heroku assigns $PORT at run time and overrides this; 8080 is the default for docker run/compose.
+ENV PORT=8080
+WORKDIR /app
+# Files stay owned by root and only readable by `node`: the process cannot rewrite its own code.
+COPY package.json package-lock.json ./
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+USER node
+# Heroku ignores EXPOSE, HEALTHCHECK and STOPSIGNAL; they serve docker run, compose and orchestrators.
+EXPOSE 8080
+# The slim image has no curl or wget, so Node itself probes liveness on the port the app really uses.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "const p=process.env.PORT||8080;require('http').get('http://127.0.0.1:'+p+'/health/live',r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1)).setTimeout(4000,()=>process.exit(1))"]
+STOPSIGNAL SIGTERM
+# Exec form, not `npm start`: node is PID 1 and receives SIGTERM itself (npm and sh do not forward it),
+# so Nest's shutdown hooks close Redis and drain requests within Heroku's 30 s grace period.
+CMD ["node", "dist/main.js"]
