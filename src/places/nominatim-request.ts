@@ -471,8 +471,8 @@ function lookup(p: Map<string, string>, fmt: ResponseFormat, out: Out): string |
     }
   }
   if (count > LOOKUP_MAX_COUNT) return 'Too many object IDs.';
-  // Sorted and de-duplicated so permutations share a key (the answer lists places in this order then).
-  if (ids.size > 0) out.set('osm_ids', [...ids].sort(compareOsmIds).join(','));
+  // Order is kept: Nominatim answers in the order asked, and clients match results by position.
+  if (ids.size > 0) out.set('osm_ids', [...ids].join(','));
 
   outputDetails(p, out, true);
   return undefined;
