@@ -1,0 +1,64 @@
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { AddressInfo } from 'node:net';
+import { createApp } from '../../src/app.setup';
+
+export interface RunningApp {
+  app: NestExpressApplication;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Quiet, loopback-only defaults; every test passes what it is about on top. */
+const TEST_DEFAULTS: Record<string, string> = {
+  LOG_LEVEL: 'warn',
+  NOMINATIM_USER_AGENT: 'places-cache-tests/1.0 (tests@places-cache.test)',
+  NOMINATIM_MAX_RPS: '1000',
+  UPSTREAM_TIMEOUT_MS: '2000',
+  RATE_LIMIT_ENABLED: 'false',
+};
+
+const CONFIG_KEYS = [
+  'PORT', 'HOST', 'LOG_LEVEL', 'CORS_ORIGINS', 'ADMIN_TOKEN', 'TRUST_PROXY', 'SHUTDOWN_TIMEOUT_MS', 'MAX_URL_BYTES',
+  'REDIS_URL', 'REDIS_TLS_URL', 'REDIS_OP_TIMEOUT_MS', 'CACHE_TTL_SECONDS', 'STATUS_TTL_SECONDS', 'EMPTY_TTL_SECONDS',
+  'STALE_IF_ERROR_SECONDS', 'STALE_WHILE_REVALIDATE_SECONDS', 'L1_MAX_BYTES', 'COMPRESS_MIN_BYTES',
+  'NOMINATIM_URL', 'NOMINATIM_USER_AGENT', 'NOMINATIM_EMAIL', 'UPSTREAM_TIMEOUT_MS', 'NOMINATIM_MAX_RPS',
+  'UPSTREAM_QUEUE_MAX_WAIT_MS', 'RATE_LIMIT_ENABLED', 'RATE_LIMIT_WINDOW_SECONDS', 'RATE_LIMIT_MISSES', 'RATE_LIMIT_HITS',
+];
+
+/**
+ * Boots the real AppModule exactly as main.ts does (createApp), listening on 127.0.0.1 with a random
+ * port. The environment is set only while the app builds its configuration, then restored.
+ */
+export async function startApp(env: Record<string, string | undefined>): Promise<RunningApp> {
+  const saved = new Map(CONFIG_KEYS.map((k) => [k, process.env[k]]));
+  for (const k of CONFIG_KEYS) delete process.env[k];
+  for (const [k, v] of Object.entries({ ...TEST_DEFAULTS, ...env })) {
+    if (v !== undefined) process.env[k] = v;
+  }
+  let app: NestExpressApplication;
+  try {
+    app = await createApp();
+  } finally {
+    for (const [k, v] of saved) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+  await app.listen(0, '127.0.0.1');
+  const { port } = app.getHttpServer().address() as AddressInfo;
+  return {
+    app,
+    url: `http://127.0.0.1:${port}`,
+    close: () => app.close(),
+  };
+}
+
+/** Polls `check` until it returns true (or throws after `timeoutMs`): for state that settles asynchronously. */
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 5000, stepMs = 25): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
