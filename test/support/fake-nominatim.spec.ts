@@ -124,13 +124,13 @@ describe(FakeNominatim.name, () => {
       expect(body.map((p) => p.name)).toEqual(['Bahnhofstrasse']);
     });
 
-    it('applies limit, clamped to 1..40', async () => {
+    it('applies limit, clamped to 1..50', async () => {
       await expect(getJson(`${url}/search?q=springfield&format=json`)).resolves.toHaveLength(3);
       await expect(getJson(`${url}/search?q=springfield&limit=2&format=json`)).resolves.toHaveLength(2);
       await expect(getJson(`${url}/search?q=springfield&limit=0&format=json`)).resolves.toHaveLength(1);
       const xml = await (await fetch(`${url}/search?q=springfield&limit=500&format=xml`)).text();
-      // Nominatim asks for limit + min(limit, 10) rows to deduplicate: 40 + 10.
-      expect(xml).toContain('&amp;limit=50&amp;');
+      // Nominatim asks for limit + min(limit, 10) rows to deduplicate: 50 + 10.
+      expect(xml).toContain('&amp;limit=60&amp;');
     });
 
     it('adds address, extratags and namedetails on request', async () => {
@@ -227,7 +227,7 @@ describe(FakeNominatim.name, () => {
     });
 
     it.each(['lat=0&lon=-150', 'lat=-91&lon=0', 'lat=10&lon=181'])('reverse %s → Unable to geocode', async (q) => {
-      await expect(getJson(`${url}/reverse?${q}`)).resolves.toEqual({ error: 'Unable to geocode' });
+      await expect(getJson(`${url}/reverse?${q}&format=json`)).resolves.toEqual({ error: 'Unable to geocode' });
     });
 
     it('reverse without a match says so in XML too', async () => {

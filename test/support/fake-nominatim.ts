@@ -25,8 +25,8 @@ const CT_JSONP = 'application/javascript; charset=utf-8';
 const LICENCE = 'Data © OpenStreetMap contributors, ODbL 1.0. http://osm.org/copyright';
 const OSM_TYPE_NAME = { N: 'node', W: 'way', R: 'relation' } as const;
 
-/** Nominatim's own limit is 50; this project documents and tests against 40. */
-const MAX_LIMIT = 40;
+/** Nominatim 5.x server_glue: `max(1, min(50, limit))`. */
+const MAX_LIMIT = 50;
 const LOOKUP_MAX_COUNT = 50;
 /** Reverse geocoding gives up when the nearest place is further away than this (degrees). */
 const REVERSE_MAX_DISTANCE = 2;
@@ -1439,7 +1439,8 @@ export class FakeNominatim {
   }
 
   private reverse(params: Params): string {
-    const fmt = parseFormat(params, FORMATS, 'jsonv2');
+    // Nominatim 5.x: /reverse and /lookup default to xml, /search to jsonv2.
+    const fmt = parseFormat(params, FORMATS, 'xml');
     const lon = params.getFloat('lon');
     const lat = params.getFloat('lat');
     const geometry = parseGeometry(params, fmt);
@@ -1462,7 +1463,7 @@ export class FakeNominatim {
   }
 
   private lookup(params: Params): string {
-    const fmt = parseFormat(params, FORMATS, 'jsonv2');
+    const fmt = parseFormat(params, FORMATS, 'xml');
     const geometry = parseGeometry(params, fmt);
     const ids: Array<[OsmType, number]> = [];
     for (const raw of (params.get('osm_ids') ?? '').split(',')) {
