@@ -1,5 +1,7 @@
-import { Module } from '@nestjs/common';
+import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
+import { AdminModule } from './admin/admin.module';
+import { CachePurgeModule } from './admin/cache-purge.module';
 import { CacheModule } from './cache/cache.module';
 import {
   appConfig,
@@ -9,10 +11,12 @@ import {
   throttleConfig,
   validateEnv,
 } from './config/configuration';
+import { HealthModule } from './health/health.module';
 import { FrontDoor } from './http/front-door.service';
 import { LoggingModule } from './logging/logging.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { PlacesModule } from './places/places.module';
+import { ThrottleModule } from './throttle/throttle.module';
 
 @Module({
   imports: [
@@ -27,7 +31,18 @@ import { PlacesModule } from './places/places.module';
     MetricsModule,
     CacheModule,
     PlacesModule,
+    HealthModule,
+    ThrottleModule,
+    CachePurgeModule,
   ],
   providers: [FrontDoor],
 })
-export class AppModule {}
+export class AppModule {
+  /**
+   * The root module with the parts that exist only under some configuration, decided when the app is
+   * built (createApp) rather than when this file is loaded: the admin routes need ADMIN_TOKEN.
+   */
+  static register(env: Record<string, string | undefined> = process.env): DynamicModule {
+    return { module: AppModule, imports: [AdminModule.forEnv(env)] };
+  }
+}

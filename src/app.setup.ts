@@ -4,6 +4,7 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { Server } from 'node:http';
 import type { Logger as Pino } from 'pino';
+import { ADMIN_BEARER } from './admin/admin.controller';
 import { AppModule } from './app.module';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
 import { APP_VERSION, appConfig, AppConfig, nominatimConfig, NominatimConfig } from './config/configuration';
@@ -16,7 +17,7 @@ import { APP_LOGGER } from './logging/logging.module';
  * benchmark), without listening.
  */
 export async function createApp(): Promise<NestExpressApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(AppModule, { bufferLogs: true, abortOnError: false });
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.register(), { bufferLogs: true, abortOnError: false });
   app.useLogger(new PinoNestLogger(app.get<Pino>(APP_LOGGER)));
   app.disable('x-powered-by');
   const config = app.get<AppConfig>(appConfig.KEY);
@@ -41,6 +42,7 @@ function setupSwagger(app: INestApplication): void {
           'plus X-Cache, Cache-Status, Age and Cache-Control headers. Data © OpenStreetMap contributors, ODbL.',
       )
       .setVersion(APP_VERSION)
+      .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN (admin routes only)' }, ADMIN_BEARER)
       .build(),
   );
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json', yamlDocumentUrl: 'docs-yaml' });

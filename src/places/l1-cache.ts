@@ -35,8 +35,9 @@ export class L1Cache {
     this.lru.set(key, answer, { ttl });
   }
 
-  delete(key: string): void {
-    this.lru?.delete(key);
+  /** True when there was an entry to drop. */
+  delete(key: string): boolean {
+    return this.lru?.delete(key) ?? false;
   }
 
   deletePrefix(prefix: string): number {

@@ -1,0 +1,128 @@
+import { BadRequestException, Controller, Delete, HttpException, HttpStatus, Req, Res, UseGuards } from '@nestjs/common';
+import {
+  ApiBadRequestResponse,
+  ApiBearerAuth,
+  ApiOkResponse,
+  ApiOperation,
+  ApiQuery,
+  ApiServiceUnavailableResponse,
+  ApiTags,
+  ApiUnauthorizedResponse,
+} from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { canonicaliseRoute, findRoute, splitTarget } from '../places/place-routes';
+import { ErrorAnswer } from '../places/nominatim-request';
+import { AdminTokenGuard } from './admin-token.guard';
+import { CachePurgeService, isEntryKey, isPurgeablePrefix, PurgeResult, PurgeUnavailableError } from './cache-purge.service';
+import { ErrorResponseDto, PurgeResponseDto } from './dto/purge-response.dto';
+
+/** The one Swagger security scheme of the admin routes (declared in app.setup.ts). */
+export const ADMIN_BEARER = 'admin';
+
+/**
+ * Cache purges for operators. Present only when ADMIN_TOKEN is set; every route needs
+ * `Authorization: Bearer <ADMIN_TOKEN>`. Thin: parse, delegate to CachePurgeService, answer counts.
+ */
+@ApiTags('admin')
+@ApiBearerAuth(ADMIN_BEARER)
+@ApiUnauthorizedResponse({ description: 'No or wrong bearer token', type: ErrorResponseDto })
+@ApiServiceUnavailableResponse({ description: 'Redis is unavailable: only this instance\'s L1 was purged (Retry-After)', type: ErrorResponseDto })
+@UseGuards(AdminTokenGuard)
+@Controller('admin/cache')
+export class AdminController {
+  constructor(private readonly purger: CachePurgeService) {}
+
+  @Delete()
+  @ApiOperation({
+    summary: 'Purge one answer by its canonical key',
+    description: 'Removes the entry from Redis and from the L1 of every instance (pub/sub broadcast).',
+  })
+  @ApiQuery({ name: 'key', required: true, example: 'places:v1:search:addressdetails=0&extratags=0&format=json&limit=10&namedetails=0&q=berlin' })
+  @ApiOkResponse({ type: PurgeResponseDto })
+  @ApiBadRequestResponse({ description: 'Not an answer key (places:v1:<endpoint>:…)', type: ErrorResponseDto })
+  async purgeKey(@Req() req: Request, @Res() res: Response): Promise<void> {
+    const key = single(req, 'key');
+    if (!isEntryKey(key)) throw new BadRequestException('key must be an answer key: places:v1:<search|reverse|lookup|status|details>:…');
+    this.send(res, { key, ...(await this.run(res, () => this.purger.purgeKey(key))) });
+  }
+
+  @Delete('question')
+  @ApiOperation({
+    summary: 'Purge one answer by the question that produced it',
+    description:
+      '`path` is the route (`/api`, `/search`, `/reverse`, `/lookup`, `/status`); every other parameter is the ' +
+      'question as a client sends it. The gateway canonicalises it exactly as for a request, so every spelling ' +
+      'of one question names the same entry. Example: `?path=/search&q=Berlin&format=json`.',
+  })
+  @ApiQuery({ name: 'path', required: true, example: '/search' })
+  @ApiQuery({ name: 'q', required: false, example: 'Berlin', description: 'and any other parameter of the question' })
+  @ApiOkResponse({ type: PurgeResponseDto })
+  @ApiBadRequestResponse({ description: 'Unknown path, or a question the route would reject', type: ErrorResponseDto })
+  async purgeQuestion(@Req() req: Request, @Res() res: Response): Promise<void> {
+    const params = new URLSearchParams(splitTarget(req.originalUrl).query);
+    const path = single(req, 'path');
+    params.delete('path');
+    const route = findRoute(path);
+    if (route === undefined) throw new BadRequestException('path must be one of /api, /search, /reverse, /lookup, /status');
+    // The question's own accept-language parameter counts; the admin request's header does not.
+    const canonical = canonicaliseRoute(route, params.toString(), undefined);
+    if (!canonical.ok) throw new BadRequestException(`Not a valid question: ${errorText(canonical.error)}`);
+    if (!canonical.request.cacheable) throw new BadRequestException(`Answers of ${canonical.request.upstreamPath} are never cached`);
+    const key = canonical.request.key;
+    this.send(res, { key, ...(await this.run(res, () => this.purger.purgeKey(key))) });
+  }
+
+  @Delete('prefix')
+  @ApiOperation({
+    summary: 'Purge every answer whose key starts with a prefix',
+    description:
+      'SCAN MATCH + UNLINK in batches (never KEYS or FLUSHDB); only answer keys under `places:v1:` are removed, ' +
+      'and the L1 of every instance is purged too. `places:v1:` purges every cached answer.',
+  })
+  @ApiQuery({ name: 'prefix', required: true, example: 'places:v1:search:' })
+  @ApiOkResponse({ type: PurgeResponseDto })
+  @ApiBadRequestResponse({ description: 'The prefix does not start with places:v1:', type: ErrorResponseDto })
+  async purgePrefix(@Req() req: Request, @Res() res: Response): Promise<void> {
+    const prefix = single(req, 'prefix');
+    if (!isPurgeablePrefix(prefix)) throw new BadRequestException('prefix must start with places:v1:');
+    this.send(res, { prefix, ...(await this.run(res, () => this.purger.purgePrefix(prefix))) });
+  }
+
+  private async run(res: Response, purge: () => Promise<PurgeResult>): Promise<PurgeResult> {
+    try {
+      return await purge();
+    } catch (e) {
+      if (!(e instanceof PurgeUnavailableError)) throw e;
+      res.setHeader('Retry-After', '1');
+      throw new HttpException(
+        { error: 'Service Unavailable', code: 'redis_unavailable', message: `${e.message}; ${e.l1Deleted} L1 entries dropped here` },
+        HttpStatus.SERVICE_UNAVAILABLE,
+      );
+    }
+  }
+
+  private send(res: Response, body: PurgeResponseDto): void {
+    res.setHeader('Cache-Control', 'no-store');
+    res.status(200).json(body);
+  }
+}
+
+/** Exactly one value of `name` in the query string (read raw: keys contain `&` and `=` once decoded). */
+function single(req: Request, name: string): string {
+  const values = new URLSearchParams(splitTarget(req.originalUrl).query).getAll(name);
+  if (values.length !== 1 || values[0] === '') throw new BadRequestException(`Give exactly one ${name} parameter`);
+  return values[0];
+}
+
+/** The message of one of the canonicaliser's Nominatim-shaped errors. */
+function errorText(e: ErrorAnswer): string {
+  try {
+    const parsed = JSON.parse(e.body) as { message?: unknown; error?: { message?: unknown } };
+    const message = parsed.error?.message ?? parsed.message;
+    if (typeof message === 'string') return message;
+  } catch {
+    // text or XML
+  }
+  const xml = /<message>([^<]*)<\/message>/.exec(e.body);
+  return xml ? xml[1] : e.body.replace(/^ERROR \d+: /, '');
+}

@@ -1,0 +1,197 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import type { Cache } from 'cache-manager';
+import { CACHE_MANAGER, KEY_PREFIX } from '../cache/cache.constants';
+import { RedisConnectionService } from '../cache/redis-connection.service';
+import { RedisUnavailableError } from '../cache/redis-guard';
+import { withTimeout } from '../cache/with-timeout';
+import { MetricsService } from '../metrics/metrics.service';
+import { PlacesCacheService } from '../places/places-cache.service';
+
+/** Every instance listens here; a message is a cache key, or `prefix:<prefix>`. */
+export const PURGE_CHANNEL = `${KEY_PREFIX}purge`;
+const PREFIX_MESSAGE = 'prefix:';
+
+/**
+ * Cache entries are `places:v1:<endpoint>:…`. Everything else under places:v1: (fill locks, pacing,
+ * rate-limit counters) is working state, never purged, even by the prefix `places:v1:`.
+ */
+const ENTRY_KEY = /^places:v1:(?:search|reverse|lookup|status|details):/;
+// eslint-disable-next-line no-control-regex -- rejecting control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f]/;
+export const MAX_KEY_LENGTH = 1024;
+
+/** Keys per SCAN page and per UNLINK. */
+const SCAN_COUNT = 1000;
+const UNLINK_BATCH = 500;
+/** A prefix purge stops after this long (under Heroku's 30 s router timeout) and says it is incomplete. */
+const PURGE_BUDGET_MS = 20_000;
+
+export interface PurgeResult {
+  /** entries removed from the shared cache (Redis, or the memory store in in-memory mode) */
+  deleted: number;
+  /** entries dropped from this instance's L1; the other instances drop theirs on the broadcast */
+  l1Deleted: number;
+  /** false when a prefix purge ran out of time: run it again to finish */
+  complete: boolean;
+}
+
+/** The shared cache could not be reached; this instance's L1 was purged, the shared copies were not. */
+export class PurgeUnavailableError extends Error {
+  constructor(readonly l1Deleted: number) {
+    super('Redis is unavailable: the shared cache was not purged');
+    this.name = 'PurgeUnavailableError';
+  }
+}
+
+export function isEntryKey(key: string): boolean {
+  return key.length <= MAX_KEY_LENGTH && ENTRY_KEY.test(key) && !CONTROL.test(key);
+}
+
+/** A prefix may name all entries (`places:v1:`), one endpoint's, or any narrower start of a key. */
+export function isPurgeablePrefix(prefix: string): boolean {
+  return prefix.length <= MAX_KEY_LENGTH && prefix.startsWith(KEY_PREFIX) && !CONTROL.test(prefix);
+}
+
+/** SCAN's MATCH is a glob: the prefix must match itself only. */
+export function escapeGlob(s: string): string {
+  return s.replace(/[\\*?[\]]/g, (c) => `\\${c}`);
+}
+
+/**
+ * Purges answers from both tiers: the shared cache (SCAN + UNLINK in batches: never KEYS, never
+ * FLUSHDB, never cache-manager's reset(), which flushes the whole database) and the L1 of every
+ * instance, through a Redis pub/sub broadcast that every instance subscribes to, whether or not it
+ * serves the admin routes.
+ */
+@Injectable()
+export class CachePurgeService implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger(CachePurgeService.name);
+  private subscribed?: Promise<void>;
+  private readonly onReady = () => void this.subscribe();
+  private readonly onMessage = (message: string) => this.applyBroadcast(message);
+
+  constructor(
+    @Inject(CACHE_MANAGER) private readonly cache: Cache,
+    private readonly conn: RedisConnectionService,
+    private readonly places: PlacesCacheService,
+    private readonly metrics: MetricsService,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    // Like the fill lock: subscribe whenever the pub/sub connection becomes ready; never wait on Redis.
+    this.conn.subscriber?.on('ready', this.onReady);
+    if (this.conn.subscriber?.isReady) void this.subscribe();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    const subscriber = this.conn.subscriber;
+    subscriber?.off('ready', this.onReady);
+    const subscribed = this.subscribed;
+    this.subscribed = undefined;
+    if (!subscriber || !subscribed) return;
+    try {
+      await subscribed;
+      await withTimeout(subscriber.unsubscribe(PURGE_CHANNEL, this.onMessage), this.conn.opTimeoutMs, 'redis purge unsubscribe');
+    } catch {
+      // The connection is closing anyway.
+    }
+  }
+
+  /** Removes one entry by its canonical key. */
+  async purgeKey(key: string): Promise<PurgeResult> {
+    const l1Deleted = this.dropLocal(key) ? 1 : 0;
+    const client = this.conn.client;
+    if (client === null) {
+      const existed = (await this.cache.get(key)) !== undefined;
+      if (existed) await this.cache.del(key);
+      return { deleted: existed ? 1 : 0, l1Deleted, complete: true };
+    }
+    try {
+      const deleted = await this.conn.run('purge', () => client.unlink(key));
+      await this.broadcast(key);
+      return { deleted: Number(deleted), l1Deleted, complete: true };
+    } catch (e) {
+      if (e instanceof RedisUnavailableError) throw new PurgeUnavailableError(l1Deleted);
+      throw e;
+    }
+  }
+
+  /** Removes every entry whose key starts with `prefix` (which starts with places:v1:). */
+  async purgePrefix(prefix: string): Promise<PurgeResult> {
+    const l1Deleted = this.dropLocalPrefix(prefix);
+    const client = this.conn.client;
+    if (client === null) {
+      const keys = (await this.cache.store.keys()).filter((k) => k.startsWith(prefix) && isEntryKey(k));
+      if (keys.length > 0) await this.cache.store.mdel(...keys);
+      return { deleted: keys.length, l1Deleted, complete: true };
+    }
+    const match = `${escapeGlob(prefix)}*`;
+    const deadline = Date.now() + PURGE_BUDGET_MS;
+    let deleted = 0;
+    let cursor = 0;
+    try {
+      do {
+        const page = await this.conn.run('purge scan', () => client.scan(cursor, { MATCH: match, COUNT: SCAN_COUNT }));
+        cursor = Number(page.cursor);
+        // startsWith as well as MATCH: the glob is escaped, and this keeps it so whatever MATCH does.
+        const keys = page.keys.filter((k) => k.startsWith(prefix) && isEntryKey(k));
+        for (let i = 0; i < keys.length; i += UNLINK_BATCH) {
+          const batch = keys.slice(i, i + UNLINK_BATCH);
+          deleted += Number(await this.conn.run('purge', () => client.unlink(batch)));
+        }
+      } while (cursor !== 0 && Date.now() < deadline);
+      await this.broadcast(`${PREFIX_MESSAGE}${prefix}`);
+    } catch (e) {
+      if (e instanceof RedisUnavailableError) throw new PurgeUnavailableError(l1Deleted);
+      throw e;
+    }
+    if (cursor !== 0) this.logger.warn(`Prefix purge stopped after ${PURGE_BUDGET_MS} ms with ${deleted} entries deleted; run it again to finish`);
+    return { deleted, l1Deleted, complete: cursor === 0 };
+  }
+
+  /** What another instance (or this one) published: drop the L1 copies here. */
+  applyBroadcast(message: string): void {
+    if (message.startsWith(PREFIX_MESSAGE)) {
+      const prefix = message.slice(PREFIX_MESSAGE.length);
+      if (isPurgeablePrefix(prefix)) this.dropLocalPrefix(prefix);
+    } else if (isEntryKey(message)) {
+      this.dropLocal(message);
+    }
+  }
+
+  private async broadcast(message: string): Promise<void> {
+    const client = this.conn.client as NonNullable<RedisConnectionService['client']>;
+    await this.conn.run('purge publish', () => client.publish(PURGE_CHANNEL, message));
+  }
+
+  private dropLocal(key: string): boolean {
+    const dropped = this.places.l1.delete(key);
+    this.updateGauges();
+    return dropped;
+  }
+
+  private dropLocalPrefix(prefix: string): number {
+    const dropped = this.places.l1.deletePrefix(prefix);
+    this.updateGauges();
+    return dropped;
+  }
+
+  private updateGauges(): void {
+    this.metrics.l1Bytes.set(this.places.l1.bytes);
+    this.metrics.l1Entries.set(this.places.l1.entries);
+  }
+
+  private subscribe(): Promise<void> {
+    const subscriber = this.conn.subscriber;
+    if (!subscriber) return Promise.resolve();
+    // node-redis keeps one listener set per channel and resubscribes by itself after a reconnect;
+    // subscribing again on 'ready' only covers a first attempt that failed.
+    this.subscribed ??= withTimeout(subscriber.subscribe(PURGE_CHANNEL, this.onMessage), this.conn.opTimeoutMs, 'redis purge subscribe').catch(
+      (error: unknown) => {
+        this.subscribed = undefined;
+        this.logger.warn(`Purge broadcast subscription failed (${error instanceof Error ? error.message : String(error)}); retried when Redis is ready`);
+      },
+    );
+    return this.subscribed;
+  }
+}
