@@ -16,7 +16,7 @@ import { securityHeaders } from './security-headers';
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 const REQUEST_ID = /^[\w.:@-]{1,128}$/;
-const STATIC_ROUTES = new Set(['/metrics', '/health/live', '/health/ready', '/docs', '/docs-json', '/docs-yaml']);
+const STATIC_ROUTES = new Set(['/metrics', '/health/live', '/health/ready', '/health/upstream', '/docs', '/docs-json', '/docs-yaml']);
 const EXPOSED = 'X-Cache, Cache-Status, Age, X-Request-Id, Retry-After';
 
 /**

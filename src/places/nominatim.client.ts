@@ -7,6 +7,7 @@ import { MetricsService } from '../metrics/metrics.service';
 import { GatewayError, upstreamBusy, upstreamFailed, upstreamTimeout } from './gateway.errors';
 import { CanonicalRequest } from './nominatim-request';
 import { CoolingDownError, QueueFullError, UpstreamPacer } from './upstream-pacer';
+import { UpstreamStatus } from './upstream-status';
 
 export interface UpstreamAnswer {
   status: number;
@@ -36,6 +37,7 @@ export class NominatimClient {
     @Inject(nominatimConfig.KEY) private readonly config: NominatimConfig,
     @Inject(UPSTREAM_PACER) private readonly pacer: UpstreamPacer,
     private readonly metrics: MetricsService,
+    private readonly upstreamStatus: UpstreamStatus,
   ) {}
 
   async fetch(request: CanonicalRequest): Promise<UpstreamAnswer> {
@@ -60,6 +62,7 @@ export class NominatimClient {
       );
       endTimer();
       this.metrics.upstreamRequests.inc({ endpoint: request.endpoint, status: String(res.status) });
+      this.upstreamStatus.record(request.endpoint, res.status, performance.now() - started);
       const body = Buffer.from(res.data);
       const contentType = String(res.headers['content-type'] ?? 'application/octet-stream');
       return this.interpret(res.status, contentType, body, res.headers['retry-after'] as string | undefined);
@@ -71,6 +74,7 @@ export class NominatimClient {
         err.code === 'ECONNABORTED' || err.code === 'ETIMEDOUT' || err.name === 'CanceledError' || err.name === 'AbortError';
       this.metrics.upstreamRequests.inc({ endpoint: request.endpoint, status: timedOut ? 'timeout' : 'error' });
       const ms = Math.round(performance.now() - started);
+      this.upstreamStatus.record(request.endpoint, timedOut ? 'timeout' : 'error', ms);
       if (timedOut) {
         this.logger.warn(`Nominatim ${request.endpoint} timed out after ${ms} ms`);
         throw upstreamTimeout(this.config.timeoutMs);

@@ -8,6 +8,7 @@ import { NominatimClient, UPSTREAM_PACER } from './nominatim.client';
 import { FILL_LOCK, PlacesCacheService } from './places-cache.service';
 import { PlacesController } from './places.controller';
 import { UpstreamPacer } from './upstream-pacer';
+import { UpstreamStatus } from './upstream-status';
 
 @Module({
   imports: [HttpModule],
@@ -33,8 +34,9 @@ import { UpstreamPacer } from './upstream-pacer';
           ? new FillLock(conn.client, conn.subscriber, { keyPrefix: KEY_PREFIX, leaseMs: n.fillLeaseMs, opTimeoutMs: r.opTimeoutMs })
           : null,
     },
+    { provide: UpstreamStatus, inject: [UPSTREAM_PACER], useFactory: (pacer: UpstreamPacer) => new UpstreamStatus(pacer) },
   ],
-  exports: [PlacesCacheService],
+  exports: [PlacesCacheService, UpstreamStatus],
 })
 export class PlacesModule implements OnApplicationBootstrap, OnModuleDestroy {
   constructor(

@@ -1,0 +1,168 @@
+import { Controller, Get } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import { HealthCheck, HealthCheckResult, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
+import { APP_VERSION } from '../config/configuration';
+import { RedisHealthIndicator } from './redis.health';
+import { UpstreamHealthIndicator } from './upstream.health';
+
+const indicator = {
+  type: 'object',
+  required: ['status'],
+  properties: { status: { type: 'string', enum: ['up', 'degraded', 'down'] } },
+  additionalProperties: true,
+};
+
+/** terminus' answer shape, with our own examples (see docs/operations.md for every field). */
+const resultSchema = (examples: Record<string, { summary: string; value: object }>) => ({
+  content: {
+    'application/json': {
+      schema: {
+        type: 'object',
+        required: ['status', 'details'],
+        properties: {
+          status: { type: 'string', enum: ['ok', 'degraded', 'error', 'shutting_down'] },
+          info: { type: 'object', additionalProperties: indicator },
+          error: { type: 'object', additionalProperties: indicator },
+          details: { type: 'object', additionalProperties: indicator },
+        },
+      },
+      examples,
+    },
+  },
+});
+
+const wrap = (status: string, key: string, value: object, good = true) => ({
+  status,
+  info: good ? { [key]: value } : {},
+  error: good ? {} : { [key]: value },
+  details: { [key]: value },
+});
+
+const SHUTTING_DOWN = {
+  description: 'The instance is shutting down (after SIGTERM); send traffic elsewhere',
+  ...resultSchema({ shuttingDown: { summary: 'shutting down', value: { ...wrap('shutting_down', 'redis', { status: 'up', state: 'ready', responseTimeMs: 0.4 }) } } }),
+};
+
+/**
+ * Operational endpoints. Liveness is the process; readiness is the shared cache (a degraded Redis does
+ * not stop the service answering, so it stays 200); upstream is reported from the last real call,
+ * never probed.
+ */
+@ApiTags('operations')
+@Controller('health')
+export class HealthController {
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly indicators: HealthIndicatorService,
+    private readonly redis: RedisHealthIndicator,
+    private readonly upstream: UpstreamHealthIndicator,
+  ) {}
+
+  @Get('live')
+  @HealthCheck({ noCache: true, swaggerDocumentation: false })
+  @ApiOperation({ summary: 'Liveness: the process answers', description: 'Checks nothing outside the process: restart the instance only when this fails.' })
+  @ApiOkResponse({
+    description: 'The process is running',
+    ...resultSchema({
+      ok: {
+        summary: 'alive',
+        value: wrap('ok', 'process', { status: 'up', pid: 4242, uptimeSeconds: 3600.5, version: APP_VERSION }),
+      },
+    }),
+  })
+  @ApiServiceUnavailableResponse(SHUTTING_DOWN)
+  live(): Promise<HealthCheckResult> {
+    return this.health.check([
+      () =>
+        this.indicators.check('process').up({
+          pid: process.pid,
+          uptimeSeconds: Math.round((Date.now() - this.startedAt) / 100) / 10,
+          version: APP_VERSION,
+        }),
+    ]);
+  }
+
+  @Get('ready')
+  @HealthCheck({ noCache: true, swaggerDocumentation: false })
+  @ApiOperation({
+    summary: 'Readiness: can this instance serve, and is the shared cache (Redis) reachable?',
+    description:
+      'One PING to Redis, bounded by REDIS_OP_TIMEOUT_MS. Without Redis the gateway still answers (from upstream, ' +
+      'X-Cache: BYPASS), so readiness stays 200 with `status: "degraded"`. Without REDIS_URL, Redis is `disabled`. ' +
+      'Upstream reachability is not part of readiness: see /health/upstream.',
+  })
+  @ApiOkResponse({
+    description: 'Ready (`ok`), or serving without Redis (`degraded`)',
+    ...resultSchema({
+      ok: { summary: 'Redis answers', value: wrap('ok', 'redis', { state: 'ready', responseTimeMs: 0.4, status: 'up' }) },
+      degraded: {
+        summary: 'Redis down: serving without the shared cache',
+        value: wrap('degraded', 'redis', {
+          state: 'down',
+          message: 'Redis unavailable: down; serving without the shared cache (X-Cache: BYPASS)',
+          responseTimeMs: 0,
+          status: 'degraded',
+        }),
+      },
+      memory: {
+        summary: 'No REDIS_URL: in-memory cache',
+        value: wrap('ok', 'redis', {
+          state: 'disabled',
+          message: 'REDIS_URL is not set: in-memory cache, nothing shared between instances',
+          status: 'up',
+        }),
+      },
+    }),
+  })
+  @ApiServiceUnavailableResponse(SHUTTING_DOWN)
+  ready(): Promise<HealthCheckResult> {
+    return this.health.check([() => this.redis.check()]);
+  }
+
+  @Get('upstream')
+  @HealthCheck({ noCache: true, swaggerDocumentation: false })
+  @ApiOperation({
+    summary: 'Upstream (Nominatim) as the last real call showed it',
+    description:
+      'Sends nothing to Nominatim (its usage policy counts every request): reports the last upstream call this ' +
+      'instance made, its age, failures in a row and the cool-down after a 429/403. `degraded` while failing or ' +
+      'cooling down; cached and stale answers are still served, so this is always 200.',
+  })
+  @ApiOkResponse({
+    description: 'Upstream state: unknown (no call yet), ok, failing or cooling_down',
+    ...resultSchema({
+      ok: {
+        summary: 'last call answered',
+        value: wrap('ok', 'upstream', {
+          state: 'ok',
+          url: 'https://nominatim.openstreetmap.org',
+          lastCall: { endpoint: 'search', status: 200, durationMs: 312, at: '2026-01-01T12:00:00.000Z', ageSeconds: 4.2 },
+          lastSuccessAgeSeconds: 4.2,
+          consecutiveFailures: 0,
+          coolDownRemainingSeconds: 0,
+          queued: 0,
+          status: 'up',
+        }),
+      },
+      coolingDown: {
+        summary: 'Nominatim answered 429: nothing is sent for a while',
+        value: wrap('degraded', 'upstream', {
+          state: 'cooling_down',
+          url: 'https://nominatim.openstreetmap.org',
+          lastCall: { endpoint: 'search', status: 429, durationMs: 80, at: '2026-01-01T12:00:00.000Z', ageSeconds: 2.1 },
+          lastSuccessAgeSeconds: 65.3,
+          consecutiveFailures: 1,
+          coolDownRemainingSeconds: 58,
+          queued: 0,
+          status: 'degraded',
+        }),
+      },
+    }),
+  })
+  @ApiServiceUnavailableResponse(SHUTTING_DOWN)
+  upstreamState(): Promise<HealthCheckResult> {
+    return this.health.check([() => this.upstream.check()]);
+  }
+}
