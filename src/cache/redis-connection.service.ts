@@ -7,6 +7,8 @@ import { OperationTimeoutError, withTimeout } from './with-timeout';
 
 /** After a timed-out command, skip Redis this long before trying again (a frozen Redis costs one timeout, not one per request). */
 const SUSPEND_AFTER_TIMEOUT_MS = 1000;
+/** Longest a graceful QUIT may take on shutdown before the connection is simply closed. */
+const QUIT_TIMEOUT_MS = 1000;
 
 export type RedisState = 'disabled' | 'connecting' | 'ready' | 'down';
 
@@ -34,9 +36,11 @@ export class RedisConnectionService implements OnApplicationShutdown {
       this.client = null;
       this.subscriber = null;
       this.stateValue = 'disabled';
+      metrics.withoutRedis();
       return;
     }
     this.stateValue = 'connecting';
+    metrics.redisConnected.set(0);
     this.client = createClient({
       url: connection.url,
       // Fail fast while disconnected instead of queueing commands for an unknown time.
@@ -136,7 +140,8 @@ export class RedisConnectionService implements OnApplicationShutdown {
       [this.subscriber, this.client].map(async (c) => {
         if (!c) return;
         try {
-          if (c.isOpen) await c.quit();
+          // A frozen Redis never answers QUIT: give it a moment, then drop the socket.
+          if (c.isOpen) await withTimeout(c.quit(), QUIT_TIMEOUT_MS, 'redis quit');
         } catch {
           await c.disconnect().catch(() => undefined);
         }

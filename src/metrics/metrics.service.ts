@@ -3,6 +3,12 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 
 export type CacheOutcome = 'hit' | 'miss' | 'stale' | 'bypass' | 'coalesced';
 
+/** Something whose size is read when /metrics is scraped (the L1 cache), instead of on every write. */
+export interface SizeSource {
+  readonly bytes: number;
+  readonly entries: number;
+}
+
 /**
  * The counters an operator of a caching gateway asks for: hit ratio, upstream load and latency,
  * time spent queueing for Nominatim's rate limit, Redis health. One registry per app instance, so
@@ -11,6 +17,7 @@ export type CacheOutcome = 'hit' | 'miss' | 'stale' | 'bypass' | 'coalesced';
 @Injectable()
 export class MetricsService {
   readonly registry = new Registry();
+  private l1Source: SizeSource | undefined;
 
   readonly httpRequests = new Counter({
     name: 'places_http_requests_total',
@@ -86,12 +93,18 @@ export class MetricsService {
     name: 'places_l1_bytes',
     help: 'Bytes held by the in-process L1 cache',
     registers: [this.registry],
+    collect: () => {
+      if (this.l1Source) this.l1Bytes.set(this.l1Source.bytes);
+    },
   });
 
   readonly l1Entries = new Gauge({
     name: 'places_l1_entries',
     help: 'Entries held by the in-process L1 cache',
     registers: [this.registry],
+    collect: () => {
+      if (this.l1Source) this.l1Entries.set(this.l1Source.entries);
+    },
   });
 
   readonly rateLimited = new Counter({
@@ -103,5 +116,20 @@ export class MetricsService {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'places_' });
+  }
+
+  /** The L1 gauges read `source` at scrape time, so the hit path never updates them. */
+  observeL1(source: SizeSource): void {
+    this.l1Source = source;
+  }
+
+  /** In in-memory mode there is no connection to report: the gauge is left out rather than stuck at 0. */
+  withoutRedis(): void {
+    this.registry.removeSingleMetric('places_redis_connected');
+  }
+
+  /** The Prometheus text exposition of this instance's registry. */
+  scrape(): Promise<string> {
+    return this.registry.metrics();
   }
 }

@@ -53,6 +53,7 @@ export class PlacesCacheService implements OnModuleDestroy {
     private readonly metrics: MetricsService,
   ) {
     this.l1 = new L1Cache(config.l1MaxBytes);
+    metrics.observeL1(this.l1);
     this.keepMs = Math.max(config.staleIfErrorSeconds, config.staleWhileRevalidateSeconds) * 1000;
   }
 
@@ -86,6 +87,7 @@ export class PlacesCacheService implements OnModuleDestroy {
   async resolve(req: CanonicalRequest): Promise<Resolution> {
     if (!req.cacheable) {
       const up = await this.nominatim.fetch(req);
+      this.metrics.cacheOutcomes.inc({ outcome: 'miss', tier: 'none' });
       return { answer: this.transient(up), outcome: 'MISS', stored: false };
     }
     const cached = await this.fromCache(req);
@@ -167,9 +169,11 @@ export class PlacesCacheService implements OnModuleDestroy {
   private async fetchAndStore(req: CanonicalRequest, bypass: boolean): Promise<Resolution> {
     const up = await this.nominatim.fetch(req);
     const outcome: CacheOutcome = bypass ? 'BYPASS' : 'MISS';
-    this.metrics.cacheOutcomes.inc({ outcome: bypass ? 'bypass' : 'miss', tier: bypass ? 'l1' : 'l2' });
     // Nominatim's own errors (400, 404, …) go back as they are and are never cached.
-    if (up.status !== 200) return { answer: this.transient(up), outcome, stored: false };
+    if (up.status !== 200) {
+      this.countFill(outcome);
+      return { answer: this.transient(up), outcome, stored: false };
+    }
 
     const now = Date.now();
     const empty = isEmptyAnswer(up.body);
@@ -179,8 +183,6 @@ export class PlacesCacheService implements OnModuleDestroy {
     const freshUntil = now + ttlSeconds * 1000;
     const answer = new CachedAnswer(200, up.contentType, up.body, now, freshUntil, freshUntil + this.keepMs, empty);
     this.l1.set(req.key, answer, now);
-    this.metrics.l1Bytes.set(this.l1.bytes);
-    this.metrics.l1Entries.set(this.l1.entries);
     if (!bypass) {
       try {
         await this.redis.run('set', () =>
@@ -189,10 +191,17 @@ export class PlacesCacheService implements OnModuleDestroy {
         if (this.fillLock !== null && this.redis.client !== null) await this.fillLock.notifyFilled(req.key).catch(() => undefined);
       } catch (e) {
         if (!(e instanceof RedisUnavailableError)) throw e;
+        this.countFill('BYPASS');
         return { answer, outcome: 'BYPASS', stored: true };
       }
     }
+    this.countFill(outcome);
     return { answer, outcome, stored: true };
+  }
+
+  /** A fill that went upstream: a miss, or a bypass when Redis could not be used (the answer lives in L1 only). */
+  private countFill(outcome: CacheOutcome): void {
+    this.metrics.cacheOutcomes.inc(outcome === 'BYPASS' ? { outcome: 'bypass', tier: 'l1' } : { outcome: 'miss', tier: 'l2' });
   }
 
   private ttlFor(req: CanonicalRequest): number {
