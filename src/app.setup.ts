@@ -9,6 +9,7 @@ import { AppModule } from './app.module';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
 import { APP_VERSION, appConfig, AppConfig, nominatimConfig, NominatimConfig } from './config/configuration';
 import { FrontDoor } from './http/front-door.service';
+import { DrainingExpressAdapter } from './http/graceful-shutdown';
 import { PinoNestLogger } from './logging/app-logger';
 import { APP_LOGGER } from './logging/logging.module';
 
@@ -17,13 +18,17 @@ import { APP_LOGGER } from './logging/logging.module';
  * benchmark), without listening.
  */
 export async function createApp(): Promise<NestExpressApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.register(), { bufferLogs: true, abortOnError: false });
+  const adapter = new DrainingExpressAdapter();
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.register(), adapter, { bufferLogs: true, abortOnError: false });
   app.useLogger(new PinoNestLogger(app.get<Pino>(APP_LOGGER)));
   app.disable('x-powered-by');
   const config = app.get<AppConfig>(appConfig.KEY);
   if (config.trustProxy) app.set('trust proxy', 1);
+  adapter.drainTimeoutMs = config.shutdownTimeoutMs;
   app.useGlobalFilters(new AllExceptionsFilter());
-  app.enableShutdownHooks();
+  // On SIGTERM/SIGINT: drain HTTP, run the shutdown hooks (Redis closed, logs flushed), then exit 0.
+  // process.exit rather than re-raising the signal, so exit handlers run (pino's final flush among them).
+  app.enableShutdownHooks([], { useProcessExit: true });
   setupSwagger(app);
   await app.init();
   app.get(FrontDoor).install(app.getHttpServer() as Server);

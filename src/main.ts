@@ -1,7 +1,10 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
+import type { Logger as Pino } from 'pino';
 import { createApp } from './app.setup';
 import { appConfig, AppConfig, loadConfig } from './config/configuration';
+import { guardProcessExit } from './http/graceful-shutdown';
+import { APP_LOGGER } from './logging/logging.module';
 
 async function bootstrap(): Promise<void> {
   try {
@@ -13,6 +16,8 @@ async function bootstrap(): Promise<void> {
   }
   const app = await createApp();
   const config = app.get<AppConfig>(appConfig.KEY);
+  // createApp enabled Nest's shutdown hooks (drain, close Redis, exit 0); this bounds them.
+  guardProcessExit(config.shutdownTimeoutMs, app.get<Pino>(APP_LOGGER));
   await app.listen(config.port, config.host);
   new Logger('Bootstrap').log(`places-cache listening on http://${config.host}:${config.port} (docs at /docs)`);
 }

@@ -3,9 +3,21 @@ import pino, { Logger } from 'pino';
 import { LogLevel } from '../config/configuration';
 import { maskRedisPasswords } from '../config/redis-url';
 
+let destinationOverride: pino.DestinationStream | undefined;
+
+/**
+ * Sends the log lines of the apps built from now on to `stream` instead of stdout (`undefined` goes
+ * back to stdout). For tests that assert on log lines; production never calls it.
+ */
+export function setLogDestination(stream: pino.DestinationStream | undefined): void {
+  destinationOverride = stream;
+}
+
 /**
  * One pino logger for the process: JSON lines on stdout, written asynchronously so logging never
- * blocks the hit path. Every message passes through the Redis password mask.
+ * blocks the hit path (lines written while a write is in progress are batched into the next one).
+ * Every line passes through the Redis password mask just before it is written, whatever field the
+ * password hides in (message, error, stack).
  */
 export function createAppLogger(level: LogLevel, destination?: pino.DestinationStream): Logger {
   return pino(
@@ -14,17 +26,25 @@ export function createAppLogger(level: LogLevel, destination?: pino.DestinationS
       base: { app: 'places-cache' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
-      hooks: {
-        logMethod(args, method) {
-          for (let i = 0; i < args.length; i++) {
-            if (typeof args[i] === 'string') args[i] = maskRedisPasswords(args[i] as string);
-          }
-          method.apply(this, args as Parameters<typeof method>);
-        },
-      },
+      hooks: { streamWrite: maskRedisPasswords },
     },
-    destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 }),
+    // minLength 0: a line is handed to the OS at once (asynchronously); a buffer that waits for 4 KB
+    // would hold a quiet instance's start-up and Redis warnings back for minutes.
+    destination ?? destinationOverride ?? pino.destination({ dest: 1, sync: false, minLength: 0 }),
   );
+}
+
+/**
+ * Writes out whatever the logger still holds, synchronously: called on shutdown, before the process
+ * exits (pino's own exit hook does it too, but only when the process ends through process.exit).
+ */
+export function flushLogger(logger: Logger): void {
+  const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as { flushSync?: () => void } | undefined;
+  try {
+    stream?.flushSync?.();
+  } catch {
+    // Not open yet, already closed, or stdout gone: nothing more can be written anyway.
+  }
 }
 
 /** Nest's LoggerService on top of pino, so framework and application messages share one format. */

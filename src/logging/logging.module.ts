@@ -1,6 +1,7 @@
-import { Global, Module } from '@nestjs/common';
+import { Global, Inject, Module, OnApplicationShutdown } from '@nestjs/common';
+import type { Logger } from 'pino';
 import { appConfig, AppConfig } from '../config/configuration';
-import { createAppLogger } from './app-logger';
+import { createAppLogger, flushLogger } from './app-logger';
 
 export const APP_LOGGER = 'APP_LOGGER';
 
@@ -15,4 +16,11 @@ export const APP_LOGGER = 'APP_LOGGER';
   ],
   exports: [APP_LOGGER],
 })
-export class LoggingModule {}
+export class LoggingModule implements OnApplicationShutdown {
+  constructor(@Inject(APP_LOGGER) private readonly logger: Logger) {}
+
+  /** The asynchronous destination may still hold the last lines (the request lines of the drained requests). */
+  onApplicationShutdown(): void {
+    flushLogger(this.logger);
+  }
+}

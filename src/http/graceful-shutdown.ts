@@ -1,0 +1,93 @@
+import { Logger } from '@nestjs/common';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Logger as PinoLogger } from 'pino';
+import { flushLogger } from '../logging/app-logger';
+
+/** How often idle keep-alive connections are closed while draining (a finished response leaves its socket idle). */
+const IDLE_SWEEP_MS = 20;
+
+export interface DrainResult {
+  /** every connection ended on its own within the bound */
+  drained: boolean;
+  ms: number;
+}
+
+/**
+ * Stops `server` the graceful way: no new connections (the port closes at once), idle keep-alive
+ * connections closed, requests already running allowed to finish (their connections are closed as
+ * soon as their answer is sent), and whatever still runs after `timeoutMs` cut off.
+ */
+export function drainHttpServer(server: Server, timeoutMs: number): Promise<DrainResult> {
+  const started = performance.now();
+  return new Promise<DrainResult>((resolve) => {
+    let timedOut = false;
+    // A request that arrives on a kept-alive connection meanwhile is still answered, then its connection closes.
+    const lastOnConnection = (_req: IncomingMessage, res: ServerResponse) => {
+      if (!res.headersSent) res.setHeader('Connection', 'close');
+    };
+    server.prependListener('request', lastOnConnection);
+    const sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS);
+    const deadline = setTimeout(() => {
+      timedOut = true;
+      server.closeAllConnections();
+    }, timeoutMs);
+    // Node's close() already closes the idle connections and calls back once the last one has ended.
+    server.close(() => {
+      clearInterval(sweep);
+      clearTimeout(deadline);
+      server.removeListener('request', lastOnConnection);
+      resolve({ drained: !timedOut, ms: Math.round(performance.now() - started) });
+    });
+  });
+}
+
+/**
+ * Express adapter whose close sequence starts with draining the HTTP server. Nest calls
+ * `beforeClose()` before any OnModuleDestroy / OnApplicationShutdown hook, so requests still running
+ * finish with Redis, the fill lock and the upstream client all intact; only then are those closed.
+ */
+export class DrainingExpressAdapter extends ExpressAdapter {
+  private readonly shutdownLogger = new Logger('Shutdown');
+  /** Bound on the drain (SHUTDOWN_TIMEOUT_MS), set once the configuration is loaded. */
+  drainTimeoutMs = 10_000;
+
+  override async beforeClose(): Promise<void> {
+    super.beforeClose();
+    const server = this.getHttpServer() as Server | undefined;
+    if (!server?.listening) return;
+    const open = await new Promise<number>((resolve) => server.getConnections((_e, n) => resolve(n ?? 0)));
+    this.shutdownLogger.log(`Stopped accepting connections; letting ${open} open connection(s) finish (at most ${this.drainTimeoutMs} ms)`);
+    const result = await drainHttpServer(server, this.drainTimeoutMs);
+    if (result.drained) this.shutdownLogger.log(`HTTP server drained in ${result.ms} ms`);
+    else this.shutdownLogger.warn(`Requests still running after ${this.drainTimeoutMs} ms (SHUTDOWN_TIMEOUT_MS) were cut off`);
+  }
+}
+
+/** Time the shutdown hooks (Redis QUIT, log flush) get after the drain before the process gives up on them. */
+export const SHUTDOWN_HOOKS_GRACE_MS = 2_000;
+
+/**
+ * For the process (main.ts), not for tests: on SIGTERM/SIGINT, if the shutdown sequence has not
+ * exited within `drainTimeoutMs + SHUTDOWN_HOOKS_GRACE_MS` (a hook hangs), exit with 1 anyway, before
+ * the platform's SIGKILL (Heroku: 30 s) — and always leave a last log line saying how the process ended.
+ */
+export function guardProcessExit(drainTimeoutMs: number, logger: PinoLogger): void {
+  const limitMs = drainTimeoutMs + SHUTDOWN_HOOKS_GRACE_MS;
+  let signalled: string | undefined;
+  const arm = (signal: NodeJS.Signals) => {
+    if (signalled !== undefined) return;
+    signalled = signal;
+    logger.info({ context: 'Shutdown', signal }, `${signal} received: shutting down`);
+    setTimeout(() => {
+      logger.error({ context: 'Shutdown' }, `Shutdown did not finish within ${limitMs} ms; exiting anyway`);
+      process.exit(1);
+    }, limitMs).unref();
+  };
+  process.once('SIGTERM', arm);
+  process.once('SIGINT', arm);
+  process.once('exit', (code) => {
+    logger.info({ context: 'Shutdown', code, signal: signalled }, `Exiting with code ${code}`);
+    flushLogger(logger);
+  });
+}
