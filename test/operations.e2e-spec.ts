@@ -1,0 +1,377 @@
+import { APP_VERSION } from '../src/config/configuration';
+import { eventually, RunningApp, startApp } from './support/app-harness';
+import { FakeNominatim } from './support/fake-nominatim';
+import { parsePrometheus, Sample, sampleValue } from './support/prometheus';
+import { RedisProcess, startRedis } from './support/redis-server';
+
+interface IndicatorBody {
+  status: string;
+  state?: string;
+  responseTimeMs?: number;
+  lastCall?: { at: string } | null;
+  [field: string]: unknown;
+}
+
+/** terminus' answer. */
+interface HealthBody {
+  status: string;
+  info: Record<string, IndicatorBody>;
+  error: Record<string, IndicatorBody>;
+  details: Record<string, IndicatorBody>;
+}
+
+/** Health, metrics and log lines (issue 4, operations): asserted answers, not just fetched ones. */
+describe('operations (e2e): health, metrics, request ids and logs', () => {
+  let upstream: FakeNominatim;
+
+  beforeAll(async () => {
+    upstream = new FakeNominatim();
+    await upstream.start();
+  });
+
+  afterAll(() => upstream.stop());
+
+  beforeEach(() => upstream.reset());
+
+  const getJson = async (svc: RunningApp, path: string): Promise<{ status: number; body: HealthBody }> => {
+    const res = await fetch(`${svc.url}${path}`);
+    return { status: res.status, body: (await res.json()) as HealthBody };
+  };
+
+  const scrape = async (svc: RunningApp): Promise<{ text: string; samples: Sample[] }> => {
+    const res = await fetch(`${svc.url}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+    const text = await res.text();
+    return { text, samples: parsePrometheus(text) };
+  };
+
+  /** terminus' answer for one indicator that is up or degraded. */
+  const healthy = (status: 'ok' | 'degraded', key: string, indicator: Record<string, unknown>) => ({
+    status,
+    info: { [key]: indicator },
+    error: {},
+    details: { [key]: indicator },
+  });
+
+  describe('with Redis', () => {
+    let redis: RedisProcess;
+    let svc: RunningApp;
+
+    beforeAll(async () => {
+      redis = await startRedis();
+      svc = await startApp({ REDIS_URL: redis.url, NOMINATIM_URL: upstream.url, LOG_LEVEL: 'info' }, { captureLogs: true });
+      await eventually(async () => (await getJson(svc, '/health/ready')).body.details.redis.state === 'ready');
+    });
+
+    afterAll(async () => {
+      await svc.close();
+      await redis.stop();
+    });
+
+    it('/health/live: 200 with the process, never cached', async () => {
+      const res = await fetch(`${svc.url}/health/live`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('cache-control')).toBe('no-cache, no-store, must-revalidate');
+      const process_ = { status: 'up', pid: process.pid, uptimeSeconds: expect.any(Number), version: APP_VERSION };
+      expect(await res.json()).toEqual(healthy('ok', 'process', process_));
+    });
+
+    it('/health/ready: ok after a PING round trip to Redis', async () => {
+      const { status, body } = await getJson(svc, '/health/ready');
+      expect(status).toBe(200);
+      expect(body).toEqual(healthy('ok', 'redis', { status: 'up', state: 'ready', responseTimeMs: expect.any(Number) }));
+      expect(body.details.redis.responseTimeMs).toBeLessThan(250);
+    });
+
+    it('counts a miss and a hit, the upstream call and its latency, and reports the upstream from that call only', async () => {
+      const before = await getJson(svc, '/health/upstream');
+      expect(before).toEqual({
+        status: 200,
+        body: healthy('ok', 'upstream', {
+          status: 'up',
+          state: 'unknown',
+          url: upstream.url,
+          lastCall: null,
+          lastSuccessAgeSeconds: null,
+          consecutiveFailures: 0,
+          coolDownRemainingSeconds: 0,
+          queued: 0,
+        }),
+      });
+
+      const miss = await fetch(`${svc.url}/api?q=Berlin`);
+      expect(miss.status).toBe(200);
+      expect(miss.headers.get('x-cache')).toBe('MISS');
+      const hit = await fetch(`${svc.url}/api?q=Berlin`);
+      expect(hit.headers.get('x-cache')).toBe('HIT');
+      expect(((await hit.json()) as { cache: boolean }).cache).toBe(true);
+
+      const { samples } = await scrape(svc);
+      expect(sampleValue(samples, 'places_cache_outcomes_total', { outcome: 'miss', tier: 'l2' })).toBe(1);
+      expect(sampleValue(samples, 'places_cache_outcomes_total', { outcome: 'hit', tier: 'l1' })).toBe(1);
+      expect(samples.filter((s) => s.name === 'places_cache_outcomes_total').map((s) => s.value)).toEqual([1, 1]);
+      expect(sampleValue(samples, 'places_upstream_requests_total', { endpoint: 'search', status: '200' })).toBe(1);
+      expect(sampleValue(samples, 'places_upstream_duration_seconds_count', { endpoint: 'search' })).toBe(1);
+      expect(sampleValue(samples, 'places_upstream_duration_seconds_sum', { endpoint: 'search' })).toBeGreaterThan(0);
+      expect(sampleValue(samples, 'places_pacing_wait_seconds_count')).toBe(1);
+      expect(sampleValue(samples, 'places_pacing_queue_length')).toBe(0);
+      expect(sampleValue(samples, 'places_http_requests_total', { route: '/api', method: 'GET', status: '200' })).toBe(2);
+      expect(sampleValue(samples, 'places_http_request_duration_seconds_count', { route: '/api' })).toBe(2);
+      expect(sampleValue(samples, 'places_redis_connected')).toBe(1);
+      expect(sampleValue(samples, 'places_l1_entries')).toBe(1);
+      expect(sampleValue(samples, 'places_l1_bytes')).toBeGreaterThan(100);
+      expect(sampleValue(samples, 'places_redis_errors_total', {}, true)).toBeUndefined();
+
+      const after = await getJson(svc, '/health/upstream');
+      expect(after.status).toBe(200);
+      expect(after.body).toEqual(
+        healthy('ok', 'upstream', {
+          status: 'up',
+          state: 'ok',
+          url: upstream.url,
+          lastCall: { endpoint: 'search', status: 200, durationMs: expect.any(Number), at: expect.any(String), ageSeconds: expect.any(Number) },
+          lastSuccessAgeSeconds: expect.any(Number),
+          consecutiveFailures: 0,
+          coolDownRemainingSeconds: 0,
+          queued: 0,
+        }),
+      );
+      expect(Date.parse(after.body.details.upstream.lastCall!.at)).toBeGreaterThan(Date.now() - 10_000);
+      // Health probes never reach Nominatim: the one request is the miss's.
+      await Promise.all([1, 2, 3].map(() => getJson(svc, '/health/upstream')));
+      await getJson(svc, '/health/ready');
+      expect(upstream.count()).toBe(1);
+    });
+
+    it('reports a failing upstream, then a cool-down, as degraded but 200', async () => {
+      upstream.failNext(1, { status: 500, body: 'Internal Server Error' });
+      const failed = await fetch(`${svc.url}/api?q=Nowhere%20500`);
+      expect(failed.status).toBe(502);
+      const failing = await getJson(svc, '/health/upstream');
+      expect(failing.status).toBe(200);
+      expect(failing.body.status).toBe('degraded');
+      expect(failing.body.info.upstream).toMatchObject({
+        status: 'degraded',
+        state: 'failing',
+        lastCall: { endpoint: 'search', status: 500 },
+        consecutiveFailures: 1,
+        coolDownRemainingSeconds: 0,
+      });
+
+      upstream.failNext(1, { status: 429, headers: { 'Retry-After': '2' } });
+      const refused = await fetch(`${svc.url}/api?q=Nowhere%20429`);
+      expect(refused.status).toBe(503);
+      const cooling = await getJson(svc, '/health/upstream');
+      expect(cooling.status).toBe(200);
+      expect(cooling.body.details.upstream).toMatchObject({
+        status: 'degraded',
+        state: 'cooling_down',
+        lastCall: { status: 429 },
+        consecutiveFailures: 2,
+        coolDownRemainingSeconds: 2,
+      });
+      const { samples } = await scrape(svc);
+      expect(sampleValue(samples, 'places_upstream_requests_total', { endpoint: 'search', status: '500' })).toBe(1);
+      expect(sampleValue(samples, 'places_upstream_requests_total', { endpoint: 'search', status: '429' })).toBe(1);
+      expect(upstream.count()).toBe(2);
+
+      await eventually(async () => (await getJson(svc, '/health/upstream')).body.details.upstream.state !== 'cooling_down', 4000);
+    });
+
+    it('stays ready (200, degraded) when Redis dies; /api still answers (BYPASS) and the gauge drops to 0', async () => {
+      await redis.kill();
+      await eventually(async () => (await getJson(svc, '/health/ready')).body.details.redis.state === 'down');
+      const ready = await getJson(svc, '/health/ready');
+      expect(ready.status).toBe(200);
+      expect(ready.body).toEqual(
+        healthy('degraded', 'redis', {
+          status: 'degraded',
+          state: 'down',
+          message: 'Redis unavailable: down; serving without the shared cache (X-Cache: BYPASS)',
+          responseTimeMs: expect.any(Number),
+        }),
+      );
+      expect((await fetch(`${svc.url}/health/live`)).status).toBe(200);
+
+      const res = await fetch(`${svc.url}/api?q=${encodeURIComponent('Zürich')}`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-cache')).toBe('BYPASS');
+      expect(((await res.json()) as { cache: boolean; data: unknown[] }).data.length).toBeGreaterThan(0);
+
+      const { samples } = await scrape(svc);
+      expect(sampleValue(samples, 'places_redis_connected')).toBe(0);
+      expect(sampleValue(samples, 'places_cache_outcomes_total', { outcome: 'bypass', tier: 'l1' })).toBe(1);
+      // State changes are logged, not every failed command.
+      const down = svc.logs.filter((l) => l.context === 'RedisConnectionService' && l.level === 'warn');
+      expect(down.length).toBeGreaterThanOrEqual(1);
+      expect(down.length).toBeLessThanOrEqual(2);
+    });
+  });
+
+  describe('without REDIS_URL (in-memory)', () => {
+    let svc: RunningApp;
+
+    beforeAll(async () => {
+      svc = await startApp({ NOMINATIM_URL: upstream.url });
+    });
+
+    afterAll(() => svc.close());
+
+    it('/health/ready reports Redis as disabled, and ready', async () => {
+      expect(await getJson(svc, '/health/ready')).toEqual({
+        status: 200,
+        body: healthy('ok', 'redis', {
+          status: 'up',
+          state: 'disabled',
+          message: 'REDIS_URL is not set: in-memory cache, nothing shared between instances',
+        }),
+      });
+    });
+
+    it('leaves the Redis gauge out and still counts misses and hits', async () => {
+      await fetch(`${svc.url}/search?q=Berlin&format=json`);
+      await fetch(`${svc.url}/search?q=Berlin&format=json`);
+      const { text, samples } = await scrape(svc);
+      expect(text).not.toContain('places_redis_connected');
+      expect(sampleValue(samples, 'places_cache_outcomes_total', { outcome: 'miss', tier: 'l2' })).toBe(1);
+      expect(sampleValue(samples, 'places_cache_outcomes_total', { outcome: 'hit', tier: 'l1' })).toBe(1);
+      expect(sampleValue(samples, 'places_http_requests_total', { route: '/search', method: 'GET', status: '200' })).toBe(2);
+      expect(sampleValue(samples, 'places_l1_entries')).toBe(1);
+      // Node.js process metrics come along, under the same prefix.
+      expect(sampleValue(samples, 'places_process_resident_memory_bytes')).toBeGreaterThan(0);
+    });
+  });
+
+  describe('request ids and request log lines', () => {
+    let svc: RunningApp;
+
+    beforeAll(async () => {
+      svc = await startApp({ NOMINATIM_URL: upstream.url, LOG_LEVEL: 'info' }, { captureLogs: true });
+    });
+
+    afterAll(() => svc.close());
+
+    const requestLines = (app: RunningApp) =>
+      app.logs.filter((l) => l.msg === 'request').map((l) => JSON.parse(l.raw) as Record<string, unknown>);
+
+    it('returns the X-Request-Id it was given on every answer: hit, miss, 400, 404, 502, health, metrics, preflight', async () => {
+      upstream.failNext(1, { status: 500 }); // the first upstream call, the first case's
+      const cases: Array<[string, RequestInit | undefined, number]> = [
+        ['/api?q=Upstream%20fails', undefined, 502],
+        ['/api?q=Bern', undefined, 200],
+        ['/api?q=Bern', undefined, 200],
+        ['/api', undefined, 400],
+        ['/search?q=Berlin&format=nonsense', undefined, 400],
+        ['/no/such/route', undefined, 404],
+        ['/health/ready', undefined, 200],
+        ['/metrics', undefined, 200],
+        ['/api?q=Bern', { method: 'OPTIONS', headers: { Origin: 'https://maps.example', 'Access-Control-Request-Method': 'GET' } }, 204],
+      ];
+      for (const [i, [path, init, status]] of cases.entries()) {
+        const id = `client-${i}.trace:1@svc_a`;
+        const res = await fetch(`${svc.url}${path}`, { ...init, headers: { ...(init?.headers as object), 'X-Request-Id': id } });
+        expect([path, res.status]).toEqual([path, status]);
+        expect([path, res.headers.get('x-request-id')]).toEqual([path, id]);
+        await res.arrayBuffer();
+      }
+    });
+
+    it('generates an id when there is none or it is not a plain token (spaces, too long)', async () => {
+      const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+      const ids: string[] = [];
+      for (const header of [undefined, 'two words', 'x'.repeat(129), '<script>']) {
+        const res = await fetch(`${svc.url}/no/such/route`, { headers: header === undefined ? {} : { 'X-Request-Id': header } });
+        expect(res.status).toBe(404);
+        ids.push(res.headers.get('x-request-id') ?? '');
+      }
+      for (const id of ids) expect(id).toMatch(uuid);
+      expect(new Set(ids).size).toBe(4);
+    });
+
+    it('writes one info line per request with id, method, route, status, ms, cache and a hash of the query, never the query', async () => {
+      const secret = 'Pilkington Avenue 17, Birmingham';
+      const q = `/search?q=${encodeURIComponent(secret)}&format=json`;
+      await (await fetch(`${svc.url}${q}`, { headers: { 'X-Request-Id': 'log-miss' } })).arrayBuffer();
+      await (await fetch(`${svc.url}${q}`, { headers: { 'X-Request-Id': 'log-hit' } })).arrayBuffer();
+      await eventually(() => requestLines(svc).some((l) => l.reqId === 'log-hit'));
+      const miss = requestLines(svc).find((l) => l.reqId === 'log-miss');
+      const hit = requestLines(svc).find((l) => l.reqId === 'log-hit');
+      const qhash = expect.stringMatching(/^[\w-]{16}$/);
+      const common = { level: 'info', time: expect.any(String), app: 'places-cache', method: 'GET', route: '/search', status: 200, ms: expect.any(Number), qhash, msg: 'request' };
+      expect(miss).toEqual({ ...common, reqId: 'log-miss', cache: 'MISS' });
+      expect(hit).toEqual({ ...common, reqId: 'log-hit', cache: 'HIT' });
+      expect(hit!.qhash).toBe(miss!.qhash);
+      for (const line of svc.logs) {
+        expect(line.raw).not.toMatch(/pilkington/i);
+        expect(line.raw).not.toContain('Birmingham');
+      }
+      // Paths outside the known routes are one label, so a scanner cannot blow up the metrics.
+      await (await fetch(`${svc.url}/wp-admin/${'a'.repeat(20)}`, { headers: { 'X-Request-Id': 'log-404' } })).arrayBuffer();
+      await eventually(() => requestLines(svc).some((l) => l.reqId === 'log-404'));
+      expect(requestLines(svc).find((l) => l.reqId === 'log-404')).toMatchObject({ route: 'other', status: 404 });
+    });
+
+    it('shows the raw query only at LOG_LEVEL=debug', async () => {
+      const debug = await startApp({ NOMINATIM_URL: upstream.url, LOG_LEVEL: 'debug' }, { captureLogs: true });
+      try {
+        await (await fetch(`${debug.url}/api?q=Unter%20den%20Linden`, { headers: { 'X-Request-Id': 'dbg' } })).arrayBuffer();
+        await eventually(() => requestLines(debug).some((l) => l.reqId === 'dbg'));
+        expect(requestLines(debug).find((l) => l.reqId === 'dbg')).toMatchObject({
+          route: '/api',
+          cache: 'MISS',
+          qhash: expect.stringMatching(/^[\w-]{16}$/),
+          query: 'q=Unter%20den%20Linden',
+        });
+      } finally {
+        await debug.close();
+      }
+    });
+
+    it('honours LOG_LEVEL=warn: no start-up or request lines', async () => {
+      const quiet = await startApp({ NOMINATIM_URL: upstream.url, LOG_LEVEL: 'warn' }, { captureLogs: true });
+      try {
+        const res = await fetch(`${quiet.url}/api?q=Berlin`);
+        expect(res.status).toBe(200);
+        await res.arrayBuffer();
+        await (await fetch(`${quiet.url}/health/live`)).arrayBuffer();
+        expect(quiet.logs.filter((l) => l.level === 'info' || l.level === 'debug')).toEqual([]);
+      } finally {
+        await quiet.close();
+      }
+      // Shutdown lines are info too.
+      expect(quiet.logs.every((l) => ['warn', 'error', 'fatal'].includes(l.level))).toBe(true);
+    });
+  });
+
+  describe('Redis password in REDIS_URL', () => {
+    const password = 'Hunter2-Secr3t';
+    let redis: RedisProcess;
+
+    beforeAll(async () => {
+      redis = await startRedis({ password });
+    });
+
+    afterAll(() => redis.stop());
+
+    it('never appears in any log line, at trace level, through connect, traffic and a Redis failure', async () => {
+      expect(redis.url).toContain(password);
+      const svc = await startApp({ REDIS_URL: redis.url, NOMINATIM_URL: upstream.url, LOG_LEVEL: 'trace' }, { captureLogs: true });
+      try {
+        await eventually(async () => (await getJson(svc, '/health/ready')).body.details.redis.state === 'ready');
+        expect((await fetch(`${svc.url}/api?q=Berlin`)).status).toBe(200);
+        await redis.kill();
+        await eventually(() => svc.logs.some((l) => l.context === 'RedisConnectionService' && l.level === 'warn'));
+        expect((await fetch(`${svc.url}/api?q=Bern`)).headers.get('x-cache')).toBe('BYPASS');
+      } finally {
+        await svc.close();
+      }
+      expect(svc.logs.length).toBeGreaterThan(10);
+      expect(svc.logs.map((l) => l.msg)).toContain(`Connecting to Redis at redis://:***@127.0.0.1:${redis.port}`);
+      for (const line of svc.logs) {
+        expect(line.raw).not.toContain(password);
+        expect(() => JSON.parse(line.raw)).not.toThrow();
+      }
+    });
+  });
+});
