@@ -1,0 +1,65 @@
+import http, { Agent } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { drainHttpServer } from './graceful-shutdown';
+
+/** A GET on a keep-alive agent: resolves with status, the Connection header and the body. */
+function get(port: number, path: string, agent: Agent): Promise<{ status: number; connection: string | undefined; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path, agent }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, body }));
+      })
+      .on('error', reject);
+  });
+}
+
+describe(drainHttpServer.name, () => {
+  let server: http.Server;
+  let port: number;
+  let agent: Agent;
+  const timers: NodeJS.Timeout[] = [];
+
+  beforeEach(async () => {
+    server = http.createServer((req, res) => {
+      const ms = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('ms') ?? 0);
+      const timer = setTimeout(() => res.end(`done ${req.url}`), ms);
+      timers.push(timer);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+    agent = new Agent({ keepAlive: true, maxSockets: 4 });
+  });
+
+  afterEach(() => {
+    for (const t of timers.splice(0)) clearTimeout(t);
+    agent.destroy();
+    server.closeAllConnections();
+    server.close();
+  });
+
+  it('lets running requests finish, closes idle keep-alive connections and refuses new ones', async () => {
+    await get(port, '/warm', agent); // leaves an idle keep-alive connection
+    const slow = get(port, '/slow?ms=300', agent);
+    await new Promise((r) => setTimeout(r, 50));
+    const drained = drainHttpServer(server, 5000);
+    await expect(get(port, '/new', new Agent())).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    await expect(slow).resolves.toMatchObject({ status: 200, body: 'done /slow?ms=300' });
+    const result = await drained;
+    expect(result.drained).toBe(true);
+    // Closed right after the last answer, not after the 5 s keep-alive timeout.
+    expect(result.ms).toBeLessThan(1000);
+    expect(server.listening).toBe(false);
+  });
+
+  it('cuts off requests still running at the bound', async () => {
+    const stuck = get(port, '/stuck?ms=10000', agent);
+    await new Promise((r) => setTimeout(r, 50));
+    const started = Date.now();
+    const result = await drainHttpServer(server, 200);
+    expect(result.drained).toBe(false);
+    expect(Date.now() - started).toBeLessThan(2000);
+    await expect(stuck).rejects.toMatchObject({ code: 'ECONNRESET' });
+  });
+});
