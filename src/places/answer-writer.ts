@@ -60,7 +60,9 @@ export function writeAnswer(
   if (fromCache) res.setHeader('Age', String(Math.max(0, Math.floor((now - a.storedAt) / 1000))));
   if (!r.stored) res.setHeader('Cache-Control', 'no-store');
   else res.setHeader('Cache-Control', `public, max-age=${Math.max(0, Math.floor((a.freshUntil - now) / 1000))}`);
-  res.setHeader('Vary', 'Accept-Language, Accept-Encoding');
+  // Keep what CORS already put there (Vary: Origin when CORS_ORIGINS lists origins).
+  const vary = res.getHeader('Vary');
+  res.setHeader('Vary', vary ? `${String(vary)}, Accept-Language, Accept-Encoding` : 'Accept-Language, Accept-Encoding');
   if (gz !== null) {
     res.setHeader('Content-Encoding', 'gzip');
     body = gz;
