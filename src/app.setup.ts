@@ -7,11 +7,13 @@ import type { Logger as Pino } from 'pino';
 import { ADMIN_BEARER } from './admin/admin.controller';
 import { AppModule } from './app.module';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
+import { expandQueryModels } from './common/api-query-model';
 import { APP_VERSION, appConfig, AppConfig, nominatimConfig, NominatimConfig } from './config/configuration';
 import { FrontDoor } from './http/front-door.service';
 import { DrainingExpressAdapter } from './http/graceful-shutdown';
 import { PinoNestLogger } from './logging/app-logger';
 import { APP_LOGGER } from './logging/logging.module';
+import metadata from './metadata';
 
 /**
  * Builds the application exactly as production runs it (used by main.ts, the e2e tests and the
@@ -29,28 +31,35 @@ export async function createApp(): Promise<NestExpressApplication> {
   // On SIGTERM/SIGINT: drain HTTP, run the shutdown hooks (Redis closed, logs flushed), then exit 0.
   // process.exit rather than re-raising the signal, so exit handlers run (pino's final flush among them).
   app.enableShutdownHooks([], { useProcessExit: true });
-  setupSwagger(app);
+  await setupSwagger(app);
   await app.init();
   app.get(FrontDoor).install(app.getHttpServer() as Server);
   warnAboutPolicy(app);
   return app;
 }
 
-function setupSwagger(app: INestApplication): void {
+/**
+ * The OpenAPI document at /docs-json and Swagger UI at /docs. The Swagger plugin's metadata (DTO JSDoc)
+ * comes from src/metadata.ts (scripts/generate-metadata.ts), so `nest build` and the @swc/jest tests,
+ * where the compiler plugin does not run, document the same.
+ */
+async function setupSwagger(app: INestApplication): Promise<void> {
+  await SwaggerModule.loadPluginMetadata(metadata);
   const document = SwaggerModule.createDocument(
     app,
     new DocumentBuilder()
       .setTitle('places-cache')
       .setDescription(
         'A caching gateway in front of the OpenStreetMap Nominatim geocoding API. `/api` answers ' +
-          '`{cache, data}`; `/search`, `/reverse`, `/lookup`, `/status` answer exactly like Nominatim, ' +
-          'plus X-Cache, Cache-Status, Age and Cache-Control headers. Data © OpenStreetMap contributors, ODbL.',
+          '`{cache, data}`; `/search`, `/reverse`, `/lookup`, `/status` and `/details` answer exactly like ' +
+          'Nominatim (also under their old `.php` names, and `/` for search), plus X-Cache, Cache-Status, Age ' +
+          'and Cache-Control headers. Data © OpenStreetMap contributors, ODbL.',
       )
       .setVersion(APP_VERSION)
       .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN (admin routes only)' }, ADMIN_BEARER)
       .build(),
   );
-  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json', yamlDocumentUrl: 'docs-yaml' });
+  SwaggerModule.setup('docs', app, expandQueryModels(document), { jsonDocumentUrl: 'docs-json', yamlDocumentUrl: 'docs-yaml' });
 }
 
 function warnAboutPolicy(app: INestApplication): void {

@@ -1,10 +1,12 @@
 import { Controller, Get, Inject, Req, Res } from '@nestjs/common';
+import { ApiExcludeEndpoint } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { cacheConfig, CacheConfig } from '../config/configuration';
 import { writeAnswer } from './answer-writer';
 import { upstreamFailed } from './gateway.errors';
 import { canonicaliseRoute, findRoute, PlaceRoute, splitTarget } from './place-routes';
 import { PlacesCacheService } from './places-cache.service';
+import { ApiDocs, DetailsDocs, LookupDocs, ReverseDocs, SearchDocs, StatusDocs } from './places.openapi';
 
 /**
  * Thin: canonicalise (which validates), delegate to the cache-aside service, write the answer.
@@ -18,32 +20,45 @@ export class PlacesController {
   ) {}
 
   @Get('api')
+  @ApiDocs()
   async api(@Req() req: Request, @Res() res: Response): Promise<void> {
     await this.answer(req, res);
   }
 
-  @Get(['search', 'search.php', ''])
+  @Get('search')
+  @SearchDocs()
   async search(@Req() req: Request, @Res() res: Response): Promise<void> {
     await this.answer(req, res);
   }
 
-  @Get(['reverse', 'reverse.php'])
+  @Get('reverse')
+  @ReverseDocs()
   async reverse(@Req() req: Request, @Res() res: Response): Promise<void> {
     await this.answer(req, res);
   }
 
-  @Get(['lookup', 'lookup.php'])
+  @Get('lookup')
+  @LookupDocs()
   async lookup(@Req() req: Request, @Res() res: Response): Promise<void> {
     await this.answer(req, res);
   }
 
-  @Get(['status', 'status.php'])
+  @Get('status')
+  @StatusDocs()
   async status(@Req() req: Request, @Res() res: Response): Promise<void> {
     await this.answer(req, res);
   }
 
-  @Get(['details', 'details.php'])
+  @Get('details')
+  @DetailsDocs()
   async details(@Req() req: Request, @Res() res: Response): Promise<void> {
+    await this.answer(req, res);
+  }
+
+  /** Nominatim's old `.php` names and `/` (search): the same operations, documented once under their main path. */
+  @Get(['', 'search.php', 'reverse.php', 'lookup.php', 'status.php', 'details.php'])
+  @ApiExcludeEndpoint()
+  async alias(@Req() req: Request, @Res() res: Response): Promise<void> {
     await this.answer(req, res);
   }
 
@@ -58,7 +73,7 @@ export class PlacesController {
       res.end(e.body);
       return;
     }
-    const resolution = await this.places.resolve(canonical.request);
+    const resolution = await this.places.resolve(canonical.request, req);
     if (route.variant === 'api' && resolution.answer.status !== 200) {
       throw upstreamFailed(`Nominatim answered ${resolution.answer.status}`, resolution.answer.status);
     }
