@@ -4,6 +4,9 @@ import { FakeNominatim } from './support/fake-nominatim';
 import { parsePrometheus, Sample, sampleValue } from './support/prometheus';
 import { RedisProcess, startRedis } from './support/redis-server';
 
+// The e2e project's testTimeout is not applied per project by Jest 30; these tests spawn processes and wait.
+jest.setTimeout(60_000);
+
 interface IndicatorBody {
   status: string;
   state?: string;

@@ -1,0 +1,181 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import net from 'node:net';
+import { createClient } from 'redis';
+import { eventually } from './support/app-harness';
+import { BuiltApp, buildApp } from './support/build-app';
+import { FakeNominatim } from './support/fake-nominatim';
+import { freePort, RedisProcess, startRedis } from './support/redis-server';
+
+// The e2e project's testTimeout is not applied per project by Jest 30; these tests spawn processes and wait.
+jest.setTimeout(60_000);
+
+interface AppProcess {
+  child: ChildProcess;
+  url: string;
+  port: number;
+  /** stdout so far (pino JSON lines) */
+  stdout(): string;
+  stderr(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+}
+
+/** TCP connect to the port: true when it is refused (nothing listens any more). */
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED'));
+  });
+}
+
+/**
+ * SIGTERM to the real process (issue 4, item 7): it stops accepting, lets the running request finish,
+ * closes Redis, flushes its logs and exits 0 within SHUTDOWN_TIMEOUT_MS — well under Heroku's 30 s.
+ */
+describe('graceful shutdown (e2e, the app as its own process)', () => {
+  let build: BuiltApp;
+  let upstream: FakeNominatim;
+  let redis: RedisProcess;
+  let control: ReturnType<typeof createClient>;
+  const running = new Set<ChildProcess>();
+
+  beforeAll(async () => {
+    [build, redis] = await Promise.all([buildApp(), startRedis()]);
+    upstream = new FakeNominatim({ latencyMs: 1500 });
+    await upstream.start();
+    control = createClient({ url: redis.url, name: 'shutdown-test-control' });
+    control.on('error', () => undefined);
+    await control.connect();
+  }, 120_000);
+
+  afterAll(async () => {
+    await control?.quit().catch(() => undefined);
+    await upstream?.stop();
+    await redis?.stop();
+    build?.remove();
+  });
+
+  afterEach(() => {
+    // A failed test must not leave its app running.
+    for (const child of running) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    running.clear();
+    upstream.reset();
+  });
+
+  /** The app's own connections to the private Redis (ours is named). */
+  const appRedisClients = async (): Promise<number> => {
+    const list = (await control.sendCommand(['CLIENT', 'LIST'])) as string;
+    return list.split('\n').filter((l) => l.trim() !== '' && !l.includes('name=shutdown-test-control')).length;
+  };
+
+  async function spawnApp(env: Record<string, string>): Promise<AppProcess> {
+    const port = await freePort();
+    const child = spawn(process.execPath, [build.main], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        ...build.env,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'info',
+        REDIS_URL: redis.url,
+        NOMINATIM_URL: upstream.url,
+        NOMINATIM_USER_AGENT: 'places-cache-tests/1.0 (tests@places-cache.test)',
+        NOMINATIM_MAX_RPS: '1000',
+        RATE_LIMIT_ENABLED: 'false',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    running.add(child);
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
+    );
+    const app: AppProcess = { child, port, url: `http://127.0.0.1:${port}`, stdout: () => out, stderr: () => err, exited };
+    try {
+      await eventually(async () => {
+        if (child.exitCode !== null) throw new Error(`the app exited with ${child.exitCode}:\n${err}\n${out}`);
+        const res = await fetch(`${app.url}/health/ready`).catch(() => null);
+        if (res === null) return false;
+        const body = (await res.json()) as { details: { redis: { state: string } } };
+        return body.details.redis.state === 'ready';
+      }, 30_000, 100);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\nstderr: ${err}\nstdout: ${out}`, { cause: e });
+    }
+    return app;
+  }
+
+  const lines = (app: AppProcess) =>
+    app
+      .stdout()
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => JSON.parse(l) as { level: string; msg: string; context?: string; reqId?: string; status?: number; code?: number });
+
+  it('finishes the running miss, refuses new connections, closes Redis, flushes its logs and exits 0', async () => {
+    const app = await spawnApp({ SHUTDOWN_TIMEOUT_MS: '10000' });
+    expect(await appRedisClients()).toBeGreaterThanOrEqual(2);
+
+    let settled = false;
+    const inflight = fetch(`${app.url}/api?q=Berlin`, { headers: { 'X-Request-Id': 'in-flight-1' } }).finally(() => (settled = true));
+    await eventually(() => upstream.count('/search') === 1);
+    const signalledAt = Date.now();
+    app.child.kill('SIGTERM');
+
+    // The port closes at once, while the request is still waiting for Nominatim.
+    await eventually(() => refused(app.port), 1000, 20);
+    expect(settled).toBe(false);
+
+    const res = await inflight;
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-cache')).toBe('MISS');
+    expect(res.headers.get('x-request-id')).toBe('in-flight-1');
+    const body = (await res.json()) as { cache: boolean; data: Array<{ display_name: string }> };
+    expect(body.data[0].display_name).toContain('Berlin');
+
+    const { code, signal, at } = await app.exited;
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+    expect(at - signalledAt).toBeLessThan(10_000);
+    expect(await appRedisClients()).toBe(0);
+    expect(upstream.count()).toBe(1);
+
+    // Every line made it to stdout before the exit, the last ones included.
+    const logged = lines(app);
+    const msgs = logged.map((l) => l.msg);
+    expect(msgs).toContain('SIGTERM received: shutting down');
+    expect(msgs.some((m) => /^Stopped accepting connections; letting \d+ open connection\(s\) finish \(at most 10000 ms\)$/.test(m))).toBe(true);
+    expect(msgs.some((m) => /^HTTP server drained in \d+ ms$/.test(m))).toBe(true);
+    expect(logged.find((l) => l.reqId === 'in-flight-1')).toMatchObject({ msg: 'request', status: 200 });
+    expect(logged[logged.length - 1]).toMatchObject({ context: 'Shutdown', msg: 'Exiting with code 0', code: 0 });
+    expect(logged.filter((l) => l.level === 'error')).toEqual([]);
+    expect(app.stderr()).toBe('');
+  });
+
+  it('cuts off a request still running at SHUTDOWN_TIMEOUT_MS, and still exits 0 in time', async () => {
+    upstream.latencyMs = 8000;
+    const app = await spawnApp({ SHUTDOWN_TIMEOUT_MS: '1000', UPSTREAM_TIMEOUT_MS: '9000' });
+    const inflight = fetch(`${app.url}/api?q=Zurich`).then(
+      (r) => r.status,
+      (e: Error) => e.message,
+    );
+    await eventually(() => upstream.count('/search') === 1);
+    const signalledAt = Date.now();
+    app.child.kill('SIGTERM');
+
+    const { code, signal, at } = await app.exited;
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+    expect(at - signalledAt).toBeGreaterThanOrEqual(900);
+    expect(at - signalledAt).toBeLessThan(1000 + 2000);
+    // The connection was closed under it: no answer at all (Heroku's router would answer 503 itself).
+    expect(await inflight).toBe('fetch failed');
+    expect(await appRedisClients()).toBe(0);
+    expect(lines(app).map((l) => l.msg)).toContain('Requests still running after 1000 ms (SHUTDOWN_TIMEOUT_MS) were cut off');
+  });
+});
