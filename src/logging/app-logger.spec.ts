@@ -25,6 +25,17 @@ describe(createAppLogger.name, () => {
     expect(JSON.parse(lines[3])).toMatchObject({ level: 'error', context: 'Ctx', msg: 'boom at redis://:***@h:1' });
   });
 
+  it('masks other URLs with a password too (a Nominatim behind basic auth), and leaves URLs without one alone', () => {
+    const { lines, stream } = capture();
+    const logger = createAppLogger('info', stream);
+    logger.info('Upstream https://geo:t0ps3cret@nominatim.internal/nominatim at most 1 request(s)/s');
+    logger.info('Upstream https://nominatim.openstreetmap.org and redis://127.0.0.1:6379, mail ops@example.org');
+    expect(lines.map((l) => JSON.parse(l).msg)).toEqual([
+      'Upstream https://geo:***@nominatim.internal/nominatim at most 1 request(s)/s',
+      'Upstream https://nominatim.openstreetmap.org and redis://127.0.0.1:6379, mail ops@example.org',
+    ]);
+  });
+
   it('writes only what LOG_LEVEL lets through', () => {
     const { lines, stream } = capture();
     const logger = createAppLogger('warn', stream);

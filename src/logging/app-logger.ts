@@ -1,9 +1,20 @@
 import { LoggerService } from '@nestjs/common';
 import pino, { Logger } from 'pino';
 import { LogLevel } from '../config/configuration';
-import { maskRedisPasswords } from '../config/redis-url';
 
 let destinationOverride: pino.DestinationStream | undefined;
+
+/** `user:password@` in a URL of any scheme: a Redis URL, or a NOMINATIM_URL behind basic auth. */
+const URL_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^:/@\s"]*:)[^\s"/]+@/gi;
+
+/**
+ * Masks the password of every URL in a log line: `redis://user:secret@host` → `redis://user:***@host`.
+ * A quote ends the match, so a JSON line stays valid; the last `@` of the authority wins, as in URL
+ * parsing, so a raw `@` inside a password is masked too.
+ */
+export function maskUrlPasswords(line: string): string {
+  return line.replace(URL_PASSWORD, '$1***@');
+}
 
 /**
  * Sends the log lines of the apps built from now on to `stream` instead of stdout (`undefined` goes
@@ -16,7 +27,7 @@ export function setLogDestination(stream: pino.DestinationStream | undefined): v
 /**
  * One pino logger for the process: JSON lines on stdout, written asynchronously so logging never
  * blocks the hit path (lines written while a write is in progress are batched into the next one).
- * Every line passes through the Redis password mask just before it is written, whatever field the
+ * Every line passes through the URL password mask just before it is written, whatever field the
  * password hides in (message, error, stack).
  */
 export function createAppLogger(level: LogLevel, destination?: pino.DestinationStream): Logger {
@@ -26,7 +37,7 @@ export function createAppLogger(level: LogLevel, destination?: pino.DestinationS
       base: { app: 'places-cache' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
-      hooks: { streamWrite: maskRedisPasswords },
+      hooks: { streamWrite: maskUrlPasswords },
     },
     // minLength 0: a line is handed to the OS at once (asynchronously); a buffer that waits for 4 KB
     // would hold a quiet instance's start-up and Redis warnings back for minutes.
@@ -57,7 +68,7 @@ export class PinoNestLogger implements LoggerService {
   error(message: unknown, stackOrContext?: string, context?: string): void {
     const ctx = context ?? (stackOrContext && !stackOrContext.includes('\n') ? stackOrContext : undefined);
     const stack = stackOrContext?.includes('\n') ? stackOrContext : undefined;
-    if (message instanceof Error) this.logger.error({ context: ctx, err: message }, maskRedisPasswords(message.message));
+    if (message instanceof Error) this.logger.error({ context: ctx, err: message }, maskUrlPasswords(message.message));
     else this.logger.error({ context: ctx, stack }, stringify(message));
   }
   warn(message: unknown, context?: string): void {
