@@ -232,6 +232,19 @@ describe('operations (e2e): health, metrics, request ids and logs', () => {
       });
     });
 
+    it('documents the operational endpoints in the OpenAPI document, with the answers above as examples', async () => {
+      const doc = (await (await fetch(`${svc.url}/docs-json`)).json()) as {
+        paths: Record<string, { get?: { tags?: string[]; responses: Record<string, { content?: Record<string, { examples?: Record<string, unknown> }> }> } }>;
+      };
+      for (const path of ['/health/live', '/health/ready', '/health/upstream', '/metrics']) {
+        expect([path, doc.paths[path]?.get?.tags]).toEqual([path, ['operations']]);
+      }
+      const ready = doc.paths['/health/ready'].get!.responses['200'].content!['application/json'].examples!;
+      expect(Object.keys(ready)).toEqual(['ok', 'degraded', 'memory']);
+      expect(Object.keys(doc.paths['/health/upstream'].get!.responses['200'].content!['application/json'].examples!)).toEqual(['ok', 'coolingDown']);
+      expect(Object.keys(doc.paths['/metrics'].get!.responses['200'].content!)).toEqual(['text/plain']);
+    });
+
     it('leaves the Redis gauge out and still counts misses and hits', async () => {
       await fetch(`${svc.url}/search?q=Berlin&format=json`);
       await fetch(`${svc.url}/search?q=Berlin&format=json`);
