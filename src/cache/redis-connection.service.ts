@@ -26,6 +26,8 @@ export class RedisConnectionService implements OnApplicationShutdown {
   private readonly listeners = new Set<(state: RedisState) => void>();
   private closing = false;
   private suspendedUntil = 0;
+  /** a command timed out and none has succeeded since (a slow or frozen Redis) */
+  private slow = false;
 
   constructor(
     @Inject(redisConfig.KEY) private readonly config: RedisConfig,
@@ -79,12 +81,21 @@ export class RedisConnectionService implements OnApplicationShutdown {
     if (this.client === null) return fn();
     if (!this.isUsable()) throw new RedisUnavailableError(this.client.isReady ? 'suspended after a timeout' : this.stateValue);
     try {
-      return await withTimeout(fn(), this.config.opTimeoutMs, `redis ${op}`);
+      const result = await withTimeout(fn(), this.config.opTimeoutMs, `redis ${op}`);
+      if (this.slow) {
+        this.slow = false;
+        this.logger.log('Redis answers in time again; shared cache in use');
+      }
+      return result;
     } catch (e) {
       this.metrics.redisErrors.inc({ op });
       if (e instanceof OperationTimeoutError) {
-        if (Date.now() >= this.suspendedUntil) {
-          this.logger.warn(`Redis ${op} took longer than ${this.config.opTimeoutMs} ms; bypassing Redis for ${SUSPEND_AFTER_TIMEOUT_MS} ms`);
+        // One line per episode (a frozen Redis times out again after every suspension), not one per second.
+        if (!this.slow) {
+          this.slow = true;
+          this.logger.warn(
+            `Redis ${op} took longer than ${this.config.opTimeoutMs} ms; bypassing Redis for ${SUSPEND_AFTER_TIMEOUT_MS} ms at a time until it answers in time`,
+          );
         }
         this.suspendedUntil = Date.now() + SUSPEND_AFTER_TIMEOUT_MS;
       }

@@ -5,3 +5,9 @@ export class RedisUnavailableError extends Error {
     this.name = 'RedisUnavailableError';
   }
 }
+
+/**
+ * Runs one Redis call within REDIS_OP_TIMEOUT_MS, rejecting instead of waiting longer. The app passes
+ * RedisConnectionService.run, so a timeout seen by one caller makes every caller skip Redis for a while.
+ */
+export type RedisGuard = <T>(op: string, call: () => Promise<T>) => Promise<T>;

@@ -86,7 +86,8 @@ export class FrontDoor {
       const now = Date.now();
       const hit = this.places.fromMemory(canonical.request, now);
       if (hit !== undefined) return this.serveHit(req, res, hit, route.variant, now);
-      this.places.fromCache(canonical.request).then(
+      // The request carries what was found, so the controller does not read Redis again for a miss.
+      this.places.fromCache(canonical.request, req).then(
         (shared) => (shared === undefined ? next(req, res) : this.serveHit(req, res, shared, route.variant, Date.now())),
         () => next(req, res),
       );

@@ -29,6 +29,16 @@ export interface Resolution {
   fwdStatus?: number;
 }
 
+/** What one cache lookup found. */
+interface Lookup {
+  key: string;
+  /** an answer to serve now (fresh, or stale within stale-while-revalidate) */
+  hit?: Resolution;
+  /** the newest copy seen, fresh or stale, and where it was */
+  newest?: CachedAnswer;
+  tier?: 'l1' | 'l2';
+}
+
 /**
  * Cache-aside for Nominatim answers: L1 (in-process, bytes-bounded) over L2 (CACHE_MANAGER: Redis, or
  * cache-manager's memory store without REDIS_URL). Owns keys' TTLs, staleness (RFC 5861
@@ -41,6 +51,8 @@ export class PlacesCacheService implements OnModuleDestroy {
   private readonly logger = new Logger(PlacesCacheService.name);
   readonly l1: L1Cache;
   private readonly inflight = new Map<string, Promise<Resolution>>();
+  /** What the front door's lookup found for a request it then handed to Nest (see fromCache's carrier). */
+  private readonly lookups = new WeakMap<object, Lookup>();
   private readonly keepMs: number;
   private destroyed = false;
 
@@ -60,9 +72,18 @@ export class PlacesCacheService implements OnModuleDestroy {
   /**
    * The hit path: an answer that may be served now without going upstream (fresh, or stale within
    * stale-while-revalidate, which also starts one background refresh). `undefined` means "go the full way".
+   * With a `carrier` (the HTTP request), what was found is kept on it for `resolve`, which then need
+   * not read Redis a second time for the same request.
    */
-  async fromCache(req: CanonicalRequest): Promise<Resolution | undefined> {
-    if (!req.cacheable) return undefined;
+  async fromCache(req: CanonicalRequest, carrier?: object): Promise<Resolution | undefined> {
+    const found = await this.lookup(req);
+    if (found.hit === undefined && carrier !== undefined) this.lookups.set(carrier, found);
+    return found.hit;
+  }
+
+  /** L1, then L2 when L1 has nothing fresh: what may be served now, and the newest copy seen (for stale-if-error). */
+  private async lookup(req: CanonicalRequest): Promise<Lookup> {
+    if (!req.cacheable) return { key: req.key };
     const now = Date.now();
     let answer = this.l1.get(req.key, now);
     let tier: 'l1' | 'l2' = 'l1';
@@ -74,7 +95,8 @@ export class PlacesCacheService implements OnModuleDestroy {
         this.l1.set(req.key, shared, now);
       }
     }
-    return answer === undefined ? undefined : this.servable(req, answer, tier, now);
+    if (answer === undefined) return { key: req.key };
+    return { key: req.key, newest: answer, tier, hit: this.servable(req, answer, tier, now) };
   }
 
   /** Synchronous L1-only variant of `fromCache`, for the front door's fast path. */
@@ -83,24 +105,35 @@ export class PlacesCacheService implements OnModuleDestroy {
     return answer === undefined ? undefined : this.servable(req, answer, 'l1', now);
   }
 
-  /** The full way: cache, then one coalesced, paced upstream call, with stale-if-error as the fallback. */
-  async resolve(req: CanonicalRequest): Promise<Resolution> {
+  /**
+   * The full way: cache, then one coalesced, paced upstream call, with stale-if-error as the fallback.
+   * `carrier`: the HTTP request the front door already looked up with `fromCache` (nothing servable).
+   */
+  async resolve(req: CanonicalRequest, carrier?: object): Promise<Resolution> {
     if (!req.cacheable) {
       const up = await this.nominatim.fetch(req);
       this.metrics.cacheOutcomes.inc({ outcome: 'miss', tier: 'none' });
       return { answer: this.transient(up), outcome: 'MISS', stored: false };
     }
-    const cached = await this.fromCache(req);
-    if (cached !== undefined) return cached;
+    const prior = carrier === undefined ? undefined : this.lookups.get(carrier);
+    if (carrier !== undefined) this.lookups.delete(carrier);
+    let found: Lookup;
+    if (prior !== undefined && prior.key === req.key) {
+      found = prior;
+    } else {
+      found = await this.lookup(req);
+      if (found.hit !== undefined) return found.hit;
+    }
 
-    const now = Date.now();
-    const stale = this.l1.get(req.key, now);
+    // The stale copy comes from L1 or L2 (with L1 disabled, or when another instance filled it).
+    const stale = found.newest;
     try {
       return await this.fill(req);
     } catch (e) {
-      if (e instanceof GatewayError && stale !== undefined && now < stale.freshUntil + this.config.staleIfErrorSeconds * 1000) {
-        this.metrics.cacheOutcomes.inc({ outcome: 'stale', tier: 'l1' });
-        return { answer: stale, outcome: 'STALE', stored: true, tier: 'l1', fwdStatus: e.upstreamStatus ?? e.getStatus() };
+      if (e instanceof GatewayError && stale !== undefined && Date.now() < stale.freshUntil + this.config.staleIfErrorSeconds * 1000) {
+        const tier = found.tier ?? 'l1';
+        this.metrics.cacheOutcomes.inc({ outcome: 'stale', tier });
+        return { answer: stale, outcome: 'STALE', stored: true, tier, fwdStatus: e.upstreamStatus ?? e.getStatus() };
       }
       throw e;
     }
@@ -162,7 +195,8 @@ export class PlacesCacheService implements OnModuleDestroy {
     try {
       return await this.fetchAndStore(req, false);
     } finally {
-      if (token !== null) await lock.release(req.key, token).catch(() => undefined);
+      // Not awaited: the answer is ready, and a Redis that froze meanwhile must not hold it back.
+      if (token !== null) void lock.release(req.key, token).catch(() => undefined);
     }
   }
 

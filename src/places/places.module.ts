@@ -22,7 +22,13 @@ import { UpstreamStatus } from './upstream-status';
       useFactory: (conn: RedisConnectionService, n: NominatimConfig, r: RedisConfig) =>
         new UpstreamPacer(
           conn.client,
-          { minIntervalMs: 1000 / n.maxRps, maxWaitMs: n.queueMaxWaitMs, keyPrefix: KEY_PREFIX, opTimeoutMs: r.opTimeoutMs },
+          {
+            minIntervalMs: 1000 / n.maxRps,
+            maxWaitMs: n.queueMaxWaitMs,
+            keyPrefix: KEY_PREFIX,
+            opTimeoutMs: r.opTimeoutMs,
+            guard: (op, call) => conn.run(op, call),
+          },
           () => conn.isUsable(),
         ),
     },
@@ -31,7 +37,12 @@ import { UpstreamStatus } from './upstream-status';
       inject: [RedisConnectionService, nominatimConfig.KEY, redisConfig.KEY],
       useFactory: (conn: RedisConnectionService, n: NominatimConfig, r: RedisConfig) =>
         conn.client && conn.subscriber
-          ? new FillLock(conn.client, conn.subscriber, { keyPrefix: KEY_PREFIX, leaseMs: n.fillLeaseMs, opTimeoutMs: r.opTimeoutMs })
+          ? new FillLock(conn.client, conn.subscriber, {
+              keyPrefix: KEY_PREFIX,
+              leaseMs: n.fillLeaseMs,
+              opTimeoutMs: r.opTimeoutMs,
+              guard: (op, call) => conn.run(op, call),
+            })
           : null,
     },
     { provide: UpstreamStatus, inject: [UPSTREAM_PACER], useFactory: (pacer: UpstreamPacer) => new UpstreamStatus(pacer) },

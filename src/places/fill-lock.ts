@@ -1,0 +1,208 @@
+import { Logger } from '@nestjs/common';
+import { createHash, randomUUID } from 'node:crypto';
+import type { RedisClientType } from 'redis';
+import type { RedisGuard } from '../cache/redis-guard';
+import { withTimeout } from '../cache/with-timeout';
+
+export interface FillLockOptions {
+  /** Namespace of the lock keys and of the notification channel, e.g. 'places:v1:'. */
+  keyPrefix: string;
+  /** Lease of a lock: a crashed holder's lock disappears after this long. Longer than one upstream call. */
+  leaseMs: number;
+  /** Bound on each Redis round trip. */
+  opTimeoutMs: number;
+  /**
+   * Runs acquire, notify and poll calls instead of a plain opTimeoutMs timeout: the app passes
+   * RedisConnectionService.run, so a Redis that is down or frozen is skipped at once rather than waited for.
+   */
+  guard?: RedisGuard;
+}
+
+export type FillOutcome = 'filled' | 'released' | 'timeout';
+
+/* Compare-and-delete: only the holder of the token removes the lock. */
+const RELEASE_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+const RELEASE_SHA = createHash('sha1').update(RELEASE_SCRIPT).digest('hex');
+
+/** Longest pause between two checks that a held lock still exists (a released or expired lease). */
+const MAX_POLL_MS = 250;
+
+interface KeyWaiters {
+  resolvers: Set<(outcome: FillOutcome) => void>;
+  pollTimer?: NodeJS.Timeout;
+}
+
+/**
+ * Cross-instance single flight for cache fills. The instance that wins `tryAcquire` fetches upstream,
+ * writes the cache, calls `notifyFilled` and `release`; the others `waitForFill` and then read the
+ * cache. Waiters wake on the pub/sub notification at once; a lock that disappears without one (holder
+ * gave up, or crashed and its lease expired) is noticed by one coarse existence poll per key.
+ */
+export class FillLock {
+  private readonly logger = new Logger(FillLock.name);
+  private readonly channel: string;
+  private readonly pollMs: number;
+  private readonly waiters = new Map<string, KeyWaiters>();
+  private subscribed?: Promise<void>;
+  private readonly onMessage = (key: string) => this.settle(key, 'filled');
+
+  constructor(
+    private readonly client: RedisClientType,
+    private readonly subscriber: RedisClientType,
+    private readonly options: FillLockOptions,
+  ) {
+    this.channel = `${options.keyPrefix}filled`;
+    this.pollMs = Math.max(10, Math.min(Math.floor(options.leaseMs / 4), MAX_POLL_MS));
+  }
+
+  /** Subscribes (once) to the fill notifications. */
+  start(): Promise<void> {
+    this.subscribed ??= withTimeout(
+      this.subscriber.subscribe(this.channel, this.onMessage),
+      this.options.opTimeoutMs,
+      'redis fill-lock subscribe',
+    ).catch((error: unknown) => {
+      this.subscribed = undefined;
+      throw error;
+    });
+    return this.subscribed;
+  }
+
+  /** Takes the lock for `key` with a lease; resolves its token, or null if another holder has it. Throws on Redis failure. */
+  async tryAcquire(key: string): Promise<string | null> {
+    const token = randomUUID();
+    let sent = false;
+    try {
+      const reply = await this.redisCall('fill-lock acquire', () => {
+        sent = true;
+        return this.client.set(this.lockKey(key), token, { NX: true, PX: this.options.leaseMs });
+      });
+      return reply === 'OK' ? token : null;
+    } catch (error) {
+      // A frozen Redis runs the SET it was sent once it wakes up, taking a lock nobody holds for a whole
+      // lease (waiters would wait that long): send the compare-and-delete right behind it. (A closed
+      // connection sent nothing.)
+      if (sent && this.client.isReady) void this.release(key, token);
+      throw error;
+    }
+  }
+
+  /**
+   * Releases the lock if `token` still holds it (a lease that expired and was taken by someone else is
+   * left alone). Best effort: never rejects, since the lease ends the lock anyway.
+   */
+  async release(key: string, token: string): Promise<void> {
+    const keys = [this.lockKey(key)];
+    try {
+      const deleted = await withTimeout(
+        this.client.evalSha(RELEASE_SHA, { keys, arguments: [token] }).catch((error: unknown) => {
+          if (error instanceof Error && error.message.startsWith('NOSCRIPT')) {
+            return this.client.eval(RELEASE_SCRIPT, { keys, arguments: [token] });
+          }
+          throw error;
+        }),
+        this.options.opTimeoutMs,
+        'redis fill-lock release',
+      );
+      if (Number(deleted) === 1) this.settle(key, 'released');
+    } catch (error) {
+      // Debug only: Redis being down is logged once, as a state change, by its owner.
+      this.logger.debug(`Fill lock release failed (${describe(error)}); its lease will end it`);
+    }
+  }
+
+  /**
+   * Wakes the waiters for `key`: this process's at once, other instances' through pub/sub. Best effort:
+   * never rejects; remote waiters still notice the released lock by their poll.
+   */
+  async notifyFilled(key: string): Promise<void> {
+    this.settle(key, 'filled');
+    try {
+      await this.redisCall('fill-lock publish', () => this.client.publish(this.channel, key));
+    } catch (error) {
+      this.logger.debug(`Fill notification failed (${describe(error)}); waiters will see the lock released`);
+    }
+  }
+
+  /**
+   * Resolves 'filled' on the notification for `key`, 'released' when its lock is gone (released
+   * without a fill, or its lease expired, or it was not held at all), or 'timeout' after `timeoutMs`.
+   * Either way the caller re-reads the cache and, on a miss, may try to take the lock itself.
+   */
+  waitForFill(key: string, timeoutMs: number): Promise<FillOutcome> {
+    return new Promise<FillOutcome>((resolve) => {
+      let entry = this.waiters.get(key);
+      const isNew = !entry;
+      if (!entry) {
+        entry = { resolvers: new Set() };
+        this.waiters.set(key, entry);
+      }
+      const timer = setTimeout(() => finish('timeout'), Math.max(0, timeoutMs));
+      const finish = (outcome: FillOutcome) => {
+        clearTimeout(timer);
+        const current = this.waiters.get(key);
+        if (current?.resolvers.delete(finish) && current.resolvers.size === 0) {
+          clearTimeout(current.pollTimer);
+          this.waiters.delete(key);
+        }
+        resolve(outcome);
+      };
+      entry.resolvers.add(finish);
+      if (isNew) void this.poll(key, entry);
+    });
+  }
+
+  /** Unsubscribes, stops every poll and resolves the remaining waiters with 'timeout'. */
+  async stop(): Promise<void> {
+    for (const key of [...this.waiters.keys()]) this.settle(key, 'timeout');
+    const subscribed = this.subscribed;
+    this.subscribed = undefined;
+    if (!subscribed) return;
+    try {
+      await subscribed;
+      await withTimeout(
+        this.subscriber.unsubscribe(this.channel, this.onMessage),
+        this.options.opTimeoutMs,
+        'redis fill-lock unsubscribe',
+      );
+    } catch (error) {
+      this.logger.warn(`Fill lock unsubscribe failed (${describe(error)})`);
+    }
+  }
+
+  /** One bounded Redis call: through the app's guard when given, else with the plain op timeout. */
+  private redisCall<T>(op: string, call: () => Promise<T>): Promise<T> {
+    return this.options.guard ? this.options.guard(op, call) : withTimeout(call(), this.options.opTimeoutMs, `redis ${op}`);
+  }
+
+  private lockKey(key: string): string {
+    return `${this.options.keyPrefix}lock:${key}`;
+  }
+
+  private settle(key: string, outcome: FillOutcome): void {
+    const entry = this.waiters.get(key);
+    if (!entry) return;
+    this.waiters.delete(key);
+    clearTimeout(entry.pollTimer);
+    for (const finish of [...entry.resolvers]) finish(outcome);
+  }
+
+  /** One existence check per key, shared by all its waiters; the first runs at once. */
+  private async poll(key: string, entry: KeyWaiters): Promise<void> {
+    try {
+      const exists = await this.redisCall('fill-lock check', () => this.client.exists(this.lockKey(key)));
+      if (this.waiters.get(key) !== entry) return;
+      if (exists === 0) return this.settle(key, 'released');
+    } catch {
+      // Redis trouble: keep waiting; the waiters' own timeouts bound it.
+    }
+    if (this.waiters.get(key) === entry) entry.pollTimer = setTimeout(() => void this.poll(key, entry), this.pollMs);
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
