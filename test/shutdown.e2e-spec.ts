@@ -158,6 +158,22 @@ describe('graceful shutdown (e2e, the app as its own process)', () => {
     expect(app.stderr()).toBe('');
   });
 
+  it('exits 0 in time when Redis is frozen at shutdown (QUIT is not waited for forever)', async () => {
+    const app = await spawnApp({ SHUTDOWN_TIMEOUT_MS: '2000', REDIS_OP_TIMEOUT_MS: '200' });
+    await redis.pause();
+    try {
+      const signalledAt = Date.now();
+      app.child.kill('SIGTERM');
+      const { code, signal, at } = await app.exited;
+      expect({ code, signal }).toEqual({ code: 0, signal: null });
+      expect(at - signalledAt).toBeLessThan(2000 + 2000);
+    } finally {
+      await redis.resume();
+    }
+    await eventually(async () => (await appRedisClients()) === 0);
+    expect(lines(app).map((l) => l.msg)).toContain('Exiting with code 0');
+  });
+
   it('cuts off a request still running at SHUTDOWN_TIMEOUT_MS, and still exits 0 in time', async () => {
     upstream.latencyMs = 8000;
     const app = await spawnApp({ SHUTDOWN_TIMEOUT_MS: '1000', UPSTREAM_TIMEOUT_MS: '9000' });
