@@ -1,0 +1,179 @@
+/**
+ * The processes under test. Every server is its own child process, so its CPU time is its own:
+ * the service (`node dist/main.js`, production mode) is read from /proc/<pid>/stat, the baselines
+ * answer an IPC message with their own `process.cpuUsage()`.
+ */
+import { ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort } from '../../test/support/redis-server';
+import type { ChildMessage } from '../baselines/child';
+
+export const ROOT = join(__dirname, '..', '..');
+
+export interface Target {
+  readonly name: string;
+  /** `http://127.0.0.1:<port>` */
+  readonly url: string;
+  readonly pid: number;
+  /** Cumulative user + system CPU time of the server process, µs. */
+  cpuMicros(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
+/** utime + stime of a process (all its threads), µs; resolution 1/CLK_TCK s. */
+export function procCpuMicros(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after "(comm)": state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLK_TCK;
+}
+
+function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    live.delete(child);
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      live.delete(child);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+function exitNote(child: ChildProcess, log: string): Promise<never> {
+  return new Promise((_, reject) => {
+    child.once('exit', (code, signal) => reject(new Error(`exited (${signal ?? code}) before it was ready; see ${log}`)));
+  });
+}
+
+export interface ServiceOptions {
+  /** The built entry point (a private snapshot of dist/, see run.ts). */
+  mainJs: string;
+  redisUrl: string;
+  nominatimUrl: string;
+  logFile: string;
+  /** Extra or overriding environment variables. */
+  env?: Record<string, string>;
+  /** Extra node flags (e.g. --cpu-prof). */
+  nodeArgs?: string[];
+}
+
+/**
+ * The production settings the benchmark runs the service with. The per-client rate limits stay on
+ * (their cost is part of the hit path) with allowances no benchmark client reaches: every request
+ * here comes from one address.
+ */
+export const SERVICE_ENV: Readonly<Record<string, string>> = {
+  NODE_ENV: 'production',
+  LOG_LEVEL: 'info',
+  HOST: '127.0.0.1',
+  NOMINATIM_USER_AGENT: 'places-cache-bench/1.0 (bench@places-cache.test)',
+  RATE_LIMIT_ENABLED: 'true',
+  RATE_LIMIT_HITS: '100000000',
+  RATE_LIMIT_MISSES: '1000000',
+};
+
+/**
+ * Starts `node dist/main.js` with a clean environment (nothing inherited that could point it at
+ * another Redis or Nominatim), its stdout/stderr (one JSON log line per request) appended to logFile.
+ * Resolves once it answers HTTP and reports Redis connected in /metrics.
+ */
+export async function startService(name: string, opts: ServiceOptions): Promise<Target> {
+  const port = await freePort();
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/tmp',
+    ...SERVICE_ENV,
+    PORT: String(port),
+    REDIS_URL: opts.redisUrl,
+    NOMINATIM_URL: opts.nominatimUrl,
+    ...opts.env,
+  };
+  const fd = openSync(opts.logFile, 'a');
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.mainJs], { cwd: ROOT, env, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  live.add(child);
+  const url = `http://127.0.0.1:${port}`;
+  const target: Target = {
+    name,
+    url,
+    pid: child.pid ?? -1,
+    cpuMicros: async () => procCpuMicros(child.pid ?? -1),
+    stop: () => stopChild(child),
+  };
+  try {
+    await Promise.race([waitForRedisConnected(url, 30_000), exitNote(child, opts.logFile)]);
+  } catch (e) {
+    await target.stop();
+    throw new Error(`service ${name}: ${(e as Error).message}`, { cause: e });
+  }
+  return target;
+}
+
+async function waitForRedisConnected(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await fetch(`${url}/metrics`);
+      if (/^places_redis_connected 1$/m.test(await res.text())) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`not ready (Redis connected) within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export type BaselineName = 'naive' | 'floor' | 'raw';
+
+/** Forks bench/baselines/<name>.ts (through @swc-node/register) and waits for its "ready". */
+export async function startBaseline(name: BaselineName, env: Record<string, string>, logFile: string, label: string = name): Promise<Target> {
+  const fd = openSync(logFile, 'a');
+  const child = fork(join(ROOT, 'bench', 'baselines', `${name}.ts`), [], {
+    cwd: ROOT,
+    execArgv: ['-r', '@swc-node/register'],
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', NODE_ENV: 'production', ...env },
+    stdio: ['ignore', fd, fd, 'ipc'],
+  });
+  closeSync(fd);
+  live.add(child);
+  const ready = new Promise<number>((resolve) => {
+    const onMessage = (m: ChildMessage) => {
+      if (m.type !== 'ready') return;
+      child.off('message', onMessage);
+      resolve(m.port);
+    };
+    child.on('message', onMessage);
+  });
+  let port: number;
+  try {
+    port = await Promise.race([ready, exitNote(child, logFile)]);
+  } catch (e) {
+    live.delete(child);
+    throw new Error(`baseline ${name}: ${(e as Error).message}`, { cause: e });
+  }
+  const cpuMicros = () =>
+    new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${name}: no cpu reply`)), 5000);
+      const onMessage = (m: ChildMessage) => {
+        if (m.type !== 'cpu') return;
+        clearTimeout(timer);
+        child.off('message', onMessage);
+        resolve(m.user + m.system);
+      };
+      child.on('message', onMessage);
+      child.send({ type: 'cpu' });
+    });
+  return { name: label, url: `http://127.0.0.1:${port}`, pid: child.pid ?? -1, cpuMicros, stop: () => stopChild(child, 3000) };
+}

@@ -1,0 +1,673 @@
+/**
+ * `npm run bench` (`-- --smoke` for the CI-sized run, `-- --profile` to write a CPU profile of the
+ * service during the hot-key run). Everything runs on 127.0.0.1: a private redis-server, the fake
+ * Nominatim (in this process), the service built in production mode and three baselines, each server
+ * its own process. See docs/benchmark.md for what each scenario measures.
+ */
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { createClient, RedisClientType } from 'redis';
+import { canonicaliseRoute, PLACE_ROUTES, splitTarget } from '../src/places/place-routes';
+import { FakeNominatim } from '../test/support/fake-nominatim';
+import { RedisProcess, startRedis } from '../test/support/redis-server';
+import { Answer, drive, get, latencyOf, Latency, load, LoadRun, measure, Measured, openAgent } from './lib/load';
+import { ROOT, startBaseline, startService, Target } from './lib/procs';
+import { naivePathOf, noisyPath, PLACE_NAMES, prng, questions, zipf } from './lib/questions';
+import { apiKey, memoryOf, seedNaive, seedService } from './lib/seed';
+
+const SMOKE = process.argv.includes('--smoke');
+const PROFILE = process.argv.includes('--profile');
+/** `--only a,c`: run only these scenarios (a development aid; targets of skipped scenarios are not checked). */
+const ONLY = new Set((process.argv.find((a) => a.startsWith('--only='))?.slice(7) ?? 'a,b,c,d,e,f').split(','));
+
+/** Sizes: full run, or tiny (about a second per run) for CI. */
+const CFG = SMOKE
+  ? { durationS: 1, warmupS: 0.3, connections: 16, keys: 2000, noisyRequests: 2000, noisyQuestions: 100, burstMisses: 2, pacingS: 3, stampede: 200 }
+  : { durationS: 10, warmupS: 3, connections: 32, keys: 100_000, noisyRequests: 20_000, noisyQuestions: 1000, burstMisses: 8, pacingS: 10, stampede: 200 };
+const UPSTREAM_LATENCY_MS = 300;
+const ANSWER_BYTES = 5000;
+const HOT_Q = 'Berlin';
+const HOT_PATH = `/api?q=${HOT_Q}`;
+const BIG_L1 = 2 * 1024 ** 3;
+const NO_COMPRESSION = 1024 ** 3;
+const FILL_CHANNEL = 'places:v1:filled';
+
+const WORK = join(ROOT, '.tmp', 'bench');
+const LOGS = join(WORK, 'logs');
+const RESULTS = join(ROOT, 'bench', 'results', 'latest.json');
+
+interface Ctx {
+  redis: RedisProcess;
+  client: RedisClientType;
+  fake: FakeNominatim;
+  mainJs: string;
+  /** the upstream's 5 KB answer to the hot question, and the service's /api hit body around it */
+  upstreamBody: Buffer;
+  apiHitBody: Buffer;
+  bodyFile: string;
+}
+
+interface Check {
+  name: string;
+  measured: string;
+  target: string;
+  met: boolean;
+  /** a correctness invariant: smoke runs fail on it */
+  invariant: boolean;
+}
+
+const checks: Check[] = [];
+const check = (name: string, measured: string, target: string, met: boolean, invariant = false) =>
+  checks.push({ name, measured, target, met, invariant });
+
+const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : '–');
+
+// ------------------------------------------------------------------------------------------------
+// Targets
+
+function logFile(name: string): string {
+  return join(LOGS, `${name.replace(/[^\w.-]+/g, '_')}.log`);
+}
+
+function service(ctx: Ctx, name: string, env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Target> {
+  return startService(name, {
+    mainJs: ctx.mainJs,
+    redisUrl: ctx.redis.url,
+    nominatimUrl: ctx.fake.url,
+    logFile: logFile(name),
+    env,
+    nodeArgs,
+  });
+}
+
+const naive = (ctx: Ctx) =>
+  startBaseline('naive', { REDIS_URL: ctx.redis.url, NOMINATIM_URL: ctx.fake.url }, logFile('naive'));
+const floor = (ctx: Ctx) => startBaseline('floor', { BODY_FILE: ctx.bodyFile }, logFile('floor'));
+const raw = (ctx: Ctx, keysFile: string, label = 'raw') =>
+  startBaseline('raw', { BODY_FILE: ctx.bodyFile, KEYS_FILE: keysFile }, logFile(label), label);
+
+async function withTarget<T>(start: () => Promise<Target>, fn: (t: Target) => Promise<T>): Promise<T> {
+  const t = await start();
+  try {
+    return await fn(t);
+  } finally {
+    await t.stop();
+  }
+}
+
+/** The fill-lock subscriptions of `n` instances are in place (else a waiter would fall back to polling). */
+async function waitForSubscribers(ctx: Ctx, n: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const reply = (await ctx.client.sendCommand(['PUBSUB', 'NUMSUB', FILL_CHANNEL])) as [string, number];
+    if (Number(reply[1]) >= n) return;
+    await sleep(25);
+  }
+  throw new Error(`${n} fill-lock subscriber(s) not seen on ${FILL_CHANNEL}`);
+}
+
+function alternate<T>(items: T[], round: number): T[] {
+  return round % 2 === 0 ? items : [...items].reverse();
+}
+
+// ------------------------------------------------------------------------------------------------
+// (a) hit path, one hot key
+
+async function hotKey(ctx: Ctx, round: number): Promise<Measured[]> {
+  const hot = { connections: CFG.connections, durationS: CFG.durationS, nextPath: () => HOT_PATH };
+  const hotKeysFile = join(WORK, 'keys-hot.txt');
+  writeFileSync(hotKeysFile, `${HOT_Q}\n`);
+  const profile = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', join(WORK, 'profiles')] : [];
+  const runs: Array<() => Promise<Measured>> = alternate(
+    [
+      () => withTarget(() => service(ctx, 'service', {}, profile), (t) => firstThenMeasure(ctx, t, hot)),
+      () => withTarget(() => naive(ctx), (t) => firstThenMeasure(ctx, t, hot)),
+      () => withTarget(() => floor(ctx), (t) => firstThenMeasure(ctx, t, hot)),
+      () => withTarget(() => raw(ctx, hotKeysFile), (t) => firstThenMeasure(ctx, t, hot)),
+    ],
+    round,
+  );
+  const out: Measured[] = [];
+  for (const run of runs) out.push(await run());
+  return out;
+}
+
+/** The first request fills the cache (a miss); its bytes are checked against the service's hit body. */
+async function firstThenMeasure(ctx: Ctx, t: Target, opts: Parameters<typeof measure>[1]): Promise<Measured> {
+  const agent = new http.Agent({ keepAlive: false });
+  await get(t.url, HOT_PATH, agent);
+  const hit = await get(t.url, HOT_PATH, agent);
+  if (hit.status !== 200) throw new Error(`${t.name}: ${HOT_PATH} answered ${hit.status}`);
+  if (t.name !== 'naive' && !hit.body.equals(ctx.apiHitBody)) throw new Error(`${t.name}: the hit body differs from the service's`);
+  log(`(a) ${t.name}: ${hit.body.length} bytes per answer`);
+  return measure(t, opts, CFG.warmupS);
+}
+
+// ------------------------------------------------------------------------------------------------
+// (b) hit path over many distinct cached keys
+
+async function manyKeys(ctx: Ctx, round: number): Promise<Measured[]> {
+  await ctx.client.flushDb();
+  const qs = Array.from({ length: CFG.keys }, (_, i) => `${i} main street springfield`);
+  const paths = qs.map((q) => `/api?q=${encodeURIComponent(q)}`);
+  const started = Date.now();
+  await seedService(ctx.client, qs, ctx.upstreamBody);
+  await seedNaive(ctx.client, qs, ctx.upstreamBody);
+  log(`(b) seeded ${qs.length} service + ${qs.length} naive entries in ${Date.now() - started} ms`);
+  const keysFile = join(WORK, 'keys-many.txt');
+  writeFileSync(keysFile, `${qs.join('\n')}\n`);
+
+  const random = prng(42);
+  const randomKey = { connections: CFG.connections, durationS: CFG.durationS, nextPath: () => paths[Math.floor(random() * paths.length)] };
+  const bigL1 = `service L1=${BIG_L1 / 1024 ** 3}GiB`;
+  const runs: Array<() => Promise<Measured>> = alternate(
+    [
+      () =>
+        withTarget(
+          () => service(ctx, bigL1, { L1_MAX_BYTES: String(BIG_L1) }),
+          async (t) => {
+            // Every key once, in order: all of them move from Redis into the L1.
+            let i = 0;
+            const fill = await load(t.url, { connections: CFG.connections, amount: paths.length, nextPath: () => paths[i++ % paths.length] });
+            log(`(b) ${bigL1}: L1 filled from Redis at ${fmt(fill.rps, 0)} req/s (p50 ${fmt(fill.p50)} ms)`);
+            return measure(t, randomKey, CFG.warmupS);
+          },
+        ),
+      () => withTarget(() => service(ctx, 'service L1=64MiB (default)'), (t) => measure(t, randomKey, CFG.warmupS)),
+      () => withTarget(() => naive(ctx), (t) => measure(t, randomKey, CFG.warmupS)),
+      () => withTarget(() => raw(ctx, keysFile), (t) => measure(t, randomKey, CFG.warmupS)),
+    ],
+    round,
+  );
+  const out: Measured[] = [];
+  for (const run of runs) out.push(await run());
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------------
+// (c) stampede
+
+interface Burst {
+  target: string;
+  requests: number;
+  upstream: number;
+  statuses: Record<string, number>;
+  xCache: Record<string, number>;
+  latency: Latency;
+}
+
+function summarise(target: string, answers: Answer[], upstream: number): Burst {
+  const statuses: Record<string, number> = {};
+  const xCache: Record<string, number> = {};
+  for (const a of answers) {
+    statuses[a.status] = (statuses[a.status] ?? 0) + 1;
+    const x = String(a.headers['x-cache'] ?? '-');
+    xCache[x] = (xCache[x] ?? 0) + 1;
+  }
+  return { target, requests: answers.length, upstream, statuses, xCache, latency: latencyOf(answers.map((a) => a.ms)) };
+}
+
+/**
+ * A production instance has run its miss path before: send some requests through the Nest pipeline
+ * (400s, no upstream call) and one real miss, so the stampede measures coalescing, not JIT warm-up.
+ */
+async function warmMissPath(t: Target): Promise<void> {
+  if (t.name !== 'naive') await drive(t.url, Array.from({ length: 50 }, () => '/api?q=%20'), 4);
+  await get(t.url, `/api?q=${encodeURIComponent(`warm-up ${t.name}`)}`, new http.Agent());
+}
+
+async function stampede(ctx: Ctx): Promise<Burst[]> {
+  const n = CFG.stampede;
+  /** n identical requests at once, spread over `targets`, on connections opened beforehand. */
+  const fire = async (label: string, targets: Target[], path: string): Promise<Burst> => {
+    const per = n / targets.length;
+    for (const t of targets) await warmMissPath(t);
+    // The warm-up misses took pacing slots: let the next one come.
+    await sleep(1100);
+    const agents = await Promise.all(targets.map((t) => openAgent(t.url, per, t.name === 'naive' ? '/' : '/health/live')));
+    ctx.fake.reset();
+    ctx.fake.latencyMs = UPSTREAM_LATENCY_MS;
+    try {
+      const answers = await Promise.all(targets.flatMap((t, k) => Array.from({ length: per }, () => get(t.url, path, agents[k]))));
+      return summarise(label, answers, ctx.fake.count('/search'));
+    } finally {
+      for (const agent of agents) agent.destroy();
+      ctx.fake.reset();
+    }
+  };
+  const out: Burst[] = [];
+
+  // A fresh Redis for each run: no pacing slot or lock left over from the previous one.
+  await ctx.client.flushDb();
+  out.push(
+    await withTarget(
+      () => service(ctx, 'service ×1'),
+      async (t) => {
+        await waitForSubscribers(ctx, 1);
+        return fire('service ×1', [t], '/api?q=Paris');
+      },
+    ),
+  );
+
+  await ctx.client.flushDb();
+  const a = await service(ctx, 'service ×2 (a)');
+  const b = await service(ctx, 'service ×2 (b)');
+  try {
+    await waitForSubscribers(ctx, 2);
+    out.push(await fire('service ×2', [a, b], '/api?q=München'));
+  } finally {
+    await Promise.all([a.stop(), b.stop()]);
+  }
+
+  out.push(await withTarget(() => naive(ctx), (t) => fire('naive', [t], '/api?q=Kraków')));
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------------
+// (d) noisy stream
+
+interface Noisy extends Burst {
+  seconds: number;
+  /** distinct questions in the stream (ground truth of the generator) */
+  distinctQuestions: number;
+  /** distinct cache keys the service's canonicaliser gives the stream */
+  distinctKeys: number;
+  /** distinct request targets that reached the fake Nominatim */
+  distinctUpstream: number;
+  /** distinct raw q spellings (what the naive baseline keys on) */
+  distinctRawQ: number;
+}
+
+function noisyStream(): { paths: string[]; ids: number[] } {
+  const random = prng(7);
+  const qs = questions(CFG.noisyQuestions);
+  // Popularity is unrelated to the question's place in the list.
+  const order = qs.map((q) => q.id);
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const rank = zipf(qs.length, 1.0, random);
+  const ids = Array.from({ length: CFG.noisyRequests }, () => order[rank()]);
+  return { ids, paths: ids.map((id) => noisyPath(qs[id], random)) };
+}
+
+async function noisy(ctx: Ctx): Promise<Noisy[]> {
+  const { paths, ids } = noisyStream();
+  const search = PLACE_ROUTES.get('/search')!;
+  const keyOf = (path: string) => {
+    const c = canonicaliseRoute(search, splitTarget(path).query, undefined);
+    if (!c.ok) throw new Error(`the generator wrote an invalid request: ${path} (${c.error.body})`);
+    return c.request.key;
+  };
+  const keys = new Set(paths.map(keyOf));
+  const distinctQuestions = new Set(ids).size;
+  const naivePaths = paths.map(naivePathOf);
+  const distinctRawQ = new Set(naivePaths).size;
+  const run = async (label: string, t: Target, stream: string[]): Promise<Noisy> => {
+    ctx.fake.reset();
+    ctx.fake.latencyMs = 20;
+    const started = performance.now();
+    const answers = await drive(t.url, stream, CFG.connections);
+    const seconds = (performance.now() - started) / 1000;
+    const upstream = ctx.fake.requests.filter((r) => r.path === '/search');
+    const distinctUpstream = new Set(upstream.map((r) => r.rawUrl)).size;
+    ctx.fake.reset();
+    return { ...summarise(label, answers, upstream.length), seconds, distinctQuestions, distinctKeys: keys.size, distinctUpstream, distinctRawQ };
+  };
+  await ctx.client.flushDb();
+  // Pacing at 1 request/s would make 1k first-time questions take 1000 s and the queue limit (10 s)
+  // turn most into 503s: this scenario is about recognising one question in many spellings and
+  // coalescing them, so upstream may go fast here; pacing is scenario (e).
+  const svc = await withTarget(() => service(ctx, 'service (noisy)', { NOMINATIM_MAX_RPS: '1000' }), (t) => run('service', t, paths));
+  const nv = await withTarget(() => naive(ctx), (t) => run('naive', t, naivePaths));
+  return [svc, nv];
+}
+
+// ------------------------------------------------------------------------------------------------
+// (e) pacing burst with hits interleaved
+
+interface Pacing {
+  hitOnly: LoadRun;
+  withBurst: LoadRun;
+  misses: Burst;
+  upstreamGapsMs: number[];
+  violations: number;
+}
+
+async function pacing(ctx: Ctx): Promise<Pacing> {
+  await ctx.client.flushDb();
+  return withTarget(
+    () => service(ctx, 'service (pacing)'),
+    async (t) => {
+      ctx.fake.reset();
+      ctx.fake.latencyMs = 100;
+      const hits = { connections: 8, overallRate: 1000, durationS: CFG.pacingS, nextPath: () => HOT_PATH };
+      await get(t.url, HOT_PATH, new http.Agent()); // the hot key's own (first) upstream request
+      await load(t.url, { ...hits, durationS: CFG.warmupS });
+      const hitOnly = await load(t.url, hits);
+
+      const missAgent = new http.Agent({ keepAlive: true });
+      const missPaths = Array.from({ length: CFG.burstMisses }, (_, i) => `/search?q=${encodeURIComponent(PLACE_NAMES[i % PLACE_NAMES.length])}&format=json&limit=${7 + i}`);
+      const hitRun = load(t.url, hits);
+      await sleep(500);
+      const missAnswers = await Promise.all(missPaths.map((p) => get(t.url, p, missAgent)));
+      const withBurst = await hitRun;
+      missAgent.destroy();
+
+      const starts = ctx.fake.requests.map((r) => r.startedAtHr).sort((x, y) => x - y);
+      const upstreamGapsMs = starts.slice(1).map((s, i) => s - starts[i]);
+      const misses = summarise('misses', missAnswers, starts.length - 1);
+      ctx.fake.reset();
+      return { hitOnly, withBurst, misses, upstreamGapsMs, violations: upstreamGapsMs.filter((g) => g < 1000).length };
+    },
+  );
+}
+
+// ------------------------------------------------------------------------------------------------
+// (f) Redis bytes per answer, and what compression costs on the hit path
+
+interface Compression {
+  memory: Array<{ form: string; memoryBytes: number; valueBytes: number }>;
+  runs: Measured[];
+}
+
+async function compression(ctx: Ctx, round: number): Promise<Compression> {
+  const memory: Compression['memory'] = [];
+  const hot = { connections: CFG.connections, durationS: CFG.durationS, nextPath: () => HOT_PATH };
+  const forms = alternate(
+    [
+      { label: 'gzip', env: { COMPRESS_MIN_BYTES: '0' } },
+      { label: 'plain', env: { COMPRESS_MIN_BYTES: String(NO_COMPRESSION) } },
+    ],
+    round,
+  );
+  const runs: Measured[] = [];
+  for (const form of forms) {
+    await ctx.client.flushDb();
+    await withTarget(
+      () => service(ctx, `service stored ${form.label}`, form.env),
+      async (t) => {
+        const miss = await get(t.url, HOT_PATH, new http.Agent());
+        if (miss.headers['x-cache'] !== 'MISS') throw new Error(`expected a MISS, got ${String(miss.headers['x-cache'])}`);
+        memory.push({ form: `service, stored ${form.label}`, ...(await memoryOf(ctx.client, apiKey(HOT_Q))) });
+        runs.push({ ...(await measure(t, hot, CFG.warmupS)), target: `L1 hit, stored ${form.label}` });
+        if (form.label === 'gzip') {
+          const gz = await measure(t, { ...hot, headers: { 'Accept-Encoding': 'gzip' } }, CFG.warmupS);
+          runs.push({ ...gz, target: 'L1 hit, stored gzip, client takes gzip' });
+        }
+      },
+    );
+    // No L1: every hit reads Redis and decodes the stored form.
+    runs.push(
+      await withTarget(
+        () => service(ctx, `service L1=0 stored ${form.label}`, { ...form.env, L1_MAX_BYTES: '0' }),
+        async (t) => ({ ...(await measure(t, hot, CFG.warmupS)), target: `L2 hit (L1_MAX_BYTES=0), stored ${form.label}` }),
+      ),
+    );
+  }
+  await seedNaive(ctx.client, [HOT_Q], ctx.upstreamBody);
+  memory.push({ form: 'naive (raw q → JSON)', ...(await memoryOf(ctx.client, HOT_Q)) });
+  return { memory, runs };
+}
+
+// ------------------------------------------------------------------------------------------------
+// Report
+
+interface Row {
+  scenario: string;
+  target: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  cpu: number;
+  vsNaive?: number;
+  vsRaw?: number;
+}
+
+function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
+  return [line(head), `|${widths.map((w, i) => (i < 2 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+function throughputRows(scenario: string, runs: Measured[]): Row[] {
+  const naiveRun = runs.find((r) => r.target === 'naive');
+  const rawRun = runs.find((r) => r.target === 'raw');
+  return runs.map((r) => ({
+    scenario,
+    target: r.target,
+    rps: r.rps,
+    p50: r.p50,
+    p99: r.p99,
+    cpu: r.cpuUsPerReq,
+    vsNaive: naiveRun ? r.rps / naiveRun.rps : undefined,
+    vsRaw: rawRun ? r.cpuUsPerReq / rawRun.cpuUsPerReq : undefined,
+  }));
+}
+
+function printRows(rows: Row[]): string {
+  return table(
+    ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'req/s ÷ naive', 'CPU ÷ raw'],
+    rows.map((r) => [
+      r.scenario,
+      r.target,
+      fmt(r.rps, 0),
+      fmt(r.p50),
+      fmt(r.p99),
+      fmt(r.cpu, 0),
+      r.vsNaive === undefined ? '' : `${fmt(r.vsNaive)}×`,
+      r.vsRaw === undefined ? '' : `${fmt(r.vsRaw)}×`,
+    ]),
+  );
+}
+
+function burstRows(scenario: string, bursts: Burst[], expected: (b: Burst) => string): string[][] {
+  return bursts.map((b) => [
+    scenario,
+    b.target,
+    String(b.requests),
+    String(b.upstream),
+    expected(b),
+    fmt(b.latency.p50, 1),
+    fmt(b.latency.p99, 1),
+    Object.entries(b.statuses).map(([s, n]) => `${s}×${n}`).join(' '),
+  ]);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Main
+
+async function setup(): Promise<Ctx> {
+  rmSync(LOGS, { recursive: true, force: true });
+  mkdirSync(LOGS, { recursive: true });
+  // A private copy of the build: other work in this tree may rebuild dist/ while the benchmark runs.
+  const dist = join(WORK, `dist-${process.pid}`);
+  rmSync(dist, { recursive: true, force: true });
+  cpSync(join(ROOT, 'dist'), dist, { recursive: true });
+  const redis = await startRedis();
+  const client = createClient({ url: redis.url }) as RedisClientType;
+  client.on('error', (e: Error) => log(`redis client: ${e.message}`));
+  await client.connect();
+  const fake = new FakeNominatim({ padTo: ANSWER_BYTES, fixtures: false });
+  await fake.start();
+  const res = await fetch(`${fake.url}/search?format=json&q=${HOT_Q.toLowerCase()}`);
+  const upstreamBody = Buffer.from(await res.arrayBuffer());
+  const apiHitBody = Buffer.concat([Buffer.from('{"cache":true,"data":'), upstreamBody, Buffer.from('}')]);
+  const bodyFile = join(WORK, 'api-hit-body.json');
+  writeFileSync(bodyFile, apiHitBody);
+  return { redis, client, fake, mainJs: join(dist, 'main.js'), upstreamBody, apiHitBody, bodyFile };
+}
+
+async function step<T>(title: string, fn: () => Promise<T>): Promise<T> {
+  log(`${title} (load ${loadavg()[0].toFixed(2)})`);
+  return fn();
+}
+
+async function main(): Promise<void> {
+  const startedAt = new Date();
+  const loadBefore = loadavg();
+  log(`${SMOKE ? 'smoke' : 'full'} run, ${cpus().length} CPUs, node ${process.version}, load ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
+  const ctx = await setup();
+  const results: Record<string, unknown> = {};
+  let failed: unknown;
+  try {
+    const hot = ONLY.has('a') || ONLY.has('b') ? await step('(a) hit path, one hot key', () => hotKey(ctx, 0)) : undefined;
+    const many = ONLY.has('b') ? await step(`(b) hit path over ${CFG.keys} keys`, () => manyKeys(ctx, 1)) : undefined;
+    const stamp = ONLY.has('c') ? await step('(c) stampede', () => stampede(ctx)) : undefined;
+    const noisyRuns = ONLY.has('d') ? await step('(d) noisy stream', () => noisy(ctx)) : undefined;
+    const pace = ONLY.has('e') ? await step('(e) pacing burst', () => pacing(ctx)) : undefined;
+    const comp = ONLY.has('f') ? await step('(f) compression', () => compression(ctx, 0)) : undefined;
+    Object.assign(results, { hotKey: hot, manyKeys: many, stampede: stamp, noisy: noisyRuns, pacing: pace, compression: comp });
+
+    const outcome = { hot, many, stamp, noisyRuns, pace, comp };
+    evaluate(outcome);
+    print(outcome);
+  } catch (e) {
+    failed = e;
+  } finally {
+    await ctx.client.quit().catch(() => undefined);
+    await ctx.redis.stop();
+    await ctx.fake.stop();
+    rmSync(join(WORK, `dist-${process.pid}`), { recursive: true, force: true });
+  }
+  const loadAfter = loadavg();
+  mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+  writeFileSync(
+    RESULTS,
+    `${JSON.stringify(
+      {
+        command: `npm run bench${SMOKE ? ':smoke' : ''}`,
+        date: startedAt.toISOString(),
+        machine: { nproc: cpus().length, cpu: cpus()[0]?.model, node: process.version, redis: redisVersion() },
+        loadavg: { before: loadBefore, after: loadAfter },
+        config: CFG,
+        checks,
+        results,
+        error: failed === undefined ? undefined : String((failed as Error).stack ?? failed),
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  log(`raw results: ${RESULTS}; service logs: ${LOGS}`);
+  if (failed !== undefined) throw failed;
+  const broken = checks.filter((c) => c.invariant && !c.met);
+  if (broken.length > 0) {
+    log(`FAILED invariants: ${broken.map((c) => c.name).join('; ')}`);
+    process.exitCode = 1;
+  }
+}
+
+function redisVersion(): string {
+  try {
+    return execFileSync('redis-server', ['--version']).toString().trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+interface Outcome {
+  hot?: Measured[];
+  many?: Measured[];
+  stamp?: Burst[];
+  noisyRuns?: Noisy[];
+  pace?: Pacing;
+  comp?: Compression;
+}
+
+function by(runs: Measured[], name: string): Measured {
+  const r = runs.find((x) => x.target === name || x.target.startsWith(name));
+  if (!r) throw new Error(`no run for ${name}`);
+  return r;
+}
+
+function evaluate({ hot, many, stamp, noisyRuns, pace, comp }: Outcome): void {
+  for (const r of [...(hot ?? []), ...(many ?? []), ...(comp?.runs ?? [])]) {
+    const ok = r.ok === r.requests && r.errors === 0 && r.requests > 0;
+    check(`${r.target}: every answer 2xx`, `${r.requests - r.ok} non-2xx, ${r.errors} errors of ${r.requests}`, '0', ok, true);
+  }
+  if (hot) {
+    const svc = by(hot, 'service');
+    const nv = by(hot, 'naive');
+    const rw = by(hot, 'raw');
+    check('(a) hit req/s ÷ naive', `${fmt(svc.rps / nv.rps)}×`, '≥ 1.5×', svc.rps / nv.rps >= 1.5);
+    const cpu = svc.cpuUsPerReq / rw.cpuUsPerReq;
+    check('(a) hit CPU ÷ raw', `${fmt(cpu)}× (${fmt(svc.cpuUsPerReq, 0)} vs ${fmt(rw.cpuUsPerReq, 0)} µs)`, '≤ 2×', cpu <= 2);
+    if (many) {
+      const big = by(many, 'service L1=2GiB');
+      const dflt = by(many, 'service L1=64MiB');
+      const keys = `${CFG.keys / 1000}k keys`;
+      check(`(b) p50 ${keys} ÷ hot key (L1 ${BIG_L1 / 1024 ** 3} GiB)`, `${fmt(big.p50 / svc.p50)}× (${fmt(big.p50)} vs ${fmt(svc.p50)} ms)`, '≤ 1.2×', big.p50 / svc.p50 <= 1.2);
+      check(`(b) p50 ${keys} ÷ hot key (L1 64 MiB: Redis reads)`, `${fmt(dflt.p50 / svc.p50)}× (${fmt(dflt.p50)} vs ${fmt(svc.p50)} ms)`, 'reported', true);
+    }
+  }
+  for (const b of (stamp ?? []).filter((x) => x.target.startsWith('service'))) {
+    check(`(c) stampede ${b.target}: upstream requests`, String(b.upstream), '= 1', b.upstream === 1, true);
+    check(`(c) stampede ${b.target}: every answer 200`, JSON.stringify(b.statuses), `200×${b.requests}`, b.statuses['200'] === b.requests, true);
+    check(`(c) stampede ${b.target}: client p50`, `${fmt(b.latency.p50, 1)} ms`, `≤ ${UPSTREAM_LATENCY_MS + 50} ms`, b.latency.p50 <= UPSTREAM_LATENCY_MS + 50);
+  }
+  if (noisyRuns) {
+    const ns = noisyRuns[0];
+    check('(d) noisy: upstream requests = distinct canonical questions', `${ns.upstream} vs ${ns.distinctKeys}`, 'equal', ns.upstream === ns.distinctKeys, true);
+    check('(d) noisy: canonical questions = generated questions', `${ns.distinctKeys} vs ${ns.distinctQuestions}`, 'equal', ns.distinctKeys === ns.distinctQuestions, true);
+    check('(d) noisy: no question fetched twice', `${ns.distinctUpstream} distinct of ${ns.upstream}`, 'equal', ns.distinctUpstream === ns.upstream, true);
+    check('(d) noisy: every answer 200', JSON.stringify(ns.statuses), `200×${ns.requests}`, ns.statuses['200'] === ns.requests, true);
+  }
+  if (pace) {
+    const minGap = Math.min(...pace.upstreamGapsMs);
+    const paced = pace.violations === 0 && pace.upstreamGapsMs.length > 0;
+    check('(e) pacing: upstream requests < 1000 ms apart', `${pace.violations} (closest ${fmt(minGap, 1)} ms)`, '0', paced, true);
+    check('(e) pacing: every miss answered 200', JSON.stringify(pace.misses.statuses), `200×${pace.misses.requests}`, pace.misses.statuses['200'] === pace.misses.requests, true);
+    const p99Ratio = pace.withBurst.p99 / pace.hitOnly.p99;
+    check('(e) hit p99 during the burst ÷ hit-only p99', `${fmt(p99Ratio)}× (${fmt(pace.withBurst.p99)} vs ${fmt(pace.hitOnly.p99)} ms)`, '≤ 2×', p99Ratio <= 2);
+  }
+  if (comp) {
+    const mem = (form: string) => comp.memory.find((m) => m.form.includes(form))!.memoryBytes;
+    const saving = mem('stored plain') / mem('stored gzip');
+    const cost = (tier: string) => by(comp.runs, `${tier}, stored gzip`).cpuUsPerReq / by(comp.runs, `${tier}, stored plain`).cpuUsPerReq - 1;
+    check('(f) Redis bytes per answer, plain ÷ gzip', `${fmt(saving)}× (${mem('stored plain')} vs ${mem('stored gzip')} B)`, '≥ 3×', saving >= 3);
+    check('(f) compression cost per L1 hit (CPU)', `${fmt(cost('L1 hit') * 100, 1)} %`, '≤ 5 %', cost('L1 hit') <= 0.05);
+    check('(f) compression cost per L2 hit (CPU, L1 off)', `${fmt(cost('L2 hit (L1_MAX_BYTES=0)') * 100, 1)} %`, 'reported', true);
+  }
+}
+
+function print({ hot, many, stamp, noisyRuns, pace, comp }: Outcome): void {
+  const out: string[] = [];
+  out.push(`\nplaces-cache benchmark — ${new Date().toISOString()} — ${cpus().length} CPUs, node ${process.version}${SMOKE ? ' — SMOKE (sizes too small for timings)' : ''}\n`);
+  out.push(`Hit paths: ${CFG.connections} connections, ${CFG.durationS} s per run after ${CFG.warmupS} s warm-up, ${ANSWER_BYTES / 1000} KB answers (/api?q=…)\n`);
+  const rows: Row[] = [...throughputRows('(a) one hot key', hot ?? []), ...throughputRows(`(b) ${CFG.keys / 1000}k keys`, many ?? [])];
+  if (comp) rows.push(...throughputRows('(f) compression', comp.runs).map((r) => ({ ...r, vsNaive: undefined, vsRaw: undefined })));
+  if (pace) {
+    rows.push(
+      { scenario: '(e) pacing', target: 'hits only, 1000 req/s', rps: pace.hitOnly.rps, p50: pace.hitOnly.p50, p99: pace.hitOnly.p99, cpu: NaN },
+      { scenario: '(e) pacing', target: `hits + ${CFG.burstMisses} paced misses`, rps: pace.withBurst.rps, p50: pace.withBurst.p50, p99: pace.withBurst.p99, cpu: NaN },
+    );
+  }
+  if (rows.length > 0) out.push(printRows(rows), '');
+  const bursts = [
+    ...burstRows(`(c) stampede, upstream ${UPSTREAM_LATENCY_MS} ms`, stamp ?? [], (b) => (b.target === 'naive' ? 'no coalescing' : '1')),
+    ...burstRows('(d) noisy stream', noisyRuns ?? [], (b) => {
+      const n = b as Noisy;
+      return b.target === 'naive' ? `${n.distinctRawQ} raw q` : `${n.distinctKeys} questions`;
+    }),
+    ...(pace ? burstRows('(e) paced misses', [pace.misses], () => `${CFG.burstMisses}, ≥ 1 s apart`) : []),
+  ];
+  if (bursts.length > 0) out.push(table(['scenario', 'target', 'requests', 'upstream', 'expected', 'p50 ms', 'p99 ms', 'statuses'], bursts), '');
+  if (comp) out.push(table(['stored form', 'type', 'MEMORY USAGE B', 'value B'], comp.memory.map((m) => [m.form, 'string', String(m.memoryBytes), String(m.valueBytes)])), '');
+  const shown = checks.filter((c) => !c.name.includes('every answer') || !c.met);
+  out.push(table(['target', 'measured', 'required', 'met'], shown.map((c) => [c.name, c.measured, c.target, c.met ? 'yes' : 'NO'])));
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+main().then(
+  () => process.exit(process.exitCode ?? 0),
+  (e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
