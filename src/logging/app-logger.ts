@@ -13,7 +13,8 @@ const URL_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^:/@\s"]*:)[^\s"/]+@/gi;
  * parsing, so a raw `@` inside a password is masked too.
  */
 export function maskUrlPasswords(line: string): string {
-  return line.replace(URL_PASSWORD, '$1***@');
+  // It runs on every line written (one per request): a line without '://' has no URL to mask.
+  return line.includes('://') ? line.replace(URL_PASSWORD, '$1***@') : line;
 }
 
 /**
