@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import metadata from './metadata';
 
 const ROOT = join(__dirname, '..');
 const REGENERATE = 'node -r @swc-node/register scripts/generate-metadata.ts';
@@ -34,8 +35,7 @@ describe('src/metadata.ts (Swagger plugin metadata)', () => {
   }, 120_000);
 
   it('names only classes that exist, the documented DTOs among them', async () => {
-    const { default: load } = (await import('./metadata')) as { default: () => Promise<Record<string, unknown>> };
-    const swagger = (await load())['@nestjs/swagger'] as Record<'models' | 'controllers', Array<[unknown, Record<string, unknown>]>>;
+    const swagger = ((await metadata()) as Record<string, unknown>)['@nestjs/swagger'] as Record<'models' | 'controllers', Array<[unknown, Record<string, unknown>]>>;
     expect(swagger.models.length).toBeGreaterThan(0);
     for (const [mod, classes] of [...swagger.models, ...swagger.controllers]) {
       const exports = (await mod) as Record<string, unknown>;

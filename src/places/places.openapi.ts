@@ -222,7 +222,7 @@ export function SearchDocs(): MethodDecorator {
       content: {
         'application/json': {
           schema: {
-            oneOf: [listOf(NominatimPlaceV2Dto), listOf(NominatimPlaceDto), ref(GeoJsonFeatureCollectionDto), ref(GeocodeJsonDto)],
+            anyOf: [listOf(NominatimPlaceV2Dto), listOf(NominatimPlaceDto), ref(GeoJsonFeatureCollectionDto), ref(GeocodeJsonDto)],
           },
           examples: {
             jsonv2: { summary: 'format=jsonv2 (default)', value: EXAMPLES.searchJsonV2 },
@@ -261,7 +261,7 @@ export function ReverseDocs(): MethodDecorator {
       content: {
         'application/json': {
           schema: {
-            oneOf: [
+            anyOf: [
               ref(NominatimPlaceV2Dto),
               ref(NominatimPlaceDto),
               ref(GeoJsonFeatureCollectionDto),
@@ -301,7 +301,7 @@ export function LookupDocs(): MethodDecorator {
       headers: CACHE_HEADERS,
       content: {
         'application/json': {
-          schema: { oneOf: [listOf(NominatimPlaceV2Dto), listOf(NominatimPlaceDto), ref(GeoJsonFeatureCollectionDto), ref(GeocodeJsonDto)] },
+          schema: { anyOf: [listOf(NominatimPlaceV2Dto), listOf(NominatimPlaceDto), ref(GeoJsonFeatureCollectionDto), ref(GeocodeJsonDto)] },
           examples: { json: { summary: 'format=json&osm_ids=N2,W200', value: EXAMPLES.lookupJson } },
         },
         'text/xml': { schema: { type: 'string' } },

@@ -1,3 +1,5 @@
+import { ApiProperty } from '@nestjs/swagger';
+
 // GeoJSON and GeocodeJSON answers (format=geojson / geocodejson). Documentation only.
 
 export class GeoJsonGeometryDto {
@@ -8,9 +10,10 @@ export class GeoJsonGeometryDto {
   type: string;
 
   /**
-   * Coordinates, longitude first (nested arrays for lines and polygons).
+   * Coordinates, longitude first: `[lon, lat]` for a Point, nested arrays of them for lines and polygons.
    * @example [13.3888599, 52.5170365]
    */
+  @ApiProperty({ type: 'array', items: {} })
   coordinates: unknown[];
 }
 

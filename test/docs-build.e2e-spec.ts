@@ -1,0 +1,89 @@
+import { ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join, relative } from 'node:path';
+import { promisify } from 'node:util';
+import { eventually, RunningApp, startApp } from './support/app-harness';
+
+const ROOT = join(__dirname, '..');
+
+/** A port nothing listens on right now (the built app binds PORT itself). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/**
+ * `nest build` runs the Swagger plugin as a TypeScript transform; the tests run the sources through
+ * @swc/jest, where only src/metadata.ts brings the plugin's output. This builds the app the way
+ * production does (into a private directory), starts it, and compares its /docs-json with the one the
+ * tests see: they must be the same document.
+ */
+describe('OpenAPI document: nest build and the tests agree (e2e)', () => {
+  let buildDir: string;
+  let built: ChildProcess | undefined;
+  let tested: RunningApp;
+
+  beforeAll(async () => {
+    await mkdir(join(ROOT, '.tmp'), { recursive: true });
+    buildDir = await mkdtemp(join(ROOT, '.tmp', 'docs-build-'));
+    // Inside the project, so the built files resolve node_modules as dist/ does.
+    await writeFile(
+      join(buildDir, 'tsconfig.json'),
+      JSON.stringify({
+        extends: '../../tsconfig.build.json',
+        compilerOptions: { rootDir: '../../src', outDir: './dist' },
+        include: ['../../src/**/*.ts'],
+        exclude: ['../../node_modules', '../../src/**/*.spec.ts'],
+      }),
+    );
+    // The Nest CLI wants the tsconfig path relative to the project.
+    const tsconfig = relative(ROOT, join(buildDir, 'tsconfig.json'));
+    await promisify(execFile)(process.execPath, [join(ROOT, 'node_modules', '@nestjs', 'cli', 'bin', 'nest.js'), 'build', '-p', tsconfig], {
+      cwd: ROOT,
+      timeout: 240_000,
+    });
+  }, 300_000);
+
+  afterAll(async () => {
+    if (built !== undefined && built.exitCode === null) {
+      const exited = new Promise((resolve) => built?.once('exit', resolve));
+      built.kill('SIGTERM');
+      await exited;
+    }
+    await tested?.close();
+    await rm(buildDir, { recursive: true, force: true });
+  });
+
+  it('serves the same /docs-json from dist as from the TypeScript sources', async () => {
+    const port = await freePort();
+    // Loopback only: no Redis (in-memory cache), and an upstream nobody listens on (never called here).
+    const env = {
+      PATH: process.env.PATH ?? '',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      NOMINATIM_URL: 'http://127.0.0.1:9',
+      NOMINATIM_USER_AGENT: 'places-cache-tests/1.0 (tests@places-cache.test)',
+      RATE_LIMIT_ENABLED: 'false',
+    };
+    built = spawn(process.execPath, [join(buildDir, 'dist', 'main.js')], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'inherit'] });
+    const url = `http://127.0.0.1:${port}/docs-json`;
+    let fromBuild: unknown;
+    await eventually(async () => {
+      const res = await fetch(url).catch(() => undefined);
+      if (res?.status !== 200) return false;
+      fromBuild = await res.json();
+      return true;
+    }, 60_000, 200);
+
+    tested = await startApp({ NOMINATIM_URL: 'http://127.0.0.1:9' });
+    const fromSources = await (await fetch(`${tested.url}/docs-json`)).json();
+
+    expect(fromBuild).toEqual(fromSources);
+    expect(JSON.stringify(fromSources)).toContain('Free-text place query');
+  }, 120_000);
+});
