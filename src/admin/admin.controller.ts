@@ -4,17 +4,19 @@ import {
   ApiBearerAuth,
   ApiOkResponse,
   ApiOperation,
-  ApiQuery,
   ApiServiceUnavailableResponse,
   ApiTags,
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
+import { ApiQueryModel } from '../common/api-query-model';
+import { GatewayErrorDto } from '../places/dto/error.dto';
 import { canonicaliseRoute, findRoute, splitTarget } from '../places/place-routes';
 import { ErrorAnswer } from '../places/nominatim-request';
 import { AdminTokenGuard } from './admin-token.guard';
 import { CachePurgeService, isEntryKey, isPurgeablePrefix, PurgeResult, PurgeUnavailableError } from './cache-purge.service';
-import { ErrorResponseDto, PurgeResponseDto } from './dto/purge-response.dto';
+import { PurgeKeyQueryDto, PurgePrefixQueryDto, PurgeQuestionQueryDto } from './dto/purge-query.dto';
+import { PurgeResponseDto } from './dto/purge-response.dto';
 
 /** The one Swagger security scheme of the admin routes (declared in app.setup.ts). */
 export const ADMIN_BEARER = 'admin';
@@ -25,8 +27,8 @@ export const ADMIN_BEARER = 'admin';
  */
 @ApiTags('admin')
 @ApiBearerAuth(ADMIN_BEARER)
-@ApiUnauthorizedResponse({ description: 'No or wrong bearer token', type: ErrorResponseDto })
-@ApiServiceUnavailableResponse({ description: 'Redis is unavailable: only this instance\'s L1 was purged (Retry-After)', type: ErrorResponseDto })
+@ApiUnauthorizedResponse({ description: 'No or wrong bearer token', type: GatewayErrorDto })
+@ApiServiceUnavailableResponse({ description: 'Redis is unavailable: only this instance\'s L1 was purged (Retry-After)', type: GatewayErrorDto })
 @UseGuards(AdminTokenGuard)
 @Controller('admin/cache')
 export class AdminController {
@@ -37,9 +39,9 @@ export class AdminController {
     summary: 'Purge one answer by its canonical key',
     description: 'Removes the entry from Redis and from the L1 of every instance (pub/sub broadcast).',
   })
-  @ApiQuery({ name: 'key', required: true, example: 'places:v1:search:addressdetails=0&extratags=0&format=json&limit=10&namedetails=0&q=berlin' })
+  @ApiQueryModel(PurgeKeyQueryDto)
   @ApiOkResponse({ type: PurgeResponseDto })
-  @ApiBadRequestResponse({ description: 'Not an answer key (places:v1:<endpoint>:…)', type: ErrorResponseDto })
+  @ApiBadRequestResponse({ description: 'Not an answer key (places:v1:<endpoint>:…)', type: GatewayErrorDto })
   async purgeKey(@Req() req: Request, @Res() res: Response): Promise<void> {
     const key = single(req, 'key');
     if (!isEntryKey(key)) throw new BadRequestException('key must be an answer key: places:v1:<search|reverse|lookup|status|details>:…');
@@ -50,22 +52,22 @@ export class AdminController {
   @ApiOperation({
     summary: 'Purge one answer by the question that produced it',
     description:
-      '`path` is the route (`/api`, `/search`, `/reverse`, `/lookup`, `/status`); every other parameter is the ' +
-      'question as a client sends it. The gateway canonicalises it exactly as for a request, so every spelling ' +
-      'of one question names the same entry. Example: `?path=/search&q=Berlin&format=json`.',
+      '`path` is the route (`/api`, `/search`, `/reverse`, `/lookup`, `/status`); every other parameter, and the ' +
+      'Accept-Language header, is the question as a client sends it. The gateway canonicalises it exactly as for a ' +
+      'request, so every spelling of one question names the same entry. Example: `?path=/search&q=Berlin&format=json`.',
   })
-  @ApiQuery({ name: 'path', required: true, example: '/search' })
-  @ApiQuery({ name: 'q', required: false, example: 'Berlin', description: 'and any other parameter of the question' })
+  @ApiQueryModel(PurgeQuestionQueryDto)
   @ApiOkResponse({ type: PurgeResponseDto })
-  @ApiBadRequestResponse({ description: 'Unknown path, or a question the route would reject', type: ErrorResponseDto })
+  @ApiBadRequestResponse({ description: 'Unknown path, or a question the route would reject', type: GatewayErrorDto })
   async purgeQuestion(@Req() req: Request, @Res() res: Response): Promise<void> {
     const params = new URLSearchParams(splitTarget(req.originalUrl).query);
     const path = single(req, 'path');
     params.delete('path');
     const route = findRoute(path);
     if (route === undefined) throw new BadRequestException('path must be one of /api, /search, /reverse, /lookup, /status');
-    // The question's own accept-language parameter counts; the admin request's header does not.
-    const canonical = canonicaliseRoute(route, params.toString(), undefined);
+    // Keyed as the same request would be: an accept-language parameter, else this request's header.
+    const lang = req.headers['accept-language'];
+    const canonical = canonicaliseRoute(route, params.toString(), typeof lang === 'string' ? lang : undefined);
     if (!canonical.ok) throw new BadRequestException(`Not a valid question: ${errorText(canonical.error)}`);
     if (!canonical.request.cacheable) throw new BadRequestException(`Answers of ${canonical.request.upstreamPath} are never cached`);
     const key = canonical.request.key;
@@ -79,9 +81,9 @@ export class AdminController {
       'SCAN MATCH + UNLINK in batches (never KEYS or FLUSHDB); only answer keys under `places:v1:` are removed, ' +
       'and the L1 of every instance is purged too. `places:v1:` purges every cached answer.',
   })
-  @ApiQuery({ name: 'prefix', required: true, example: 'places:v1:search:' })
+  @ApiQueryModel(PurgePrefixQueryDto)
   @ApiOkResponse({ type: PurgeResponseDto })
-  @ApiBadRequestResponse({ description: 'The prefix does not start with places:v1:', type: ErrorResponseDto })
+  @ApiBadRequestResponse({ description: 'The prefix does not start with places:v1:', type: GatewayErrorDto })
   async purgePrefix(@Req() req: Request, @Res() res: Response): Promise<void> {
     const prefix = single(req, 'prefix');
     if (!isPurgeablePrefix(prefix)) throw new BadRequestException('prefix must start with places:v1:');

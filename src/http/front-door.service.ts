@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import cors from 'cors';
 import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { appConfig, AppConfig, cacheConfig, CacheConfig, throttleConfig, ThrottleConfig } from '../config/configuration';
 import { APP_LOGGER } from '../logging/logging.module';
@@ -11,6 +12,7 @@ import { canonicaliseRoute, PLACE_ROUTES, splitTarget } from '../places/place-ro
 import { PlacesCacheService, Resolution } from '../places/places-cache.service';
 import { clientIp } from './client-ip';
 import { HitRateLimiter } from './hit-rate-limiter';
+import { originForm, refuseTunnel } from './request-target';
 import { securityHeaders } from './security-headers';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -59,6 +61,7 @@ export class FrontDoor {
     const next = listeners[0];
     server.removeAllListeners('request');
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handle(req, res, next));
+    server.on('connect', (_req: IncomingMessage, socket: Duplex) => refuseTunnel(socket));
   }
 
   handle(req: IncomingMessage, res: ServerResponse, next: Handler): void {
@@ -68,7 +71,8 @@ export class FrontDoor {
     req.headers['x-request-id'] = requestId;
     res.setHeader('X-Request-Id', requestId);
     for (const [name, value] of this.headers) res.setHeader(name, value);
-    const url = req.url ?? '/';
+    // Absolute-form targets become origin-form here, for the hit path, Express and the controller alike.
+    const url = (req.url = originForm(req.url ?? '/'));
     const { path, query } = splitTarget(url);
     res.once('close', () => this.finished(req, res, path, query, requestId, started));
 

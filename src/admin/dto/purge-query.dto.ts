@@ -1,12 +1,17 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+/**
+ * Queries of the admin routes. Documentation only: the controller reads the raw query string (a key
+ * contains `&` and `=` once decoded, and a question is canonicalised like any request).
+ */
 
 /** DELETE /admin/cache */
 export class PurgeKeyQueryDto {
   /**
-   * The canonical cache key, as in `places:v1:search:format=jsonv2&limit=10&q=berlin` (or the hashed
-   * form `places:v1:search:h:…` of a long question). Only answer keys (`places:v1:<endpoint>:…`) are accepted.
+   * The canonical cache key (URL-encoded: it contains `&` and `=`), e.g.
+   * `places:v1:search:accept-language=de&addressdetails=0&extratags=0&format=json&limit=10&namedetails=0&q=berlin`,
+   * or the hashed form `places:v1:search:h:…` of a long question. Only answer keys
+   * (`places:v1:<search|reverse|lookup|status|details>:…`) are accepted.
+   * @example places:v1:search:addressdetails=0&extratags=0&format=json&limit=10&namedetails=0&q=berlin
    */
-  @ApiProperty({ example: 'places:v1:search:addressdetails=0&extratags=0&format=json&limit=10&namedetails=0&q=berlin' })
   key: string;
 }
 
@@ -14,17 +19,18 @@ export class PurgeKeyQueryDto {
 export class PurgeQuestionQueryDto {
   /**
    * The route the question was asked on: `/api`, `/search`, `/reverse`, `/lookup`, `/status` (or a
-   * `.php` alias). Every other query parameter is the question itself, exactly as a client sends it;
-   * the gateway's canonicaliser turns it into the key, so `q=Berlin` and `q=%20berlin` name one entry.
+   * `.php` alias, or `/`).
+   * @example /search
    */
-  @ApiProperty({ example: '/search' })
   path: string;
 
   /**
-   * The question's own parameters (q, format, limit, lat, lon, osm_ids, accept-language, …). An answer
-   * cached for a client's Accept-Language header is keyed with that language: pass it as `accept-language`.
+   * The question itself: `q` and every other parameter exactly as a client sends them (format, limit,
+   * lat, lon, osm_ids, …). They are canonicalised like a request, so `q=Berlin` and `q=%20berlin` name
+   * one entry. Answers are kept per language: the `accept-language` parameter, else this request's
+   * Accept-Language header, names the variant to purge.
+   * @example Berlin
    */
-  @ApiPropertyOptional({ example: 'Berlin' })
   q?: string;
 }
 
@@ -32,8 +38,9 @@ export class PurgeQuestionQueryDto {
 export class PurgePrefixQueryDto {
   /**
    * Start of the keys to purge; must start with `places:v1:`. `places:v1:` purges every cached answer,
-   * `places:v1:reverse:` one endpoint's. Fill locks, pacing state and rate-limit counters are never purged.
+   * `places:v1:reverse:` one endpoint's. Glob characters match themselves. Fill locks, pacing state and
+   * rate-limit counters are never purged.
+   * @example places:v1:search:
    */
-  @ApiProperty({ example: 'places:v1:search:' })
   prefix: string;
 }

@@ -1,0 +1,40 @@
+import type { Duplex } from 'node:stream';
+
+const ABSOLUTE_FORM = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i;
+
+/**
+ * The request target in origin-form (`/path?query`). RFC 9112 §3.2.2 makes servers accept the
+ * absolute-form (`GET http://host/search?q=x HTTP/1.1`); for an origin server that is not a proxy the
+ * scheme and host in it mean nothing, so only the path and query are kept — input never names a host
+ * we act on. Express routes on the parsed path while the controller and the hit path read the raw
+ * target, so both must see the same form. Other forms (`*`, junk) are left for Express to refuse.
+ */
+export function originForm(target: string): string {
+  // A fragment is never part of a request target (only a broken or hostile client sends one); Express
+  // would route without it while the raw target kept it.
+  const hash = target.indexOf('#');
+  const t = hash === -1 ? target : target.slice(0, hash);
+  if (t.charCodeAt(0) === 0x2f /* / */) return t;
+  const m = ABSOLUTE_FORM.exec(t);
+  if (m === null) return t === '' ? '/' : t;
+  const rest = t.slice(m[0].length);
+  return rest.charCodeAt(0) === 0x2f ? rest : `/${rest}`;
+}
+
+const TUNNEL_REFUSED = JSON.stringify({ statusCode: 405, error: 'Method Not Allowed', message: 'CONNECT is not supported' });
+
+/**
+ * Answers a CONNECT (a proxy tunnel request, which Node hands to the server's 'connect' listeners
+ * instead of 'request'): 405, then close. Without a listener Node closes the socket with no answer.
+ */
+export function refuseTunnel(socket: Duplex): void {
+  socket.on('error', () => socket.destroy());
+  socket.end(
+    'HTTP/1.1 405 Method Not Allowed\r\n' +
+      'Allow: GET, HEAD, OPTIONS\r\n' +
+      'Content-Type: application/json; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(TUNNEL_REFUSED)}\r\n` +
+      'Connection: close\r\n\r\n' +
+      TUNNEL_REFUSED,
+  );
+}
