@@ -1,0 +1,160 @@
+import { Logger } from '@nestjs/common';
+import { createClient, type RedisClientType } from 'redis';
+import { startRedis, type RedisProcess } from '../../test/support/redis-server';
+import { FillLock, type FillLockOptions } from './fill-lock';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe(FillLock.name, () => {
+  let redis: RedisProcess;
+  const clients: RedisClientType[] = [];
+  const locks: FillLock[] = [];
+  let prefixSeq = 0;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  let warn: jest.SpyInstance;
+  beforeEach(() => {
+    warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+  });
+
+  afterEach(async () => {
+    warn.mockRestore();
+    await Promise.all(locks.splice(0).map((lock) => lock.stop()));
+    await Promise.all(clients.splice(0).map((c) => c.disconnect().catch(() => undefined)));
+  });
+
+  async function connect(): Promise<RedisClientType> {
+    const client = createClient({ url: redis.url, disableOfflineQueue: true }) as RedisClientType;
+    client.on('error', () => undefined);
+    clients.push(client);
+    await client.connect();
+    return client;
+  }
+
+  /** Several "instances" sharing one prefix, each with its own command and pub/sub connections. */
+  async function instances(count: number, overrides: Partial<FillLockOptions> = {}) {
+    const options: FillLockOptions = { keyPrefix: `lock-spec:${++prefixSeq}:`, leaseMs: 10_000, opTimeoutMs: 500, ...overrides };
+    return Promise.all(
+      Array.from({ length: count }, async () => {
+        const client = await connect();
+        const subscriber = client.duplicate();
+        subscriber.on('error', () => undefined);
+        clients.push(subscriber);
+        await subscriber.connect();
+        const lock = new FillLock(client, subscriber, options);
+        locks.push(lock);
+        await lock.start();
+        return { lock, client, lockKey: (key: string) => `${options.keyPrefix}lock:${key}` };
+      }),
+    );
+  }
+
+  it('lets exactly one of two concurrent acquirers win, with a lease', async () => {
+    const [a, b] = await instances(2);
+    const tokens = await Promise.all([a.lock.tryAcquire('q1'), b.lock.tryAcquire('q1')]);
+    expect(tokens.filter((t) => t !== null)).toHaveLength(1);
+    const pttl = await a.client.pTTL(a.lockKey('q1'));
+    expect(pttl).toBeGreaterThan(9000);
+    expect(pttl).toBeLessThanOrEqual(10_000);
+  });
+
+  it('wakes a waiter in another instance on the notification, well before the next poll', async () => {
+    const [holder, waiter] = await instances(2); // poll every 250 ms
+    const token = await holder.lock.tryAcquire('q2');
+    expect(token).not.toBeNull();
+    await expect(waiter.lock.tryAcquire('q2')).resolves.toBeNull();
+
+    const outcome = waiter.lock.waitForFill('q2', 5000);
+    await sleep(100); // past the first, immediate existence check
+    const notifiedAt = Date.now();
+    await holder.lock.notifyFilled('q2');
+    await expect(outcome).resolves.toBe('filled'); // the poll can only ever report 'released'
+    expect(Date.now() - notifiedAt).toBeLessThan(100); // ~1 ms when idle; slack for a loaded CI machine
+    await holder.lock.release('q2', token!);
+  });
+
+  it('wakes waiters in the same instance directly on notifyFilled', async () => {
+    const [holder] = await instances(1);
+    await holder.lock.tryAcquire('q3');
+    const outcomes = Promise.all([holder.lock.waitForFill('q3', 5000), holder.lock.waitForFill('q3', 5000)]);
+    await holder.lock.notifyFilled('q3');
+    await expect(outcomes).resolves.toEqual(['filled', 'filled']);
+  });
+
+  it("lets a waiter see 'released' when a crashed holder's lease expires", async () => {
+    const [holder, waiter] = await instances(2, { leaseMs: 300 }); // poll every 75 ms
+    await expect(holder.lock.tryAcquire('q4')).resolves.not.toBeNull();
+    const t0 = Date.now();
+    await expect(waiter.lock.waitForFill('q4', 3000)).resolves.toBe('released');
+    const waited = Date.now() - t0;
+    expect(waited).toBeGreaterThanOrEqual(250);
+    expect(waited).toBeLessThan(300 + 75 + 300);
+    await expect(waiter.lock.tryAcquire('q4')).resolves.not.toBeNull();
+  });
+
+  it("lets a waiter see 'released' when the holder gives up without filling", async () => {
+    const [holder, waiter] = await instances(2, { leaseMs: 400 }); // poll every 100 ms
+    const token = await holder.lock.tryAcquire('q5');
+    const outcome = waiter.lock.waitForFill('q5', 3000);
+    await sleep(20);
+    await holder.lock.release('q5', token!);
+    await expect(outcome).resolves.toBe('released');
+  });
+
+  it('does nothing when a non-holder releases', async () => {
+    const [holder, other] = await instances(2);
+    const token = await holder.lock.tryAcquire('q6');
+    await other.lock.release('q6', 'not-the-token');
+    await expect(holder.client.get(holder.lockKey('q6'))).resolves.toBe(token);
+    await holder.lock.release('q6', token!);
+    await expect(holder.client.exists(holder.lockKey('q6'))).resolves.toBe(0);
+  });
+
+  it("resolves 'timeout' when the holder neither fills nor releases in time", async () => {
+    const [holder, waiter] = await instances(2);
+    await holder.lock.tryAcquire('q7');
+    await expect(waiter.lock.waitForFill('q7', 100)).resolves.toBe('timeout');
+  });
+
+  it('shares one existence poll between the waiters of a key', async () => {
+    const [holder, waiter] = await instances(2, { leaseMs: 400 }); // poll every 100 ms
+    await holder.lock.tryAcquire('q8');
+    const exists = jest.spyOn(waiter.client, 'exists');
+    const outcomes = await Promise.all(Array.from({ length: 20 }, () => waiter.lock.waitForFill('q8', 350)));
+    expect(outcomes.every((o) => o === 'timeout')).toBe(true);
+    expect(exists.mock.calls.length).toBeGreaterThanOrEqual(2);
+    expect(exists.mock.calls.length).toBeLessThanOrEqual(5);
+    await sleep(150);
+    const callsAfterwards = exists.mock.calls.length;
+    await sleep(150);
+    expect(exists.mock.calls.length).toBe(callsAfterwards); // no poll left behind
+  });
+
+  it("throws from tryAcquire when the app's guard refuses Redis", async () => {
+    const [instance] = await instances(1);
+    const refusing = new FillLock(instance.client, instance.client, {
+      keyPrefix: 'lock-spec:guarded:',
+      leaseMs: 1000,
+      opTimeoutMs: 500,
+      guard: () => Promise.reject(new Error('Redis unavailable: frozen')),
+    });
+    await expect(refusing.tryAcquire('q10')).rejects.toThrow('Redis unavailable: frozen');
+    await expect(instance.client.exists('lock-spec:guarded:lock:q10')).resolves.toBe(0);
+  });
+
+  it('throws from tryAcquire when Redis cannot be reached, and stops cleanly', async () => {
+    const [instance] = await instances(1);
+    const pending = instance.lock.waitForFill('q9', 10_000);
+    await instance.client.disconnect();
+    await expect(instance.lock.tryAcquire('q9')).rejects.toThrow();
+    await instance.lock.stop();
+    await expect(pending).resolves.toBe('timeout');
+  });
+});

@@ -1,0 +1,283 @@
+import { Logger } from '@nestjs/common';
+import { createClient, type RedisClientType } from 'redis';
+import { startRedis, type RedisProcess } from '../../test/support/redis-server';
+import { CoolingDownError, QueueFullError, UpstreamPacer, type UpstreamPacerOptions } from './upstream-pacer';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Acquires and records when the caller was allowed to start (or why it was refused), on the
+ * monotonic clock the pacer uses: the wall clock of a loaded VM was seen drifting 0.2 % from it.
+ */
+type Timed = { startedAt: number; waitedMs: number; mode: 'redis' | 'local' } | { error: unknown; at: number };
+
+async function timedAcquire(pacer: UpstreamPacer): Promise<Timed> {
+  try {
+    const grant = await pacer.acquire();
+    return { startedAt: performance.now(), ...grant };
+  } catch (error) {
+    return { error, at: performance.now() };
+  }
+}
+
+function gaps(startTimes: number[]): number[] {
+  const sorted = [...startTimes].sort((a, b) => a - b);
+  return sorted.slice(1).map((t, i) => t - sorted[i]);
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+describe(UpstreamPacer.name, () => {
+  let redis: RedisProcess;
+  const clients: RedisClientType[] = [];
+  let prefixSeq = 0;
+  let warn: jest.SpyInstance;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  beforeEach(() => {
+    warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+  });
+
+  afterEach(async () => {
+    warn.mockRestore();
+    await Promise.all(clients.splice(0).map((c) => c.disconnect().catch(() => undefined)));
+  });
+
+  /** One "instance": its own connection, as two app processes would have. */
+  async function connect(): Promise<RedisClientType> {
+    const client = createClient({
+      url: redis.url,
+      disableOfflineQueue: true,
+      socket: { reconnectStrategy: () => 50 },
+    }) as RedisClientType;
+    client.on('error', () => undefined);
+    clients.push(client);
+    await client.connect();
+    return client;
+  }
+
+  // The guard is wider than the 10 ms default so that a loaded CI machine's event-loop lag rarely
+  // makes a caller give its slot up (which is correct, but lengthens the run).
+  function options(overrides: Partial<UpstreamPacerOptions> = {}): UpstreamPacerOptions {
+    return { minIntervalMs: 200, maxWaitMs: 5000, keyPrefix: `pacer-spec:${++prefixSeq}:`, opTimeoutMs: 200, guardMs: 30, ...overrides };
+  }
+
+  const redisWarnings = () => warn.mock.calls.filter(([message]) => String(message).startsWith('Redis unavailable'));
+
+  it('spaces 12 concurrent acquisitions from two instances at least minIntervalMs apart, one slot after another', async () => {
+    const opts = options({ minIntervalMs: 200 });
+    const [a, b] = [new UpstreamPacer(await connect(), opts), new UpstreamPacer(await connect(), opts)];
+
+    const t0 = performance.now();
+    const results = await Promise.all(Array.from({ length: 12 }, (_, i) => timedAcquire(i % 2 ? a : b)));
+
+    expect(results.map((r) => ('mode' in r ? r.mode : r.error))).toEqual(Array(12).fill('redis'));
+    const starts = results.map((r) => ('startedAt' in r ? r.startedAt : NaN));
+    expect(Math.min(...gaps(starts))).toBeGreaterThanOrEqual(200);
+    // A strict next-slot schedule: back to back at interval + guard, no window-sized gaps.
+    expect(median(gaps(starts))).toBeLessThan(230 + 10);
+    expect(Math.max(...starts) - Math.min(...starts)).toBeGreaterThanOrEqual(11 * 200);
+    expect(Math.min(...starts) - t0).toBeLessThan(230); // the first caller does not wait for a slot
+  });
+
+  it('gives a slot up rather than start late and too close to the next instance', async () => {
+    const opts = options({ minIntervalMs: 100, guardMs: 20 }); // slots 120 ms apart
+    const [a, b] = [new UpstreamPacer(await connect(), opts), new UpstreamPacer(await connect(), opts)];
+    const until = async (condition: () => boolean) => {
+      while (!condition()) await sleep(2);
+    };
+    await a.acquire(); // slot 0
+    const bFirst = timedAcquire(b); // slot 120
+    await until(() => b.waiting === 1);
+    const aLate = timedAcquire(a); // slot 240
+    await until(() => a.waiting === 1);
+    const bSecond = timedAcquire(b); // slot 360
+    await until(() => b.waiting === 2);
+
+    const first = await bFirst;
+    const stallUntil = performance.now() + 170; // a long GC pause, say, across a's slot but not b's next
+    while (performance.now() < stallUntil);
+
+    const [late, second] = await Promise.all([aLate, bSecond]);
+    const starts = [first, late, second].map((r) => ('startedAt' in r ? r.startedAt : NaN));
+    expect(late).toMatchObject({ mode: 'redis' });
+    // Starting at the end of the stall would have put a 70 ms before b's next slot; a queued again.
+    expect(Math.min(...gaps(starts))).toBeGreaterThanOrEqual(100);
+    expect(warn.mock.calls.some(([message]) => String(message).startsWith('Upstream slot missed'))).toBe(true);
+  });
+
+  it('refuses at once with QueueFullError and a Retry-After when the next slot is beyond maxWaitMs', async () => {
+    const opts = options({ minIntervalMs: 400, maxWaitMs: 1000 });
+    const [a, b] = [new UpstreamPacer(await connect(), opts), new UpstreamPacer(await connect(), opts)];
+
+    const t0 = performance.now();
+    const results = await Promise.all(Array.from({ length: 5 }, (_, i) => timedAcquire(i % 2 ? a : b)));
+
+    // Slots at 0, 430 and 860 ms fit in 1000 ms; the next ones (1290 ms, 1720 ms) do not. (On a
+    // badly loaded machine a caller may also give its slot up and then be refused the same way.)
+    const refused = results.filter((r): r is { error: unknown; at: number } => 'error' in r);
+    expect(results.length - refused.length).toBeLessThanOrEqual(3);
+    expect(refused.map((r) => r.error)).toEqual(refused.map(() => expect.any(QueueFullError)));
+    const atOnce = refused.filter((r) => r.at - t0 < 400); // not after waiting for a slot
+    expect(atOnce.length).toBeGreaterThanOrEqual(2);
+    expect(atOnce.map((r) => (r.error as QueueFullError).retryAfterSeconds)).toEqual(atOnce.map(() => 2));
+  });
+
+  it('shares a cool-down between instances, and refuses callers already queued behind it', async () => {
+    const opts = options({ minIntervalMs: 300 });
+    const [a, b] = [new UpstreamPacer(await connect(), opts), new UpstreamPacer(await connect(), opts)];
+
+    await expect(b.acquire()).resolves.toMatchObject({ mode: 'redis' });
+    const queued = b.acquire().catch((e: unknown) => e); // its slot is ~330 ms away
+    await sleep(50);
+    expect(b.waiting).toBe(1);
+
+    await a.coolDown(1500);
+    expect(a.cooldownRemainingMs()).toBeGreaterThan(1000);
+    await expect(a.acquire()).rejects.toBeInstanceOf(CoolingDownError);
+    const seenByB = await b.acquire().catch((e: unknown) => e);
+    expect(seenByB).toBeInstanceOf(CoolingDownError);
+    expect((seenByB as CoolingDownError).retryAfterSeconds).toBe(2);
+    expect(await queued).toBeInstanceOf(CoolingDownError); // set by another instance while it slept
+    expect(b.waiting).toBe(0);
+    expect(b.cooldownRemainingMs()).toBeGreaterThan(1000); // mirrored locally
+  });
+
+  it('wakes and refuses its own queued callers at once on a local cool-down, and honours it in redis mode', async () => {
+    const pacer = new UpstreamPacer(await connect(), options({ minIntervalMs: 300 }));
+    await pacer.acquire();
+    const queued = pacer.acquire().catch((error: unknown) => ({ error, at: performance.now() }));
+    await sleep(20);
+    const t0 = performance.now();
+    await pacer.coolDown(300);
+    const refusal = await queued;
+    expect(refusal).toEqual({ error: expect.any(CoolingDownError), at: expect.any(Number) });
+    expect((refusal as { at: number }).at - t0).toBeLessThan(50); // not at its slot, 330 ms later
+    await expect(pacer.acquire()).rejects.toBeInstanceOf(CoolingDownError);
+    await sleep(320);
+    await expect(pacer.acquire()).resolves.toMatchObject({ mode: 'redis' });
+  });
+
+  it('keeps a longer cool-down already running', async () => {
+    const opts = options();
+    const client = await connect();
+    const [a, b] = [new UpstreamPacer(client, opts), new UpstreamPacer(await connect(), opts)];
+    await a.coolDown(2000);
+    await b.coolDown(100);
+    await expect(client.pTTL(`${opts.keyPrefix}pacer:cooldown`)).resolves.toBeGreaterThan(1800);
+  });
+
+  it('expires its keys when idle', async () => {
+    const client = await connect();
+    const opts = options({ minIntervalMs: 100 });
+    await new UpstreamPacer(client, opts).acquire();
+    const pttl = await client.pTTL(`${opts.keyPrefix}pacer:next`);
+    expect(pttl).toBeGreaterThan(0);
+    expect(pttl).toBeLessThanOrEqual(130);
+  });
+
+  it('resets a schedule left far in the future by a Redis clock step', async () => {
+    const client = await connect();
+    const opts = options({ minIntervalMs: 100, maxWaitMs: 500 });
+    await client.set(`${opts.keyPrefix}pacer:next`, String(Date.now() + 3_600_000), { PX: 10_000 });
+    await expect(new UpstreamPacer(client, opts).acquire()).resolves.toMatchObject({ mode: 'redis' });
+  });
+
+  describe('in-memory mode', () => {
+    it('is strict per process: next slot, not a window, bounded by maxWaitMs', async () => {
+      const pacer = new UpstreamPacer(null, options({ minIntervalMs: 100, maxWaitMs: 650, guardMs: 0 }));
+      const results = await Promise.all(Array.from({ length: 9 }, () => timedAcquire(pacer)));
+
+      const granted = results.filter((r) => 'startedAt' in r);
+      expect(granted).toHaveLength(7); // slots 0..600 ms; 700 ms is beyond maxWaitMs
+      expect(granted.every((r) => r.mode === 'local')).toBe(true);
+      const starts = granted.map((r) => r.startedAt);
+      expect(Math.min(...gaps(starts))).toBeGreaterThanOrEqual(100);
+      expect(median(gaps(starts))).toBeLessThan(110);
+      const refused = results.filter((r) => 'error' in r).map((r) => r.error);
+      expect(refused).toEqual([expect.any(QueueFullError), expect.any(QueueFullError)]);
+      expect(pacer.waiting).toBe(0);
+    });
+
+    it('runs locally when the client is not ready or reported unusable', async () => {
+      const client = await connect();
+      await expect(new UpstreamPacer(client, options(), () => false).acquire()).resolves.toMatchObject({ mode: 'local' });
+      await client.disconnect();
+      await expect(new UpstreamPacer(client, options()).acquire()).resolves.toMatchObject({ mode: 'local' });
+    });
+
+    it('gives the slot up to an abort signal', async () => {
+      const pacer = new UpstreamPacer(null, options({ minIntervalMs: 300 }));
+      await pacer.acquire();
+      const controller = new AbortController();
+      const queued = pacer.acquire(controller.signal).catch((e: unknown) => e);
+      controller.abort(new Error('client went away'));
+      expect(await queued).toEqual(new Error('client went away'));
+      expect(pacer.waiting).toBe(0);
+    });
+  });
+
+  // Jest 30 fails the running test on any unhandled rejection: these cases wait a little at the end
+  // so that a stray rejection from a failed Redis call would land inside them.
+  describe('when Redis fails', () => {
+    it('falls back to per-process pacing when Redis is killed mid-run, without unhandled rejections', async () => {
+      const opts = options({ minIntervalMs: 100, maxWaitMs: 2000 });
+      const [a, b] = [new UpstreamPacer(await connect(), opts), new UpstreamPacer(await connect(), opts)];
+
+      const before = await Promise.all(Array.from({ length: 4 }, (_, i) => timedAcquire(i % 2 ? a : b)));
+      const inFlight = Array.from({ length: 6 }, (_, i) => timedAcquire(i % 2 ? a : b));
+      await redis.kill();
+      const after = await Promise.all([...inFlight, ...Array.from({ length: 4 }, (_, i) => timedAcquire(i % 2 ? a : b))]);
+
+      expect(before.map((r) => ('mode' in r ? r.mode : r.error))).toEqual(['redis', 'redis', 'redis', 'redis']);
+      expect(after.every((r) => 'mode' in r)).toBe(true);
+      expect(after.slice(-4).map((r) => ('mode' in r ? r.mode : undefined))).toEqual(['local', 'local', 'local', 'local']);
+      // Each instance stays strict on its own, across the switch.
+      for (const parity of [0, 1]) {
+        const own = [...before, ...after].filter((_, i) => i % 2 === parity).map((r) => ('startedAt' in r ? r.startedAt : NaN));
+        expect(Math.min(...gaps(own))).toBeGreaterThanOrEqual(100);
+      }
+      expect(redisWarnings()).toHaveLength(2); // once per instance, not once per call
+      await sleep(100);
+      await redis.restart();
+    }, 15_000);
+
+    it("runs its Redis calls through the app's guard, and falls back when the guard refuses", async () => {
+      const client = await connect();
+      const ops: string[] = [];
+      const counting = new UpstreamPacer(client, {
+        ...options(),
+        guard: (op, call) => {
+          ops.push(op);
+          return call();
+        },
+      });
+      await expect(counting.acquire()).resolves.toMatchObject({ mode: 'redis' });
+      expect(ops).toEqual(['pacer acquire']);
+      const refusing = new UpstreamPacer(client, { ...options(), guard: () => Promise.reject(new Error('Redis unavailable: frozen')) });
+      await expect(refusing.acquire()).resolves.toMatchObject({ mode: 'local' });
+    });
+
+    it('falls back after opTimeoutMs when Redis is frozen', async () => {
+      const pacer = new UpstreamPacer(await connect(), options({ opTimeoutMs: 100 }));
+      await redis.pause();
+      try {
+        const t0 = performance.now();
+        await expect(pacer.acquire()).resolves.toMatchObject({ mode: 'local' });
+        expect(performance.now() - t0).toBeGreaterThanOrEqual(99);
+        expect(performance.now() - t0).toBeLessThan(1000); // not hanging until Redis resumes
+        await expect(pacer.coolDown(50)).resolves.toBeUndefined(); // never rejects
+      } finally {
+        await redis.resume();
+      }
+      await sleep(100);
+    }, 15_000);
+  });
+});
