@@ -290,13 +290,13 @@ describe('OpenAPI document and Swagger UI (e2e)', () => {
       const failed = await conformance('/api', '/api?q=z%C3%BCrich');
       expect(failed.status).toBe(502);
       expect(failed.problems).toEqual([]);
-      expect(JSON.parse(failed.body)).toMatchObject({ statusCode: 502, code: 'upstream_error' });
+      expect(JSON.parse(failed.body)).toMatchObject({ statusCode: 502, error: 'Bad Gateway', code: 'upstream_error' });
 
       upstream.failNext(1, 'timeout');
       const slow = await conformance('/api', '/api?q=paris');
       expect(slow.status).toBe(504);
       expect(slow.problems).toEqual([]);
-      expect(JSON.parse(slow.body)).toMatchObject({ statusCode: 504, code: 'upstream_timeout' });
+      expect(JSON.parse(slow.body)).toMatchObject({ statusCode: 504, error: 'Gateway Timeout', code: 'upstream_timeout' });
     });
 
     it('/search in every format, with all output details, and its 400s', async () => {

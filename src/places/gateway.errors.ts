@@ -1,4 +1,5 @@
-import { HttpException, HttpStatus } from '@nestjs/common';
+import { HttpException } from '@nestjs/common';
+import { STATUS_CODES } from 'node:http';
 
 /**
  * Failures of the path to Nominatim, as our own errors: the exception filter turns them into one JSON
@@ -14,7 +15,8 @@ export class GatewayError extends HttpException {
     /** the upstream status, when the cause is an upstream answer */
     readonly upstreamStatus?: number,
   ) {
-    super({ statusCode: status, error: HttpStatus[status] ?? 'Error', code, message }, status);
+    // The reason phrase ("Bad Gateway"), as in every other error body; HttpStatus[status] is the enum name.
+    super({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', code, message }, status);
   }
 }
 
