@@ -135,7 +135,9 @@ export class UpstreamPacer {
   ) {
     if (!(options.minIntervalMs > 0)) throw new RangeError('minIntervalMs must be > 0');
     if (!(options.maxWaitMs >= 0)) throw new RangeError('maxWaitMs must be >= 0');
-    this.guardMs = Math.max(0, options.guardMs ?? Math.min(50, options.minIntervalMs / 20));
+    // The guard is also the lateness a caller's timer may have; below ~10 ms no event loop meets it
+    // (a 1000 req/s setting would re-queue every caller), and at such rates the spacing is not a policy.
+    this.guardMs = Math.max(0, options.guardMs ?? Math.min(50, Math.max(10, options.minIntervalMs / 20)));
     this.intervalMs = Math.ceil(options.minIntervalMs + this.guardMs);
     this.horizonMs = Math.ceil(options.maxWaitMs) + this.intervalMs;
     this.now = options.now ?? (() => performance.now());
