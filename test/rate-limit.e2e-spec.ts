@@ -1,0 +1,254 @@
+import { createClient, RedisClientType } from 'redis';
+import { RedisConnectionService } from '../src/cache/redis-connection.service';
+import { MetricsService } from '../src/metrics/metrics.service';
+import { PlacesThrottlerGuard } from '../src/throttle/places-throttler.guard';
+import { THROTTLE_KEY_PREFIX } from '../src/throttle/redis-throttler.storage';
+import { eventually, RunningApp, startApp } from './support/app-harness';
+import { FakeNominatim } from './support/fake-nominatim';
+import { RedisProcess, startRedis } from './support/redis-server';
+
+jest.setTimeout(60_000);
+
+const MISSES = 5;
+const HITS = 12;
+const LIMITS = {
+  RATE_LIMIT_ENABLED: 'true',
+  RATE_LIMIT_MISSES: String(MISSES),
+  RATE_LIMIT_HITS: String(HITS),
+  RATE_LIMIT_WINDOW_SECONDS: '60',
+  // Each test is its own client: the last X-Forwarded-For entry (what Heroku's router appends).
+  TRUST_PROXY: 'true',
+  // The shared (Redis) pacer cannot keep the harness's 1000 requests/s: its start guard is 5% of the interval.
+  NOMINATIM_MAX_RPS: '10',
+};
+const TOO_MANY = { statusCode: 429, error: 'Too Many Requests', message: 'Rate limit exceeded; try again later' };
+
+interface Answer {
+  status: number;
+  cache: string | null;
+  retryAfter: string | null;
+  body: string;
+}
+
+async function ask(svc: RunningApp, target: string, client: string, xff = client): Promise<Answer> {
+  const res = await fetch(`${svc.url}${target}`, { headers: { 'X-Forwarded-For': xff } });
+  return { status: res.status, cache: res.headers.get('x-cache'), retryAfter: res.headers.get('retry-after'), body: await res.text() };
+}
+
+function rateLimited(svc: RunningApp, kind: 'hit' | 'miss'): Promise<number> {
+  return svc.app
+    .get(MetricsService)
+    .rateLimited.get()
+    .then((m) => m.values.find((v) => v.labels.kind === kind)?.value ?? 0);
+}
+
+describe(PlacesThrottlerGuard.name, () => {
+  let upstream: FakeNominatim;
+  let redis: RedisProcess;
+  let probe: RedisClientType;
+
+  beforeAll(async () => {
+    upstream = new FakeNominatim();
+    await upstream.start();
+    redis = await startRedis();
+    probe = createClient({ url: redis.url });
+    probe.on('error', () => undefined);
+    await probe.connect();
+  });
+
+  afterAll(async () => {
+    await probe.quit();
+    await upstream.stop();
+    await redis.stop();
+  });
+
+  beforeEach(() => upstream.reset());
+
+  describe('two instances sharing Redis', () => {
+    let a: RunningApp;
+    let b: RunningApp;
+
+    beforeAll(async () => {
+      const env = { ...LIMITS, REDIS_URL: redis.url, NOMINATIM_URL: upstream.url };
+      a = await startApp(env);
+      b = await startApp(env);
+      await eventually(() => [a, b].every((s) => s.app.get(RedisConnectionService).state === 'ready'));
+    });
+
+    afterAll(async () => {
+      await a.close();
+      await b.close();
+    });
+
+    it('counts a client\'s misses across both instances and answers 429 with Retry-After past the limit', async () => {
+      const client = '203.0.113.1';
+      for (let i = 0; i < MISSES; i++) {
+        const r = await ask(i % 2 === 0 ? a : b, `/search?q=miss-${i}`, client);
+        expect({ i, status: r.status, cache: r.cache }).toEqual({ i, status: 200, cache: 'MISS' });
+      }
+      const before = await rateLimited(b, 'miss');
+      for (const svc of [b, a]) {
+        const r = await ask(svc, '/search?q=one-too-many', client);
+        expect(r.status).toBe(429);
+        expect(JSON.parse(r.body)).toEqual(TOO_MANY);
+        expect(Number(r.retryAfter)).toBeGreaterThanOrEqual(1);
+        expect(Number(r.retryAfter)).toBeLessThanOrEqual(60);
+      }
+      expect(await rateLimited(b, 'miss')).toBe(before + 1);
+      // Refused before anything went upstream.
+      expect(upstream.count()).toBe(MISSES);
+      // Earlier X-Forwarded-For entries are the client's own claims: they change nothing.
+      expect((await ask(a, '/search?q=spoofed', client, `198.51.100.77, ${client}`)).status).toBe(429);
+      // Another client is not affected.
+      expect((await ask(b, '/search?q=someone-else', '203.0.113.200')).status).toBe(200);
+      // The counts live in Redis, under the service's namespace.
+      expect((await probe.keys(`${THROTTLE_KEY_PREFIX}*`)).length).toBeGreaterThan(0);
+    });
+
+    it('counts invalid requests as well (they reach Nest too)', async () => {
+      const client = '203.0.113.2';
+      for (let i = 0; i < MISSES; i++) expect((await ask(i % 2 ? a : b, '/search?format=json', client)).status).toBe(400);
+      expect((await ask(a, '/search?q=valid', client)).status).toBe(429);
+      expect(upstream.count()).toBe(0);
+    });
+
+    it('gives hits their own, higher allowance, per instance', async () => {
+      const client = '203.0.113.3';
+      const target = '/search?q=Berlin&format=json';
+      expect((await ask(a, target, '203.0.113.99')).cache).toBe('MISS');
+      for (let i = 0; i < HITS; i++) {
+        const r = await ask(a, target, client);
+        expect({ i, status: r.status, cache: r.cache }).toEqual({ i, status: 200, cache: 'HIT' });
+      }
+      const before = await rateLimited(a, 'hit');
+      const refused = await ask(a, target, client);
+      expect(refused.status).toBe(429);
+      expect(JSON.parse(refused.body)).toEqual(TOO_MANY);
+      expect(Number(refused.retryAfter)).toBeGreaterThanOrEqual(1);
+      expect(Number(refused.retryAfter)).toBeLessThanOrEqual(60);
+      expect(await rateLimited(a, 'hit')).toBe(before + 1);
+      // Misses are a separate budget, shared through Redis...
+      expect((await ask(a, '/search?q=still-a-miss', client)).status).toBe(200);
+      // ...while hits are counted in each instance's memory (no Redis round trip on the hit path).
+      expect((await ask(b, target, client)).cache).toBe('HIT');
+      expect(upstream.count()).toBe(2);
+    });
+
+    it('still serves hits to a client that used up its misses', async () => {
+      const client = '203.0.113.4';
+      const target = '/search?q=Paris';
+      expect((await ask(b, target, '203.0.113.98')).cache).toBe('MISS');
+      for (let i = 0; i < MISSES; i++) expect((await ask(a, `/search?q=spend-${i}`, client)).status).toBe(200);
+      expect((await ask(b, '/search?q=one-more', client)).status).toBe(429);
+      const hit = await ask(b, target, client);
+      expect([hit.status, hit.cache]).toEqual([200, 'HIT']);
+    });
+
+    it('does not limit health, metrics or the API document', async () => {
+      const client = '203.0.113.5';
+      for (let i = 0; i <= MISSES; i++) await ask(a, `/search?q=limit-${i}`, client);
+      expect((await ask(a, '/search?q=limited', client)).status).toBe(429);
+      expect((await ask(a, '/docs-json', client)).status).toBe(200);
+      for (const path of ['/health/live', '/health/ready', '/metrics']) {
+        const { status } = await ask(a, path, client);
+        expect({ path, status }).toEqual({ path, status: expect.any(Number) });
+        expect(status).not.toBe(429);
+        expect(status).toBeLessThan(500);
+      }
+    });
+  });
+
+  it('lets a client in again once its block ends', async () => {
+    const svc = await startApp({ ...LIMITS, RATE_LIMIT_WINDOW_SECONDS: '1', REDIS_URL: redis.url, NOMINATIM_URL: upstream.url });
+    try {
+      await eventually(() => svc.app.get(RedisConnectionService).state === 'ready');
+      const client = '203.0.113.6';
+      for (let i = 0; i < MISSES; i++) expect((await ask(svc, `/search?q=again-${i}`, client)).status).toBe(200);
+      const refused = await ask(svc, '/search?q=again-x', client);
+      expect([refused.status, refused.retryAfter]).toEqual([429, '1']);
+      await new Promise((r) => setTimeout(r, 1100));
+      expect((await ask(svc, '/search?q=again-x', client)).status).toBe(200);
+    } finally {
+      await svc.close();
+    }
+  });
+
+  describe('when Redis is unusable', () => {
+    let lonely: RedisProcess;
+    let svc: RunningApp;
+
+    beforeAll(async () => {
+      lonely = await startRedis();
+      svc = await startApp({ ...LIMITS, REDIS_URL: lonely.url, NOMINATIM_URL: upstream.url, REDIS_OP_TIMEOUT_MS: '200' });
+      await eventually(() => svc.app.get(RedisConnectionService).state === 'ready');
+    });
+
+    afterAll(async () => {
+      await svc.close();
+      await lonely.stop();
+    });
+
+    it('keeps limiting in memory while Redis is frozen, each request bounded by the op timeout', async () => {
+      await lonely.pause();
+      try {
+        const client = '203.0.113.7';
+        const statuses: number[] = [];
+        for (let i = 0; i <= MISSES; i++) {
+          const started = Date.now();
+          const r = await ask(svc, `/search?q=frozen-${i}`, client);
+          statuses.push(r.status);
+          // op timeout (throttle) + op timeout (cache read) + upstream, with room for a slow machine
+          expect(Date.now() - started).toBeLessThan(2000);
+        }
+        expect(statuses).toEqual([...Array(MISSES).fill(200), 429]);
+      } finally {
+        await lonely.resume();
+      }
+    });
+
+    it('keeps limiting in memory when Redis is down, and never answers 500', async () => {
+      await lonely.kill();
+      await eventually(() => svc.app.get(RedisConnectionService).state === 'down');
+      const client = '203.0.113.8';
+      const answers: Answer[] = [];
+      for (let i = 0; i < MISSES + 3; i++) answers.push(await ask(svc, `/search?q=down-${i}`, client));
+      expect(answers.map((r) => r.status)).toEqual([...Array(MISSES).fill(200), 429, 429, 429]);
+      expect(answers.slice(0, MISSES).every((r) => r.cache === 'BYPASS')).toBe(true);
+      expect(JSON.parse(answers[MISSES].body)).toEqual(TOO_MANY);
+      expect(Number(answers[MISSES].retryAfter)).toBeGreaterThanOrEqual(1);
+    });
+  });
+
+  describe('without REDIS_URL', () => {
+    let svc: RunningApp;
+
+    beforeAll(async () => {
+      svc = await startApp({ ...LIMITS, NOMINATIM_URL: upstream.url });
+    });
+
+    afterAll(() => svc.close());
+
+    it('limits each client in memory', async () => {
+      const client = '203.0.113.9';
+      const statuses: number[] = [];
+      for (let i = 0; i <= MISSES; i++) statuses.push((await ask(svc, `/search?q=mem-${i}`, client)).status);
+      expect(statuses).toEqual([...Array(MISSES).fill(200), 429]);
+      expect((await ask(svc, '/search?q=mem-0', '203.0.113.10')).status).toBe(200);
+    });
+  });
+
+  describe('with RATE_LIMIT_ENABLED=false', () => {
+    let svc: RunningApp;
+
+    beforeAll(async () => {
+      svc = await startApp({ ...LIMITS, RATE_LIMIT_ENABLED: 'false', NOMINATIM_URL: upstream.url });
+    });
+
+    afterAll(() => svc.close());
+
+    it('limits nothing', async () => {
+      for (let i = 0; i < MISSES * 2; i++) expect((await ask(svc, `/search?q=free-${i}`, '203.0.113.11')).status).toBe(200);
+      for (let i = 0; i < HITS * 2; i++) expect((await ask(svc, '/search?q=free-0', '203.0.113.11')).status).toBe(200);
+    });
+  });
+});
