@@ -177,17 +177,24 @@ export class PlacesCacheService implements OnModuleDestroy {
 
     let token: string | null;
     try {
+      const giveUpAt = Date.now() + this.config.fillWaitMs;
       token = await lock.tryAcquire(req.key);
-      if (token === null) {
-        await lock.waitForFill(req.key, this.config.fillWaitMs);
-        const filled = await this.readShared(req.key);
-        if (filled !== undefined && filled.isFresh(Date.now())) {
-          this.l1.set(req.key, filled, Date.now());
-          this.metrics.cacheOutcomes.inc({ outcome: 'coalesced', tier: 'l2' });
-          return { answer: filled, outcome: 'MISS', stored: true, collapsed: true, tier: 'l2' };
-        }
-        // The holder gave up or died: take over if we can, or go without the lock.
+      // The holder gave up or died (its lease ended): take over, or wait for whoever took over first.
+      // Past fillWaitMs, go without the lock.
+      while (token === null && Date.now() < giveUpAt) {
+        await lock.waitForFill(req.key, giveUpAt - Date.now());
+        const filled = await this.filledElsewhere(req);
+        if (filled !== undefined) return filled;
         token = await lock.tryAcquire(req.key);
+      }
+      // A holder fills, then releases: our cache lookup can come just before its fill and our lock just
+      // after its release (seen as 1 % duplicate upstream calls with rate limiting on). Look once more.
+      if (token !== null) {
+        const filled = await this.filledElsewhere(req).catch(() => undefined);
+        if (filled !== undefined) {
+          void lock.release(req.key, token).catch(() => undefined);
+          return filled;
+        }
       }
     } catch {
       return this.fetchAndStore(req, true);
@@ -198,6 +205,15 @@ export class PlacesCacheService implements OnModuleDestroy {
       // Not awaited: the answer is ready, and a Redis that froze meanwhile must not hold it back.
       if (token !== null) void lock.release(req.key, token).catch(() => undefined);
     }
+  }
+
+  /** A fresh entry another instance filled meanwhile, as a collapsed miss; throws when Redis is unusable. */
+  private async filledElsewhere(req: CanonicalRequest): Promise<Resolution | undefined> {
+    const filled = await this.readShared(req.key);
+    if (filled === undefined || !filled.isFresh(Date.now())) return undefined;
+    this.l1.set(req.key, filled, Date.now());
+    this.metrics.cacheOutcomes.inc({ outcome: 'coalesced', tier: 'l2' });
+    return { answer: filled, outcome: 'MISS', stored: true, collapsed: true, tier: 'l2' };
   }
 
   private async fetchAndStore(req: CanonicalRequest, bypass: boolean): Promise<Resolution> {
