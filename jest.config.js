@@ -21,13 +21,14 @@ const base = {
 };
 
 module.exports = {
+  // testTimeout is a global option in Jest 30 (ignored inside a project); e2e specs boot real processes.
+  testTimeout: 60000,
   projects: [
     { ...base, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.spec.ts', '<rootDir>/test/support/**/*.spec.ts'] },
     {
       ...base,
       displayName: 'e2e',
       testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'],
-      testTimeout: 60000,
     },
   ],
 };
