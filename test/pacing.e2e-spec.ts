@@ -211,7 +211,9 @@ describe('upstream pacing, single flight and cool-down across instances (e2e)', 
     await closing;
   });
 
-  it('upstream 403 without Retry-After → exponential back-off (5 s, then 10 s), shared by both instances', async () => {
+  // The back-off exponent is kept per instance (NominatimClient.backoffMs): a 403 taken by another
+  // instance would start that one at 5 s again. The cool-down itself is shared through Redis.
+  it('upstream 403 without Retry-After → exponential back-off (5 s, then 10 s) on the refused instance; the cool-down holds on both', async () => {
     fake.failNext(1, { status: 403, body: 'Forbidden' });
     const start = fake.requests.length;
     const first = await rawGet(`${a.url}${q('blocked 1')}`);
