@@ -148,12 +148,11 @@ describe(PlacesThrottlerGuard.name, () => {
       const client = '203.0.113.5';
       for (let i = 0; i <= MISSES; i++) await ask(a, `/search?q=limit-${i}`, client);
       expect((await ask(a, '/search?q=limited', client)).status).toBe(429);
-      expect((await ask(a, '/docs-json', client)).status).toBe(200);
-      for (const path of ['/health/live', '/health/ready', '/metrics']) {
-        const { status } = await ask(a, path, client);
-        expect({ path, status }).toEqual({ path, status: expect.any(Number) });
-        expect(status).not.toBe(429);
-        expect(status).toBeLessThan(500);
+      for (const path of ['/docs-json', '/health/live', '/health/ready', '/health/upstream', '/metrics']) {
+        for (let i = 0; i < 3; i++) {
+          const { status } = await ask(a, path, client);
+          expect({ path, status }).toEqual({ path, status: 200 });
+        }
       }
     });
   });
