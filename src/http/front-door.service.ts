@@ -8,7 +8,8 @@ import { appConfig, AppConfig, cacheConfig, CacheConfig, throttleConfig, Throttl
 import { APP_LOGGER } from '../logging/logging.module';
 import { MetricsService } from '../metrics/metrics.service';
 import { writeAnswer } from '../places/answer-writer';
-import { canonicaliseRoute, PLACE_ROUTES, splitTarget } from '../places/place-routes';
+import { CanonicalRequest } from '../places/nominatim-request';
+import { canonicaliseRoute, PLACE_ROUTES, PlaceRoute, splitTarget } from '../places/place-routes';
 import { PlacesCacheService, Resolution } from '../places/places-cache.service';
 import { clientIp } from './client-ip';
 import { HitRateLimiter } from './hit-rate-limiter';
@@ -20,6 +21,30 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 const REQUEST_ID = /^[\w.:@-]{1,128}$/;
 const STATIC_ROUTES = new Set(['/metrics', '/health/live', '/health/ready', '/health/upstream', '/docs', '/docs-json', '/docs-yaml']);
 const EXPOSED = 'X-Cache, Cache-Status, Age, X-Request-Id, Retry-After';
+/** Bounds of the hit path's memos (canonical requests and log hashes by request target). */
+const MEMO_ENTRIES = 4096;
+const MEMO_KEY_CHARS = 300;
+
+/** One request on its way through the front door; what its log line and metrics need at the end. */
+interface Exchange {
+  requestId: string;
+  path: string;
+  query: string;
+  started: number;
+  /** X-Cache of a hit written here with writeHead (which leaves nothing for res.getHeader) */
+  cache?: string;
+}
+
+type Series = { count: { inc(): void }; duration: { observe(seconds: number): void } };
+
+/** A Map that forgets everything when full: enough for memos whose hot entries come straight back. */
+function remember<V>(memo: Map<string, V>, key: string, value: V): V {
+  if (key.length <= MEMO_KEY_CHARS) {
+    if (memo.size >= MEMO_ENTRIES) memo.clear();
+    memo.set(key, value);
+  }
+  return value;
+}
 
 /**
  * The http.Server request listener, in front of Express. It does what every response needs (request
@@ -35,6 +60,16 @@ export class FrontDoor {
   private readonly headers: Array<[string, string]>;
   private readonly cors: ReturnType<typeof cors>;
   private readonly hitLimiter: HitRateLimiter | null;
+  /**
+   * With CORS for any origin, what every GET/HEAD answer starts with is fixed: X-Request-Id (slot 1
+   * filled per request), the security headers and CORS's. A hit writes them with its own headers in
+   * one writeHead; anything else sets them before going on. null with listed origins: CORS then
+   * depends on the request's Origin and stays with the cors middleware.
+   */
+  private readonly head: string[] | null;
+  private readonly canonical = new Map<string, CanonicalRequest>();
+  private readonly qhashes = new Map<string, string>();
+  private readonly series = new Map<string, Series>();
 
   constructor(
     @Inject(appConfig.KEY) private readonly app: AppConfig,
@@ -52,6 +87,7 @@ export class FrontDoor {
       maxAge: 86400,
     });
     this.hitLimiter = throttle.enabled ? new HitRateLimiter(throttle.hitLimit, throttle.windowSeconds * 1000) : null;
+    this.head = app.corsOrigins === '*' ? ['X-Request-Id', '', ...this.headers.flat(), ...simpleCorsHeaders(this.cors)] : null;
   }
 
   /** Puts the front door in place of the server's current request listener (Express). */
@@ -69,46 +105,96 @@ export class FrontDoor {
     const id = req.headers['x-request-id'];
     const requestId = typeof id === 'string' && REQUEST_ID.test(id) ? id : randomUUID();
     req.headers['x-request-id'] = requestId;
-    res.setHeader('X-Request-Id', requestId);
-    for (const [name, value] of this.headers) res.setHeader(name, value);
     // Absolute-form targets become origin-form here, for the hit path, Express and the controller alike.
     const url = (req.url = originForm(req.url ?? '/'));
     const { path, query } = splitTarget(url);
-    res.once('close', () => this.finished(req, res, path, query, requestId, started));
+    const x: Exchange = { requestId, path, query, started };
+    res.once('close', () => this.finished(req, res, x));
 
-    this.cors(req as never, res as never, () => {
-      if (url.length > this.app.maxUrlBytes) {
-        this.sendError(res, 414, 'URI Too Long', `The request target is longer than ${this.app.maxUrlBytes} bytes`);
-        return;
-      }
-      const route = PLACE_ROUTES.get(path);
-      if (route === undefined || (req.method !== 'GET' && req.method !== 'HEAD')) return next(req, res);
-      const lang = req.headers['accept-language'];
-      const canonical = canonicaliseRoute(route, query, typeof lang === 'string' ? lang : undefined);
-      if (!canonical.ok || !canonical.request.cacheable) return next(req, res);
-
-      const now = Date.now();
-      const hit = this.places.fromMemory(canonical.request, now);
-      if (hit !== undefined) return this.serveHit(req, res, hit, route.variant, now);
-      // The request carries what was found, so the controller does not read Redis again for a miss.
-      this.places.fromCache(canonical.request, req).then(
-        (shared) => (shared === undefined ? next(req, res) : this.serveHit(req, res, shared, route.variant, Date.now())),
-        () => next(req, res),
-      );
-    });
+    if (this.head !== null && (req.method === 'GET' || req.method === 'HEAD')) {
+      this.route(req, res, next, x, url, true);
+      return;
+    }
+    res.setHeader('X-Request-Id', requestId);
+    for (const [name, value] of this.headers) res.setHeader(name, value);
+    this.cors(req as never, res as never, () => this.route(req, res, next, x, url, false));
   }
 
-  private serveHit(req: IncomingMessage, res: ServerResponse, hit: Resolution, variant: 'api' | 'raw', now: number): void {
+  /**
+   * Answers a hit, or hands the request on. `deferred`: the common headers (this.head) are not set
+   * yet; they go out with a hit's own, or are set before anything else answers.
+   */
+  private route(req: IncomingMessage, res: ServerResponse, next: Handler, x: Exchange, url: string, deferred: boolean): void {
+    const pass = deferred
+      ? () => {
+          this.setHead(res, x.requestId);
+          next(req, res);
+        }
+      : () => next(req, res);
+    if (url.length > this.app.maxUrlBytes) {
+      if (deferred) this.setHead(res, x.requestId);
+      this.sendError(res, 414, 'URI Too Long', `The request target is longer than ${this.app.maxUrlBytes} bytes`);
+      return;
+    }
+    const route = PLACE_ROUTES.get(x.path);
+    if (route === undefined || (req.method !== 'GET' && req.method !== 'HEAD')) return pass();
+    const lang = req.headers['accept-language'];
+    const request = this.cacheable(route, x.path, x.query, typeof lang === 'string' ? lang : undefined);
+    if (request === undefined) return pass();
+
+    const now = Date.now();
+    const hit = this.places.fromMemory(request, now);
+    if (hit !== undefined) return this.serveHit(req, res, hit, route.variant, now, x, deferred);
+    // The request carries what was found, so the controller does not read Redis again for a miss.
+    this.places.fromCache(request, req).then(
+      (shared) => (shared === undefined ? pass() : this.serveHit(req, res, shared, route.variant, Date.now(), x, deferred)),
+      () => pass(),
+    );
+  }
+
+  /**
+   * The canonical request when it may be answered from the cache. canonicaliseRoute is pure, so a
+   * target seen recently is not canonicalised again (most hits are for a few popular questions).
+   */
+  private cacheable(route: PlaceRoute, path: string, query: string, lang: string | undefined): CanonicalRequest | undefined {
+    const key = lang === undefined ? `${path}\n${query}` : `${path}\n${query}\n${lang}`;
+    const known = this.canonical.get(key);
+    if (known !== undefined) return known;
+    const c = canonicaliseRoute(route, query, lang);
+    return c.ok && c.request.cacheable ? remember(this.canonical, key, c.request) : undefined;
+  }
+
+  private serveHit(
+    req: IncomingMessage,
+    res: ServerResponse,
+    hit: Resolution,
+    variant: 'api' | 'raw',
+    now: number,
+    x: Exchange,
+    deferred: boolean,
+  ): void {
     if (this.hitLimiter !== null) {
       const retryAfter = this.hitLimiter.take(clientIp(req, this.app.trustProxy), now);
       if (retryAfter > 0) {
         this.metrics.rateLimited.inc({ kind: 'hit' });
+        if (deferred) this.setHead(res, x.requestId);
         res.setHeader('Retry-After', String(retryAfter));
         this.sendError(res, 429, 'Too Many Requests', 'Rate limit exceeded; try again later');
         return;
       }
     }
-    writeAnswer(req, res, hit, variant, this.cacheCfg.compressMinBytes, now);
+    if (!deferred) return writeAnswer(req, res, hit, variant, this.cacheCfg.compressMinBytes, now);
+    x.cache = hit.outcome;
+    const head = this.head!.slice();
+    head[1] = x.requestId;
+    writeAnswer(req, res, hit, variant, this.cacheCfg.compressMinBytes, now, head);
+  }
+
+  /** The deferred common headers, set one by one, as the cors path sets them. */
+  private setHead(res: ServerResponse, requestId: string): void {
+    const head = this.head!;
+    res.setHeader(head[0], requestId);
+    for (let i = 2; i < head.length; i += 2) res.setHeader(head[i], head[i + 1]);
   }
 
   private sendError(res: ServerResponse, status: number, error: string, message: string): void {
@@ -120,27 +206,61 @@ export class FrontDoor {
     res.end(body);
   }
 
-  private finished(req: IncomingMessage, res: ServerResponse, path: string, query: string, requestId: string, started: number): void {
-    const ms = performance.now() - started;
-    const route = routeLabel(path);
+  private finished(req: IncomingMessage, res: ServerResponse, x: Exchange): void {
+    const ms = performance.now() - x.started;
+    const route = routeLabel(x.path);
     const status = res.writableFinished ? res.statusCode : 499;
-    this.metrics.httpRequests.inc({ route, method: req.method ?? 'GET', status: String(status) });
-    this.metrics.httpDuration.observe({ route }, ms / 1000);
+    const series = this.seriesFor(route, req.method ?? 'GET', status);
+    series.count.inc();
+    series.duration.observe(ms / 1000);
     if (!this.logger.isLevelEnabled('info')) return;
     const entry: Record<string, unknown> = {
-      reqId: requestId,
+      reqId: x.requestId,
       method: req.method,
       route,
       status,
       ms: Math.round(ms * 100) / 100,
     };
-    const cache = res.getHeader('X-Cache');
+    const cache = x.cache ?? res.getHeader('X-Cache');
     if (cache !== undefined) entry.cache = cache;
     // Queries are people's addresses: at info level only a hash that lets lines be correlated.
-    if (query !== '') entry.qhash = createHash('sha256').update(query).digest('base64url').slice(0, 16);
-    if (this.logger.isLevelEnabled('debug')) entry.query = query;
+    if (x.query !== '') entry.qhash = this.qhash(x.query);
+    if (this.logger.isLevelEnabled('debug')) entry.query = x.query;
     this.logger.info(entry, 'request');
   }
+
+  private qhash(query: string): string {
+    return this.qhashes.get(query) ?? remember(this.qhashes, query, createHash('sha256').update(query).digest('base64url').slice(0, 16));
+  }
+
+  /** The request counter and duration histogram of one (route, method, status), bound once. */
+  private seriesFor(route: string, method: string, status: number): Series {
+    const key = `${route} ${method} ${status}`;
+    let s = this.series.get(key);
+    if (s === undefined) {
+      s = {
+        count: this.metrics.httpRequests.labels({ route, method, status: String(status) }),
+        duration: this.metrics.httpDuration.labels({ route }),
+      };
+      // Methods are the client's choice: only the first few hundred combinations are kept bound.
+      if (this.series.size < 256) this.series.set(key, s);
+    }
+    return s;
+  }
+}
+
+/** What the cors middleware sets on a GET without Origin, when that does not depend on the request. */
+function simpleCorsHeaders(middleware: ReturnType<typeof cors>): string[] {
+  const set: string[] = [];
+  const fakeRes = {
+    setHeader: (name: string, value: string) => set.push(name, String(value)),
+    getHeader: () => undefined,
+  };
+  middleware({ method: 'GET', headers: {} } as never, fakeRes as never, () => undefined);
+  if (set.some((name, i) => i % 2 === 0 && name.toLowerCase() === 'vary')) {
+    throw new Error('CORS for any origin unexpectedly varies by request');
+  }
+  return set;
 }
 
 export function routeLabel(path: string): string {

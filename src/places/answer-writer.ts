@@ -28,10 +28,16 @@ export function cacheStatus(r: Resolution, now: number): string {
   }
 }
 
+const VARY = 'Accept-Language, Accept-Encoding';
+
 /**
  * Writes a cached or fresh answer: the upstream's status, Content-Type and bytes as they are (or
  * /api's wrapper), plus what the cache did. Used by both the front-door hit path and the controller,
  * so a hit and a miss carry the same headers.
+ *
+ * `head`: the headers the front door decided for this response but has not set yet (request id,
+ * security, CORS without Vary). The answer's own are appended to it and all go out in one writeHead,
+ * which costs a fraction of one setHeader per header; the headers and their order are the same.
  */
 export function writeAnswer(
   req: IncomingMessage,
@@ -40,34 +46,40 @@ export function writeAnswer(
   variant: AnswerVariant,
   compressMinBytes: number,
   now = Date.now(),
+  head?: string[],
 ): void {
   const a = r.answer;
   const fromCache = r.outcome === 'HIT' || r.outcome === 'STALE';
   let body: Buffer;
   let gz: Buffer | null = null;
+  let contentType: string;
   const wantsGzip = acceptsGzip(req);
   if (variant === 'api') {
     body = a.apiBody(fromCache);
     if (wantsGzip && fromCache) gz = a.apiHitGzip(compressMinBytes);
-    res.setHeader('Content-Type', API_CONTENT_TYPE);
+    contentType = API_CONTENT_TYPE;
   } else {
     body = a.body;
     if (wantsGzip) gz = a.gzip(compressMinBytes);
-    res.setHeader('Content-Type', a.contentType);
+    contentType = a.contentType;
   }
-  res.setHeader('X-Cache', r.outcome);
-  res.setHeader('Cache-Status', cacheStatus(r, now));
-  if (fromCache) res.setHeader('Age', String(Math.max(0, Math.floor((now - a.storedAt) / 1000))));
-  if (!r.stored) res.setHeader('Cache-Control', 'no-store');
-  else res.setHeader('Cache-Control', `public, max-age=${Math.max(0, Math.floor((a.freshUntil - now) / 1000))}`);
+  const h = head ?? [];
+  h.push('Content-Type', contentType, 'X-Cache', r.outcome, 'Cache-Status', cacheStatus(r, now));
+  if (fromCache) h.push('Age', String(Math.max(0, Math.floor((now - a.storedAt) / 1000))));
+  h.push('Cache-Control', r.stored ? `public, max-age=${Math.max(0, Math.floor((a.freshUntil - now) / 1000))}` : 'no-store');
   // Keep what CORS already put there (Vary: Origin when CORS_ORIGINS lists origins).
-  const vary = res.getHeader('Vary');
-  res.setHeader('Vary', vary ? `${String(vary)}, Accept-Language, Accept-Encoding` : 'Accept-Language, Accept-Encoding');
+  const vary = head === undefined ? res.getHeader('Vary') : undefined;
+  h.push('Vary', vary ? `${String(vary)}, ${VARY}` : VARY);
   if (gz !== null) {
-    res.setHeader('Content-Encoding', 'gzip');
+    h.push('Content-Encoding', 'gzip');
     body = gz;
   }
-  res.setHeader('Content-Length', String(body.length));
-  res.statusCode = a.status;
+  h.push('Content-Length', String(body.length));
+  if (head !== undefined) {
+    res.writeHead(a.status, h);
+  } else {
+    for (let i = 0; i < h.length; i += 2) res.setHeader(h[i], h[i + 1]);
+    res.statusCode = a.status;
+  }
   res.end(req.method === 'HEAD' ? undefined : body);
 }

@@ -1,0 +1,152 @@
+import http from 'node:http';
+import { RedisConnectionService } from '../src/cache/redis-connection.service';
+import { eventually, RunningApp, startApp } from './support/app-harness';
+import { FakeNominatim } from './support/fake-nominatim';
+import { RedisProcess, startRedis } from './support/redis-server';
+
+/**
+ * Issue 5: the front door answers hits itself, outside Express/Nest, writing all headers at once.
+ * Whatever the pipeline gives a miss, a hit must give too: the same status, the same header names in
+ * the same order, the same values but those that describe the cache or the moment (X-Request-Id, Date,
+ * Age, X-Cache, Cache-Status, Cache-Control's max-age), and the same bytes (/api's `cache` flag apart).
+ */
+interface Wire {
+  status: number;
+  /** header names in the order they came, lower-cased */
+  names: string[];
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+function send(url: string, method = 'GET', headers: Record<string, string> = {}): Promise<Wire> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const names: string[] = [];
+        const values: Record<string, string> = {};
+        for (let i = 0; i < res.rawHeaders.length; i += 2) {
+          const name = res.rawHeaders[i].toLowerCase();
+          names.push(name);
+          values[name] = res.rawHeaders[i + 1];
+        }
+        resolve({ status: res.statusCode ?? 0, names, headers: values, body: Buffer.concat(chunks) });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** What must not differ between a miss and the hit that follows it. */
+function comparable(w: Wire, api: boolean) {
+  const perAnswer = new Set(['x-request-id', 'date', 'age', 'x-cache', 'cache-status', ...(api ? ['content-length'] : [])]);
+  return {
+    status: w.status,
+    names: w.names.filter((n) => n !== 'age'),
+    headers: Object.fromEntries(
+      Object.entries(w.headers)
+        .filter(([n]) => !perAnswer.has(n))
+        .map(([n, v]) => [n, n === 'cache-control' ? v.replace(/max-age=\d+/, 'max-age=N') : v]),
+    ),
+    body: api ? w.body.toString('latin1').replace('{"cache":false,', '{"cache":true,') : w.body.toString('latin1'),
+  };
+}
+
+async function missThenHit(base: string, path: string, method = 'GET', headers: Record<string, string> = {}): Promise<[Wire, Wire]> {
+  const miss = await send(`${base}${path}`, method, headers);
+  const hit = await send(`${base}${path}`, method, headers);
+  return [miss, hit];
+}
+
+function expectSameAnswer(miss: Wire, hit: Wire, api: boolean): void {
+  expect(miss.headers['x-cache']).toBe('MISS');
+  expect(hit.headers['x-cache']).toBe('HIT');
+  expect(hit.headers.age).toMatch(/^\d+$/);
+  expect(hit.names.indexOf('age')).toBe(hit.names.indexOf('cache-status') + 1);
+  expect(comparable(hit, api)).toEqual(comparable(miss, api));
+  if (api) expect(Number(hit.headers['content-length'])).toBe(hit.body.length);
+}
+
+jest.setTimeout(60_000);
+
+describe('hit path (e2e): a hit answers like the miss before it', () => {
+  let fake: FakeNominatim;
+  let redis: RedisProcess;
+  const apps: RunningApp[] = [];
+
+  const boot = async (env: Record<string, string>): Promise<string> => {
+    const app = await startApp({ REDIS_URL: redis.url, NOMINATIM_URL: fake.url, ...env });
+    apps.push(app);
+    await eventually(() => app.app.get(RedisConnectionService).state === 'ready');
+    return app.url;
+  };
+
+  beforeAll(async () => {
+    fake = new FakeNominatim();
+    await fake.start();
+    redis = await startRedis();
+  });
+
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+    await fake.stop();
+    await redis.stop();
+  });
+
+  describe('from memory (L1), CORS for any origin', () => {
+    let url: string;
+    beforeAll(async () => {
+      url = await boot({ RATE_LIMIT_ENABLED: 'true' });
+    });
+
+    it.each([
+      ['/search?q=Berlin&format=json', false],
+      ['/search.php?q=M%C3%BCnchen&format=xml', false],
+      ['/reverse?lat=52.5170365&lon=13.3888599&format=geojson', false],
+      ['/lookup?osm_ids=N2,R3', false],
+      ['/status', false],
+      ['/api?q=Paris', true],
+    ])('GET %s', async (path, api) => {
+      const [miss, hit] = await missThenHit(url, path);
+      expect(miss.status).toBe(200);
+      expectSameAnswer(miss, hit, api);
+    });
+
+    it('gzip to a client that takes it, Origin and X-Request-Id as sent', async () => {
+      const headers = { 'Accept-Encoding': 'gzip, deflate', Origin: 'https://app.example', 'X-Request-Id': 'trace-42' };
+      const [miss, hit] = await missThenHit(url, '/search?q=Springfield&format=geojson', 'GET', headers);
+      expect(hit.headers['content-encoding']).toBe('gzip');
+      expect(hit.headers['x-request-id']).toBe('trace-42');
+      expectSameAnswer(miss, hit, false);
+    });
+
+    it('HEAD', async () => {
+      const [miss, hit] = await missThenHit(url, '/search?q=Kraków&format=jsonv2', 'HEAD');
+      expect(hit.body).toHaveLength(0);
+      expectSameAnswer(miss, hit, false);
+    });
+  });
+
+  describe('from Redis (L2, no L1)', () => {
+    it('GET /search and /api', async () => {
+      const url = await boot({ L1_MAX_BYTES: '0' });
+      const [miss, hit] = await missThenHit(url, '/search?q=Reykjav%C3%ADk&format=json');
+      expectSameAnswer(miss, hit, false);
+      const [apiMiss, apiHit] = await missThenHit(url, '/api?q=Moscow');
+      expectSameAnswer(apiMiss, apiHit, true);
+    });
+  });
+
+  describe('CORS restricted to listed origins (Vary: Origin)', () => {
+    it('GET from a listed origin', async () => {
+      const url = await boot({ CORS_ORIGINS: 'https://a.example,https://b.example' });
+      const [miss, hit] = await missThenHit(url, '/search?q=Tokyo&format=json', 'GET', { Origin: 'https://b.example' });
+      expect(hit.headers['access-control-allow-origin']).toBe('https://b.example');
+      expect(hit.headers.vary).toBe('Origin, Accept-Language, Accept-Encoding');
+      expectSameAnswer(miss, hit, false);
+    });
+  });
+});
