@@ -1,5 +1,11 @@
+import net from 'node:net';
 import { createClient, type RedisClientType } from 'redis';
 import { REDIS_CLIENT, REDIS_SUBSCRIBER } from '../src/cache/cache.constants';
+import type { FillLock } from '../src/places/fill-lock';
+import { canonicaliseRoute, PLACE_ROUTES } from '../src/places/place-routes';
+import { UPSTREAM_PACER } from '../src/places/nominatim.client';
+import { FILL_LOCK } from '../src/places/places-cache.service';
+import type { UpstreamPacer } from '../src/places/upstream-pacer';
 import { LogLine, RunningApp, startApp } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';
 import { listenerCounts, ProcessWatch, realProcess, watchProcess } from './support/process-watch';
@@ -44,6 +50,30 @@ async function redisKeys(redis: RedisProcess, pattern: string): Promise<string[]
   } finally {
     await client.quit();
   }
+}
+
+/**
+ * Redis MONITOR on a raw connection (node-redis 4 has no MONITOR): every command Redis runs, one line
+ * each, e.g. `+1700000000.123456 [0 127.0.0.1:50000] "GET" "places:v1:…"` (`[0 lua]` from scripts).
+ */
+async function monitorRedis(redis: RedisProcess): Promise<{ lines: string[]; stop(): void }> {
+  const socket = net.connect({ host: redis.host, port: redis.port });
+  const lines: string[] = [];
+  let buffer = '';
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString('utf8');
+      const parts = buffer.split('\r\n');
+      buffer = parts.pop() ?? '';
+      for (const line of parts) {
+        if (line === '+OK') resolve();
+        else lines.push(line);
+      }
+    });
+    socket.write('MONITOR\r\n');
+  });
+  return { lines, stop: () => socket.destroy() };
 }
 
 /**
@@ -148,7 +178,7 @@ describe.each([
   });
 
   afterEach(() => {
-    watch.stop();
+    watch?.stop();
   });
 
   /** (d) no unhandled rejection, no uncaught exception, no MaxListenersExceededWarning during the test. */
@@ -351,6 +381,81 @@ describe.each([
         waitedForRedis: waited.length,
         excused,
       });
+    });
+
+    it('looks a miss up in Redis once (the front door hands its lookup to the controller)', async () => {
+      const path = `/api?q=${marker('once')}`;
+      const answerReads = (lines: string[]) => lines.filter((l) => l.includes('"GET" "places:v1:search:')).length;
+      let monitor = await monitorRedis(redis);
+      const miss = await timedGet(`${svc.url}${path}`);
+      await sleep(50);
+      monitor.stop();
+      expect(miss.headers.get('x-cache')).toBe('MISS');
+      // One lookup before the fill lock is taken (not one in the front door and one more in the
+      // controller); fillAcrossInstances looks once more after taking the lock (another instance may
+      // have filled it just before).
+      const lockAt = monitor.lines.findIndex((l) => l.includes('"SET" "places:v1:lock:'));
+      expect(lockAt).toBeGreaterThan(0);
+      expect(answerReads(monitor.lines.slice(0, lockAt))).toBe(1);
+      expect(answerReads(monitor.lines)).toBeLessThanOrEqual(2);
+      expect(monitor.lines.filter((l) => l.includes('"SET" "places:v1:search:'))).toHaveLength(1);
+
+      monitor = await monitorRedis(redis);
+      const hit = await timedGet(`${svc.url}${path}`);
+      await sleep(50);
+      monitor.stop();
+      expect(hit.headers.get('x-cache')).toBe('HIT');
+      expect(answerReads(monitor.lines)).toBe(l1Off ? 1 : 0);
+    });
+
+    it.each([
+      ['a fill-lock request', 'lock'],
+      ['an upstream pacing request', 'pacer'],
+    ])('counts %s that timed out towards the suspension: the next miss does not wait for a frozen Redis again', async (_what, which) => {
+      const lock = svc.app.get<FillLock>(FILL_LOCK);
+      const pacer = svc.app.get<UpstreamPacer>(UPSTREAM_PACER);
+      const key = marker('suspend');
+      await sleep(1100); // no suspension left from an earlier test
+      await redis.pause();
+      try {
+        const started = performance.now();
+        if (which === 'lock') await expect(lock.tryAcquire(key)).rejects.toThrow(/timed out/);
+        else await expect(pacer.acquire()).resolves.toMatchObject({ mode: 'local' });
+        expect(performance.now() - started).toBeGreaterThanOrEqual(OP_TIMEOUT_MS - 5);
+
+        const r = await timedGet(`${svc.url}/api?q=${marker('next')}`);
+        expect([r.status, r.headers.get('x-cache')]).toEqual([200, 'BYPASS']);
+        expect(r.ms).toBeLessThan(OP_TIMEOUT_MS);
+      } finally {
+        await redis.resume();
+      }
+      expectProcessClean();
+    });
+
+    it('leaves no fill lock behind when Redis runs a lock request only after SIGCONT', async () => {
+      // The one Redis call of a miss that can take a lock: a SET NX sent to a frozen Redis times out
+      // here, but Redis runs it when it wakes up. Without the compare-and-delete sent right behind it,
+      // the next miss for that question would wait for the whole lease (13 s with these settings).
+      const q = marker('orphan');
+      const canonical = canonicaliseRoute(PLACE_ROUTES.get('/api')!, `q=${q}`, undefined);
+      if (!canonical.ok) throw new Error('not a valid question');
+      const lock = svc.app.get<FillLock>(FILL_LOCK);
+      await sleep(1100); // no suspension left from an earlier test
+      await redis.pause();
+      try {
+        await expect(lock.tryAcquire(canonical.request.key)).rejects.toThrow(/timed out/);
+      } finally {
+        await redis.resume();
+      }
+      await sleep(1100); // the suspension that follows a timeout
+      const token = await lock.tryAcquire(canonical.request.key);
+      expect(token).not.toBeNull();
+      await lock.release(canonical.request.key, token!);
+
+      const r = await timedGet(`${svc.url}/api?q=${q}`);
+      expect([r.status, r.headers.get('x-cache')]).toEqual([200, 'MISS']);
+      expect(r.ms).toBeLessThan(SLOWEST_ALLOWED_MS);
+      expectProcessClean();
     });
   });
 });

@@ -3,7 +3,7 @@ import { eventually, RunningApp, startApp } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';
 import { ProcessWatch, watchProcess } from './support/process-watch';
 import { RedisProcess, startRedis } from './support/redis-server';
-import { timedGet, watchEventLoop } from './support/traffic';
+import { stalledDuring, timedGet, watchEventLoop } from './support/traffic';
 
 /*
  * Issue 4, items 2 and 3: RFC 5861 stale-if-error (a stale copy instead of the upstream's error) and
@@ -61,6 +61,31 @@ let seq = 0;
 // Letters and digits only, and no lone n/s/e/w next to a digit (the canonical q upper-cases those: hemispheres).
 const unique = (what: string) => `${what}${++seq}x${Date.now() % 1e8}`;
 
+/** "At once": well under the upstream's latency. */
+const AT_ONCE_MS = 200;
+
+type Answer = Awaited<ReturnType<typeof timedGet>>;
+
+/**
+ * Sends the requests together and returns the answers with the slowest time, less any event-loop
+ * stall of this process (app and clients share it: on a loaded machine the whole process can pause,
+ * which is not the app waiting for Nominatim).
+ */
+async function together(urls: string[]): Promise<{ answers: Answer[]; slowestMs: number; detail: string }> {
+  const lag = watchEventLoop();
+  const answers = await Promise.all(urls.map((url) => timedGet(url)));
+  lag.stop();
+  const own = answers.map((r) => r.ms - stalledDuring(lag.stalls, r.start, r.end));
+  const slowestMs = Math.max(...own);
+  const detail = `slowest ${Math.max(...answers.map((r) => r.ms)).toFixed(0)} ms, stalls ${lag.stalls.map((st) => st.ms.toFixed(0)).join(',') || 'none'}`;
+  return { answers, slowestMs, detail };
+}
+
+/** Passes when every answer came at once; on failure the message shows the timings and stalls. */
+function expectAtOnce(r: { slowestMs: number; detail: string }): void {
+  expect(r.slowestMs < AT_ONCE_MS ? 'at once' : r.detail).toBe('at once');
+}
+
 async function prime(svc: RunningApp, path: string): Promise<void> {
   const r = await timedGet(`${svc.url}${path}`);
   expect(r.status).toBe(200);
@@ -112,7 +137,7 @@ describe.each([
   });
 
   afterEach(() => {
-    watch.stop();
+    watch?.stop();
     expect(watch.unhandledRejections).toEqual([]);
     expect(watch.uncaughtExceptions).toEqual([]);
   });
@@ -262,20 +287,16 @@ describe.each([
       fake.latencyMs = 1500;
       const before = fake.count();
 
-      const lag = watchEventLoop();
-      const answers = await Promise.all(Array.from({ length: 50 }, () => timedGet(`${svc.url}${path}`)));
-      lag.stop();
-      for (const r of answers) {
+      const burst = await together(Array.from({ length: 50 }, () => `${svc.url}${path}`));
+      for (const r of burst.answers) {
         expect(r.status).toBe(200);
         expect(r.headers.get('x-cache')).toBe('STALE');
         expect(r.headers.get('cache-status')).toContain('fwd=stale');
         expect(r.headers.get('cache-status')).toContain('detail=stale-while-revalidate');
         expect(JSON.parse(r.body)).toEqual({ cache: true, data: [{ place_id: 1, display_name: `${q} v1` }] });
       }
-      const slowest = Math.max(...answers.map((r) => r.ms));
-      // Not waiting for the 1500 ms upstream. (The event-loop stalls of this shared process show in the diff if it fails.)
-      expect({ under200ms: slowest < 200, slowest, stalls: lag.stalls.map((st) => st.ms) }).toMatchObject({ under200ms: true });
-      console.log(`[upstream-faults] ${variant}: 50 concurrent stale answers, slowest ${slowest.toFixed(0)} ms (upstream latency 1500 ms)`);
+      expectAtOnce(burst); // not waiting for the 1500 ms upstream
+      console.log(`[upstream-faults] ${variant}: 50 concurrent stale answers, ${burst.detail} (upstream latency 1500 ms)`);
 
       await eventually(() => fake.count() === before + 1, 1000, 10);
       expect(fake.requests.at(-1)?.query.get('q')).toBe(q);
@@ -296,16 +317,17 @@ describe.each([
       upstream.mode = mode;
       const before = fake.count();
 
-      const first = await timedGet(`${svc.url}${path}`);
-      expect(first.headers.get('x-cache')).toBe('STALE');
-      expect(first.ms).toBeLessThan(200);
+      const first = await together([`${svc.url}${path}`]);
+      expect(first.answers[0].headers.get('x-cache')).toBe('STALE');
+      expectAtOnce(first);
       await eventually(() => fake.count() === before + 1, 1000, 10);
       await sleep(failsAfterMs + 200); // the refresh has failed by now
 
-      const again = await timedGet(`${svc.url}${path}`);
+      const later = await together([`${svc.url}${path}`]);
+      const again = later.answers[0];
       expect(again.status).toBe(200);
       expect(again.headers.get('x-cache')).toBe('STALE');
-      expect(again.ms).toBeLessThan(200);
+      expectAtOnce(later);
       expect(JSON.parse(again.body)).toEqual({ cache: true, data: [{ place_id: 1, display_name: `${q} v1` }] });
 
       // Nominatim recovers: the next refresh replaces the stale copy.
@@ -323,15 +345,23 @@ describe.each([
       upstream.version = 2;
       const before = fake.count();
 
-      const answers = await Promise.all(paths.map((path) => timedGet(`${svc.url}${path}`)));
-      expect(answers.map((r) => r.headers.get('x-cache'))).toEqual(['STALE', 'STALE', 'STALE', 'STALE']);
-      expect(Math.max(...answers.map((r) => r.ms))).toBeLessThan(200);
+      const lag = watchEventLoop();
+      const stale = await together(paths.map((path) => `${svc.url}${path}`));
+      expect(stale.answers.map((r) => r.headers.get('x-cache'))).toEqual(['STALE', 'STALE', 'STALE', 'STALE']);
+      expectAtOnce(stale);
 
       await eventually(() => fake.count() === before + 4, 3000, 20);
-      const starts = fake.requests.slice(before).map((r) => r.startedAtHr);
-      const gaps = starts.slice(1).map((t, i) => t - starts[i]);
-      // NOMINATIM_MAX_RPS=5: one start per 200 ms (a little less for the HTTP arrival jitter)
-      for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(190);
+      lag.stop();
+      const arrivals = fake.requests.slice(before);
+      // NOMINATIM_MAX_RPS=5: one start per 200 ms, a burst would be a few ms. Arrivals jitter by the HTTP
+      // client's set-up (seen: 187 ms), and the fake runs in this process: a stall can hold two requests
+      // sent 200 ms apart and let them in together.
+      const tooClose = arrivals
+        .slice(1)
+        .map((r, i) => ({ gap: r.startedAtHr - arrivals[i].startedAtHr, stalled: stalledDuring(lag.stalls, arrivals[i].arrivedAt - 250, r.arrivedAt) }))
+        .filter(({ gap, stalled }) => gap + stalled < 150);
+      expect(tooClose).toEqual([]);
+      expect(arrivals.length).toBe(4);
       for (const path of paths) expect(JSON.parse(await untilFreshHit(path))).toMatchObject({ data: [{ display_name: expect.stringMatching(/ v2$/) }] });
     });
   });

@@ -1,3 +1,5 @@
+import { createClient, type RedisClientType } from 'redis';
+import { startRedis, type RedisProcess } from '../../test/support/redis-server';
 import { OperationTimeoutError, withTimeout } from './with-timeout';
 
 describe(withTimeout.name, () => {
@@ -32,5 +34,32 @@ describe(withTimeout.name, () => {
     } finally {
       clear.mockRestore();
     }
+  });
+});
+
+describe(`${withTimeout.name} after an event-loop stall`, () => {
+  let redis: RedisProcess;
+  let client: RedisClientType;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    client = createClient({ url: redis.url }) as RedisClientType;
+    client.on('error', () => undefined);
+    await client.connect();
+  });
+
+  afterAll(async () => {
+    await client?.disconnect().catch(() => undefined);
+    await redis?.stop();
+  });
+
+  // The timer fires late, together with the reply that came in meanwhile: the reply wins.
+  it.each([1, 2, 3])('resolves with a reply that arrived while the event loop was blocked past the timeout (%i)', async () => {
+    const reply = withTimeout(client.ping(), 20, 'redis PING');
+    const until = performance.now() + 100;
+    while (performance.now() < until) {
+      // a synchronous stretch longer than the timeout (a GC pause, a big JSON.parse, a starved CPU)
+    }
+    await expect(reply).resolves.toBe('PONG');
   });
 });
