@@ -122,16 +122,23 @@ function outcomes(samples: Sample[]): Record<string, number> {
   return counts;
 }
 
+/** The outage was logged (as a state change); on failure, everything the app logged is shown. */
+function expectRedisStateLogged(lines: LogLine[], app: RunningApp): void {
+  const all = app.logs.map((l) => `${l.at} ${l.level} [${l.context ?? '-'}] ${l.msg}`);
+  expect(lines.some((l) => /redis/i.test(l.msg)) ? 'logged' : all).toBe('logged');
+}
+
 function logSince(app: RunningApp, from: number): LogLine[] {
   return app.logs.filter((l) => l.at >= from);
 }
 
-function summary(label: string, samples: Sample[], extra: Record<string, unknown>): void {
+function summary(label: string, samples: Sample[], extra: Record<string, unknown>, lines: LogLine[] = []): void {
   const ms = samples.map((s) => s.ms).sort((a, b) => a - b);
   const p = (q: number) => (ms.length ? ms[Math.min(ms.length - 1, Math.floor(q * ms.length))].toFixed(0) : '-');
   console.log(
     `[redis-faults] ${label}: ${samples.length} requests, p50 ${p(0.5)} ms, p99 ${p(0.99)} ms, max ${p(1)} ms; ` +
-      `${JSON.stringify(outcomes(samples))}; ${JSON.stringify(extra)}`,
+      `${JSON.stringify(outcomes(samples))}; ${JSON.stringify(extra)}` +
+      lines.map((l) => `\n    ${l.level} [${l.context ?? '-'}] ${l.msg}`).join(''),
   );
 }
 
@@ -229,9 +236,9 @@ describe.each([
 
       const lines = logSince(svc, bootedAt - 5000);
       expect(lines.length).toBeLessThan(MAX_LOG_LINES);
-      expect(lines.some((l) => /redis/i.test(l.msg))).toBe(true);
+      expectRedisStateLogged(lines, svc);
       expectProcessClean();
-      summary(`${variant}: down at start-up`, samples, { resumeMs: resumed.at - upAt, logLines: lines.length, excused });
+      summary(`${variant}: down at start-up`, samples, { resumeMs: resumed.at - upAt, logLines: lines.length, excused }, lines);
     } finally {
       await svc.close();
       await redis.stop();
@@ -312,7 +319,7 @@ describe.each([
 
       const lines = logSince(svc, faultAt);
       expect(lines.length).toBeLessThan(MAX_LOG_LINES);
-      expect(lines.some((l) => /redis/i.test(l.msg))).toBe(true);
+      expectRedisStateLogged(lines, svc);
       expect(listenerSnapshot()).toEqual(listenersBefore);
       expectProcessClean();
       summary(`${variant}: killed`, samples, {
@@ -320,7 +327,7 @@ describe.each([
         logLines: lines.length,
         outageRequests: outage.length,
         excused,
-      });
+      }, lines);
     });
 
     it('keeps answering within the op timeout when Redis is frozen (SIGSTOP), and caches again after SIGCONT', async () => {
@@ -371,7 +378,7 @@ describe.each([
 
       const lines = logSince(svc, faultAt);
       expect(lines.length).toBeLessThan(MAX_LOG_LINES);
-      expect(lines.some((l) => /redis/i.test(l.msg))).toBe(true);
+      expectRedisStateLogged(lines, svc);
       expect(listenerSnapshot()).toEqual(listenersBefore);
       expectProcessClean();
       summary(`${variant}: frozen`, samples, {
@@ -380,7 +387,7 @@ describe.each([
         frozenRequests: frozen.length,
         waitedForRedis: waited.length,
         excused,
-      });
+      }, lines);
     });
 
     it('looks a miss up in Redis once (the front door hands its lookup to the controller)', async () => {
