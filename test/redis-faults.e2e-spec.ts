@@ -439,12 +439,42 @@ describe.each([
       expectProcessClean();
     });
 
+    it('stops waiting for the fill of another instance when Redis freezes, and answers within the op timeout', async () => {
+      // Another instance holds the fill lock of a question (taken here with its own connection) and
+      // will neither notify nor release while Redis is frozen: waiting for its notice would last until
+      // the lease ends (13 s with these settings).
+      const q = marker('waiter');
+      const canonical = canonicaliseRoute(PLACE_ROUTES.get('/api')!, `q=${q}`, 'en');
+      if (!canonical.ok) throw new Error('not a valid question');
+      const other = createClient({ url: redis.url });
+      other.on('error', () => undefined);
+      await other.connect();
+      await sleep(1100); // no suspension left from an earlier test
+      try {
+        await other.set(`places:v1:lock:${canonical.request.key}`, 'another-instance', { PX: 30_000 });
+        const waiting = timedGet(`${svc.url}/api?q=${q}`, 20_000, { 'accept-language': 'en' });
+        await sleep(300); // the request is waiting for the other instance's fill
+        const frozenAt = Date.now();
+        await redis.pause();
+        const r = await waiting;
+        await redis.resume();
+        expect([r.status, r.headers.get('x-cache')]).toEqual([200, 'BYPASS']);
+        // from the freeze: one lock check times out (op timeout), at most one poll interval before it
+        expect(r.end - frozenAt).toBeLessThan(OP_TIMEOUT_MS + 250 + UPSTREAM_LATENCY_MS + MARGIN_MS);
+      } finally {
+        await redis.resume();
+        await other.del(`places:v1:lock:${canonical.request.key}`).catch(() => undefined);
+        await other.quit().catch(() => undefined);
+      }
+      expectProcessClean();
+    });
+
     it('leaves no fill lock behind when Redis runs a lock request only after SIGCONT', async () => {
       // The one Redis call of a miss that can take a lock: a SET NX sent to a frozen Redis times out
       // here, but Redis runs it when it wakes up. Without the compare-and-delete sent right behind it,
       // the next miss for that question would wait for the whole lease (13 s with these settings).
       const q = marker('orphan');
-      const canonical = canonicaliseRoute(PLACE_ROUTES.get('/api')!, `q=${q}`, undefined);
+      const canonical = canonicaliseRoute(PLACE_ROUTES.get('/api')!, `q=${q}`, 'en');
       if (!canonical.ok) throw new Error('not a valid question');
       const lock = svc.app.get<FillLock>(FILL_LOCK);
       await sleep(1100); // no suspension left from an earlier test
@@ -459,7 +489,7 @@ describe.each([
       expect(token).not.toBeNull();
       await lock.release(canonical.request.key, token!);
 
-      const r = await timedGet(`${svc.url}/api?q=${q}`);
+      const r = await timedGet(`${svc.url}/api?q=${q}`, 20_000, { 'accept-language': 'en' });
       expect([r.status, r.headers.get('x-cache')]).toEqual([200, 'MISS']);
       expect(r.ms).toBeLessThan(SLOWEST_ALLOWED_MS);
       expectProcessClean();

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { createClient, type RedisClientType } from 'redis';
 import { startRedis, type RedisProcess } from '../../test/support/redis-server';
+import { RedisUnavailableError } from '../cache/redis-guard';
 import { FillLock, type FillLockOptions } from './fill-lock';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -147,6 +148,25 @@ describe(FillLock.name, () => {
     });
     await expect(refusing.tryAcquire('q10')).rejects.toThrow('Redis unavailable: frozen');
     await expect(instance.client.exists('lock-spec:guarded:lock:q10')).resolves.toBe(0);
+  });
+
+  it("stops a wait with 'unavailable' as soon as a lock check finds Redis unusable (no notice can come)", async () => {
+    const [holder] = await instances(1);
+    await holder.lock.tryAcquire('q11');
+    let refuse = false;
+    const waiting = new FillLock(holder.client, holder.client, {
+      keyPrefix: holder.lockKey('').slice(0, -'lock:'.length),
+      leaseMs: 400, // poll every 100 ms
+      opTimeoutMs: 500,
+      guard: (op, call) => (refuse ? Promise.reject(new RedisUnavailableError('suspended after a timeout')) : call()),
+    });
+    const outcome = waiting.waitForFill('q11', 5000);
+    await sleep(150); // the lock is still there: keeps waiting
+    refuse = true;
+    const t0 = Date.now();
+    await expect(outcome).resolves.toBe('unavailable');
+    expect(Date.now() - t0).toBeLessThan(150);
+    await waiting.stop();
   });
 
   it('throws from tryAcquire when Redis cannot be reached, and stops cleanly', async () => {

@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
 import { createHash, randomUUID } from 'node:crypto';
 import type { RedisClientType } from 'redis';
-import type { RedisGuard } from '../cache/redis-guard';
-import { withTimeout } from '../cache/with-timeout';
+import { type RedisGuard, RedisUnavailableError } from '../cache/redis-guard';
+import { OperationTimeoutError, withTimeout } from '../cache/with-timeout';
 
 export interface FillLockOptions {
   /** Namespace of the lock keys and of the notification channel, e.g. 'places:v1:'. */
@@ -18,7 +18,8 @@ export interface FillLockOptions {
   guard?: RedisGuard;
 }
 
-export type FillOutcome = 'filled' | 'released' | 'timeout';
+/** 'unavailable': Redis cannot be asked (down, frozen, or skipped after a timeout), so no notice can come. */
+export type FillOutcome = 'filled' | 'released' | 'timeout' | 'unavailable';
 
 /* Compare-and-delete: only the holder of the token removes the lock. */
 const RELEASE_SCRIPT = `
@@ -129,8 +130,9 @@ export class FillLock {
 
   /**
    * Resolves 'filled' on the notification for `key`, 'released' when its lock is gone (released
-   * without a fill, or its lease expired, or it was not held at all), or 'timeout' after `timeoutMs`.
-   * Either way the caller re-reads the cache and, on a miss, may try to take the lock itself.
+   * without a fill, or its lease expired, or it was not held at all), 'unavailable' as soon as a lock
+   * check finds Redis down or not answering in time, or 'timeout' after `timeoutMs`. Either way the
+   * caller re-reads the cache and, on a miss, may try to take the lock itself (or go without it).
    */
   waitForFill(key: string, timeoutMs: number): Promise<FillOutcome> {
     return new Promise<FillOutcome>((resolve) => {
@@ -196,8 +198,14 @@ export class FillLock {
       const exists = await this.redisCall('fill-lock check', () => this.client.exists(this.lockKey(key)));
       if (this.waiters.get(key) !== entry) return;
       if (exists === 0) return this.settle(key, 'released');
-    } catch {
-      // Redis trouble: keep waiting; the waiters' own timeouts bound it.
+    } catch (error) {
+      // A Redis that does not answer can neither deliver the holder's notice nor show its lock gone:
+      // waiting would last until the waiters' own timeouts (a whole lease). They go without the lock.
+      if (error instanceof RedisUnavailableError || error instanceof OperationTimeoutError) {
+        if (this.waiters.get(key) === entry) this.settle(key, 'unavailable');
+        return;
+      }
+      // Other trouble (e.g. a connection being replaced): keep waiting; the waiters' timeouts bound it.
     }
     if (this.waiters.get(key) === entry) entry.pollTimer = setTimeout(() => void this.poll(key, entry), this.pollMs);
   }
