@@ -130,6 +130,39 @@ describe('hit path (e2e): a hit answers like the miss before it', () => {
     });
   });
 
+  describe('identical misses at once (the front door lets one through to Nest, the others follow it)', () => {
+    let url: string;
+    beforeAll(async () => {
+      url = await boot({ RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_MISSES: '1000' });
+    });
+    afterEach(() => fake.reset());
+
+    it('one upstream call; the followers get what a joined fill gives: a collapsed MISS with the same headers', async () => {
+      fake.latencyMs = 200;
+      const before = fake.count();
+      const answers = await Promise.all(Array.from({ length: 30 }, () => send(`${url}/api?q=S%C3%A3o%20Paulo`)));
+      expect(fake.count() - before).toBe(1);
+      const statuses = answers.map((a) => a.headers['cache-status']);
+      expect(statuses.filter((c) => c.endsWith('; collapsed'))).toHaveLength(29);
+      for (const a of answers) {
+        expect(a.status).toBe(200);
+        expect(a.headers['x-cache']).toBe('MISS');
+        expect(comparable(a, true)).toEqual(comparable(answers[0], true));
+      }
+    });
+
+    it('an upstream failure reaches every follower as it reaches the first (one call, the same 502)', async () => {
+      fake.failAll({ status: 500, body: 'boom' });
+      const before = fake.count();
+      const answers = await Promise.all(Array.from({ length: 10 }, () => send(`${url}/search?q=Golden%20Gate%20Bridge&format=json`)));
+      expect(fake.count() - before).toBe(1);
+      for (const a of answers) {
+        expect(a.status).toBe(502);
+        expect(a.body.toString()).toBe(answers[0].body.toString());
+      }
+    });
+  });
+
   describe('from Redis (L2, no L1)', () => {
     it('GET /search and /api', async () => {
       const url = await boot({ L1_MAX_BYTES: '0' });

@@ -70,6 +70,11 @@ export class FrontDoor {
   private readonly canonical = new Map<string, CanonicalRequest>();
   private readonly qhashes = new Map<string, string>();
   private readonly series = new Map<string, Series>();
+  /**
+   * Cacheable misses handed to Nest, by key; settled when that request's response ends. A miss for a
+   * key in here follows that request instead of going the same way (see follow).
+   */
+  private readonly firsts = new Map<string, Promise<void>>();
 
   constructor(
     @Inject(appConfig.KEY) private readonly app: AppConfig,
@@ -145,11 +150,83 @@ export class FrontDoor {
     const now = Date.now();
     const hit = this.places.fromMemory(request, now);
     if (hit !== undefined) return this.serveHit(req, res, hit, route.variant, now, x, deferred);
+    this.lookUp(req, res, request, route.variant, x, deferred, pass);
+  }
+
+  private lookUp(
+    req: IncomingMessage,
+    res: ServerResponse,
+    request: CanonicalRequest,
+    variant: 'api' | 'raw',
+    x: Exchange,
+    deferred: boolean,
+    pass: () => void,
+  ): void {
+    const miss = () => this.toNest(req, res, request, variant, x, deferred, pass);
     // The request carries what was found, so the controller does not read Redis again for a miss.
     this.places.fromCache(request, req).then(
-      (shared) => (shared === undefined ? pass() : this.serveHit(req, res, shared, route.variant, Date.now(), x, deferred)),
-      () => pass(),
+      (shared) => (shared === undefined ? miss() : this.serveHit(req, res, shared, variant, Date.now(), x, deferred)),
+      miss,
     );
+  }
+
+  /** A miss goes on to Nest, unless a request for the same key is there already: then it follows that one. */
+  private toNest(
+    req: IncomingMessage,
+    res: ServerResponse,
+    request: CanonicalRequest,
+    variant: 'api' | 'raw',
+    x: Exchange,
+    deferred: boolean,
+    pass: () => void,
+  ): void {
+    const first = this.firsts.get(request.key);
+    if (first !== undefined) return this.follow(req, res, request, variant, x, deferred, pass, first);
+    const done = new Promise<void>((resolve) => res.once('close', () => resolve()));
+    this.firsts.set(request.key, done);
+    void done.then(() => {
+      if (this.firsts.get(request.key) === done) this.firsts.delete(request.key);
+    });
+    pass();
+  }
+
+  /**
+   * Another miss for this key is in Nest, on its way upstream: this one joins that request's fill as
+   * soon as it starts, and answers what it brings as resolve() answers a caller that joins a fill. 200
+   * identical misses make one trip through Nest, not 200 that would each delay the first one's
+   * upstream call. When the first request ends without a fill (refused, gone), this one looks again.
+   */
+  private follow(
+    req: IncomingMessage,
+    res: ServerResponse,
+    request: CanonicalRequest,
+    variant: 'api' | 'raw',
+    x: Exchange,
+    deferred: boolean,
+    pass: () => void,
+    first: Promise<void>,
+  ): void {
+    let joined = false;
+    const carry = (fill: Promise<Resolution>) => {
+      this.places.carry(req, fill);
+      pass();
+    };
+    const withdraw = this.places.whenFilling(request.key, (fill) => {
+      joined = true;
+      fill.then(
+        // Only a stored answer is written here; anything else takes the controller's way (errors, /api's 502).
+        (r) => (r.stored && r.answer.status === 200 ? this.serveHit(req, res, r, variant, Date.now(), x, deferred) : carry(fill)),
+        () => carry(fill),
+      );
+    });
+    void first.then(() => {
+      if (joined) return;
+      withdraw();
+      const now = Date.now();
+      const hit = this.places.fromMemory(request, now);
+      if (hit !== undefined) this.serveHit(req, res, hit, variant, now, x, deferred);
+      else this.lookUp(req, res, request, variant, x, deferred, pass);
+    });
   }
 
   /**

@@ -53,6 +53,12 @@ export class PlacesCacheService implements OnModuleDestroy {
   private readonly inflight = new Map<string, Promise<Resolution>>();
   /** What the front door's lookup found for a request it then handed to Nest (see fromCache's carrier). */
   private readonly lookups = new WeakMap<object, Lookup>();
+  /** Front-door requests waiting for a fill of their key to start (see whenFilling). */
+  private readonly waiting = new Map<string, Set<(fill: Promise<Resolution>) => void>>();
+  /** The fill a front-door request joined before it was handed to Nest (see carry). */
+  private readonly joined = new WeakMap<object, Promise<Resolution>>();
+  /** Keys whose fill is a stale-while-revalidate refresh (front-door requests do not join it). */
+  private readonly refreshing = new Set<string>();
   private readonly keepMs: number;
   private destroyed = false;
 
@@ -106,6 +112,34 @@ export class PlacesCacheService implements OnModuleDestroy {
   }
 
   /**
+   * For the front door, while another request for `key` is on its way through Nest: `join` gets that
+   * request's fill as soon as it starts (at once if one runs), as a caller joining a fill gets it
+   * (collapsed), so identical misses wait for one upstream call without each going through Nest.
+   * The returned function withdraws the wait (the other request ended without a fill).
+   */
+  whenFilling(key: string, join: (fill: Promise<Resolution>) => void): () => void {
+    const running = this.inflight.get(key);
+    // A stale-while-revalidate refresh is not joined: its question has a copy to serve at once.
+    if (running !== undefined && !this.refreshing.has(key)) {
+      join(this.joinFill(running));
+      return () => undefined;
+    }
+    let joiners = this.waiting.get(key);
+    if (joiners === undefined) this.waiting.set(key, (joiners = new Set()));
+    const set = joiners;
+    set.add(join);
+    return () => {
+      set.delete(join);
+      if (set.size === 0 && this.waiting.get(key) === set) this.waiting.delete(key);
+    };
+  }
+
+  /** `resolve(…, carrier)` then settles as `fill` did (an error, or an answer the front door does not write). */
+  carry(carrier: object, fill: Promise<Resolution>): void {
+    this.joined.set(carrier, fill);
+  }
+
+  /**
    * The full way: cache, then one coalesced, paced upstream call, with stale-if-error as the fallback.
    * `carrier`: the HTTP request the front door already looked up with `fromCache` (nothing servable).
    */
@@ -127,8 +161,10 @@ export class PlacesCacheService implements OnModuleDestroy {
 
     // The stale copy comes from L1 or L2 (with L1 disabled, or when another instance filled it).
     const stale = found.newest;
+    const joined = carrier === undefined ? undefined : this.joined.get(carrier);
+    if (joined !== undefined) this.joined.delete(carrier!);
     try {
-      return await this.fill(req);
+      return await (joined ?? this.fill(req));
     } catch (e) {
       if (e instanceof GatewayError && stale !== undefined && Date.now() < stale.freshUntil + this.config.staleIfErrorSeconds * 1000) {
         const tier = found.tier ?? 'l1';
@@ -155,19 +191,29 @@ export class PlacesCacheService implements OnModuleDestroy {
   /** RFC 5861 stale-while-revalidate: one refresh, through the same coalescing and pacing; never throws. */
   private refreshInBackground(req: CanonicalRequest): void {
     if (this.inflight.has(req.key) || this.destroyed) return;
-    this.fill(req).catch((e: Error) => this.logger.debug(`background refresh failed: ${e.message}`));
+    this.refreshing.add(req.key);
+    this.fill(req)
+      .catch((e: Error) => this.logger.debug(`background refresh failed: ${e.message}`))
+      .finally(() => this.refreshing.delete(req.key));
   }
 
   /** One upstream call per key in this process: concurrent callers share the leader's promise. */
   private fill(req: CanonicalRequest): Promise<Resolution> {
     const running = this.inflight.get(req.key);
-    if (running !== undefined) {
-      this.metrics.cacheOutcomes.inc({ outcome: 'coalesced', tier: 'l1' });
-      return running.then((r) => ({ ...r, collapsed: true }));
-    }
+    if (running !== undefined) return this.joinFill(running);
     const p = this.fillAcrossInstances(req).finally(() => this.inflight.delete(req.key));
     this.inflight.set(req.key, p);
+    const joiners = this.refreshing.has(req.key) ? undefined : this.waiting.get(req.key);
+    if (joiners !== undefined) {
+      this.waiting.delete(req.key);
+      for (const join of joiners) join(this.joinFill(p));
+    }
     return p;
+  }
+
+  private joinFill(running: Promise<Resolution>): Promise<Resolution> {
+    this.metrics.cacheOutcomes.inc({ outcome: 'coalesced', tier: 'l1' });
+    return running.then((r) => ({ ...r, collapsed: true }));
   }
 
   /** Across instances: the fill-lock holder calls upstream; the others wait for its pub/sub notice. */
