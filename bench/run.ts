@@ -376,43 +376,73 @@ interface Compression {
   runs: Measured[];
 }
 
-async function compression(ctx: Ctx, round: number): Promise<Compression> {
+async function compression(ctx: Ctx): Promise<Compression> {
   const memory: Compression['memory'] = [];
   const hot = { connections: CFG.connections, durationS: CFG.durationS, nextPath: () => HOT_PATH };
-  const forms = alternate(
-    [
-      { label: 'gzip', env: { COMPRESS_MIN_BYTES: '0' } },
-      { label: 'plain', env: { COMPRESS_MIN_BYTES: String(NO_COMPRESSION) } },
-    ],
-    round,
-  );
+  const forms = {
+    gzip: { COMPRESS_MIN_BYTES: '0' },
+    plain: { COMPRESS_MIN_BYTES: String(NO_COMPRESSION) },
+  } as const;
   const runs: Measured[] = [];
-  for (const form of forms) {
+  // The two forms cost the same on an L1 hit by design; a small difference drowns in run-to-run noise,
+  // so each is measured twice, in the order gzip, plain, plain, gzip, and averaged.
+  const l1: Record<keyof typeof forms, Measured[]> = { gzip: [], plain: [] };
+  for (const form of ['gzip', 'plain', 'plain', 'gzip'] as const) {
     await ctx.client.flushDb();
     await withTarget(
-      () => service(ctx, `service stored ${form.label}`, form.env),
+      () => service(ctx, `service stored ${form}`, forms[form]),
       async (t) => {
         const miss = await get(t.url, HOT_PATH, new http.Agent());
         if (miss.headers['x-cache'] !== 'MISS') throw new Error(`expected a MISS, got ${String(miss.headers['x-cache'])}`);
-        memory.push({ form: `service, stored ${form.label}`, ...(await memoryOf(ctx.client, apiKey(HOT_Q))) });
-        runs.push({ ...(await measure(t, hot, CFG.warmupS)), target: `L1 hit, stored ${form.label}` });
-        if (form.label === 'gzip') {
+        if (l1[form].length === 0) memory.push({ form: `service, stored ${form}`, ...(await memoryOf(ctx.client, apiKey(HOT_Q))) });
+        l1[form].push(await measure(t, hot, CFG.warmupS));
+        if (form === 'gzip' && l1.gzip.length === 1) {
           const gz = await measure(t, { ...hot, headers: { 'Accept-Encoding': 'gzip' } }, CFG.warmupS);
           runs.push({ ...gz, target: 'L1 hit, stored gzip, client takes gzip' });
         }
       },
     );
-    // No L1: every hit reads Redis and decodes the stored form.
+  }
+  for (const form of ['gzip', 'plain'] as const) runs.push({ ...average(l1[form]), target: `L1 hit, stored ${form} (mean of 2)` });
+  // No L1: every hit reads Redis and decodes the stored form.
+  for (const form of ['plain', 'gzip'] as const) {
+    await ctx.client.flushDb();
     runs.push(
       await withTarget(
-        () => service(ctx, `service L1=0 stored ${form.label}`, { ...form.env, L1_MAX_BYTES: '0' }),
-        async (t) => ({ ...(await measure(t, hot, CFG.warmupS)), target: `L2 hit (L1_MAX_BYTES=0), stored ${form.label}` }),
+        () => service(ctx, `service L1=0 stored ${form}`, { ...forms[form], L1_MAX_BYTES: '0' }),
+        async (t) => {
+          await get(t.url, HOT_PATH, new http.Agent());
+          return { ...(await measure(t, hot, CFG.warmupS)), target: `L2 hit (L1_MAX_BYTES=0), stored ${form}` };
+        },
       ),
     );
   }
   await seedNaive(ctx.client, [HOT_Q], ctx.upstreamBody);
   memory.push({ form: 'naive (raw q → JSON)', ...(await memoryOf(ctx.client, HOT_Q)) });
   return { memory, runs };
+}
+
+/** The mean of runs of one target (numbers averaged, counts summed). */
+function average(runs: Measured[]): Measured {
+  const mean = (f: (m: Measured) => number) => runs.reduce((a, m) => a + f(m), 0) / runs.length;
+  const sum = (f: (m: Measured) => number) => runs.reduce((a, m) => a + f(m), 0);
+  return {
+    ...runs[0],
+    requests: sum((m) => m.requests),
+    ok: sum((m) => m.ok),
+    non2xx: sum((m) => m.non2xx),
+    errors: sum((m) => m.errors),
+    seconds: sum((m) => m.seconds),
+    rps: mean((m) => m.rps),
+    p50: mean((m) => m.p50),
+    p90: mean((m) => m.p90),
+    p99: mean((m) => m.p99),
+    max: Math.max(...runs.map((m) => m.max)),
+    mean: mean((m) => m.mean),
+    cpuUs: sum((m) => m.cpuUs),
+    cpuUsPerReq: sum((m) => m.cpuUs) / sum((m) => m.requests),
+    rssMB: mean((m) => m.rssMB),
+  };
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -425,6 +455,7 @@ interface Row {
   p50: number;
   p99: number;
   cpu: number;
+  rss?: number;
   vsNaive?: number;
   vsRaw?: number;
 }
@@ -445,6 +476,7 @@ function throughputRows(scenario: string, runs: Measured[]): Row[] {
     p50: r.p50,
     p99: r.p99,
     cpu: r.cpuUsPerReq,
+    rss: r.rssMB,
     vsNaive: naiveRun ? r.rps / naiveRun.rps : undefined,
     vsRaw: rawRun ? r.cpuUsPerReq / rawRun.cpuUsPerReq : undefined,
   }));
@@ -452,7 +484,7 @@ function throughputRows(scenario: string, runs: Measured[]): Row[] {
 
 function printRows(rows: Row[]): string {
   return table(
-    ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'req/s ÷ naive', 'CPU ÷ raw'],
+    ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'RSS MB', 'req/s ÷ naive', 'CPU ÷ raw'],
     rows.map((r) => [
       r.scenario,
       r.target,
@@ -460,6 +492,7 @@ function printRows(rows: Row[]): string {
       fmt(r.p50),
       fmt(r.p99),
       fmt(r.cpu, 0),
+      r.rss === undefined ? '' : fmt(r.rss, 0),
       r.vsNaive === undefined ? '' : `${fmt(r.vsNaive)}×`,
       r.vsRaw === undefined ? '' : `${fmt(r.vsRaw)}×`,
     ]),
@@ -521,7 +554,7 @@ async function main(): Promise<void> {
     const stamp = ONLY.has('c') ? await step('(c) stampede', () => stampede(ctx)) : undefined;
     const noisyRuns = ONLY.has('d') ? await step('(d) noisy stream', () => noisy(ctx)) : undefined;
     const pace = ONLY.has('e') ? await step('(e) pacing burst', () => pacing(ctx)) : undefined;
-    const comp = ONLY.has('f') ? await step('(f) compression', () => compression(ctx, 0)) : undefined;
+    const comp = ONLY.has('f') ? await step('(f) compression', () => compression(ctx)) : undefined;
     Object.assign(results, { hotKey: hot, manyKeys: many, stampede: stamp, noisy: noisyRuns, pacing: pace, compression: comp });
 
     const outcome = { hot, many, stamp, noisyRuns, pace, comp };
@@ -629,10 +662,13 @@ function evaluate({ hot, many, stamp, noisyRuns, pace, comp }: Outcome): void {
   if (comp) {
     const mem = (form: string) => comp.memory.find((m) => m.form.includes(form))!.memoryBytes;
     const saving = mem('stored plain') / mem('stored gzip');
-    const cost = (tier: string) => by(comp.runs, `${tier}, stored gzip`).cpuUsPerReq / by(comp.runs, `${tier}, stored plain`).cpuUsPerReq - 1;
+    const exact = (name: string) => comp.runs.find((r) => r.target === name)!;
+    const cost = (gzip: string, plain: string) => exact(gzip).cpuUsPerReq / exact(plain).cpuUsPerReq - 1;
+    const l1Cost = cost('L1 hit, stored gzip (mean of 2)', 'L1 hit, stored plain (mean of 2)');
+    const l2Cost = cost('L2 hit (L1_MAX_BYTES=0), stored gzip', 'L2 hit (L1_MAX_BYTES=0), stored plain');
     check('(f) Redis bytes per answer, plain ÷ gzip', `${fmt(saving)}× (${mem('stored plain')} vs ${mem('stored gzip')} B)`, '≥ 3×', saving >= 3);
-    check('(f) compression cost per L1 hit (CPU)', `${fmt(cost('L1 hit') * 100, 1)} %`, '≤ 5 %', cost('L1 hit') <= 0.05);
-    check('(f) compression cost per L2 hit (CPU, L1 off)', `${fmt(cost('L2 hit (L1_MAX_BYTES=0)') * 100, 1)} %`, 'reported', true);
+    check('(f) compression cost per L1 hit (CPU)', `${fmt(l1Cost * 100, 1)} %`, '≤ 5 %', l1Cost <= 0.05);
+    check('(f) compression cost per L2 hit (CPU, L1 off)', `${fmt(l2Cost * 100, 1)} %`, 'reported', true);
   }
 }
 

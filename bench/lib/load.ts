@@ -7,7 +7,7 @@
 import autocannon from 'autocannon';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
-import type { Target } from './procs';
+import { procRssBytes, Target } from './procs';
 
 export interface Latency {
   p50: number;
@@ -33,6 +33,8 @@ export interface Measured extends LoadRun {
   /** server CPU over the measured window, µs */
   cpuUs: number;
   cpuUsPerReq: number;
+  /** server resident memory after the run */
+  rssMB: number;
 }
 
 export function latencyOf(samples: ArrayLike<number>): Latency {
@@ -111,7 +113,8 @@ export async function measure(target: Target, opts: LoadOptions, warmupS: number
   const run = await load(target.url, opts);
   const cpu1 = await target.cpuMicros();
   const cpuUs = cpu1 - cpu0;
-  return { target: target.name, ...run, cpuUs, cpuUsPerReq: run.requests > 0 ? cpuUs / run.requests : NaN };
+  const rssMB = procRssBytes(target.pid) / 1024 ** 2;
+  return { target: target.name, ...run, cpuUs, cpuUsPerReq: run.requests > 0 ? cpuUs / run.requests : NaN, rssMB };
 }
 
 export interface Answer {

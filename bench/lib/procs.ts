@@ -27,6 +27,12 @@ process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
 });
 
+/** Resident set size of a process, bytes. */
+export function procRssBytes(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m === null ? NaN : Number(m[1]) * 1024;
+}
+
 /** utime + stime of a process (all its threads), µs; resolution 1/CLK_TCK s. */
 export function procCpuMicros(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
