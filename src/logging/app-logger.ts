@@ -1,6 +1,7 @@
 import { LoggerService } from '@nestjs/common';
 import pino, { Logger } from 'pino';
 import { LogLevel } from '../config/configuration';
+import { LineBatch } from './line-batch';
 
 let destinationOverride: pino.DestinationStream | undefined;
 
@@ -41,8 +42,9 @@ export function createAppLogger(level: LogLevel, destination?: pino.DestinationS
       hooks: { streamWrite: maskUrlPasswords },
     },
     // minLength 0: a line is handed to the OS at once (asynchronously); a buffer that waits for 4 KB
-    // would hold a quiet instance's start-up and Redis warnings back for minutes.
-    destination ?? destinationOverride ?? pino.destination({ dest: 1, sync: false, minLength: 0 }),
+    // would hold a quiet instance's start-up and Redis warnings back for minutes. LineBatch groups
+    // lines for at most 50 ms instead.
+    destination ?? destinationOverride ?? new LineBatch(pino.destination({ dest: 1, sync: false, minLength: 0 })),
   );
 }
 

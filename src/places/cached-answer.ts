@@ -92,12 +92,22 @@ export class CachedAnswer {
     let gz: Buffer | null = null;
     if (stored.z) {
       gz = Buffer.from(stored.b, 'base64');
-      body = gunzipSync(gz);
+      body = gunzipSync(gz, { chunkSize: outputChunk(gz) });
     } else {
       body = Buffer.from(stored.b, 'utf8');
     }
     return new CachedAnswer(stored.s, stored.t, body, stored.at, stored.fu, staleUntil, stored.e, gz);
   }
+}
+
+/**
+ * gunzip's output buffer size for `gz`: its uncompressed size (the gzip trailer's ISIZE) and a little.
+ * With zlib's default 16 KB chunk a 5 KB body would be a view on a 16 KB allocation, kept as long as
+ * the entry lives in L1: three times the memory the L1 byte bound counts.
+ */
+function outputChunk(gz: Buffer): number {
+  const size = gz.length >= 18 ? gz.readUInt32LE(gz.length - 4) : 0;
+  return size > 0 && size <= 8 * 1024 * 1024 ? size + 64 : 16 * 1024;
 }
 
 const EMPTY_BODIES = new Set(['[]', '{"error":"Unable to geocode"}']);
