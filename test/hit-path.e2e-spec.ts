@@ -153,8 +153,11 @@ describe('hit path (e2e): a hit answers like the miss before it', () => {
 
     it('an upstream failure reaches every follower as it reaches the first (one call, the same 502)', async () => {
       fake.failAll({ status: 500, body: 'boom' });
+      // Slow enough that all ten are in flight before the failure comes back (else a late one is a new question).
+      fake.latencyMs = 300;
       const before = fake.count();
       const answers = await Promise.all(Array.from({ length: 10 }, () => send(`${url}/search?q=Golden%20Gate%20Bridge&format=json`)));
+      fake.latencyMs = 0;
       expect(fake.count() - before).toBe(1);
       for (const a of answers) {
         expect(a.status).toBe(502);
