@@ -21,8 +21,12 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 const REQUEST_ID = /^[\w.:@-]{1,128}$/;
 const STATIC_ROUTES = new Set(['/metrics', '/health/live', '/health/ready', '/health/upstream', '/docs', '/docs-json', '/docs-yaml']);
 const EXPOSED = 'X-Cache, Cache-Status, Age, X-Request-Id, Retry-After';
-/** Bounds of the hit path's memos (canonical requests and log hashes by request target). */
-const MEMO_ENTRIES = 4096;
+/**
+ * Bounds of the hit path's memos (canonical requests and log hashes by request target): one entry per
+ * 16 KiB of L1, so that they can know the targets of what L1 holds (a 5 KB answer takes ~11 KiB).
+ */
+const MEMO_MIN_ENTRIES = 4096;
+const MEMO_MAX_ENTRIES = 131_072;
 const MEMO_KEY_CHARS = 300;
 
 /** One request on its way through the front door; what its log line and metrics need at the end. */
@@ -38,9 +42,9 @@ interface Exchange {
 type Series = { count: { inc(): void }; duration: { observe(seconds: number): void } };
 
 /** A Map that forgets everything when full: enough for memos whose hot entries come straight back. */
-function remember<V>(memo: Map<string, V>, key: string, value: V): V {
+function remember<V>(memo: Map<string, V>, key: string, value: V, entries: number): V {
   if (key.length <= MEMO_KEY_CHARS) {
-    if (memo.size >= MEMO_ENTRIES) memo.clear();
+    if (memo.size >= entries) memo.clear();
     memo.set(key, value);
   }
   return value;
@@ -67,6 +71,7 @@ export class FrontDoor {
    * depends on the request's Origin and stays with the cors middleware.
    */
   private readonly head: string[] | null;
+  private readonly memoEntries: number;
   private readonly canonical = new Map<string, CanonicalRequest>();
   private readonly qhashes = new Map<string, string>();
   private readonly series = new Map<string, Series>();
@@ -92,6 +97,7 @@ export class FrontDoor {
       maxAge: 86400,
     });
     this.hitLimiter = throttle.enabled ? new HitRateLimiter(throttle.hitLimit, throttle.windowSeconds * 1000) : null;
+    this.memoEntries = Math.min(MEMO_MAX_ENTRIES, Math.max(MEMO_MIN_ENTRIES, Math.floor(cacheCfg.l1MaxBytes / 16384)));
     this.head = app.corsOrigins === '*' ? ['X-Request-Id', '', ...this.headers.flat(), ...simpleCorsHeaders(this.cors)] : null;
   }
 
@@ -238,7 +244,7 @@ export class FrontDoor {
     const known = this.canonical.get(key);
     if (known !== undefined) return known;
     const c = canonicaliseRoute(route, query, lang);
-    return c.ok && c.request.cacheable ? remember(this.canonical, key, c.request) : undefined;
+    return c.ok && c.request.cacheable ? remember(this.canonical, key, c.request, this.memoEntries) : undefined;
   }
 
   private serveHit(
@@ -307,7 +313,9 @@ export class FrontDoor {
   }
 
   private qhash(query: string): string {
-    return this.qhashes.get(query) ?? remember(this.qhashes, query, createHash('sha256').update(query).digest('base64url').slice(0, 16));
+    const known = this.qhashes.get(query);
+    if (known !== undefined) return known;
+    return remember(this.qhashes, query, createHash('sha256').update(query).digest('base64url').slice(0, 16), this.memoEntries);
   }
 
   /** The request counter and duration histogram of one (route, method, status), bound once. */
