@@ -12,6 +12,12 @@ const REDIS_URL = env('REDIS_URL');
 const UPSTREAM = env('NOMINATIM_URL');
 const TTL_SECONDS = Number(env('CACHE_TTL_SECONDS', '3600'));
 
+function send(res: http.ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
 async function main(): Promise<void> {
   const redis = createClient({ url: REDIS_URL });
   redis.on('error', (e: Error) => console.error(`naive: redis ${e.message}`));
@@ -21,27 +27,17 @@ async function main(): Promise<void> {
     try {
       const url = new URL(req.url ?? '/', 'http://localhost');
       const q = url.searchParams.get('q');
-      if (url.pathname !== '/api' || !q) {
-        res.writeHead(url.pathname === '/api' ? 400 : 404, { 'Content-Type': 'application/json' });
-        res.end(JSON.stringify({ error: 'q is required' }));
-        return;
-      }
+      if (url.pathname !== '/api' || !q) return send(res, url.pathname === '/api' ? 400 : 404, { error: 'q is required' });
       const cached = await redis.get(q);
-      if (cached !== null) {
-        res.writeHead(200, { 'Content-Type': 'application/json' });
-        res.end(JSON.stringify({ cache: true, data: JSON.parse(cached) }));
-        return;
-      }
+      if (cached !== null) return send(res, 200, { cache: true, data: JSON.parse(cached) });
       const upstream = await fetch(`${UPSTREAM}/search?q=${encodeURIComponent(q)}&format=json`, {
         headers: { 'User-Agent': 'places-cache-bench-naive/1.0' },
       });
       const data: unknown = await upstream.json();
       await redis.set(q, JSON.stringify(data), { EX: TTL_SECONDS });
-      res.writeHead(200, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({ cache: false, data }));
+      send(res, 200, { cache: false, data });
     } catch (e) {
-      res.writeHead(500, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({ error: (e as Error).message }));
+      send(res, 500, { error: (e as Error).message });
     }
   });
   server.listen(0, '127.0.0.1', () => announce(server));
