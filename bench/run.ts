@@ -21,6 +21,7 @@ import { naivePathOf, noisyPath, PLACE_NAMES, prng, questions, zipf } from './li
 import { apiKey, memoryOf, seedNaive, seedService } from './lib/seed';
 
 const SMOKE = process.argv.includes('--smoke');
+const LOAD_BEFORE = loadavg();
 const PROFILE = process.argv.includes('--profile');
 /** `--only a,c`: run only these scenarios (a development aid; targets of skipped scenarios are not checked). */
 const ONLY = new Set((process.argv.find((a) => a.startsWith('--only='))?.slice(7) ?? 'a,b,c,d,e,f').split(','));
@@ -430,10 +431,11 @@ async function compression(ctx: Ctx): Promise<Compression> {
     plain: { COMPRESS_MIN_BYTES: String(NO_COMPRESSION) },
   } as const;
   const runs: Measured[] = [];
-  // The two forms cost the same on an L1 hit by design; a small difference drowns in run-to-run noise,
-  // so each is measured twice, in the order gzip, plain, plain, gzip, and averaged.
+  // The two forms cost the same on an L1 hit by design; a small difference drowns in run-to-run noise
+  // (±5 % here), so each is measured three times, in the order gzip, plain, plain, gzip, gzip, plain,
+  // and the median run of each is compared.
   const l1: Record<keyof typeof forms, Measured[]> = { gzip: [], plain: [] };
-  for (const form of ['gzip', 'plain', 'plain', 'gzip'] as const) {
+  for (const form of ['gzip', 'plain', 'plain', 'gzip', 'gzip', 'plain'] as const) {
     await ctx.client.flushDb();
     await withTarget(
       () => service(ctx, `service stored ${form}`, forms[form]),
@@ -449,7 +451,7 @@ async function compression(ctx: Ctx): Promise<Compression> {
       },
     );
   }
-  for (const form of ['gzip', 'plain'] as const) runs.push({ ...average(l1[form]), target: `L1 hit, stored ${form} (mean of 2)` });
+  for (const form of ['gzip', 'plain'] as const) runs.push({ ...median(l1[form]), target: `L1 hit, stored ${form} (median of 3)` });
   // No L1: every hit reads Redis and decodes the stored form.
   for (const form of ['plain', 'gzip'] as const) {
     await ctx.client.flushDb();
@@ -468,27 +470,9 @@ async function compression(ctx: Ctx): Promise<Compression> {
   return { memory, runs };
 }
 
-/** The mean of runs of one target (numbers averaged, counts summed). */
-function average(runs: Measured[]): Measured {
-  const mean = (f: (m: Measured) => number) => runs.reduce((a, m) => a + f(m), 0) / runs.length;
-  const sum = (f: (m: Measured) => number) => runs.reduce((a, m) => a + f(m), 0);
-  return {
-    ...runs[0],
-    requests: sum((m) => m.requests),
-    ok: sum((m) => m.ok),
-    non2xx: sum((m) => m.non2xx),
-    errors: sum((m) => m.errors),
-    seconds: sum((m) => m.seconds),
-    rps: mean((m) => m.rps),
-    p50: mean((m) => m.p50),
-    p90: mean((m) => m.p90),
-    p99: mean((m) => m.p99),
-    max: Math.max(...runs.map((m) => m.max)),
-    mean: mean((m) => m.mean),
-    cpuUs: sum((m) => m.cpuUs),
-    cpuUsPerReq: sum((m) => m.cpuUs) / sum((m) => m.requests),
-    rssMB: mean((m) => m.rssMB),
-  };
+/** The run of median CPU per request among runs of one target. */
+function median(runs: Measured[]): Measured {
+  return [...runs].sort((x, y) => x.cpuUsPerReq - y.cpuUsPerReq)[Math.floor(runs.length / 2)];
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -738,7 +722,7 @@ function evaluate({ hot, many, stamp, noisyRuns, pace, comp }: Outcome): void {
     const saving = mem('stored plain') / mem('stored gzip');
     const exact = (name: string) => comp.runs.find((r) => r.target === name)!;
     const cost = (gzip: string, plain: string) => exact(gzip).cpuUsPerReq / exact(plain).cpuUsPerReq - 1;
-    const l1Cost = cost('L1 hit, stored gzip (mean of 2)', 'L1 hit, stored plain (mean of 2)');
+    const l1Cost = cost('L1 hit, stored gzip (median of 3)', 'L1 hit, stored plain (median of 3)');
     const l2Cost = cost('L2 hit (L1_MAX_BYTES=0), stored gzip', 'L2 hit (L1_MAX_BYTES=0), stored plain');
     check('(f) Redis bytes per answer, plain ÷ gzip', `${fmt(saving)}× (${mem('stored plain')} vs ${mem('stored gzip')} B)`, '≥ 3×', saving >= 3);
     check('(f) compression cost per L1 hit (CPU)', `${fmt(l1Cost * 100, 1)} %`, '≤ 5 %', l1Cost <= 0.05);
@@ -748,7 +732,11 @@ function evaluate({ hot, many, stamp, noisyRuns, pace, comp }: Outcome): void {
 
 function print({ hot, many, stamp, noisyRuns, pace, comp }: Outcome): void {
   const out: string[] = [];
-  out.push(`\nplaces-cache benchmark — ${new Date().toISOString()} — ${cpus().length} CPUs, node ${process.version}${SMOKE ? ' — SMOKE (sizes too small for timings)' : ''}\n`);
+  const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ');
+  out.push(
+    `\nplaces-cache benchmark — ${new Date().toISOString()} — ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), node ${process.version}` +
+      ` — load average ${load(LOAD_BEFORE)} at start, ${load(loadavg())} at end${SMOKE ? ' — SMOKE (sizes too small for timings)' : ''}\n`,
+  );
   out.push(`Hit paths: ${CFG.connections} connections, ${CFG.durationS} s per run after ${CFG.warmupS} s warm-up, ${ANSWER_BYTES / 1000} KB answers (/api?q=…)\n`);
   const rows: Row[] = [...throughputRows('(a) one hot key', hot ?? []), ...throughputRows(`(b) ${CFG.keys / 1000}k keys`, many ?? [])];
   if (comp) rows.push(...throughputRows('(f) compression', comp.runs).map((r) => ({ ...r, vsNaive: undefined, vsRaw: undefined })));
