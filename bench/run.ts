@@ -38,7 +38,8 @@ const BIG_L1 = 2 * 1024 ** 3;
 const NO_COMPRESSION = 1024 ** 3;
 const FILL_CHANNEL = 'places:v1:filled';
 
-const WORK = join(ROOT, '.tmp', 'bench');
+/** This run's files (a private copy of dist/, keys, logs): runs started side by side do not mix. */
+const WORK = join(ROOT, '.tmp', 'bench', String(process.pid));
 const LOGS = join(WORK, 'logs');
 const RESULTS = join(ROOT, 'bench', 'results', 'latest.json');
 
@@ -77,12 +78,17 @@ function logFile(name: string): string {
   return join(LOGS, `${name.replace(/[^\w.-]+/g, '_')}.log`);
 }
 
-function service(ctx: Ctx, name: string, env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Target> {
+/**
+ * The service as production runs it, one log line per request. Throughput runs (a, b, f) write their
+ * hundreds of thousands of lines to /dev/null: a disk file would add the disk's cost to the service's,
+ * and gigabytes to every run. The other scenarios keep theirs (the stampede's server-side latency).
+ */
+function service(ctx: Ctx, name: string, env: Record<string, string> = {}, nodeArgs: string[] = [], keepLog = false): Promise<Target> {
   return startService(name, {
     mainJs: ctx.mainJs,
     redisUrl: ctx.redis.url,
     nominatimUrl: ctx.fake.url,
-    logFile: logFile(name),
+    logFile: keepLog ? logFile(name) : '/dev/null',
     env,
     nodeArgs,
   });
@@ -289,7 +295,7 @@ async function stampede(ctx: Ctx): Promise<Burst[]> {
   // A fresh Redis for each run: no pacing slot or lock left over from the previous one.
   await ctx.client.flushDb();
   const one = await withTarget(
-    () => service(ctx, 'service ×1'),
+    () => service(ctx, 'service ×1', {}, [], true),
     async (t) => {
       await waitForSubscribers(ctx, 1);
       return fire('service ×1', [t], '/api?q=Paris');
@@ -298,8 +304,8 @@ async function stampede(ctx: Ctx): Promise<Burst[]> {
   out.push({ ...one, serverLatency: loggedLatencies(['service ×1'], 'q=Paris') });
 
   await ctx.client.flushDb();
-  const a = await service(ctx, 'service ×2 (a)');
-  const b = await service(ctx, 'service ×2 (b)');
+  const a = await service(ctx, 'service ×2 (a)', {}, [], true);
+  const b = await service(ctx, 'service ×2 (b)', {}, [], true);
   let two: Burst;
   try {
     await waitForSubscribers(ctx, 2);
@@ -369,7 +375,7 @@ async function noisy(ctx: Ctx): Promise<Noisy[]> {
   // Pacing at 1 request/s would make 1k first-time questions take 1000 s and the queue limit (10 s)
   // turn most into 503s: this scenario is about recognising one question in many spellings and
   // coalescing them, so upstream may go fast here; pacing is scenario (e).
-  const svc = await withTarget(() => service(ctx, 'service (noisy)', { NOMINATIM_MAX_RPS: '1000' }), (t) => run('service', t, paths));
+  const svc = await withTarget(() => service(ctx, 'service (noisy)', { NOMINATIM_MAX_RPS: '1000' }, [], true), (t) => run('service', t, paths));
   const nv = await withTarget(() => naive(ctx), (t) => run('naive', t, naivePaths));
   return [svc, nv];
 }
@@ -388,7 +394,7 @@ interface Pacing {
 async function pacing(ctx: Ctx): Promise<Pacing> {
   await ctx.client.flushDb();
   return withTarget(
-    () => service(ctx, 'service (pacing)'),
+    () => service(ctx, 'service (pacing)', {}, [], true),
     async (t) => {
       ctx.fake.reset();
       ctx.fake.latencyMs = 100;
@@ -557,10 +563,9 @@ function burstRows(scenario: string, bursts: Burst[], expected: (b: Burst) => st
 // Main
 
 async function setup(): Promise<Ctx> {
-  rmSync(LOGS, { recursive: true, force: true });
   mkdirSync(LOGS, { recursive: true });
   // A private copy of the build: other work in this tree may rebuild dist/ while the benchmark runs.
-  const dist = join(WORK, `dist-${process.pid}`);
+  const dist = join(WORK, 'dist');
   rmSync(dist, { recursive: true, force: true });
   cpSync(join(ROOT, 'dist'), dist, { recursive: true });
   const redis = await startRedis();
@@ -607,7 +612,7 @@ async function main(): Promise<void> {
     await ctx.client.quit().catch(() => undefined);
     await ctx.redis.stop();
     await ctx.fake.stop();
-    rmSync(join(WORK, `dist-${process.pid}`), { recursive: true, force: true });
+    for (const f of ['dist', 'keys-hot.txt', 'keys-many.txt', 'api-hit-body.json']) rmSync(join(WORK, f), { recursive: true, force: true });
   }
   const loadAfter = loadavg();
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
