@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import type pino from 'pino';
 
 type Flushable = pino.DestinationStream & { flush?(cb?: (err?: Error) => void): void; flushSync?(): void };
@@ -35,9 +36,24 @@ export class LineBatch implements pino.DestinationStream {
     else cb?.();
   }
 
+  /**
+   * At exit there is no later turn of the event loop: what is held is written with writeSync, since an
+   * asynchronous write started now would be lost (the last "Exiting" line was, in the shutdown e2e).
+   */
   flushSync(): void {
-    this.handOver();
-    this.target.flushSync?.();
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const lines = this.pending;
+    this.pending = '';
+    try {
+      this.target.flushSync?.();
+    } catch {
+      // An asynchronous write is still in flight; the lines below are written anyway.
+    }
+    if (lines === '') return;
+    const fd = (this.target as { fd?: unknown }).fd;
+    if (typeof fd === 'number' && fd >= 0) writeSync(fd, lines);
+    else this.target.write(lines);
   }
 
   private readonly handOver = (): void => {
