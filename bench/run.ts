@@ -1,8 +1,10 @@
 /**
- * `npm run bench` (`-- --smoke` for the CI-sized run, `-- --profile` to write a CPU profile of the
- * service during the hot-key run). Everything runs on 127.0.0.1: a private redis-server, the fake
- * Nominatim (in this process), the service built in production mode and three baselines, each server
- * its own process. See docs/benchmark.md for what each scenario measures.
+ * `npm run bench`. Options after `--`: `--smoke` (the CI-sized run: checks the invariants, no timing
+ * targets), `--only=a,c` (some scenarios), `--profile` (a CPU profile of the service during the
+ * hot-key run, in .tmp/bench/<pid>/profiles), `--no-wait` (do not wait for a quiet machine before
+ * each measured run). Everything runs on 127.0.0.1: a private redis-server, the fake Nominatim (in
+ * this process), the service built in production mode and three baselines, each server its own
+ * process. See docs/benchmark.md for what each scenario measures.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -15,12 +17,14 @@ import { canonicaliseRoute, PLACE_ROUTES, splitTarget } from '../src/places/plac
 import { FakeNominatim } from '../test/support/fake-nominatim';
 import { RedisProcess, startRedis } from '../test/support/redis-server';
 import { burst, openConnections } from './lib/burst';
-import { Answer, drive, get, latencyOf, Latency, load, LoadRun, measure, Measured } from './lib/load';
+import { Answer, countAsOwn, drive, get, latencyOf, Latency, load, LoadRun, measure, Measured, setBeforeRun, untilQuiet } from './lib/load';
 import { ROOT, startBaseline, startService, Target } from './lib/procs';
 import { naivePathOf, noisyPath, PLACE_NAMES, prng, questions, zipf } from './lib/questions';
 import { apiKey, memoryOf, seedNaive, seedService } from './lib/seed';
 
 const SMOKE = process.argv.includes('--smoke');
+/** Full runs wait (up to 2 min) before each measured run until other processes use < 15 % of the machine. */
+const QUIET = !SMOKE && !process.argv.includes('--no-wait');
 const LOAD_BEFORE = loadavg();
 const PROFILE = process.argv.includes('--profile');
 /** `--only a,c`: run only these scenarios (a development aid; targets of skipped scenarios are not checked). */
@@ -99,6 +103,11 @@ const naive = (ctx: Ctx) =>
 const floor = (ctx: Ctx) => startBaseline('floor', { BODY_FILE: ctx.bodyFile }, logFile('floor'));
 const raw = (ctx: Ctx, keysFile: string, label = 'raw') =>
   startBaseline('raw', { BODY_FILE: ctx.bodyFile, KEYS_FILE: keysFile }, logFile(label), label);
+
+/** See QUIET. */
+async function quiet(): Promise<void> {
+  if (QUIET) await untilQuiet(15, 120, log);
+}
 
 async function withTarget<T>(start: () => Promise<Target>, fn: (t: Target) => Promise<T>): Promise<T> {
   const t = await start();
@@ -279,6 +288,7 @@ async function stampede(ctx: Ctx): Promise<Burst[]> {
     for (const t of targets) await warmMissPath(t);
     // The warm-up misses took pacing slots: let the next one come.
     await sleep(1100);
+    await quiet();
     const per = n / targets.length;
     const conns = await Promise.all(targets.map((t) => openConnections(Number(new URL(t.url).port), per, t.name === 'naive' ? '/' : '/health/live')));
     ctx.fake.reset();
@@ -401,11 +411,13 @@ async function pacing(ctx: Ctx): Promise<Pacing> {
       // Few connections: with many, autocannon's fixed rate sends in bursts and p99 measures the burst.
       const hits = { connections: 2, overallRate: 1000, durationS: CFG.pacingS, nextPath: () => HOT_PATH };
       await get(t.url, HOT_PATH, new http.Agent()); // the hot key's own (first) upstream request
+      await quiet();
       await load(t.url, { ...hits, durationS: CFG.warmupS });
       const hitOnly = await load(t.url, hits);
 
       const missAgent = new http.Agent({ keepAlive: true });
       const missPaths = Array.from({ length: CFG.burstMisses }, (_, i) => `/search?q=${encodeURIComponent(PLACE_NAMES[i % PLACE_NAMES.length])}&format=json&limit=${7 + i}`);
+      await quiet();
       const hitRun = load(t.url, hits);
       await sleep(500);
       const missAnswers = await Promise.all(missPaths.map((p) => get(t.url, p, missAgent)));
@@ -492,6 +504,7 @@ interface Row {
   p99: number;
   cpu: number;
   rss?: number;
+  others?: number;
   vsNaive?: number;
   vsRaw?: number;
 }
@@ -522,6 +535,7 @@ function throughputRows(scenario: string, runs: Measured[]): Row[] {
       p99: r.p99,
       cpu: r.cpuUsPerReq,
       rss: r.rssMB,
+      others: r.othersPct,
       vsNaive: naiveRun ? r.rps / naiveRun.rps : undefined,
       vsRaw: rawRun ? r.cpuUsPerReq / rawRun.cpuUsPerReq : undefined,
     };
@@ -530,7 +544,7 @@ function throughputRows(scenario: string, runs: Measured[]): Row[] {
 
 function printRows(rows: Row[]): string {
   return table(
-    ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'RSS MB', 'req/s ÷ naive', 'CPU ÷ raw'],
+    ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'RSS MB', 'others %', 'req/s ÷ naive', 'CPU ÷ raw'],
     rows.map((r) => [
       r.scenario,
       r.target,
@@ -539,6 +553,7 @@ function printRows(rows: Row[]): string {
       fmt(r.p99),
       fmt(r.cpu, 0),
       r.rss === undefined ? '' : fmt(r.rss, 0),
+      r.others === undefined ? '' : fmt(r.others, 0),
       r.vsNaive === undefined ? '' : `${fmt(r.vsNaive)}×`,
       r.vsRaw === undefined ? '' : `${fmt(r.vsRaw)}×`,
     ]),
@@ -569,6 +584,8 @@ async function setup(): Promise<Ctx> {
   rmSync(dist, { recursive: true, force: true });
   cpSync(join(ROOT, 'dist'), dist, { recursive: true });
   const redis = await startRedis();
+  countAsOwn(redis.pid);
+  setBeforeRun(quiet);
   const client = createClient({ url: redis.url }) as RedisClientType;
   client.on('error', (e: Error) => log(`redis client: ${e.message}`));
   await client.connect();
@@ -742,7 +759,10 @@ function print({ hot, many, stamp, noisyRuns, pace, comp }: Outcome): void {
     `\nplaces-cache benchmark — ${new Date().toISOString()} — ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), node ${process.version}` +
       ` — load average ${load(LOAD_BEFORE)} at start, ${load(loadavg())} at end${SMOKE ? ' — SMOKE (sizes too small for timings)' : ''}\n`,
   );
-  out.push(`Hit paths: ${CFG.connections} connections, ${CFG.durationS} s per run after ${CFG.warmupS} s warm-up, ${ANSWER_BYTES / 1000} KB answers (/api?q=…)\n`);
+  out.push(
+    `Hit paths: ${CFG.connections} connections, ${CFG.durationS} s per run after ${CFG.warmupS} s warm-up, ${ANSWER_BYTES / 1000} KB answers (/api?q=…); ` +
+      "'others %': share of the machine other processes used during the run (0 = quiet)\n",
+  );
   const rows: Row[] = [...throughputRows('(a) one hot key', hot ?? []), ...throughputRows(`(b) ${CFG.keys / 1000}k keys`, many ?? [])];
   if (comp) rows.push(...throughputRows('(f) compression', comp.runs).map((r) => ({ ...r, vsNaive: undefined, vsRaw: undefined })));
   if (pace) {

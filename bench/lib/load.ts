@@ -7,7 +7,8 @@
 import autocannon from 'autocannon';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { procRssBytes, Target } from './procs';
+import { cpus } from 'node:os';
+import { machineBusyMicros, procCpuMicros, procRssBytes, Target } from './procs';
 
 export interface Latency {
   p50: number;
@@ -35,6 +36,22 @@ export interface Measured extends LoadRun {
   cpuUsPerReq: number;
   /** server resident memory after the run */
   rssMB: number;
+  /**
+   * Share of the machine (all cores) used during the run by processes other than the server, this
+   * driver (load generator) and the benchmark's Redis: other people's work, which makes a run noisy.
+   */
+  othersPct: number;
+}
+
+/** Processes of the benchmark itself besides the server and this driver (its Redis), for othersPct. */
+const ownPids: number[] = [];
+let beforeRun: () => Promise<unknown> = async () => undefined;
+/** What to do before every measured run (run.ts: wait for a quiet machine). */
+export function setBeforeRun(fn: () => Promise<unknown>): void {
+  beforeRun = fn;
+}
+export function countAsOwn(pid: number): void {
+  ownPids.push(pid);
 }
 
 export function latencyOf(samples: ArrayLike<number>): Latency {
@@ -106,15 +123,54 @@ export function load(url: string, opts: LoadOptions): Promise<LoadRun> {
   });
 }
 
+/** Share of the machine (%) used by other processes over the next `ms`, while the benchmark is idle. */
+export async function othersNow(ms = 1000): Promise<number> {
+  const ours = () => {
+    const self = process.cpuUsage();
+    return self.user + self.system + ownPids.reduce((a, pid) => a + procCpuMicros(pid), 0);
+  };
+  const [busy0, own0] = [machineBusyMicros(), ours()];
+  await new Promise((r) => setTimeout(r, ms));
+  const [busy1, own1] = [machineBusyMicros(), ours()];
+  return (100 * Math.max(0, busy1 - busy0 - (own1 - own0))) / (ms * 1000 * cpus().length);
+}
+
+/**
+ * On a shared machine: waits (up to `maxS`) until other processes use less than `pct` % of it, so
+ * that a measured run does not start in the middle of someone else's build. Returns what it saw last.
+ */
+export async function untilQuiet(pct: number, maxS: number, note: (msg: string) => void): Promise<number> {
+  const deadline = Date.now() + maxS * 1000;
+  let seen = await othersNow();
+  if (seen > pct) note(`others use ${seen.toFixed(0)} % of the machine; waiting up to ${maxS} s for < ${pct} %`);
+  while (seen > pct && Date.now() < deadline) seen = await othersNow();
+  return seen;
+}
+
 /** Warm-up, then one measured run with the server's CPU time read around it. */
 export async function measure(target: Target, opts: LoadOptions, warmupS: number): Promise<Measured> {
+  await beforeRun();
   if (warmupS > 0) await load(target.url, { ...opts, amount: undefined, durationS: warmupS });
-  const cpu0 = await target.cpuMicros();
+  const ours = () => {
+    const self = process.cpuUsage();
+    return self.user + self.system + ownPids.reduce((a, pid) => a + procCpuMicros(pid), 0);
+  };
+  const started = performance.now();
+  const [busy0, own0, cpu0] = [machineBusyMicros(), ours(), await target.cpuMicros()];
   const run = await load(target.url, opts);
-  const cpu1 = await target.cpuMicros();
+  const [busy1, own1, cpu1] = [machineBusyMicros(), ours(), await target.cpuMicros()];
+  const wallUs = (performance.now() - started) * 1000;
   const cpuUs = cpu1 - cpu0;
+  const others = Math.max(0, busy1 - busy0 - (own1 - own0) - cpuUs);
   const rssMB = procRssBytes(target.pid) / 1024 ** 2;
-  return { target: target.name, ...run, cpuUs, cpuUsPerReq: run.requests > 0 ? cpuUs / run.requests : NaN, rssMB };
+  return {
+    target: target.name,
+    ...run,
+    cpuUs,
+    cpuUsPerReq: run.requests > 0 ? cpuUs / run.requests : NaN,
+    rssMB,
+    othersPct: (100 * others) / (wallUs * cpus().length),
+  };
 }
 
 export interface Answer {

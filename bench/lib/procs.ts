@@ -27,6 +27,13 @@ process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
 });
 
+/** CPU time the whole machine spent busy (all cores, everything but idle and iowait), µs. */
+export function machineBusyMicros(): number {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.slice(0, 8).reduce((a, b) => a + b, 0); // user … steal (guest time is inside user)
+  return ((total - fields[3] - fields[4]) * 1e6) / CLK_TCK;
+}
+
 /** Resident set size of a process, bytes. */
 export function procRssBytes(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
