@@ -80,6 +80,8 @@ export class FrontDoor {
    * key in here follows that request instead of going the same way (see follow).
    */
   private readonly firsts = new Map<string, Promise<void>>();
+  /** Redis reads of a key for a request, by key (settle with "found"): a request for a key in here waits for that read. */
+  private readonly reads = new Map<string, Promise<boolean>>();
 
   constructor(
     @Inject(appConfig.KEY) private readonly app: AppConfig,
@@ -169,11 +171,52 @@ export class FrontDoor {
     pass: () => void,
   ): void {
     const miss = () => this.toNest(req, res, request, variant, x, deferred, pass);
+    // Without L1 a read serves only its own request: nothing to share.
+    if (this.cacheCfg.l1MaxBytes === 0) {
+      void this.read(req, res, request, variant, x, deferred, miss);
+      return;
+    }
+    const running = this.reads.get(request.key);
+    if (running !== undefined) {
+      // The same key is being read from Redis for another request: a miss for that one is a miss for
+      // this one, and what it found is in L1 now (else, too large for L1, this one reads it itself).
+      void running.then((found) => {
+        const now = Date.now();
+        const hit = found ? this.places.fromMemory(request, now) : undefined;
+        if (hit !== undefined) this.serveHit(req, res, hit, variant, now, x, deferred);
+        else if (found) this.read(req, res, request, variant, x, deferred, miss);
+        else miss();
+      });
+      return;
+    }
+    const read = this.read(req, res, request, variant, x, deferred, miss);
+    const done = read.then(
+      (shared) => shared !== undefined,
+      () => false,
+    );
+    this.reads.set(request.key, done);
+    void done.then(() => {
+      if (this.reads.get(request.key) === done) this.reads.delete(request.key);
+    });
+  }
+
+  /** L1 then Redis for this request, then its answer or `miss`; settles with what was found. */
+  private read(
+    req: IncomingMessage,
+    res: ServerResponse,
+    request: CanonicalRequest,
+    variant: 'api' | 'raw',
+    x: Exchange,
+    deferred: boolean,
+    miss: () => void,
+  ): Promise<Resolution | undefined> {
     // The request carries what was found, so the controller does not read Redis again for a miss.
-    this.places.fromCache(request, req).then(
+    const read = this.places.fromCache(request, req);
+    read.then(
       (shared) => (shared === undefined ? miss() : this.serveHit(req, res, shared, variant, Date.now(), x, deferred)),
       miss,
     );
+    return read;
   }
 
   /** A miss goes on to Nest, unless a request for the same key is there already: then it follows that one. */
