@@ -394,8 +394,9 @@ async function noisy(ctx: Ctx): Promise<Noisy[]> {
 // (e) pacing burst with hits interleaved
 
 interface Pacing {
-  hitOnly: LoadRun;
-  withBurst: LoadRun;
+  /** hit-only and burst runs, alternated (two of each) */
+  hitOnly: LoadRun[];
+  withBurst: LoadRun[];
   misses: Burst;
   upstreamGapsMs: number[];
   violations: number;
@@ -411,18 +412,27 @@ async function pacing(ctx: Ctx): Promise<Pacing> {
       // Few connections: with many, autocannon's fixed rate sends in bursts and p99 measures the burst.
       const hits = { connections: 2, overallRate: 1000, durationS: CFG.pacingS, nextPath: () => HOT_PATH };
       await get(t.url, HOT_PATH, new http.Agent()); // the hot key's own (first) upstream request
-      await quiet();
       await load(t.url, { ...hits, durationS: CFG.warmupS });
-      const hitOnly = await load(t.url, hits);
-
-      const missAgent = new http.Agent({ keepAlive: true });
-      const missPaths = Array.from({ length: CFG.burstMisses }, (_, i) => `/search?q=${encodeURIComponent(PLACE_NAMES[i % PLACE_NAMES.length])}&format=json&limit=${7 + i}`);
-      await quiet();
-      const hitRun = load(t.url, hits);
-      await sleep(500);
-      const missAnswers = await Promise.all(missPaths.map((p) => get(t.url, p, missAgent)));
-      const withBurst = await hitRun;
-      missAgent.destroy();
+      const hitOnly: LoadRun[] = [];
+      const withBurst: LoadRun[] = [];
+      const missAnswers: Answer[] = [];
+      // A p99 of 10k samples is ten-odd slow answers: one stall of the machine moves it. Two runs of
+      // each kind, alternated, average that out.
+      for (let round = 0; round < 2; round++) {
+        await quiet();
+        hitOnly.push(await load(t.url, hits));
+        const missAgent = new http.Agent({ keepAlive: true });
+        const missPaths = Array.from(
+          { length: CFG.burstMisses },
+          (_, i) => `/search?q=${encodeURIComponent(PLACE_NAMES[i % PLACE_NAMES.length])}&format=json&limit=${7 + round * CFG.burstMisses + i}`,
+        );
+        await quiet();
+        const hitRun = load(t.url, hits);
+        await sleep(500);
+        missAnswers.push(...(await Promise.all(missPaths.map((p) => get(t.url, p, missAgent)))));
+        withBurst.push(await hitRun);
+        missAgent.destroy();
+      }
 
       const starts = ctx.fake.requests.map((r) => r.startedAtHr).sort((x, y) => x - y);
       const upstreamGapsMs = starts.slice(1).map((s, i) => s - starts[i]);
@@ -431,6 +441,26 @@ async function pacing(ctx: Ctx): Promise<Pacing> {
       return { hitOnly, withBurst, misses, upstreamGapsMs, violations: upstreamGapsMs.filter((g) => g < 1000).length };
     },
   );
+}
+
+/** Two runs of one kind as one: requests added up, latencies averaged. */
+function pooled(runs: LoadRun[]): LoadRun {
+  const mean = (f: (r: LoadRun) => number) => runs.reduce((a, r) => a + f(r), 0) / runs.length;
+  const sum = (f: (r: LoadRun) => number) => runs.reduce((a, r) => a + f(r), 0);
+  return {
+    ...runs[0],
+    requests: sum((r) => r.requests),
+    ok: sum((r) => r.ok),
+    non2xx: sum((r) => r.non2xx),
+    errors: sum((r) => r.errors),
+    seconds: sum((r) => r.seconds),
+    rps: mean((r) => r.rps),
+    p50: mean((r) => r.p50),
+    p90: mean((r) => r.p90),
+    p99: mean((r) => r.p99),
+    max: Math.max(...runs.map((r) => r.max)),
+    mean: mean((r) => r.mean),
+  };
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -736,8 +766,9 @@ function evaluate({ hot, many, stamp, noisyRuns, pace, comp }: Outcome): void {
     const paced = pace.violations === 0 && pace.upstreamGapsMs.length > 0;
     check('(e) pacing: upstream requests < 1000 ms apart', `${pace.violations} (closest ${fmt(minGap, 1)} ms)`, '0', paced, true);
     check('(e) pacing: every miss answered 200', JSON.stringify(pace.misses.statuses), `200×${pace.misses.requests}`, pace.misses.statuses['200'] === pace.misses.requests, true);
-    const p99Ratio = pace.withBurst.p99 / pace.hitOnly.p99;
-    check('(e) hit p99 during the burst ÷ hit-only p99', `${fmt(p99Ratio)}× (${fmt(pace.withBurst.p99)} vs ${fmt(pace.hitOnly.p99)} ms)`, '≤ 2×', p99Ratio <= 2);
+    const [burst, only] = [pooled(pace.withBurst), pooled(pace.hitOnly)];
+    const p99Ratio = burst.p99 / only.p99;
+    check('(e) hit p99 during the burst ÷ hit-only p99 (mean of 2 each)', `${fmt(p99Ratio)}× (${fmt(burst.p99)} vs ${fmt(only.p99)} ms)`, '≤ 2×', p99Ratio <= 2);
   }
   if (comp) {
     const mem = (form: string) => comp.memory.find((m) => m.form.includes(form))!.memoryBytes;
@@ -767,8 +798,15 @@ function print({ hot, many, stamp, noisyRuns, pace, comp }: Outcome): void {
   if (comp) rows.push(...throughputRows('(f) compression', comp.runs).map((r) => ({ ...r, vsNaive: undefined, vsRaw: undefined })));
   if (pace) {
     rows.push(
-      { scenario: '(e) pacing', target: 'hits only, 1000 req/s', rps: pace.hitOnly.rps, p50: pace.hitOnly.p50, p99: pace.hitOnly.p99, cpu: NaN },
-      { scenario: '(e) pacing', target: `hits + ${CFG.burstMisses} paced misses`, rps: pace.withBurst.rps, p50: pace.withBurst.p50, p99: pace.withBurst.p99, cpu: NaN },
+      ...pace.hitOnly.map((r, i) => ({ scenario: '(e) pacing', target: `hits only, 1000 req/s (${i + 1})`, rps: r.rps, p50: r.p50, p99: r.p99, cpu: NaN })),
+      ...pace.withBurst.map((r, i) => ({
+        scenario: '(e) pacing',
+        target: `hits + ${CFG.burstMisses} paced misses (${i + 1})`,
+        rps: r.rps,
+        p50: r.p50,
+        p99: r.p99,
+        cpu: NaN,
+      })),
     );
   }
   if (rows.length > 0) out.push(printRows(rows), '');
@@ -778,7 +816,7 @@ function print({ hot, many, stamp, noisyRuns, pace, comp }: Outcome): void {
       const n = b as Noisy;
       return b.target === 'naive' ? `${n.distinctRawQ} raw q` : `${n.distinctKeys} questions`;
     }),
-    ...(pace ? burstRows('(e) paced misses', [pace.misses], () => `${CFG.burstMisses}, ≥ 1 s apart`) : []),
+    ...(pace ? burstRows('(e) paced misses', [pace.misses], () => `${2 * CFG.burstMisses}, ≥ 1 s apart`) : []),
   ];
   if (bursts.length > 0) out.push(table(['scenario', 'target', 'requests', 'upstream', 'expected', 'p50 ms', 'p99 ms', 'server p50 ms', 'statuses'], bursts), '');
   if (comp) out.push(table(['stored form', 'type', 'MEMORY USAGE B', 'value B'], comp.memory.map((m) => [m.form, 'string', String(m.memoryBytes), String(m.valueBytes)])), '');
