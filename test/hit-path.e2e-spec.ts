@@ -1,4 +1,5 @@
 import http from 'node:http';
+import net from 'node:net';
 import { RedisConnectionService } from '../src/cache/redis-connection.service';
 import { eventually, RunningApp, startApp } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';
@@ -68,6 +69,25 @@ function expectSameAnswer(miss: Wire, hit: Wire, api: boolean): void {
   expect(hit.names.indexOf('age')).toBe(hit.names.indexOf('cache-status') + 1);
   expect(comparable(hit, api)).toEqual(comparable(miss, api));
   if (api) expect(Number(hit.headers['content-length'])).toBe(hit.body.length);
+}
+
+/** Redis MONITOR on its own connection: every command the server runs, as the line it prints. */
+async function monitor(port: number): Promise<{ lines: string[]; stop: () => void }> {
+  const socket = net.connect(port, '127.0.0.1');
+  const lines: string[] = [];
+  let rest = '';
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.once('data', () => resolve()); // +OK
+    socket.write('MONITOR\r\n');
+  });
+  socket.on('data', (chunk: Buffer) => {
+    const text = rest + chunk.toString('utf8');
+    const parts = text.split('\r\n');
+    rest = parts.pop() ?? '';
+    lines.push(...parts);
+  });
+  return { lines, stop: () => socket.destroy() };
 }
 
 jest.setTimeout(60_000);
@@ -162,6 +182,51 @@ describe('hit path (e2e): a hit answers like the miss before it', () => {
       for (const a of answers) {
         expect(a.status).toBe(502);
         expect(a.body.toString()).toBe(answers[0].body.toString());
+      }
+    });
+  });
+
+  describe('identical hits at once for a key only Redis has (another instance filled it)', () => {
+    it('one Redis GET for all of them; each is a HIT with the same bytes', async () => {
+      const filler = await boot({});
+      const path = '/search?q=Ouagadougou&format=json';
+      expect((await send(`${filler}${path}`)).headers['x-cache']).toBe('MISS');
+      const url = await boot({});
+      const watch = await monitor(redis.port);
+      try {
+        const answers = await Promise.all(Array.from({ length: 40 }, () => send(`${url}${path}`)));
+        const first = answers[0].body.toString();
+        for (const a of answers) {
+          expect(a.status).toBe(200);
+          expect(a.headers['x-cache']).toBe('HIT');
+          expect(a.body.toString()).toBe(first);
+        }
+        // The MONITOR line of a command comes before its reply; the answers came after the GET's reply.
+        await eventually(() => watch.lines.some((l) => l.includes('"GET"')));
+        const gets = watch.lines.filter((l) => l.includes('"GET"') && l.includes('q=ouagadougou'));
+        expect(gets).toHaveLength(1);
+      } finally {
+        watch.stop();
+      }
+    });
+
+    it('an answer too large for L1: each request reads Redis itself, and all are HITs', async () => {
+      const filler = await boot({});
+      fake.padTo = 8000;
+      const path = '/search?q=Berlin&format=jsonv2&limit=3';
+      try {
+        expect((await send(`${filler}${path}`)).headers['x-cache']).toBe('MISS');
+      } finally {
+        fake.padTo = null;
+      }
+      const url = await boot({ L1_MAX_BYTES: '4096' });
+      const before = fake.count();
+      const answers = await Promise.all(Array.from({ length: 10 }, () => send(`${url}${path}`)));
+      expect(fake.count()).toBe(before);
+      for (const a of answers) {
+        expect(a.status).toBe(200);
+        expect(a.headers['x-cache']).toBe('HIT');
+        expect(a.body.length).toBeGreaterThanOrEqual(8000);
       }
     });
   });
