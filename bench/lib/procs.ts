@@ -80,6 +80,10 @@ export interface ServiceOptions {
   env?: Record<string, string>;
   /** Extra node flags (e.g. --cpu-prof). */
   nodeArgs?: string[];
+  /** A command the service runs under, e.g. ['valgrind', '--tool=callgrind', …] (it must exec node in its own process). */
+  wrapper?: string[];
+  /** How long to wait for it to be ready (default 30 s). */
+  readyTimeoutMs?: number;
 }
 
 /**
@@ -114,7 +118,8 @@ export async function startService(name: string, opts: ServiceOptions): Promise<
     ...opts.env,
   };
   const fd = openSync(opts.logFile, 'a');
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.mainJs], { cwd: ROOT, env, stdio: ['ignore', fd, fd] });
+  const [command, ...args] = [...(opts.wrapper ?? []), process.execPath, ...(opts.nodeArgs ?? []), opts.mainJs];
+  const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   live.add(child);
   const url = `http://127.0.0.1:${port}`;
@@ -126,7 +131,7 @@ export async function startService(name: string, opts: ServiceOptions): Promise<
     stop: () => stopChild(child),
   };
   try {
-    await Promise.race([waitForRedisConnected(url, 30_000), exitNote(child, opts.logFile)]);
+    await Promise.race([waitForRedisConnected(url, opts.readyTimeoutMs ?? 30_000), exitNote(child, opts.logFile)]);
   } catch (e) {
     await target.stop();
     throw new Error(`service ${name}: ${(e as Error).message}`, { cause: e });
