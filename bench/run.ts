@@ -149,9 +149,17 @@ async function hotKey(ctx: Ctx, round: number): Promise<Measured[]> {
     ],
     round,
   );
-  const out: Measured[] = [];
-  for (const run of runs) out.push(await run());
-  return out;
+  // CPU per request moves by ±20 % between runs when the shared machine is busy: full runs measure each
+  // target twice, the second round in the reverse order, each in a fresh process, and pool the two.
+  const rounds = SMOKE ? 1 : 2;
+  const byTarget = new Map<string, Measured[]>();
+  for (let r = 0; r < rounds; r++) {
+    for (const run of alternate(runs, r)) {
+      const m = await run();
+      byTarget.set(m.target, [...(byTarget.get(m.target) ?? []), m]);
+    }
+  }
+  return [...byTarget.values()].map((ms) => (ms.length === 1 ? ms[0] : { ...pooledMeasured(ms), target: `${ms[0].target}` }));
 }
 
 /** The first request fills the cache (a miss); its bytes are checked against the service's hit body. */
@@ -193,16 +201,24 @@ async function manyKeys(ctx: Ctx, round: number): Promise<Measured[]> {
   const label = (m: Measured, what: string) => ({ ...m, target: `${m.target}, ${what}` });
   /** 100k keys, then the hot key, at saturation and at the fixed rate, in one process. */
   const both = async (t: Target): Promise<Measured[]> => {
-    const out = [label(await measure(t, randomKey, CFG.warmupS), 'keys'), label(await measure(t, hotKey, CFG.warmupS), 'hot key')];
-    // A p50 of ~0.1 ms moves by ±20 % from one run to the next here: two runs of each, alternated, pooled.
-    const keysAt: Measured[] = [];
-    const hotAt: Measured[] = [];
-    for (let i = 0; i < 2; i++) {
-      keysAt.push(await measure(t, { ...randomKey, ...rate }, CFG.warmupS));
-      hotAt.push(await measure(t, { ...hotKey, ...rate }, CFG.warmupS));
-    }
-    out.push(label(pooledMeasured(keysAt), `keys @${CFG.fixedRate}/s`), label(pooledMeasured(hotAt), `hot key @${CFG.fixedRate}/s`));
-    return out;
+    // p50 and CPU per request move by ±20 % from one run to the next on this shared machine: two runs
+    // of each kind, in the order keys, hot, hot, keys (saturated) and keys, hot, keys, hot (fixed rate), pooled.
+    const pair = async (keysOpts: typeof randomKey, hotOpts: typeof hotKey, mirror: boolean, what: string): Promise<Measured[]> => {
+      const keys: Measured[] = [];
+      const hot: Measured[] = [];
+      for (let i = 0; i < 2; i++) {
+        const order = mirror && i === 1 ? (['hot', 'keys'] as const) : (['keys', 'hot'] as const);
+        for (const kind of order) {
+          if (kind === 'keys') keys.push(await measure(t, keysOpts, CFG.warmupS));
+          else hot.push(await measure(t, hotOpts, CFG.warmupS));
+        }
+      }
+      return [label(pooledMeasured(keys), `keys${what}`), label(pooledMeasured(hot), `hot key${what}`)];
+    };
+    return [
+      ...(await pair(randomKey, hotKey, true, '')),
+      ...(await pair({ ...randomKey, ...rate }, { ...hotKey, ...rate }, false, ` @${CFG.fixedRate}/s`)),
+    ];
   };
   const bigL1 = `service L1=${BIG_L1 / 1024 ** 3}GiB`;
   const runs: Array<() => Promise<Measured[]>> = alternate(
@@ -848,7 +864,7 @@ function evaluate({ hot, many, stamp, noisyRuns, pace, comp }: Outcome): void {
       check(`(b) p50 ${keys} ÷ hot key, L1 ${BIG_L1 / 1024 ** 3} GiB, ${at} (latency; 2 runs each, alternated)`, latency.text, '≤ 1.2×', latency.r <= 1.2);
       const saturated = ratio(big, 'keys', 'hot key');
       const rawSaturated = ratio('raw', 'keys', 'hot key');
-      check(`(b) p50 ${keys} ÷ hot key, L1 ${BIG_L1 / 1024 ** 3} GiB, saturated`, `${saturated.text}; raw ${fmt(rawSaturated.r)}×`, '≤ 1.2×', saturated.r <= 1.2);
+      check(`(b) p50 ${keys} ÷ hot key, L1 ${BIG_L1 / 1024 ** 3} GiB, saturated (2 runs each)`, `${saturated.text}; raw ${fmt(rawSaturated.r)}×`, '≤ 1.2×', saturated.r <= 1.2);
       const l2 = exact(many, `service L1=64MiB (default), keys ${at}`).p50 / exact(many, `${big}, hot key ${at}`).p50;
       check(`(b) p50 ${keys} ÷ hot key, default L1 (Redis reads), ${at}`, `${fmt(l2)}×`, 'reported', true);
     }
@@ -919,6 +935,7 @@ function print({ hot, many, stamp, noisyRuns, pace, comp }: Outcome): void {
   );
   out.push(
     `Hit paths: ${CFG.connections} connections, ${CFG.durationS} s per run after ${CFG.warmupS} s warm-up, ${ANSWER_BYTES / 1000} KB answers (/api?q=…); ` +
+      `(a): ${SMOKE ? 'one run' : 'two runs'} per target, pooled; ` +
       "'others %': share of the machine other processes used during the run (0 = quiet)\n",
   );
   const rows: Row[] = [...throughputRows('(a) one hot key', hot ?? []), ...throughputRows(`(b) ${CFG.keys / 1000}k keys`, many ?? [])];
