@@ -149,9 +149,10 @@ async function hotKey(ctx: Ctx, round: number): Promise<Measured[]> {
     ],
     round,
   );
-  // CPU per request moves by ±20 % between runs when the shared machine is busy: full runs measure each
-  // target twice, the second round in the reverse order, each in a fresh process, and pool the two.
-  const rounds = SMOKE ? 1 : 2;
+  // CPU per request moves by ±20 % between runs when the shared machine is busy (one disturbed run in
+  // three is common): full runs measure each target three times, every round in the reverse order of
+  // the one before, each in a fresh process, and report each figure's median over the three.
+  const rounds = SMOKE ? 1 : 3;
   const byTarget = new Map<string, Measured[]>();
   for (let r = 0; r < rounds; r++) {
     for (const run of alternate(runs, r)) {
@@ -159,7 +160,7 @@ async function hotKey(ctx: Ctx, round: number): Promise<Measured[]> {
       byTarget.set(m.target, [...(byTarget.get(m.target) ?? []), m]);
     }
   }
-  return [...byTarget.values()].map((ms) => (ms.length === 1 ? ms[0] : { ...pooledMeasured(ms), target: `${ms[0].target}` }));
+  return [...byTarget.values()].map((ms) => (ms.length === 1 ? ms[0] : medianMeasured(ms)));
 }
 
 /** The first request fills the cache (a miss); its bytes are checked against the service's hit body. */
@@ -463,6 +464,33 @@ async function pacing(ctx: Ctx): Promise<Pacing> {
       return { hitOnly, withBurst, misses, upstreamGapsMs, violations: upstreamGapsMs.filter((g) => g < 1000).length };
     },
   );
+}
+
+/** Runs of one target as one: each figure the median of the runs' (requests and errors added up). */
+function medianMeasured(runs: Measured[]): Measured {
+  const med = (f: (r: Measured) => number) => {
+    const v = runs.map(f).sort((x, y) => x - y);
+    return v.length % 2 === 1 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+  };
+  const sum = (f: (r: Measured) => number) => runs.reduce((a, r) => a + f(r), 0);
+  return {
+    ...runs[0],
+    requests: sum((r) => r.requests),
+    ok: sum((r) => r.ok),
+    non2xx: sum((r) => r.non2xx),
+    errors: sum((r) => r.errors),
+    seconds: sum((r) => r.seconds),
+    rps: med((r) => r.rps),
+    p50: med((r) => r.p50),
+    p90: med((r) => r.p90),
+    p99: med((r) => r.p99),
+    max: Math.max(...runs.map((r) => r.max)),
+    mean: med((r) => r.mean),
+    cpuUs: sum((r) => r.cpuUs),
+    cpuUsPerReq: med((r) => r.cpuUsPerReq),
+    rssMB: Math.max(...runs.map((r) => r.rssMB)),
+    othersPct: med((r) => r.othersPct),
+  };
 }
 
 /** Measured runs of one kind as one: as pooled, CPU per request over all their requests. */
@@ -935,7 +963,7 @@ function print({ hot, many, stamp, noisyRuns, pace, comp }: Outcome): void {
   );
   out.push(
     `Hit paths: ${CFG.connections} connections, ${CFG.durationS} s per run after ${CFG.warmupS} s warm-up, ${ANSWER_BYTES / 1000} KB answers (/api?q=…); ` +
-      `(a): ${SMOKE ? 'one run' : 'two runs'} per target, pooled; ` +
+      `(a): ${SMOKE ? 'one run per target' : 'median of three runs per target'}; ` +
       "'others %': share of the machine other processes used during the run (0 = quiet)\n",
   );
   const rows: Row[] = [...throughputRows('(a) one hot key', hot ?? []), ...throughputRows(`(b) ${CFG.keys / 1000}k keys`, many ?? [])];
