@@ -466,13 +466,16 @@ async function pacing(ctx: Ctx): Promise<Pacing> {
   );
 }
 
-/** Runs of one target as one: each figure the median of the runs' (requests and errors added up). */
-function medianMeasured(runs: Measured[]): Measured {
-  const med = (f: (r: Measured) => number) => {
-    const v = runs.map(f).sort((x, y) => x - y);
-    return v.length % 2 === 1 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
-  };
-  const sum = (f: (r: Measured) => number) => runs.reduce((a, r) => a + f(r), 0);
+const meanOf = (v: number[]) => v.reduce((a, x) => a + x, 0) / v.length;
+function medianOf(v: number[]): number {
+  const s = [...v].sort((x, y) => x - y);
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** Runs of one kind as one: counts added up, each latency and rate the `centre` (mean or median) of the runs'. */
+function combined<T extends LoadRun>(runs: T[], centre: (v: number[]) => number): T {
+  const sum = (f: (r: T) => number) => runs.reduce((a, r) => a + f(r), 0);
+  const mid = (f: (r: T) => number) => centre(runs.map(f));
   return {
     ...runs[0],
     requests: sum((r) => r.requests),
@@ -480,52 +483,41 @@ function medianMeasured(runs: Measured[]): Measured {
     non2xx: sum((r) => r.non2xx),
     errors: sum((r) => r.errors),
     seconds: sum((r) => r.seconds),
-    rps: med((r) => r.rps),
-    p50: med((r) => r.p50),
-    p90: med((r) => r.p90),
-    p99: med((r) => r.p99),
+    rps: mid((r) => r.rps),
+    p50: mid((r) => r.p50),
+    p90: mid((r) => r.p90),
+    p99: mid((r) => r.p99),
     max: Math.max(...runs.map((r) => r.max)),
-    mean: med((r) => r.mean),
-    cpuUs: sum((r) => r.cpuUs),
-    cpuUsPerReq: med((r) => r.cpuUsPerReq),
+    mean: mid((r) => r.mean),
+  };
+}
+
+/** Measured runs of one target as one, every figure their median (CPU per request too). */
+function medianMeasured(runs: Measured[]): Measured {
+  return {
+    ...combined(runs, medianOf),
+    cpuUs: runs.reduce((a, r) => a + r.cpuUs, 0),
+    cpuUsPerReq: medianOf(runs.map((r) => r.cpuUsPerReq)),
     rssMB: Math.max(...runs.map((r) => r.rssMB)),
-    othersPct: med((r) => r.othersPct),
+    othersPct: medianOf(runs.map((r) => r.othersPct)),
   };
 }
 
 /** Measured runs of one kind as one: as pooled, CPU per request over all their requests. */
 function pooledMeasured(runs: Measured[]): Measured {
+  const base = combined(runs, meanOf);
   const cpuUs = runs.reduce((a, r) => a + r.cpuUs, 0);
-  const base = pooled(runs);
   return {
-    ...runs[0],
     ...base,
     cpuUs,
     cpuUsPerReq: base.requests > 0 ? cpuUs / base.requests : NaN,
     rssMB: Math.max(...runs.map((r) => r.rssMB)),
-    othersPct: runs.reduce((a, r) => a + r.othersPct, 0) / runs.length,
+    othersPct: meanOf(runs.map((r) => r.othersPct)),
   };
 }
 
-/** Two runs of one kind as one: requests added up, latencies averaged. */
-function pooled(runs: LoadRun[]): LoadRun {
-  const mean = (f: (r: LoadRun) => number) => runs.reduce((a, r) => a + f(r), 0) / runs.length;
-  const sum = (f: (r: LoadRun) => number) => runs.reduce((a, r) => a + f(r), 0);
-  return {
-    ...runs[0],
-    requests: sum((r) => r.requests),
-    ok: sum((r) => r.ok),
-    non2xx: sum((r) => r.non2xx),
-    errors: sum((r) => r.errors),
-    seconds: sum((r) => r.seconds),
-    rps: mean((r) => r.rps),
-    p50: mean((r) => r.p50),
-    p90: mean((r) => r.p90),
-    p99: mean((r) => r.p99),
-    max: Math.max(...runs.map((r) => r.max)),
-    mean: mean((r) => r.mean),
-  };
-}
+/** Runs of one kind as one: requests added up, latencies averaged. */
+const pooled = (runs: LoadRun[]): LoadRun => combined(runs, meanOf);
 
 // ------------------------------------------------------------------------------------------------
 // (f) Redis bytes per answer, and what compression costs on the hit path

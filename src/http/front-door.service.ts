@@ -39,6 +39,27 @@ interface Exchange {
   cache?: string;
 }
 
+/** A request for a cacheable question that L1 did not have (yet), on its way to Redis or Nest. */
+interface Lookup {
+  req: IncomingMessage;
+  res: ServerResponse;
+  request: CanonicalRequest;
+  variant: 'api' | 'raw';
+  x: Exchange;
+  deferred: boolean;
+  /** hands the request to Express/Nest */
+  pass: () => void;
+}
+
+/** Keeps `work` in `map` under `key` until it settles (unless another has taken the key since). */
+function untilSettled<T>(map: Map<string, Promise<T>>, key: string, work: Promise<T>): void {
+  map.set(key, work);
+  const forget = () => {
+    if (map.get(key) === work) map.delete(key);
+  };
+  work.then(forget, forget);
+}
+
 type Series = { count: { inc(): void }; duration: { observe(seconds: number): void } };
 
 /** A Map that forgets everything when full: enough for memos whose hot entries come straight back. */
@@ -158,85 +179,60 @@ export class FrontDoor {
     const now = Date.now();
     const hit = this.places.fromMemory(request, now);
     if (hit !== undefined) return this.serveHit(req, res, hit, route.variant, now, x, deferred);
-    this.lookUp(req, res, request, route.variant, x, deferred, pass);
+    this.lookUp({ req, res, request, variant: route.variant, x, deferred, pass });
   }
 
-  private lookUp(
-    req: IncomingMessage,
-    res: ServerResponse,
-    request: CanonicalRequest,
-    variant: 'api' | 'raw',
-    x: Exchange,
-    deferred: boolean,
-    pass: () => void,
-  ): void {
-    const miss = () => this.toNest(req, res, request, variant, x, deferred, pass);
+  /** Serves `p` from L1 if it is there now; false if not. */
+  private fromMemory(p: Lookup): boolean {
+    const now = Date.now();
+    const hit = this.places.fromMemory(p.request, now);
+    if (hit === undefined) return false;
+    this.serveHit(p.req, p.res, hit, p.variant, now, p.x, p.deferred);
+    return true;
+  }
+
+  /** Not in L1: Redis, shared with the other requests for the key being read now; then Nest. */
+  private lookUp(p: Lookup): void {
+    const miss = () => this.toNest(p);
     // Without L1 a read serves only its own request: nothing to share.
     if (this.cacheCfg.l1MaxBytes === 0) {
-      void this.read(req, res, request, variant, x, deferred, miss);
+      void this.read(p, miss);
       return;
     }
-    const running = this.reads.get(request.key);
+    const running = this.reads.get(p.request.key);
     if (running !== undefined) {
       // The same key is being read from Redis for another request: a miss for that one is a miss for
       // this one, and what it found is in L1 now (else, too large for L1, this one reads it itself).
       void running.then((found) => {
-        const now = Date.now();
-        const hit = found ? this.places.fromMemory(request, now) : undefined;
-        if (hit !== undefined) this.serveHit(req, res, hit, variant, now, x, deferred);
-        else if (found) this.read(req, res, request, variant, x, deferred, miss);
-        else miss();
+        if (!found) miss();
+        else if (!this.fromMemory(p)) void this.read(p, miss);
       });
       return;
     }
-    const read = this.read(req, res, request, variant, x, deferred, miss);
-    const done = read.then(
+    const found = this.read(p, miss).then(
       (shared) => shared !== undefined,
       () => false,
     );
-    this.reads.set(request.key, done);
-    void done.then(() => {
-      if (this.reads.get(request.key) === done) this.reads.delete(request.key);
-    });
+    untilSettled(this.reads, p.request.key, found);
   }
 
-  /** L1 then Redis for this request, then its answer or `miss`; settles with what was found. */
-  private read(
-    req: IncomingMessage,
-    res: ServerResponse,
-    request: CanonicalRequest,
-    variant: 'api' | 'raw',
-    x: Exchange,
-    deferred: boolean,
-    miss: () => void,
-  ): Promise<Resolution | undefined> {
+  /** Redis for this request, then its answer or `miss`; settles with what was found. */
+  private read(p: Lookup, miss: () => void): Promise<Resolution | undefined> {
     // The request carries what was found, so the controller does not read Redis again for a miss.
-    const read = this.places.fromCache(request, req);
+    const read = this.places.fromCache(p.request, p.req);
     read.then(
-      (shared) => (shared === undefined ? miss() : this.serveHit(req, res, shared, variant, Date.now(), x, deferred)),
+      (shared) => (shared === undefined ? miss() : this.serveHit(p.req, p.res, shared, p.variant, Date.now(), p.x, p.deferred)),
       miss,
     );
     return read;
   }
 
   /** A miss goes on to Nest, unless a request for the same key is there already: then it follows that one. */
-  private toNest(
-    req: IncomingMessage,
-    res: ServerResponse,
-    request: CanonicalRequest,
-    variant: 'api' | 'raw',
-    x: Exchange,
-    deferred: boolean,
-    pass: () => void,
-  ): void {
-    const first = this.firsts.get(request.key);
-    if (first !== undefined) return this.follow(req, res, request, variant, x, deferred, pass, first);
-    const done = new Promise<void>((resolve) => res.once('close', () => resolve()));
-    this.firsts.set(request.key, done);
-    void done.then(() => {
-      if (this.firsts.get(request.key) === done) this.firsts.delete(request.key);
-    });
-    pass();
+  private toNest(p: Lookup): void {
+    const first = this.firsts.get(p.request.key);
+    if (first !== undefined) return this.follow(p, first);
+    untilSettled(this.firsts, p.request.key, new Promise<void>((resolve) => p.res.once('close', () => resolve())));
+    p.pass();
   }
 
   /**
@@ -245,36 +241,24 @@ export class FrontDoor {
    * identical misses make one trip through Nest, not 200 that would each delay the first one's
    * upstream call. When the first request ends without a fill (refused, gone), this one looks again.
    */
-  private follow(
-    req: IncomingMessage,
-    res: ServerResponse,
-    request: CanonicalRequest,
-    variant: 'api' | 'raw',
-    x: Exchange,
-    deferred: boolean,
-    pass: () => void,
-    first: Promise<void>,
-  ): void {
+  private follow(p: Lookup, first: Promise<void>): void {
     let joined = false;
     const carry = (fill: Promise<Resolution>) => {
-      this.places.carry(req, fill);
-      pass();
+      this.places.carry(p.req, fill);
+      p.pass();
     };
-    const withdraw = this.places.whenFilling(request.key, (fill) => {
+    const withdraw = this.places.whenFilling(p.request.key, (fill) => {
       joined = true;
       fill.then(
         // Only a stored answer is written here; anything else takes the controller's way (errors, /api's 502).
-        (r) => (r.stored && r.answer.status === 200 ? this.serveHit(req, res, r, variant, Date.now(), x, deferred) : carry(fill)),
+        (r) => (r.stored && r.answer.status === 200 ? this.serveHit(p.req, p.res, r, p.variant, Date.now(), p.x, p.deferred) : carry(fill)),
         () => carry(fill),
       );
     });
     void first.then(() => {
       if (joined) return;
       withdraw();
-      const now = Date.now();
-      const hit = this.places.fromMemory(request, now);
-      if (hit !== undefined) this.serveHit(req, res, hit, variant, now, x, deferred);
-      else this.lookUp(req, res, request, variant, x, deferred, pass);
+      if (!this.fromMemory(p)) this.lookUp(p);
     });
   }
 
