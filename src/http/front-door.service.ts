@@ -5,6 +5,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { appConfig, AppConfig, cacheConfig, CacheConfig, throttleConfig, ThrottleConfig } from '../config/configuration';
+import { requestLineWriter, RequestLine } from '../logging/app-logger';
 import { APP_LOGGER } from '../logging/logging.module';
 import { MetricsService } from '../metrics/metrics.service';
 import { writeAnswer } from '../places/answer-writer';
@@ -96,6 +97,7 @@ export class FrontDoor {
   private readonly canonical = new Map<string, CanonicalRequest>();
   private readonly qhashes = new Map<string, string>();
   private readonly series = new Map<string, Series>();
+  private readonly writeRequestLine: (line: RequestLine) => void;
   /**
    * Cacheable misses handed to Nest, by key; settled when that request's response ends. A miss for a
    * key in here follows that request instead of going the same way (see follow).
@@ -113,6 +115,7 @@ export class FrontDoor {
     private readonly metrics: MetricsService,
   ) {
     this.headers = securityHeaders();
+    this.writeRequestLine = requestLineWriter(logger);
     this.cors = cors({
       origin: app.corsOrigins === '*' ? '*' : app.corsOrigins,
       methods: ['GET', 'HEAD', 'OPTIONS'],
@@ -324,19 +327,13 @@ export class FrontDoor {
     series.count.inc();
     series.duration.observe(ms / 1000);
     if (!this.logger.isLevelEnabled('info')) return;
-    const entry: Record<string, unknown> = {
-      reqId: x.requestId,
-      method: req.method,
-      route,
-      status,
-      ms: Math.round(ms * 100) / 100,
-    };
+    const entry: RequestLine = { reqId: x.requestId, method: req.method, route, status, ms: Math.round(ms * 100) / 100 };
     const cache = x.cache ?? res.getHeader('X-Cache');
     if (cache !== undefined) entry.cache = cache;
     // Queries are people's addresses: at info level only a hash that lets lines be correlated.
     if (x.query !== '') entry.qhash = this.qhash(x.query);
-    if (this.logger.isLevelEnabled('debug')) entry.query = x.query;
-    this.logger.info(entry, 'request');
+    if (this.logger.isLevelEnabled('debug')) this.logger.info({ ...entry, query: x.query }, 'request');
+    else this.writeRequestLine(entry);
   }
 
   private qhash(query: string): string {
@@ -349,14 +346,13 @@ export class FrontDoor {
   private seriesFor(route: string, method: string, status: number): Series {
     const key = `${route} ${method} ${status}`;
     let s = this.series.get(key);
-    if (s === undefined) {
-      s = {
-        count: this.metrics.httpRequests.labels({ route, method, status: String(status) }),
-        duration: this.metrics.httpDuration.labels({ route }),
-      };
-      // Methods are the client's choice: only the first few hundred combinations are kept bound.
-      if (this.series.size < 256) this.series.set(key, s);
-    }
+    if (s !== undefined) return s;
+    const labels = { route, method, status: String(status) };
+    const duration = this.metrics.httpDuration.labels({ route });
+    // Methods are the client's choice: only the first few hundred combinations are kept bound (tallied).
+    if (this.series.size >= 256) return { count: this.metrics.httpRequests.labels(labels), duration };
+    s = { count: this.metrics.tally(this.metrics.httpRequests, labels), duration };
+    this.series.set(key, s);
     return s;
   }
 }

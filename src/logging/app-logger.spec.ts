@@ -1,4 +1,5 @@
-import { createAppLogger, flushLogger, PinoNestLogger } from './app-logger';
+import pino from 'pino';
+import { createAppLogger, flushLogger, isoTime, PinoNestLogger, requestLineWriter } from './app-logger';
 
 describe(createAppLogger.name, () => {
   const capture = () => {
@@ -34,6 +35,45 @@ describe(createAppLogger.name, () => {
       'Upstream https://geo:***@nominatim.internal/nominatim at most 1 request(s)/s',
       'Upstream https://nominatim.openstreetmap.org and redis://127.0.0.1:6379, mail ops@example.org',
     ]);
+  });
+
+  it("stamps each line with pino's ISO time, formatted once a second", () => {
+    jest.useFakeTimers();
+    try {
+      for (const at of ['2026-11-28T05:00:00.000Z', '2026-11-28T05:00:00.007Z', '2026-11-28T05:00:00.042Z', '2026-11-28T05:00:00.999Z', '2026-11-28T05:00:01.000Z', '2026-12-31T23:59:59.123Z', '2027-01-01T00:00:00.001Z']) {
+        jest.setSystemTime(Date.parse(at));
+        expect(isoTime()).toBe(`,"time":"${at}"`);
+        expect(isoTime()).toBe(pino.stdTimeFunctions.isoTime());
+      }
+      const { lines, stream } = capture();
+      createAppLogger('info', stream).info('stamped');
+      expect(JSON.parse(lines[0]).time).toBe('2027-01-01T00:00:00.001Z');
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('writes a request line byte for byte as pino would', () => {
+    jest.useFakeTimers({ now: Date.parse('2026-11-28T05:00:00.250Z') });
+    try {
+      const { lines, stream } = capture();
+      const logger = createAppLogger('info', stream);
+      const write = requestLineWriter(logger);
+      const entries = [
+        { reqId: 'c0ffee00-1111-4222-8333-444455556666', method: 'GET', route: '/api', status: 200, ms: 0.42, cache: 'HIT', qhash: 'AbC-_dEf0123456z' },
+        { reqId: 'client.id:7@x', method: 'HEAD', route: '/search', status: 304, ms: 12 },
+        { reqId: 'r', method: undefined, route: 'other', status: 499, ms: 1.5, cache: ['MISS'] },
+      ];
+      for (const entry of entries) {
+        logger.info(entry, 'request');
+        write(entry);
+      }
+      expect(lines).toHaveLength(6);
+      for (let i = 0; i < lines.length; i += 2) expect(lines[i + 1]).toBe(lines[i]);
+      expect(JSON.parse(lines[0])).toEqual({ level: 'info', time: '2026-11-28T05:00:00.250Z', app: 'places-cache', ...entries[0], msg: 'request' });
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('writes only what LOG_LEVEL lets through', () => {

@@ -18,6 +18,24 @@ export function maskUrlPasswords(line: string): string {
   return line.includes('://') ? line.replace(URL_PASSWORD, '$1***@') : line;
 }
 
+let second = NaN;
+let secondPrefix = '';
+
+/**
+ * pino's isoTime without a `Date#toISOString` per line (~7 µs here, ~4 % of a cache hit's CPU at one
+ * line per request): the date and time up to the second are formatted once a second, the
+ * milliseconds appended. The same text as pino.stdTimeFunctions.isoTime.
+ */
+export function isoTime(): string {
+  const now = Date.now();
+  const ms = now % 1000;
+  if (now - ms !== second) {
+    second = now - ms;
+    secondPrefix = `,"time":"${new Date(second).toISOString().slice(0, 20)}`;
+  }
+  return `${secondPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`;
+}
+
 /**
  * Sends the log lines of the apps built from now on to `stream` instead of stdout (`undefined` goes
  * back to stdout). For tests that assert on log lines; production never calls it.
@@ -37,7 +55,7 @@ export function createAppLogger(level: LogLevel, destination?: pino.DestinationS
     {
       level,
       base: { app: 'places-cache' },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTime,
       formatters: { level: (label) => ({ level: label }) },
       hooks: { streamWrite: maskUrlPasswords },
     },
@@ -46,6 +64,31 @@ export function createAppLogger(level: LogLevel, destination?: pino.DestinationS
     // lines for at most 50 ms instead.
     destination ?? destinationOverride ?? new LineBatch(pino.destination({ dest: 1, sync: false, minLength: 0 })),
   );
+}
+
+/** The fields of the one line per request (see FrontDoor), in the order they are written. */
+export interface RequestLine {
+  reqId: string;
+  method: string | undefined;
+  route: string;
+  status: number;
+  ms: number;
+  cache?: unknown;
+  qhash?: string;
+}
+
+/**
+ * Writes request lines at info level as `logger.info(line, 'request')` would, byte for byte (level,
+ * time, the logger's bindings, the fields, msg), without pino's generic serialiser and the URL mask:
+ * they cost ~7 µs of a ~100 µs cache hit, against ~1 µs for one JSON.stringify. The mask has nothing
+ * to do here: no field can hold a URL (the request id is checked, the route is a fixed label, the
+ * query is only a hash). The caller checks the level; a line with the query in it (debug) goes
+ * through pino.
+ */
+export function requestLineWriter(logger: Logger): (line: RequestLine) => void {
+  const stream = (logger as unknown as Record<symbol, pino.DestinationStream>)[pino.symbols.streamSym];
+  const bindings = (logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym];
+  return (line) => stream.write(`{"level":"info"${isoTime()}${bindings},${JSON.stringify(line).slice(1, -1)},"msg":"request"}\n`);
 }
 
 /**

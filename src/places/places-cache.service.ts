@@ -4,7 +4,7 @@ import { CACHE_MANAGER } from '../cache/cache.constants';
 import { RedisConnectionService } from '../cache/redis-connection.service';
 import { RedisUnavailableError } from '../cache/redis-guard';
 import { cacheConfig, CacheConfig } from '../config/configuration';
-import { MetricsService } from '../metrics/metrics.service';
+import { CounterSeries, MetricsService } from '../metrics/metrics.service';
 import { CachedAnswer, isEmptyAnswer, StoredAnswer } from './cached-answer';
 import { FillLock } from './fill-lock';
 import { GatewayError } from './gateway.errors';
@@ -61,6 +61,8 @@ export class PlacesCacheService implements OnModuleDestroy {
   private readonly refreshing = new Set<string>();
   private readonly keepMs: number;
   private destroyed = false;
+  /** places_cache_outcomes_total{outcome="hit"} by tier, counted on the hit path */
+  private readonly hits: Record<'l1' | 'l2', CounterSeries>;
 
   constructor(
     @Inject(CACHE_MANAGER) private readonly cache: Cache,
@@ -71,6 +73,10 @@ export class PlacesCacheService implements OnModuleDestroy {
     private readonly metrics: MetricsService,
   ) {
     this.l1 = new L1Cache(config.l1MaxBytes);
+    this.hits = {
+      l1: metrics.tally(metrics.cacheOutcomes, { outcome: 'hit', tier: 'l1' }),
+      l2: metrics.tally(metrics.cacheOutcomes, { outcome: 'hit', tier: 'l2' }),
+    };
     metrics.observeL1(this.l1);
     this.keepMs = Math.max(config.staleIfErrorSeconds, config.staleWhileRevalidateSeconds) * 1000;
   }
@@ -177,7 +183,7 @@ export class PlacesCacheService implements OnModuleDestroy {
 
   private servable(req: CanonicalRequest, answer: CachedAnswer, tier: 'l1' | 'l2', now: number): Resolution | undefined {
     if (answer.isFresh(now)) {
-      this.metrics.cacheOutcomes.inc({ outcome: 'hit', tier });
+      this.hits[tier].inc();
       return { answer, outcome: 'HIT', stored: true, tier };
     }
     if (now < answer.freshUntil + this.config.staleWhileRevalidateSeconds * 1000) {
