@@ -1,14 +1,22 @@
 /**
- * Load generation. Throughput runs use autocannon's programmatic API; latencies are taken from its
- * per-response event (float ms) rather than its histogram, which has 1 ms resolution. Exact request
+ * Load generation. Saturating runs use Debian's `wrk` when it is installed: written in C, it needs a
+ * fraction of the CPU autocannon does per request, so on this 2-core machine the server under test
+ * gets a core of its own and its throughput is its own (with autocannon, the driver's core ran out
+ * first at ~8,000 req/s, capping every fast target at the same figure). Without wrk, and for
+ * fixed-rate and counted runs (which wrk cannot do), autocannon's programmatic API; its latencies are
+ * taken from its per-response event (float ms) rather than its 1 ms histogram. Exact request
  * sequences (the noisy stream, the stampede) use `drive`, a plain keep-alive http client that sends
  * each path of a list exactly once.
  */
 import autocannon from 'autocannon';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { cpus } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { machineBusyMicros, procCpuMicros, procRssBytes, Target } from './procs';
+import { prng } from './questions';
 
 export interface Latency {
   p50: number;
@@ -43,6 +51,20 @@ export interface Measured extends LoadRun {
   othersPct: number;
 }
 
+/** CPU time of this process's children that have ended (wrk runs), µs: /proc/self/stat cutime + cstime. */
+function reapedChildrenMicros(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[13]) + Number(fields[14])) * 1e6) / CLK_TCK;
+}
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+/** This driver's CPU (with the wrk runs it waited for) and that of the benchmark's own processes, µs. */
+function driverMicros(): number {
+  const self = process.cpuUsage();
+  return self.user + self.system + reapedChildrenMicros() + ownPids.reduce((a, pid) => a + procCpuMicros(pid), 0);
+}
+
 /** Processes of the benchmark itself besides the server and this driver (its Redis), for othersPct. */
 const ownPids: number[] = [];
 let beforeRun: () => Promise<unknown> = async () => undefined;
@@ -70,12 +92,123 @@ export interface LoadOptions {
   /** requests per second over all connections (fixed-rate load) */
   overallRate?: number;
   headers?: Record<string, string>;
-  /** the request target of each request (called once per request) */
-  nextPath: () => string;
+  /** the request targets: one (every request the same), or several, taken in turn or at random */
+  paths: readonly string[];
+  /** 'random': each request one of `paths` at random (seeded); default: in turn */
+  order?: 'random' | 'cycle';
 }
 
-/** One autocannon run against `url`. */
+/** Whether `wrk` is on PATH (then saturating runs use it). */
+export const HAS_WRK = (() => {
+  try {
+    execFileSync('sh', ['-c', 'command -v wrk'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/** Which load generator a run with these options uses. */
+export function generatorFor(opts: LoadOptions): 'wrk' | 'autocannon' {
+  return HAS_WRK && opts.overallRate === undefined && opts.amount === undefined ? 'wrk' : 'autocannon';
+}
+
+/** One run against `url`: wrk when it can (see the top of this file), else autocannon. */
 export function load(url: string, opts: LoadOptions): Promise<LoadRun> {
+  return generatorFor(opts) === 'wrk' ? wrkLoad(url, opts) : autocannonLoad(url, opts);
+}
+
+/**
+ * wrk's script: several paths are read from a file (one per line) and picked in turn or at random
+ * (seeded) for each request; one path is wrk's static request, the cheapest it can send. done()
+ * prints the summary as one JSON line (latencies in µs).
+ */
+const WRK_SCRIPT = `
+local paths = {}
+local random = false
+local i = 0
+function init(args)
+  if args[1] ~= nil then
+    for line in io.lines(args[1]) do paths[#paths + 1] = line end
+    random = args[2] == "random"
+    math.randomseed(42)
+    request = function()
+      if random then
+        return wrk.format(nil, paths[math.random(#paths)])
+      end
+      i = i % #paths + 1
+      return wrk.format(nil, paths[i])
+    end
+  end
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests":%d,"us":%d,"status":%d,"errors":%d,"p50":%d,"p90":%d,"p99":%d,"max":%d,"mean":%f}\\n',
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean))
+end
+`;
+
+let wrkDir: string | undefined;
+let wrkRuns = 0;
+
+function wrkLoad(url: string, opts: LoadOptions): Promise<LoadRun> {
+  wrkDir ??= mkdtempSync(join(tmpdir(), 'places-bench-wrk-'));
+  const script = join(wrkDir, 'run.lua');
+  writeFileSync(script, WRK_SCRIPT);
+  const args = ['-t', '1', '-c', String(opts.connections), '-d', `${Math.max(1, Math.round(opts.durationS ?? 1))}s`, '--timeout', '10s', '-s', script];
+  for (const [name, value] of Object.entries(opts.headers ?? {})) args.push('-H', `${name}: ${value}`);
+  if (opts.paths.length === 1) {
+    args.push(`${url}${opts.paths[0]}`);
+  } else {
+    const pathsFile = join(wrkDir, `paths-${++wrkRuns}.txt`);
+    writeFileSync(pathsFile, `${opts.paths.join('\n')}\n`);
+    args.push(url, '--', pathsFile, opts.order ?? 'cycle');
+  }
+  return new Promise((resolve, reject) => {
+    execFile('wrk', args, { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`wrk ${args.join(' ')}: ${err.message} ${stderr}`));
+      const json = stdout.trim().split('\n').pop() ?? '';
+      let r: { requests: number; us: number; status: number; errors: number; p50: number; p90: number; p99: number; max: number; mean: number };
+      try {
+        r = JSON.parse(json) as typeof r;
+      } catch {
+        return reject(new Error(`wrk printed no summary: ${stdout}`));
+      }
+      const ok = r.requests - r.status;
+      const seconds = r.us / 1e6;
+      resolve({
+        requests: r.requests,
+        ok,
+        non2xx: r.status,
+        errors: r.errors,
+        seconds,
+        rps: ok / seconds,
+        statuses: r.status > 0 ? { '2xx/3xx': ok, other: r.status } : { '2xx/3xx': ok },
+        p50: r.p50 / 1000,
+        p90: r.p90 / 1000,
+        p99: r.p99 / 1000,
+        max: r.max / 1000,
+        mean: r.mean / 1000,
+      });
+    });
+  });
+}
+
+/** The request target of each autocannon request. */
+function pathSource(opts: LoadOptions): () => string {
+  const { paths } = opts;
+  if (paths.length === 1) return () => paths[0];
+  if (opts.order === 'random') {
+    const random = prng(42);
+    return () => paths[Math.floor(random() * paths.length)];
+  }
+  let i = 0;
+  return () => paths[i++ % paths.length];
+}
+
+function autocannonLoad(url: string, opts: LoadOptions): Promise<LoadRun> {
+  const nextPath = pathSource(opts);
   const samples: number[] = [];
   const statuses: Record<string, number> = {};
   let ok = 0;
@@ -94,7 +227,7 @@ export function load(url: string, opts: LoadOptions): Promise<LoadRun> {
           {
             method: 'GET',
             setupRequest: (req) => {
-              req.path = opts.nextPath();
+              req.path = nextPath();
               return req;
             },
           },
@@ -125,10 +258,7 @@ export function load(url: string, opts: LoadOptions): Promise<LoadRun> {
 
 /** Share of the machine (%) used by other processes over the next `ms`, while the benchmark is idle. */
 export async function othersNow(ms = 1000): Promise<number> {
-  const ours = () => {
-    const self = process.cpuUsage();
-    return self.user + self.system + ownPids.reduce((a, pid) => a + procCpuMicros(pid), 0);
-  };
+  const ours = driverMicros;
   const [busy0, own0] = [machineBusyMicros(), ours()];
   await new Promise((r) => setTimeout(r, ms));
   const [busy1, own1] = [machineBusyMicros(), ours()];
@@ -151,10 +281,7 @@ export async function untilQuiet(pct: number, maxS: number, note: (msg: string) 
 export async function measure(target: Target, opts: LoadOptions, warmupS: number): Promise<Measured> {
   await beforeRun();
   if (warmupS > 0) await load(target.url, { ...opts, amount: undefined, durationS: warmupS });
-  const ours = () => {
-    const self = process.cpuUsage();
-    return self.user + self.system + ownPids.reduce((a, pid) => a + procCpuMicros(pid), 0);
-  };
+  const ours = driverMicros;
   const started = performance.now();
   const [busy0, own0, cpu0] = [machineBusyMicros(), ours(), await target.cpuMicros()];
   const run = await load(target.url, opts);

@@ -156,14 +156,24 @@ async function waitForRedisConnected(url: string, timeoutMs: number): Promise<vo
 export type BaselineName = 'naive' | 'floor' | 'raw';
 
 /** Forks bench/baselines/<name>.ts (through @swc-node/register) and waits for its "ready". */
-export async function startBaseline(name: BaselineName, env: Record<string, string>, logFile: string, label: string = name): Promise<Target> {
+export async function startBaseline(
+  name: BaselineName,
+  env: Record<string, string>,
+  logFile: string,
+  label: string = name,
+  opts: { wrapper?: string[]; readyTimeoutMs?: number } = {},
+): Promise<Target> {
   const fd = openSync(logFile, 'a');
-  const child = fork(join(ROOT, 'bench', 'baselines', `${name}.ts`), [], {
-    cwd: ROOT,
-    execArgv: ['-r', '@swc-node/register'],
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', NODE_ENV: 'production', ...env },
-    stdio: ['ignore', fd, fd, 'ipc'],
-  });
+  const file = join(ROOT, 'bench', 'baselines', `${name}.ts`);
+  const childEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', NODE_ENV: 'production', ...env };
+  // Under a wrapper (valgrind) node is spawned as fork would, with the IPC channel as fd 3.
+  const child = opts.wrapper
+    ? spawn(opts.wrapper[0], [...opts.wrapper.slice(1), process.execPath, '-r', '@swc-node/register', file], {
+        cwd: ROOT,
+        env: childEnv,
+        stdio: ['ignore', fd, fd, 'ipc'],
+      })
+    : fork(file, [], { cwd: ROOT, execArgv: ['-r', '@swc-node/register'], env: childEnv, stdio: ['ignore', fd, fd, 'ipc'] });
   closeSync(fd);
   live.add(child);
   const ready = new Promise<number>((resolve) => {
@@ -175,11 +185,17 @@ export async function startBaseline(name: BaselineName, env: Record<string, stri
     child.on('message', onMessage);
   });
   let port: number;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`not ready within ${opts.readyTimeoutMs ?? 30_000} ms; see ${logFile}`)), opts.readyTimeoutMs ?? 30_000);
+  });
   try {
-    port = await Promise.race([ready, exitNote(child, logFile)]);
+    port = await Promise.race([ready, exitNote(child, logFile), late]);
   } catch (e) {
-    live.delete(child);
+    await stopChild(child, 3000);
     throw new Error(`baseline ${name}: ${(e as Error).message}`, { cause: e });
+  } finally {
+    clearTimeout(timer);
   }
   const cpuMicros = () =>
     new Promise<number>((resolve, reject) => {

@@ -176,7 +176,7 @@ export class FrontDoor {
     const route = PLACE_ROUTES.get(x.path);
     if (route === undefined || (req.method !== 'GET' && req.method !== 'HEAD')) return pass();
     const lang = req.headers['accept-language'];
-    const request = this.cacheable(route, x.path, x.query, typeof lang === 'string' ? lang : undefined);
+    const request = this.cacheable(route, url, x.query, typeof lang === 'string' ? lang : undefined);
     if (request === undefined) return pass();
 
     const now = Date.now();
@@ -269,8 +269,8 @@ export class FrontDoor {
    * The canonical request when it may be answered from the cache. canonicaliseRoute is pure, so a
    * target seen recently is not canonicalised again (most hits are for a few popular questions).
    */
-  private cacheable(route: PlaceRoute, path: string, query: string, lang: string | undefined): CanonicalRequest | undefined {
-    const key = lang === undefined ? `${path}\n${query}` : `${path}\n${query}\n${lang}`;
+  private cacheable(route: PlaceRoute, target: string, query: string, lang: string | undefined): CanonicalRequest | undefined {
+    const key = lang === undefined ? target : `${target}\n${lang}`;
     const known = this.canonical.get(key);
     if (known !== undefined) return known;
     const c = canonicaliseRoute(route, query, lang);
