@@ -119,8 +119,8 @@ export function load(url: string, opts: LoadOptions): Promise<LoadRun> {
 }
 
 /**
- * wrk's script: several paths are read from a file (one per line) and picked in turn or at random
- * (seeded) for each request; one path is wrk's static request, the cheapest it can send. done()
+ * wrk's script: paths are read from a file (one per line) and picked in turn or at random (seeded)
+ * for each request; without a file the request is wrk's static one, the cheapest it can send. done()
  * prints the summary as one JSON line (latencies in µs).
  */
 const WRK_SCRIPT = `
@@ -158,7 +158,9 @@ function wrkLoad(url: string, opts: LoadOptions): Promise<LoadRun> {
   writeFileSync(script, WRK_SCRIPT);
   const args = ['-t', '1', '-c', String(opts.connections), '-d', `${Math.max(1, Math.round(opts.durationS ?? 1))}s`, '--timeout', '10s', '-s', script];
   for (const [name, value] of Object.entries(opts.headers ?? {})) args.push('-H', `${name}: ${value}`);
-  if (opts.paths.length === 1) {
+  // 'random' over one path still goes through the script: a hot-key run compared with a random-key
+  // run then costs wrk the same per request.
+  if (opts.paths.length === 1 && opts.order !== 'random') {
     args.push(`${url}${opts.paths[0]}`);
   } else {
     const pathsFile = join(wrkDir, `paths-${++wrkRuns}.txt`);
