@@ -250,13 +250,14 @@ async function manyKeys(ctx: Ctx, round: number): Promise<Measured[]> {
   const label = (m: Measured, what: string) => ({ ...m, target: `${m.target}, ${what}` });
   /** 100k keys, then the hot key, at saturation and at the fixed rate, in one process. */
   const both = async (t: Target): Promise<Measured[]> => {
-    // p50 and CPU per request move by ±20 % from one run to the next on this shared machine: two runs
-    // of each kind, in the order keys, hot, hot, keys (saturated) and keys, hot, keys, hot (fixed rate), pooled.
-    const pair = async (keysOpts: typeof randomKey, hotOpts: typeof hotKey, mirror: boolean, what: string): Promise<Measured[]> => {
+    // p50 and CPU per request move by ±20 % from one run to the next on this shared machine (the
+    // saturated keys ÷ hot ratio measured 0.60–1.54× in single pairs): several runs of each kind,
+    // alternated (keys, hot, hot, keys, …), pooled — four of each saturated, two at the fixed rate.
+    const pair = async (keysOpts: typeof randomKey, hotOpts: typeof hotKey, runs: number, what: string): Promise<Measured[]> => {
       const keys: Measured[] = [];
       const hot: Measured[] = [];
-      for (let i = 0; i < 2; i++) {
-        const order = mirror && i === 1 ? (['hot', 'keys'] as const) : (['keys', 'hot'] as const);
+      for (let i = 0; i < runs; i++) {
+        const order = i % 2 === 1 ? (['hot', 'keys'] as const) : (['keys', 'hot'] as const);
         for (const kind of order) {
           if (kind === 'keys') keys.push(await measure(t, keysOpts, CFG.warmupS));
           else hot.push(await measure(t, hotOpts, CFG.warmupS));
@@ -265,8 +266,8 @@ async function manyKeys(ctx: Ctx, round: number): Promise<Measured[]> {
       return [label(pooledMeasured(keys), `keys${what}`), label(pooledMeasured(hot), `hot key${what}`)];
     };
     return [
-      ...(await pair(randomKey, hotKey, true, '')),
-      ...(await pair({ ...randomKey, ...rate }, { ...hotKey, ...rate }, false, ` @${CFG.fixedRate}/s`)),
+      ...(await pair(randomKey, hotKey, SMOKE ? 1 : 4, '')),
+      ...(await pair({ ...randomKey, ...rate }, { ...hotKey, ...rate }, SMOKE ? 1 : 2, ` @${CFG.fixedRate}/s`)),
     ];
   };
   const bigL1 = `service L1=${BIG_L1 / 1024 ** 3}GiB`;
@@ -962,7 +963,7 @@ function evaluate({ hot, hotInstructions, many, stamp, noisyRuns, pace, comp }: 
       check(`(b) p50 ${keys} ÷ hot key, L1 ${BIG_L1 / 1024 ** 3} GiB, ${at} (latency; 2 runs each, alternated)`, latency.text, '≤ 1.2×', latency.r <= 1.2);
       const saturated = ratio(big, 'keys', 'hot key');
       const rawSaturated = ratio('raw', 'keys', 'hot key');
-      check(`(b) p50 ${keys} ÷ hot key, L1 ${BIG_L1 / 1024 ** 3} GiB, saturated (2 runs each)`, `${saturated.text}; raw ${fmt(rawSaturated.r)}×`, '≤ 1.2×', saturated.r <= 1.2);
+      check(`(b) p50 ${keys} ÷ hot key, L1 ${BIG_L1 / 1024 ** 3} GiB, saturated (4 runs each, alternated)`, `${saturated.text}; raw ${fmt(rawSaturated.r)}×`, '≤ 1.2×', saturated.r <= 1.2);
       const l2 = exact(many, `service L1=64MiB (default), keys ${at}`).p50 / exact(many, `${big}, hot key ${at}`).p50;
       check(`(b) p50 ${keys} ÷ hot key, default L1 (Redis reads), ${at}`, `${fmt(l2)}×`, 'reported', true);
     }
