@@ -18,7 +18,7 @@ import { FakeNominatim } from '../test/support/fake-nominatim';
 import { RedisProcess, startRedis } from '../test/support/redis-server';
 import { burst, openConnections } from './lib/burst';
 import { Answer, countAsOwn, drive, get, HAS_WRK, latencyOf, Latency, load, LoadRun, measure, Measured, setBeforeRun, untilQuiet } from './lib/load';
-import { BaselineName, ROOT, SERVICE_ENV, startBaseline, startService, Target } from './lib/procs';
+import { BaselineName, hasCommand, ROOT, SERVICE_ENV, startBaseline, startService, Target } from './lib/procs';
 import { naivePathOf, noisyPath, PLACE_NAMES, prng, questions, zipf } from './lib/questions';
 import { apiKey, memoryOf, seedNaive, seedService } from './lib/seed';
 
@@ -152,13 +152,7 @@ async function hotKey(ctx: Ctx, round: number): Promise<Measured[]> {
   // CPU per request moves by ±20 % between runs when the shared machine is busy (one disturbed run in
   // three is common): full runs measure each target three times, every round in the reverse order of
   // the one before, each in a fresh process, and report each figure's median over the three.
-  const rounds = SMOKE ? 1 : 3;
-  const byTarget = new Map<string, Measured[]>();
-  const add = (m: Measured) => byTarget.set(m.target, [...(byTarget.get(m.target) ?? []), m]);
-  for (let r = 0; r < rounds; r++) {
-    for (const run of alternate(runs, r)) add(await run());
-  }
-  const saturated = [...byTarget.values()].map((ms) => (ms.length === 1 ? ms[0] : medianMeasured(ms)));
+  const saturated = await medianRounds(runs, SMOKE ? 1 : 3);
 
   // At saturation each server answers as fast as it can, and CPU per request then depends on how
   // full its event loop is as much as on its work: a saturated raw batches ~30 answers per wake-up
@@ -172,14 +166,19 @@ async function hotKey(ctx: Ctx, round: number): Promise<Measured[]> {
     () => withTarget(() => service(ctx, 'service'), async (t) => at(await firstThenMeasure(ctx, t, steady))),
     () => withTarget(() => raw(ctx, hotKeysFile), async (t) => at(await firstThenMeasure(ctx, t, steady))),
   ];
-  const atRate = new Map<string, Measured[]>();
-  for (let r = 0; r < (SMOKE ? 1 : 2); r++) {
-    for (const run of alternate(equal, r)) {
+  return [...saturated, ...(await medianRounds(equal, SMOKE ? 1 : 2))];
+}
+
+/** `rounds` rounds of `runs`, each round in the reverse order of the one before; each target's median run. */
+async function medianRounds(runs: Array<() => Promise<Measured>>, rounds: number): Promise<Measured[]> {
+  const byTarget = new Map<string, Measured[]>();
+  for (let r = 0; r < rounds; r++) {
+    for (const run of alternate(runs, r)) {
       const m = await run();
-      atRate.set(m.target, [...(atRate.get(m.target) ?? []), m]);
+      byTarget.set(m.target, [...(byTarget.get(m.target) ?? []), m]);
     }
   }
-  return [...saturated, ...[...atRate.values()].map((ms) => (ms.length === 1 ? ms[0] : medianMeasured(ms)))];
+  return [...byTarget.values()].map((ms) => (ms.length === 1 ? ms[0] : medianMeasured(ms)));
 }
 
 /** The first request fills the cache (a miss); its bytes are checked against the service's hit body. */
@@ -593,15 +592,6 @@ function callgrind(args: string[]): void {
 
 const VGDB_PREFIX = join(WORK, 'callgrind', 'vgdb');
 
-function hasCommand(name: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Instructions per hit on `/api?q=Berlin`, counted by callgrind: the same count for the same code and
  * inputs whatever else the machine does, so a few per cent is visible where CPU time (±5 % from run to
@@ -1000,16 +990,12 @@ function evaluate({ hot, hotInstructions, many, stamp, noisyRuns, pace, comp }: 
     check('(f) Redis bytes per answer, plain ÷ gzip', `${fmt(saving)}× (${mem('stored plain')} vs ${mem('stored gzip')} B)`, '≥ 3×', saving >= 3);
     if (comp.instructions && comp.instructions.length > 0) {
       // The target is checked on instruction counts (repeatable); CPU time is shown beside them.
-      const meanOf = (form: string) => {
-        const rs = comp.instructions!.filter((r) => r.form === form);
-        return rs.reduce((a, r) => a + r.perHit, 0) / rs.length;
-      };
-      const [gz, plain] = [meanOf('gzip'), meanOf('plain')];
+      const perHit = (form: string) => comp.instructions!.filter((r) => r.form === form).map((r) => r.perHit);
+      const [gz, plain] = [meanOf(perHit('gzip')), meanOf(perHit('plain'))];
       const iCost = gz / plain - 1;
       const each = (form: string) =>
-        comp
-          .instructions!.filter((r) => r.form === form)
-          .map((r) => fmt(r.perHit / 1000, 0))
+        perHit(form)
+          .map((n) => fmt(n / 1000, 0))
           .join(', ');
       check(
         '(f) compression cost per L1 hit (instructions, callgrind)',

@@ -9,13 +9,13 @@
  * each path of a list exactly once.
  */
 import autocannon from 'autocannon';
-import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { cpus, tmpdir } from 'node:os';
-import { machineBusyMicros, procCpuMicros, procRssBytes, Target } from './procs';
+import { hasCommand, machineBusyMicros, procCpuMicros, procRssBytes, reapedChildrenCpuMicros, Target } from './procs';
 import { prng } from './questions';
 
 export interface Latency {
@@ -51,18 +51,10 @@ export interface Measured extends LoadRun {
   othersPct: number;
 }
 
-/** CPU time of this process's children that have ended (wrk runs), µs: /proc/self/stat cutime + cstime. */
-function reapedChildrenMicros(): number {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[13]) + Number(fields[14])) * 1e6) / CLK_TCK;
-}
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
-
 /** This driver's CPU (with the wrk runs it waited for) and that of the benchmark's own processes, µs. */
 function driverMicros(): number {
   const self = process.cpuUsage();
-  return self.user + self.system + reapedChildrenMicros() + ownPids.reduce((a, pid) => a + procCpuMicros(pid), 0);
+  return self.user + self.system + reapedChildrenCpuMicros() + ownPids.reduce((a, pid) => a + procCpuMicros(pid), 0);
 }
 
 /** Processes of the benchmark itself besides the server and this driver (its Redis), for othersPct. */
@@ -99,14 +91,7 @@ export interface LoadOptions {
 }
 
 /** Whether `wrk` is on PATH (then saturating runs use it). */
-export const HAS_WRK = (() => {
-  try {
-    execFileSync('sh', ['-c', 'command -v wrk'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+export const HAS_WRK = hasCommand('wrk');
 
 /** Which load generator a run with these options uses. */
 export function generatorFor(opts: LoadOptions): 'wrk' | 'autocannon' {
@@ -153,9 +138,8 @@ let wrkDir: string | undefined;
 let wrkRuns = 0;
 
 function wrkLoad(url: string, opts: LoadOptions): Promise<LoadRun> {
-  wrkDir ??= mkdtempSync(join(tmpdir(), 'places-bench-wrk-'));
-  const script = join(wrkDir, 'run.lua');
-  writeFileSync(script, WRK_SCRIPT);
+  const script = join((wrkDir ??= mkdtempSync(join(tmpdir(), 'places-bench-wrk-'))), 'run.lua');
+  if (wrkRuns++ === 0) writeFileSync(script, WRK_SCRIPT);
   const args = ['-t', '1', '-c', String(opts.connections), '-d', `${Math.max(1, Math.round(opts.durationS ?? 1))}s`, '--timeout', '10s', '-s', script];
   for (const [name, value] of Object.entries(opts.headers ?? {})) args.push('-H', `${name}: ${value}`);
   // 'random' over one path still goes through the script: a hot-key run compared with a random-key
@@ -163,7 +147,7 @@ function wrkLoad(url: string, opts: LoadOptions): Promise<LoadRun> {
   if (opts.paths.length === 1 && opts.order !== 'random') {
     args.push(`${url}${opts.paths[0]}`);
   } else {
-    const pathsFile = join(wrkDir, `paths-${++wrkRuns}.txt`);
+    const pathsFile = join(wrkDir, `paths-${wrkRuns}.txt`);
     writeFileSync(pathsFile, `${opts.paths.join('\n')}\n`);
     args.push(url, '--', pathsFile, opts.order ?? 'cycle');
   }

@@ -40,12 +40,32 @@ export function procRssBytes(pid: number): number {
   return m === null ? NaN : Number(m[1]) * 1024;
 }
 
+/** The fields of /proc/<pid>/stat after "(comm)": index 0 is field 3 (state), 11 utime, 12 stime, 13 cutime, 14 cstime. */
+function statFields(pid: number | 'self'): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 /** utime + stime of a process (all its threads), µs; resolution 1/CLK_TCK s. */
 export function procCpuMicros(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after "(comm)": state is field 3, utime 14, stime 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const fields = statFields(pid);
   return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLK_TCK;
+}
+
+/** CPU time of this process's children that have ended and been waited for (the wrk runs), µs. */
+export function reapedChildrenCpuMicros(): number {
+  const fields = statFields('self');
+  return ((Number(fields[13]) + Number(fields[14])) * 1e6) / CLK_TCK;
+}
+
+/** Whether `name` is a command on PATH. */
+export function hasCommand(name: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
