@@ -24,6 +24,11 @@ describe(MetricsService.name, () => {
     expect(values.find((v) => v.labels.outcome === 'hit' && v.labels.tier === 'l1')?.value).toBe(6);
   });
 
+  it('refuses to tally a counter that would not hand the counts over when it is read', () => {
+    const m = new MetricsService();
+    expect(() => m.tally(m.upstreamRequests, { endpoint: 'search', status: '200' })).toThrow(/places_upstream_requests_total/);
+  });
+
   it('shows a tallied series only once it has counted something, as prom-client does', async () => {
     const m = new MetricsService();
     m.tally(m.cacheOutcomes, { outcome: 'hit', tier: 'l2' });

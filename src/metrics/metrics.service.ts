@@ -154,6 +154,10 @@ export class MetricsService {
    * twice per hit).
    */
   tally<T extends string>(counter: Counter<T>, labels: LabelValues<T>): CounterSeries {
+    // Only a counter that hands the tallies over when it is read may have them (its collect).
+    if ((counter as { collect?: unknown }).collect !== this.flushTallies) {
+      throw new Error(`${(counter as unknown as { name: string }).name} is not created with collect: flushTallies`);
+    }
     const t = new Tally(counter.labels(labels));
     this.tallies.push(t);
     return t;
