@@ -241,6 +241,23 @@ describe('drop-in Nominatim (e2e)', () => {
     });
   });
 
+  describe("requests Nominatim fails with a 500 are refused here with a 400, nothing sent upstream", () => {
+    it.each([
+      ['an unknown OSM type', '/details?osmtype=X&osmid=1', 'X'],
+      ['a lower-case OSM type (Nominatim takes N, W, R only)', '/details?osmtype=n&osmid=2&format=json', 'n'],
+    ])('/details with %s', async (_name, pathAndQuery, type) => {
+      const before = fake.count();
+      const got = await ours(pathAndQuery);
+      expect(fake.count()).toBe(before);
+      expect(got.status).toBe(400);
+      expect(got.headers['content-type']).toBe('application/json; charset=utf-8');
+      expect(got.headers['cache-control']).toBe('no-store');
+      expect(JSON.parse(got.body.toString())).toEqual({ error: { code: 400, message: `Illegal OSM type '${type}'. Must be one of N, W, R.` } });
+      // What the request would have cost upstream.
+      expect((await direct(pathAndQuery)).status).toBe(500);
+    });
+  });
+
   describe('answers only upstream gives', () => {
     it('an upstream 400 is returned as it is and not cached', async () => {
       const body = { error: { code: 400, message: 'Parameter checked only upstream.' } };

@@ -396,6 +396,13 @@ describe(canonicaliseNominatim.name, () => {
       expect(err('details', '')).toEqual(jsonError("Missing ID parameter 'place_id' or 'osmtype'."));
       expect(err('details', 'place_id=0&osmtype=N')).toEqual(jsonError("Parameter 'osmid' missing."));
       expect(err('details', 'osmtype=N&osmid=x')).toEqual(jsonError("Parameter 'osmid' must be a number."));
+      // Nominatim answers these with a 500 (its OsmID raises ValueError): they are not sent to it.
+      expect(err('details', 'osmtype=X&osmid=1')).toEqual(jsonError("Illegal OSM type 'X'. Must be one of N, W, R."));
+      expect(err('details', 'osmtype=n&osmid=1')).toEqual(jsonError("Illegal OSM type 'n'. Must be one of N, W, R."));
+      expect(err('details', 'osmtype=&osmid=1')).toEqual(jsonError("Illegal OSM type ''. Must be one of N, W, R."));
+      expect(JSON.parse(err('details', 'osmtype=%22%5C&osmid=1').body as string)).toEqual({
+        error: { code: 400, message: `Illegal OSM type '"\\'. Must be one of N, W, R.` },
+      });
       expect(err('details', 'place_id=abc')).toEqual(jsonError("Parameter 'place_id' must be a number."));
     });
   });

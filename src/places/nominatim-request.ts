@@ -495,7 +495,8 @@ function details(p: Map<string, string>, out: Out): string | undefined {
     if (rawOsmId === undefined) return "Parameter 'osmid' missing.";
     const osmid = pyInt(rawOsmId);
     if (osmid === undefined) return mustBeNumber('osmid');
-    // A type other than N, W, R makes Nominatim fail with 500; /details is passed through, so it decides.
+    // Nominatim's OsmID takes N, W or R (case-sensitive) and fails any other type with a 500: refused here.
+    if (osmtype !== 'N' && osmtype !== 'W' && osmtype !== 'R') return `Illegal OSM type '${osmtype}'. Must be one of N, W, R.`;
     out.set('osmtype', osmtype);
     out.set('osmid', osmid);
     const cls = p.get('class');

@@ -1497,8 +1497,9 @@ export class FakeNominatim {
       const osmtype = params.get('osmtype');
       if (osmtype === undefined) params.fail("Missing ID parameter 'place_id' or 'osmtype'.");
       const osmid = params.getInt('osmid');
-      const type = osmtype.toUpperCase();
-      if (type !== 'N' && type !== 'W' && type !== 'R') params.fail('Illegal OSM type.');
+      // Nominatim's OsmID: exactly N, W or R (it raises ValueError, a 500, for anything else).
+      const type = osmtype;
+      if (type !== 'N' && type !== 'W' && type !== 'R') params.fail(`Illegal OSM type '${type}'. Must be one of N, W, R.`, 500);
       const cls = params.get('class');
       place = PLACES.find((p) => p.osmType === type && p.osmId === osmid && (cls === undefined || p.cls === cls));
     }
