@@ -12,6 +12,7 @@ import { APP_VERSION, appConfig, AppConfig, nominatimConfig, NominatimConfig } f
 import { FrontDoor } from './http/front-door.service';
 import { DrainingExpressAdapter } from './http/graceful-shutdown';
 import { PinoNestLogger } from './logging/app-logger';
+import { METRICS_BEARER } from './metrics/metrics.controller';
 import { APP_LOGGER } from './logging/logging.module';
 import metadata from './metadata';
 
@@ -57,6 +58,7 @@ async function setupSwagger(app: INestApplication): Promise<void> {
       )
       .setVersion(APP_VERSION)
       .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN (admin routes only)' }, ADMIN_BEARER)
+      .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN (/metrics, when set)' }, METRICS_BEARER)
       .build(),
   );
   SwaggerModule.setup('docs', app, expandQueryModels(document), { jsonDocumentUrl: 'docs-json', yamlDocumentUrl: 'docs-yaml' });

@@ -366,6 +366,45 @@ describe('operations (e2e): health, metrics, request ids and logs', () => {
     });
   });
 
+  describe('METRICS_TOKEN', () => {
+    const TOKEN = 'a-long-enough-metrics-token';
+    let svc: RunningApp;
+
+    beforeAll(async () => {
+      svc = await startApp({ NOMINATIM_URL: upstream.url, METRICS_TOKEN: TOKEN });
+    });
+
+    afterAll(() => svc.close());
+
+    it('makes /metrics ask for the bearer token: 401 in the error shape without it, the metrics with it', async () => {
+      for (const headers of [{}, { Authorization: `Bearer ${TOKEN}x` }, { Authorization: TOKEN }] as Array<Record<string, string>>) {
+        const res = await fetch(`${svc.url}/metrics`, { headers });
+        expect(res.status).toBe(401);
+        expect(res.headers.get('www-authenticate')).toBe('Bearer realm="places-cache metrics"');
+        expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+        expect(res.headers.get('x-request-id')).toEqual(expect.any(String));
+        expect(await res.json()).toEqual({ statusCode: 401, error: 'Unauthorized', message: expect.stringMatching(/METRICS_TOKEN|not valid/) });
+      }
+      const res = await fetch(`${svc.url}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+      expect(res.status).toBe(200);
+      // The refusals above are counted like any answer.
+      expect(sampleValue(parsePrometheus(await res.text()), 'places_http_requests_total', { route: '/metrics', method: 'GET', status: '401' })).toBe(3);
+    });
+
+    it('leaves health, the places routes and the API document open, and documents the scheme', async () => {
+      for (const path of ['/health/live', '/health/ready', '/search?q=Berlin&format=json', '/docs-json']) {
+        expect([path, (await fetch(`${svc.url}${path}`)).status]).toEqual([path, 200]);
+      }
+      const doc = (await (await fetch(`${svc.url}/docs-json`)).json()) as {
+        paths: Record<string, { get?: { security?: unknown; responses: Record<string, unknown> } }>;
+        components: { securitySchemes?: Record<string, unknown> };
+      };
+      expect(doc.paths['/metrics'].get?.security).toEqual([{ metrics: [] }]);
+      expect(Object.keys(doc.paths['/metrics'].get!.responses)).toContain('401');
+      expect(doc.components.securitySchemes?.metrics).toMatchObject({ type: 'http', scheme: 'bearer' });
+    });
+  });
+
   describe('Redis password in REDIS_URL', () => {
     const password = 'Hunter2-Secr3t';
     let redis: RedisProcess;

@@ -109,6 +109,16 @@ describe(loadConfig.name, () => {
     expect(message).toContain('LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent');
   });
 
+  it('takes ADMIN_TOKEN and METRICS_TOKEN of at least 16 characters, and neither by default', () => {
+    expect(loadConfig({}).app).toMatchObject({ adminToken: undefined, metricsToken: undefined });
+    const c = loadConfig({ ADMIN_TOKEN: 'a'.repeat(16), METRICS_TOKEN: 'm'.repeat(16) });
+    expect(c.app).toMatchObject({ adminToken: 'a'.repeat(16), metricsToken: 'm'.repeat(16) });
+    expect(() => loadConfig({ METRICS_TOKEN: 'short' })).toThrow('METRICS_TOKEN must be at least 16 characters when set');
+    expect(() => loadConfig({ ADMIN_TOKEN: 'short', METRICS_TOKEN: 'short' })).toThrow(
+      /ADMIN_TOKEN must be at least 16 characters when set.*METRICS_TOKEN must be at least 16 characters when set/,
+    );
+  });
+
   it('never puts the Redis password into its error message', () => {
     expect(() => loadConfig({ REDIS_URL: 'redis://:hunter2@h:6379/x' })).toThrow(/database must be a number/);
     expect(() => loadConfig({ REDIS_URL: 'redis://:hunter2@h:6379/x' })).not.toThrow(/hunter2/);

@@ -16,6 +16,8 @@ export interface AppConfig {
   logLevel: LogLevel;
   corsOrigins: string[] | '*';
   adminToken: string | undefined;
+  /** when set, /metrics needs `Authorization: Bearer <METRICS_TOKEN>` */
+  metricsToken: string | undefined;
   trustProxy: boolean;
   shutdownTimeoutMs: number;
   maxUrlBytes: number;
@@ -78,12 +80,13 @@ export function loadConfig(env: Env): Config {
     logLevel: r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS),
     corsOrigins: cors === '*' ? '*' : cors.split(',').map((o) => o.trim()).filter(Boolean),
     adminToken: r.optionalString('ADMIN_TOKEN'),
+    metricsToken: r.optionalString('METRICS_TOKEN'),
     trustProxy: r.bool('TRUST_PROXY', false),
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 10000, 0, 25000),
     maxUrlBytes: r.int('MAX_URL_BYTES', 4096, 256, 65536),
   };
-  if (app.adminToken !== undefined && app.adminToken.length < 16) {
-    r.problem('ADMIN_TOKEN must be at least 16 characters when set');
+  for (const [name, token] of [['ADMIN_TOKEN', app.adminToken], ['METRICS_TOKEN', app.metricsToken]] as const) {
+    if (token !== undefined && token.length < 16) r.problem(`${name} must be at least 16 characters when set`);
   }
 
   let connection: RedisConnection | null = null;

@@ -1,9 +1,16 @@
-import { Controller, Get, Header, Res } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { Controller, Get, Header, Res, UseGuards } from '@nestjs/common';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiProduces, ApiTags, ApiUnauthorizedResponse } from '@nestjs/swagger';
 import type { Response } from 'express';
+import { GatewayErrorDto } from '../places/dto/error.dto';
+import { MetricsTokenGuard } from './metrics-token.guard';
 import { MetricsService } from './metrics.service';
 
+/** The Swagger security scheme of /metrics (declared in app.setup.ts). */
+export const METRICS_BEARER = 'metrics';
+
 @ApiTags('operations')
+@ApiBearerAuth(METRICS_BEARER)
+@UseGuards(MetricsTokenGuard)
 @Controller('metrics')
 export class MetricsController {
   constructor(private readonly metrics: MetricsService) {}
@@ -14,7 +21,8 @@ export class MetricsController {
     description:
       'This instance\'s counters, histograms and gauges in the Prometheus text format (requests by route and status, ' +
       'cache outcomes, upstream calls and latency, pacing queue, Redis errors and connection, L1 size, Node.js process ' +
-      'metrics). Every name starts with `places_`; see docs/operations.md for the list.',
+      'metrics). Every name starts with `places_`; see docs/operations.md for the list. With METRICS_TOKEN set, ' +
+      'send `Authorization: Bearer <METRICS_TOKEN>`.',
   })
   @ApiProduces('text/plain')
   @ApiOkResponse({
@@ -27,6 +35,7 @@ export class MetricsController {
       },
     },
   })
+  @ApiUnauthorizedResponse({ description: 'METRICS_TOKEN is set and the bearer token is missing or wrong', type: GatewayErrorDto })
   @Header('Cache-Control', 'no-store')
   async scrape(@Res() res: Response): Promise<void> {
     const body = await this.metrics.scrape();
