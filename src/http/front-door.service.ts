@@ -38,6 +38,14 @@ interface Exchange {
   started: number;
   /** X-Cache of a hit written here with writeHead (which leaves nothing for res.getHeader) */
   cache?: string;
+  /** what the memo knows about this request's target, when it is a cacheable question */
+  known?: Known;
+}
+
+/** The memo's entry for a request target: its canonical request, and its query's log hash once computed. */
+interface Known {
+  request: CanonicalRequest;
+  qhash?: string;
 }
 
 /** A request for a cacheable question that L1 did not have (yet), on its way to Redis or Nest. */
@@ -94,7 +102,9 @@ export class FrontDoor {
    */
   private readonly head: string[] | null;
   private readonly memoEntries: number;
-  private readonly canonical = new Map<string, CanonicalRequest>();
+  /** by request target: one lookup gives a hit its canonical request and, at the end, its log hash */
+  private readonly canonical = new Map<string, Known>();
+  /** log hashes by query, for requests the memo above does not know (invalid, uncacheable, other routes) */
   private readonly qhashes = new Map<string, string>();
   private readonly series = new Map<string, Series>();
   private readonly writeRequestLine: (line: RequestLine) => void;
@@ -176,8 +186,10 @@ export class FrontDoor {
     const route = PLACE_ROUTES.get(x.path);
     if (route === undefined || (req.method !== 'GET' && req.method !== 'HEAD')) return pass();
     const lang = req.headers['accept-language'];
-    const request = this.cacheable(route, url, x.query, typeof lang === 'string' ? lang : undefined);
-    if (request === undefined) return pass();
+    const known = this.cacheable(route, url, x.query, typeof lang === 'string' ? lang : undefined);
+    if (known === undefined) return pass();
+    x.known = known;
+    const request = known.request;
 
     const now = Date.now();
     const hit = this.places.fromMemory(request, now);
@@ -269,12 +281,12 @@ export class FrontDoor {
    * The canonical request when it may be answered from the cache. canonicaliseRoute is pure, so a
    * target seen recently is not canonicalised again (most hits are for a few popular questions).
    */
-  private cacheable(route: PlaceRoute, target: string, query: string, lang: string | undefined): CanonicalRequest | undefined {
+  private cacheable(route: PlaceRoute, target: string, query: string, lang: string | undefined): Known | undefined {
     const key = lang === undefined ? target : `${target}\n${lang}`;
     const known = this.canonical.get(key);
     if (known !== undefined) return known;
     const c = canonicaliseRoute(route, query, lang);
-    return c.ok && c.request.cacheable ? remember(this.canonical, key, c.request, this.memoEntries) : undefined;
+    return c.ok && c.request.cacheable ? remember(this.canonical, key, { request: c.request }, this.memoEntries) : undefined;
   }
 
   private serveHit(
@@ -331,7 +343,7 @@ export class FrontDoor {
     const cache = x.cache ?? res.getHeader('X-Cache');
     if (cache !== undefined) entry.cache = cache;
     // Queries are people's addresses: at info level only a hash that lets lines be correlated.
-    if (x.query !== '') entry.qhash = this.qhash(x.query);
+    if (x.query !== '') entry.qhash = x.known !== undefined ? (x.known.qhash ??= hashQuery(x.query)) : this.qhash(x.query);
     if (this.logger.isLevelEnabled('debug')) this.logger.info({ ...entry, query: x.query }, 'request');
     else this.writeRequestLine(entry);
   }
@@ -339,7 +351,7 @@ export class FrontDoor {
   private qhash(query: string): string {
     const known = this.qhashes.get(query);
     if (known !== undefined) return known;
-    return remember(this.qhashes, query, createHash('sha256').update(query).digest('base64url').slice(0, 16), this.memoEntries);
+    return remember(this.qhashes, query, hashQuery(query), this.memoEntries);
   }
 
   /** The request counter and duration histogram of one (route, method, status), bound once. */
@@ -355,6 +367,11 @@ export class FrontDoor {
     this.series.set(key, s);
     return s;
   }
+}
+
+/** What a request line says of a query: a hash that lets lines be correlated without the address in it. */
+function hashQuery(query: string): string {
+  return createHash('sha256').update(query).digest('base64url').slice(0, 16);
 }
 
 /** What the cors middleware sets on a GET without Origin, when that does not depend on the request. */
