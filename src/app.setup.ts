@@ -12,8 +12,8 @@ import { APP_VERSION, appConfig, AppConfig, nominatimConfig, NominatimConfig } f
 import { FrontDoor } from './http/front-door.service';
 import { DrainingExpressAdapter } from './http/graceful-shutdown';
 import { PinoNestLogger } from './logging/app-logger';
-import { METRICS_BEARER } from './metrics/metrics.controller';
 import { APP_LOGGER } from './logging/logging.module';
+import { METRICS_BEARER } from './metrics/metrics.controller';
 import metadata from './metadata';
 
 /**
