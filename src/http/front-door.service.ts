@@ -9,6 +9,7 @@ import { requestLineWriter, RequestLine } from '../logging/app-logger';
 import { APP_LOGGER } from '../logging/logging.module';
 import { MetricsService } from '../metrics/metrics.service';
 import { writeAnswer } from '../places/answer-writer';
+import { L1Slot } from '../places/l1-cache';
 import { CanonicalRequest } from '../places/nominatim-request';
 import { canonicaliseRoute, PLACE_ROUTES, PlaceRoute, splitTarget } from '../places/place-routes';
 import { PlacesCacheService, Resolution } from '../places/places-cache.service';
@@ -42,10 +43,14 @@ interface Exchange {
   known?: Known;
 }
 
-/** The memo's entry for a request target: its canonical request, and its query's log hash once computed. */
+/**
+ * The memo's entry for a request target: its canonical request, its query's log hash once computed,
+ * and the L1 slot of its answer once found there.
+ */
 interface Known {
   request: CanonicalRequest;
   qhash?: string;
+  slot?: L1Slot;
 }
 
 /** A request for a cacheable question that L1 did not have (yet), on its way to Redis or Nest. */
@@ -192,7 +197,7 @@ export class FrontDoor {
     const request = known.request;
 
     const now = Date.now();
-    const hit = this.places.fromMemory(request, now);
+    const hit = this.places.fromMemory(request, now, known);
     if (hit !== undefined) return this.serveHit(req, res, hit, route.variant, now, x, deferred);
     this.lookUp({ req, res, request, variant: route.variant, x, deferred, pass });
   }
@@ -200,7 +205,7 @@ export class FrontDoor {
   /** Serves `p` from L1 if it is there now; false if not. */
   private fromMemory(p: Lookup): boolean {
     const now = Date.now();
-    const hit = this.places.fromMemory(p.request, now);
+    const hit = this.places.fromMemory(p.request, now, p.x.known);
     if (hit === undefined) return false;
     this.serveHit(p.req, p.res, hit, p.variant, now, p.x, p.deferred);
     return true;

@@ -2,28 +2,74 @@ import { LRUCache } from 'lru-cache';
 import { CachedAnswer } from './cached-answer';
 
 /**
+ * How often a hit held by slot refreshes its entry's place in the LRU order: memcached's
+ * ITEM_UPDATE_INTERVAL. Entries used within the same minute count as equally recent; in return a hit
+ * on a held slot does not probe lru-cache's key map, whose buckets are cold in a large L1.
+ */
+export const L1_BUMP_MS = 60_000;
+
+/**
+ * An L1 entry as a caller may hold it between hits: live until lru-cache drops it (evicted, deleted,
+ * replaced, expired), which also lets go of the answer so that a held slot keeps no bytes alive.
+ */
+export interface L1Slot {
+  readonly key: string;
+  answer: CachedAnswer | null;
+  /** when the entry last took its place at the head of the LRU order */
+  bumped: number;
+}
+
+/**
  * The in-process tier over Redis: bounded by bytes, and an entry never outlives its Redis copy
  * (its TTL is the time left until the shared entry's own expiry).
  */
 export class L1Cache {
-  private readonly lru: LRUCache<string, CachedAnswer> | null;
+  private readonly lru: LRUCache<string, L1Slot> | null;
 
   constructor(maxBytes: number) {
     this.lru =
       maxBytes > 0
-        ? new LRUCache<string, CachedAnswer>({
+        ? new LRUCache<string, L1Slot>({
             maxSize: maxBytes,
-            sizeCalculation: (a) => Math.max(1, a.size),
+            sizeCalculation: (s) => Math.max(1, s.answer!.size),
             ttlAutopurge: false,
+            dispose: (s) => {
+              s.answer = null;
+            },
           })
         : null;
   }
 
   get(key: string, now: number): CachedAnswer | undefined {
-    const a = this.lru?.get(key);
-    if (a !== undefined && now >= a.staleUntil) {
+    return this.slot(key, now)?.answer ?? undefined;
+  }
+
+  /** The live entry for `key`, put at the head of the LRU order. */
+  slot(key: string, now: number): L1Slot | undefined {
+    const s = this.lru?.get(key);
+    if (s === undefined) return undefined;
+    if (now >= s.answer!.staleUntil) {
       this.lru!.delete(key);
       return undefined;
+    }
+    s.bumped = now;
+    return s;
+  }
+
+  /**
+   * The answer of a slot held since an earlier `slot()`, while the entry is live and not expired:
+   * what `get(slot.key)` would give, with the LRU order refreshed at most every L1_BUMP_MS.
+   */
+  use(s: L1Slot, now: number): CachedAnswer | undefined {
+    const a = s.answer;
+    if (a === null) return undefined;
+    if (now >= a.staleUntil) {
+      this.lru!.delete(s.key);
+      return undefined;
+    }
+    if (now - s.bumped >= L1_BUMP_MS) {
+      this.lru!.get(s.key);
+      s.bumped = now;
     }
     return a;
   }
@@ -32,7 +78,7 @@ export class L1Cache {
     if (!this.lru) return;
     const ttl = answer.staleUntil - now;
     if (ttl <= 0 || answer.size > this.lru.maxSize) return;
-    this.lru.set(key, answer, { ttl });
+    this.lru.set(key, { key, answer, bumped: now }, { ttl });
   }
 
   /** True when there was an entry to drop. */

@@ -8,7 +8,7 @@ import { CounterSeries, MetricsService } from '../metrics/metrics.service';
 import { CachedAnswer, isEmptyAnswer, StoredAnswer } from './cached-answer';
 import { FillLock } from './fill-lock';
 import { GatewayError } from './gateway.errors';
-import { L1Cache } from './l1-cache';
+import { L1Cache, L1Slot } from './l1-cache';
 import { NominatimClient, UpstreamAnswer } from './nominatim.client';
 import { CanonicalRequest } from './nominatim-request';
 
@@ -111,9 +111,17 @@ export class PlacesCacheService implements OnModuleDestroy {
     return { key: req.key, newest: answer, tier, hit: this.servable(req, answer, tier, now) };
   }
 
-  /** Synchronous L1-only variant of `fromCache`, for the front door's fast path. */
-  fromMemory(req: CanonicalRequest, now: number): Resolution | undefined {
-    const answer = this.l1.get(req.key, now);
+  /**
+   * Synchronous L1-only variant of `fromCache`, for the front door's fast path. `held` keeps the L1
+   * slot between hits of the same request target: while it is live, a hit needs no L1 key lookup.
+   */
+  fromMemory(req: CanonicalRequest, now: number, held?: { slot?: L1Slot }): Resolution | undefined {
+    let answer = held?.slot === undefined ? undefined : this.l1.use(held.slot, now);
+    if (answer === undefined) {
+      const slot = this.l1.slot(req.key, now);
+      if (held !== undefined) held.slot = slot;
+      answer = slot?.answer ?? undefined;
+    }
     return answer === undefined ? undefined : this.servable(req, answer, 'l1', now);
   }
 
