@@ -238,7 +238,18 @@ export class PlacesCacheService implements OnModuleDestroy {
     let token: string | null;
     try {
       const giveUpAt = Date.now() + this.config.fillWaitMs;
-      token = await lock.tryAcquire(req.key);
+      // A holder fills, then releases: our cache lookup can come just before its fill and our lock just
+      // after its release (seen as 1 % duplicate upstream calls with rate limiting on). So look once
+      // more: a GET sent right behind the SET NX, on the same connection, runs after it in Redis and
+      // sees any fill made before our lock, without a round trip of its own on the way upstream.
+      const acquiring = lock.tryAcquire(req.key);
+      const lookAgain = this.filledElsewhere(req).catch(() => undefined);
+      token = await acquiring;
+      const filled = await lookAgain;
+      if (filled !== undefined) {
+        if (token !== null) void lock.release(req.key, token).catch(() => undefined);
+        return filled;
+      }
       // The holder gave up or died (its lease ended): take over, or wait for whoever took over first.
       // Past fillWaitMs, go without the lock.
       while (token === null && Date.now() < giveUpAt) {
@@ -246,15 +257,6 @@ export class PlacesCacheService implements OnModuleDestroy {
         const filled = await this.filledElsewhere(req);
         if (filled !== undefined) return filled;
         token = await lock.tryAcquire(req.key);
-      }
-      // A holder fills, then releases: our cache lookup can come just before its fill and our lock just
-      // after its release (seen as 1 % duplicate upstream calls with rate limiting on). Look once more.
-      if (token !== null) {
-        const filled = await this.filledElsewhere(req).catch(() => undefined);
-        if (filled !== undefined) {
-          void lock.release(req.key, token).catch(() => undefined);
-          return filled;
-        }
       }
     } catch {
       return this.fetchAndStore(req, true);
@@ -295,10 +297,14 @@ export class PlacesCacheService implements OnModuleDestroy {
     this.l1.set(req.key, answer, now);
     if (!bypass) {
       try {
-        await this.redis.run('set', () =>
+        const stored = this.redis.run('set', () =>
           this.cache.set(req.key, answer.toStored(this.config.compressMinBytes), answer.staleUntil - now),
         );
-        if (this.fillLock !== null && this.redis.client !== null) await this.fillLock.notifyFilled(req.key).catch(() => undefined);
+        // The notice goes right behind the SET on the same connection (one round trip for both): Redis
+        // runs it after the SET, so a waiter it wakes reads the entry. Never rejects.
+        const notified = this.fillLock !== null && this.redis.client !== null ? this.fillLock.notifyFilled(req.key) : undefined;
+        await stored;
+        await notified;
       } catch (e) {
         if (!(e instanceof RedisUnavailableError)) throw e;
         this.countFill('BYPASS');
