@@ -239,7 +239,7 @@ export class FrontDoor {
   /** Redis for this request, then its answer or `miss`; settles with what was found. */
   private read(p: Lookup, miss: () => void): Promise<Resolution | undefined> {
     // The request carries what was found, so the controller does not read Redis again for a miss.
-    const read = this.places.fromCache(p.request, p.req);
+    const read = this.places.fromCache(p.request, p.req, p.x.known);
     read.then(
       (shared) => (shared === undefined ? miss() : this.serveHit(p.req, p.res, shared, p.variant, Date.now(), p.x, p.deferred)),
       miss,

@@ -79,9 +79,18 @@ describe(L1Cache.name, () => {
     expect(a.bumped).toBe(T0 + L1_BUMP_MS);
   });
 
+  it('gives the slot of what it keeps from set, and nothing for what it does not keep', () => {
+    const l1 = twoEntries();
+    const kept = l1.set('k', answer(), T0);
+    expect(kept).toBe(l1.slot('k', T0));
+    expect(l1.set('expired', answer(T0), T0)).toBeUndefined();
+    expect(l1.set('too large', new CachedAnswer(200, 'text/plain', Buffer.alloc(10_000), T0, T0, T0 + 1000, false), T0)).toBeUndefined();
+    expect(l1.entries).toBe(1);
+  });
+
   it('holds nothing with a size of 0', () => {
     const l1 = new L1Cache(0);
-    l1.set('k', answer(), T0);
+    expect(l1.set('k', answer(), T0)).toBeUndefined();
     expect(l1.slot('k', T0)).toBeUndefined();
     expect(l1.entries).toBe(0);
   });

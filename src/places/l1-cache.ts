@@ -74,11 +74,14 @@ export class L1Cache {
     return a;
   }
 
-  set(key: string, answer: CachedAnswer, now: number): void {
-    if (!this.lru) return;
+  /** The new entry's slot, or undefined when it is not kept (L1 off, expired, larger than L1). */
+  set(key: string, answer: CachedAnswer, now: number): L1Slot | undefined {
+    if (!this.lru) return undefined;
     const ttl = answer.staleUntil - now;
-    if (ttl <= 0 || answer.size > this.lru.maxSize) return;
-    this.lru.set(key, { key, answer, bumped: now }, { ttl });
+    if (ttl <= 0 || answer.size > this.lru.maxSize) return undefined;
+    const slot: L1Slot = { key, answer, bumped: now };
+    this.lru.set(key, slot, { ttl });
+    return slot;
   }
 
   /** True when there was an entry to drop. */

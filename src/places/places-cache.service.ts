@@ -85,16 +85,17 @@ export class PlacesCacheService implements OnModuleDestroy {
    * The hit path: an answer that may be served now without going upstream (fresh, or stale within
    * stale-while-revalidate, which also starts one background refresh). `undefined` means "go the full way".
    * With a `carrier` (the HTTP request), what was found is kept on it for `resolve`, which then need
-   * not read Redis a second time for the same request.
+   * not read Redis a second time for the same request. `held`: as for fromMemory; an answer read from
+   * Redis into L1 is held from then on.
    */
-  async fromCache(req: CanonicalRequest, carrier?: object): Promise<Resolution | undefined> {
-    const found = await this.lookup(req);
+  async fromCache(req: CanonicalRequest, carrier?: object, held?: { slot?: L1Slot }): Promise<Resolution | undefined> {
+    const found = await this.lookup(req, held);
     if (found.hit === undefined && carrier !== undefined) this.lookups.set(carrier, found);
     return found.hit;
   }
 
   /** L1, then L2 when L1 has nothing fresh: what may be served now, and the newest copy seen (for stale-if-error). */
-  private async lookup(req: CanonicalRequest): Promise<Lookup> {
+  private async lookup(req: CanonicalRequest, held?: { slot?: L1Slot }): Promise<Lookup> {
     if (!req.cacheable) return { key: req.key };
     const now = Date.now();
     let answer = this.l1.get(req.key, now);
@@ -104,7 +105,8 @@ export class PlacesCacheService implements OnModuleDestroy {
       if (shared !== undefined && (answer === undefined || shared.storedAt > answer.storedAt)) {
         answer = shared;
         tier = 'l2';
-        this.l1.set(req.key, shared, now);
+        const slot = this.l1.set(req.key, shared, now);
+        if (held !== undefined) held.slot = slot;
       }
     }
     if (answer === undefined) return { key: req.key };
