@@ -9,7 +9,7 @@ import { requestLineWriter, RequestLine } from '../logging/app-logger';
 import { APP_LOGGER } from '../logging/logging.module';
 import { MetricsService } from '../metrics/metrics.service';
 import { writeAnswer } from '../places/answer-writer';
-import { L1Slot } from '../places/l1-cache';
+import { L1Holder } from '../places/l1-cache';
 import { CanonicalRequest } from '../places/nominatim-request';
 import { canonicaliseRoute, PLACE_ROUTES, PlaceRoute, splitTarget } from '../places/place-routes';
 import { PlacesCacheService, Resolution } from '../places/places-cache.service';
@@ -47,10 +47,9 @@ interface Exchange {
  * The memo's entry for a request target: its canonical request, its query's log hash once computed,
  * and the L1 slot of its answer once found there.
  */
-interface Known {
+interface Known extends L1Holder {
   request: CanonicalRequest;
   qhash?: string;
-  slot?: L1Slot;
 }
 
 /** A request for a cacheable question that L1 did not have (yet), on its way to Redis or Nest. */
@@ -283,8 +282,9 @@ export class FrontDoor {
   }
 
   /**
-   * The canonical request when it may be answered from the cache. canonicaliseRoute is pure, so a
-   * target seen recently is not canonicalised again (most hits are for a few popular questions).
+   * The memo's entry for the target (its canonical request and all) when the request may be answered
+   * from the cache. canonicaliseRoute is pure, so a target seen recently is not canonicalised again
+   * (most hits are for a few popular questions).
    */
   private cacheable(route: PlaceRoute, target: string, query: string, lang: string | undefined): Known | undefined {
     const key = lang === undefined ? target : `${target}\n${lang}`;

@@ -19,6 +19,11 @@ export interface L1Slot {
   bumped: number;
 }
 
+/** Whatever holds an L1 slot between hits (the front door's memo entry for a request target). */
+export interface L1Holder {
+  slot?: L1Slot;
+}
+
 /**
  * The in-process tier over Redis: bounded by bytes, and an entry never outlives its Redis copy
  * (its TTL is the time left until the shared entry's own expiry).

@@ -8,7 +8,7 @@ import { CounterSeries, MetricsService } from '../metrics/metrics.service';
 import { CachedAnswer, isEmptyAnswer, StoredAnswer } from './cached-answer';
 import { FillLock } from './fill-lock';
 import { GatewayError } from './gateway.errors';
-import { L1Cache, L1Slot } from './l1-cache';
+import { L1Cache, L1Holder } from './l1-cache';
 import { NominatimClient, UpstreamAnswer } from './nominatim.client';
 import { CanonicalRequest } from './nominatim-request';
 
@@ -88,14 +88,14 @@ export class PlacesCacheService implements OnModuleDestroy {
    * not read Redis a second time for the same request. `held`: as for fromMemory; an answer read from
    * Redis into L1 is held from then on.
    */
-  async fromCache(req: CanonicalRequest, carrier?: object, held?: { slot?: L1Slot }): Promise<Resolution | undefined> {
+  async fromCache(req: CanonicalRequest, carrier?: object, held?: L1Holder): Promise<Resolution | undefined> {
     const found = await this.lookup(req, held);
     if (found.hit === undefined && carrier !== undefined) this.lookups.set(carrier, found);
     return found.hit;
   }
 
   /** L1, then L2 when L1 has nothing fresh: what may be served now, and the newest copy seen (for stale-if-error). */
-  private async lookup(req: CanonicalRequest, held?: { slot?: L1Slot }): Promise<Lookup> {
+  private async lookup(req: CanonicalRequest, held?: L1Holder): Promise<Lookup> {
     if (!req.cacheable) return { key: req.key };
     const now = Date.now();
     let answer = this.l1.get(req.key, now);
@@ -117,7 +117,7 @@ export class PlacesCacheService implements OnModuleDestroy {
    * Synchronous L1-only variant of `fromCache`, for the front door's fast path. `held` keeps the L1
    * slot between hits of the same request target: while it is live, a hit needs no L1 key lookup.
    */
-  fromMemory(req: CanonicalRequest, now: number, held?: { slot?: L1Slot }): Resolution | undefined {
+  fromMemory(req: CanonicalRequest, now: number, held?: L1Holder): Resolution | undefined {
     let answer = held?.slot === undefined ? undefined : this.l1.use(held.slot, now);
     if (answer === undefined) {
       const slot = this.l1.slot(req.key, now);

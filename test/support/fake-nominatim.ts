@@ -1498,10 +1498,9 @@ export class FakeNominatim {
       if (osmtype === undefined) params.fail("Missing ID parameter 'place_id' or 'osmtype'.");
       const osmid = params.getInt('osmid');
       // Nominatim's OsmID: exactly N, W or R (it raises ValueError, a 500, for anything else).
-      const type = osmtype;
-      if (type !== 'N' && type !== 'W' && type !== 'R') params.fail(`Illegal OSM type '${type}'. Must be one of N, W, R.`, 500);
+      if (osmtype !== 'N' && osmtype !== 'W' && osmtype !== 'R') params.fail(`Illegal OSM type '${osmtype}'. Must be one of N, W, R.`, 500);
       const cls = params.get('class');
-      place = PLACES.find((p) => p.osmType === type && p.osmId === osmid && (cls === undefined || p.cls === cls));
+      place = PLACES.find((p) => p.osmType === osmtype && p.osmId === osmid && (cls === undefined || p.cls === cls));
     }
     if (!place) params.fail('No place with that OSM ID found.', 404);
 
