@@ -1,5 +1,7 @@
 import { createClient, RedisClientType } from 'redis';
 import { RedisConnectionService } from '../src/cache/redis-connection.service';
+import { FillLock } from '../src/places/fill-lock';
+import { FILL_LOCK } from '../src/places/places-cache.service';
 import { MetricsService } from '../src/metrics/metrics.service';
 import { PlacesThrottlerGuard } from '../src/throttle/places-throttler.guard';
 import { THROTTLE_KEY_PREFIX } from '../src/throttle/redis-throttler.storage';
@@ -103,6 +105,30 @@ describe(PlacesThrottlerGuard.name, () => {
       expect((await ask(b, '/search?q=someone-else', '203.0.113.200')).status).toBe(200);
       // The counts live in Redis, under the service's namespace.
       expect((await probe.keys(`${THROTTLE_KEY_PREFIX}*`)).length).toBeGreaterThan(0);
+    });
+
+    it('gives back the fill lock a refused miss asked for while its limit was checked', async () => {
+      const client = '203.0.113.12';
+      for (let i = 0; i < MISSES; i++) expect((await ask(a, `/search?q=use-up-${i}`, client)).status).toBe(200);
+      const lock = a.app.get<FillLock>(FILL_LOCK);
+      const released: string[] = [];
+      const release = jest.spyOn(lock, 'release').mockImplementation(async function (this: FillLock, key: string, token: string) {
+        released.push(key);
+        return FillLock.prototype.release.call(this, key, token);
+      });
+      try {
+        expect((await ask(a, '/search?q=refused-while-locked', client)).status).toBe(429);
+        await eventually(() => released.some((key) => key.includes('refused-while-locked')));
+        expect(await probe.keys('*lock:*refused-while-locked*')).toEqual([]);
+        // Another client asking the same question on the other instance goes upstream at once: it does
+        // not wait out the lease of a lock nobody holds (the lease is longer than the upstream timeout).
+        const started = Date.now();
+        const r = await ask(b, '/search?q=refused-while-locked', '203.0.113.201');
+        expect([r.status, r.cache]).toEqual([200, 'MISS']);
+        expect(Date.now() - started).toBeLessThan(1000);
+      } finally {
+        release.mockRestore();
+      }
     });
 
     it('counts invalid requests as well (they reach Nest too)', async () => {

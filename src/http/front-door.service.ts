@@ -250,7 +250,15 @@ export class FrontDoor {
   private toNest(p: Lookup): void {
     const first = this.firsts.get(p.request.key);
     if (first !== undefined) return this.follow(p, first);
-    untilSettled(this.firsts, p.request.key, new Promise<void>((resolve) => p.res.once('close', () => resolve())));
+    // It will most likely go upstream: the fill lock is asked for while Nest checks the rate limit.
+    const giveBack = this.places.lockAhead(p.request, p.req);
+    const ended = new Promise<void>((resolve) =>
+      p.res.once('close', () => {
+        giveBack();
+        resolve();
+      }),
+    );
+    untilSettled(this.firsts, p.request.key, ended);
     p.pass();
   }
 

@@ -40,6 +40,19 @@ interface Lookup {
 }
 
 /**
+ * A fill-lock attempt made before its request reached `resolve` (see lockAhead): the lock's SET NX and,
+ * right behind it on the same connection, one more look for an entry filled elsewhere.
+ */
+interface LockAttempt {
+  lock: FillLock;
+  key: string;
+  /** the lock's token, or null when another holder has it; rejects when Redis could not be asked */
+  token: Promise<string | null>;
+  /** what Redis held for the key just after the SET NX (undefined also when the read failed) */
+  entry: Promise<CachedAnswer | undefined>;
+}
+
+/**
  * Cache-aside for Nominatim answers: L1 (in-process, bytes-bounded) over L2 (CACHE_MANAGER: Redis, or
  * cache-manager's memory store without REDIS_URL). Owns keys' TTLs, staleness (RFC 5861
  * stale-while-revalidate and stale-if-error) and single-flight: one upstream call per question inside
@@ -57,6 +70,8 @@ export class PlacesCacheService implements OnModuleDestroy {
   private readonly waiting = new Map<string, Set<(fill: Promise<Resolution>) => void>>();
   /** The fill a front-door request joined before it was handed to Nest (see carry). */
   private readonly joined = new WeakMap<object, Promise<Resolution>>();
+  /** Fill-lock attempts made for requests on their way through Nest (see lockAhead). */
+  private readonly attempts = new WeakMap<object, LockAttempt>();
   /** Keys whose fill is a stale-while-revalidate refresh (front-door requests do not join it). */
   private readonly refreshing = new Set<string>();
   private readonly keepMs: number;
@@ -150,6 +165,26 @@ export class PlacesCacheService implements OnModuleDestroy {
     };
   }
 
+  /**
+   * For the front door, as it hands Nest a miss that no other request for its key is ahead of: the fill
+   * lock is asked for now, while Nest's rate limiter asks Redis about the client, not after it. In a
+   * burst each Redis round trip waits behind the arrivals read meanwhile (Redis, the clients and this
+   * process share the cores), so one fewer in a row brings the upstream call forward. `resolve(…,
+   * carrier)` uses the attempt; the returned function gives the lock back if the request ended without
+   * using it (refused by the limiter, or gone). Nothing is attempted without a usable Redis.
+   */
+  lockAhead(req: CanonicalRequest, carrier: object): () => void {
+    const lock = this.redis.isUsable() ? this.fillLock : null;
+    if (lock === null || !req.cacheable || this.inflight.has(req.key)) return () => undefined;
+    const attempt = this.attemptLock(lock, req.key);
+    this.attempts.set(carrier, attempt);
+    return () => {
+      if (this.attempts.get(carrier) !== attempt) return;
+      this.attempts.delete(carrier);
+      giveBack(attempt);
+    };
+  }
+
   /** `resolve(…, carrier)` then settles as `fill` did (an error, or an answer the front door does not write). */
   carry(carrier: object, fill: Promise<Resolution>): void {
     this.joined.set(carrier, fill);
@@ -166,21 +201,31 @@ export class PlacesCacheService implements OnModuleDestroy {
       return { answer: this.transient(up), outcome: 'MISS', stored: false };
     }
     const prior = carrier === undefined ? undefined : this.lookups.get(carrier);
-    if (carrier !== undefined) this.lookups.delete(carrier);
+    const ahead = carrier === undefined ? undefined : this.attempts.get(carrier);
+    if (carrier !== undefined) {
+      this.lookups.delete(carrier);
+      this.attempts.delete(carrier);
+    }
     let found: Lookup;
     if (prior !== undefined && prior.key === req.key) {
       found = prior;
     } else {
       found = await this.lookup(req);
-      if (found.hit !== undefined) return found.hit;
+      if (found.hit !== undefined) {
+        if (ahead !== undefined) giveBack(ahead);
+        return found.hit;
+      }
     }
 
     // The stale copy comes from L1 or L2 (with L1 disabled, or when another instance filled it).
     const stale = found.newest;
     const joined = carrier === undefined ? undefined : this.joined.get(carrier);
     if (joined !== undefined) this.joined.delete(carrier!);
+    // The attempt is this fill's if it is for this key and this request makes the fill.
+    const attempt = joined === undefined && ahead?.key === req.key ? ahead : undefined;
+    if (ahead !== undefined && attempt === undefined) giveBack(ahead);
     try {
-      return await (joined ?? this.fill(req));
+      return await (joined ?? this.fill(req, attempt));
     } catch (e) {
       if (e instanceof GatewayError && stale !== undefined && Date.now() < stale.freshUntil + this.config.staleIfErrorSeconds * 1000) {
         const tier = found.tier ?? 'l1';
@@ -213,11 +258,17 @@ export class PlacesCacheService implements OnModuleDestroy {
       .finally(() => this.refreshing.delete(req.key));
   }
 
-  /** One upstream call per key in this process: concurrent callers share the leader's promise. */
-  private fill(req: CanonicalRequest): Promise<Resolution> {
+  /**
+   * One upstream call per key in this process: concurrent callers share the leader's promise.
+   * `attempt`: the fill lock asked for ahead (lockAhead), used by this fill or given back.
+   */
+  private fill(req: CanonicalRequest, attempt?: LockAttempt): Promise<Resolution> {
     const running = this.inflight.get(req.key);
-    if (running !== undefined) return this.joinFill(running);
-    const p = this.fillAcrossInstances(req).finally(() => this.inflight.delete(req.key));
+    if (running !== undefined) {
+      if (attempt !== undefined) giveBack(attempt);
+      return this.joinFill(running);
+    }
+    const p = this.fillAcrossInstances(req, attempt).finally(() => this.inflight.delete(req.key));
     this.inflight.set(req.key, p);
     const joiners = this.refreshing.has(req.key) ? undefined : this.waiting.get(req.key);
     if (joiners !== undefined) {
@@ -233,21 +284,19 @@ export class PlacesCacheService implements OnModuleDestroy {
   }
 
   /** Across instances: the fill-lock holder calls upstream; the others wait for its pub/sub notice. */
-  private async fillAcrossInstances(req: CanonicalRequest): Promise<Resolution> {
+  private async fillAcrossInstances(req: CanonicalRequest, ahead?: LockAttempt): Promise<Resolution> {
     const lock = this.redis.isUsable() ? this.fillLock : null;
-    if (lock === null) return this.fetchAndStore(req, this.redis.client !== null);
+    if (lock === null) {
+      if (ahead !== undefined) giveBack(ahead);
+      return this.fetchAndStore(req, this.redis.client !== null);
+    }
 
     let token: string | null;
     try {
       const giveUpAt = Date.now() + this.config.fillWaitMs;
-      // A holder fills, then releases: our cache lookup can come just before its fill and our lock just
-      // after its release (seen as 1 % duplicate upstream calls with rate limiting on). So look once
-      // more: a GET sent right behind the SET NX, on the same connection, runs after it in Redis and
-      // sees any fill made before our lock, without a round trip of its own on the way upstream.
-      const acquiring = lock.tryAcquire(req.key);
-      const lookAgain = this.filledElsewhere(req).catch(() => undefined);
-      token = await acquiring;
-      const filled = await lookAgain;
+      const attempt = ahead ?? this.attemptLock(lock, req.key);
+      token = await attempt.token;
+      const filled = this.asFilledElsewhere(req, await attempt.entry);
       if (filled !== undefined) {
         if (token !== null) void lock.release(req.key, token).catch(() => undefined);
         return filled;
@@ -271,9 +320,25 @@ export class PlacesCacheService implements OnModuleDestroy {
     }
   }
 
+  /**
+   * Asks for the fill lock of `key`. A holder fills, then releases: our cache lookup can come just
+   * before its fill and our lock just after its release (seen as 1 % duplicate upstream calls with rate
+   * limiting on). So look once more: a GET sent right behind the SET NX, on the same connection, runs
+   * after it in Redis and sees any fill made before our lock, without a round trip of its own.
+   */
+  private attemptLock(lock: FillLock, key: string): LockAttempt {
+    const token = lock.tryAcquire(key);
+    // Handled where the attempt is used or given back; never an unhandled rejection meanwhile.
+    token.catch(() => undefined);
+    return { lock, key, token, entry: this.readShared(key).catch(() => undefined) };
+  }
+
   /** A fresh entry another instance filled meanwhile, as a collapsed miss; throws when Redis is unusable. */
   private async filledElsewhere(req: CanonicalRequest): Promise<Resolution | undefined> {
-    const filled = await this.readShared(req.key);
+    return this.asFilledElsewhere(req, await this.readShared(req.key));
+  }
+
+  private asFilledElsewhere(req: CanonicalRequest, filled: CachedAnswer | undefined): Resolution | undefined {
     if (filled === undefined || !filled.isFresh(Date.now())) return undefined;
     this.l1.set(req.key, filled, Date.now());
     this.metrics.cacheOutcomes.inc({ outcome: 'coalesced', tier: 'l2' });
@@ -349,4 +414,14 @@ export class PlacesCacheService implements OnModuleDestroy {
   onModuleDestroy(): void {
     this.destroyed = true;
   }
+}
+
+/** Releases the lock an unused attempt took (if it took it). Best effort, never rejects. */
+function giveBack(attempt: LockAttempt): void {
+  attempt.token.then(
+    (token) => {
+      if (token !== null) void attempt.lock.release(attempt.key, token);
+    },
+    () => undefined,
+  );
 }
