@@ -1,0 +1,62 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { CachedAnswer, gzipOptionsFor } from './cached-answer';
+
+const FIXTURES = join(__dirname, '../../test/fixtures/nominatim');
+
+/** A /search answer of about `bytes`: the recorded one repeated with different ids, names and coordinates. */
+function answerOf(bytes: number): Buffer {
+  const [place] = JSON.parse(readFileSync(join(FIXTURES, 'search-q-jsonv2-addressdetails.json'), 'utf8')) as Array<Record<string, unknown>>;
+  const places: unknown[] = [];
+  for (let i = 0; JSON.stringify(places).length < bytes; i++) {
+    places.push({ ...place, place_id: 1000 + i, display_name: `${String(place.display_name)} ${i}`, lat: String(48 + i / 997) });
+  }
+  return Buffer.from(JSON.stringify(places));
+}
+
+describe('gzipOptionsFor', () => {
+  it('gives a window that covers the whole input, up to zlib\'s largest, and a hash table in zlib\'s proportion', () => {
+    for (const length of [0, 1, 250, 251, 1000, 5085, 16_384, 32_506, 32_507, 100_000, 10_000_000]) {
+      const { windowBits, memLevel } = gzipOptionsFor(length);
+      expect({ length, windowBits: Math.max(9, Math.min(15, windowBits!)) }).toEqual({ length, windowBits });
+      // deflate reaches back at most window - 262 bytes
+      if (windowBits! < 15) expect(2 ** windowBits! - 262).toBeGreaterThanOrEqual(length);
+      if (windowBits! > 9) expect(2 ** (windowBits! - 1) - 262).toBeLessThan(length);
+      expect(memLevel).toBe(windowBits! - 7);
+    }
+  });
+
+  it('compresses recorded and synthetic answers to the size the default options give, and back', () => {
+    const recorded = readdirSync(FIXTURES)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => readFileSync(join(FIXTURES, f)));
+    for (const body of [...recorded, answerOf(5_000), answerOf(20_000), answerOf(100_000)]) {
+      const fitted = gzipSync(body, gzipOptionsFor(body.length));
+      expect(gunzipSync(fitted).equals(body)).toBe(true);
+      expect({ bytes: body.length, gz: fitted.length }).toEqual({ bytes: body.length, gz: gzipSync(body).length });
+    }
+  });
+});
+
+describe(CachedAnswer.name, () => {
+  const T0 = 1_000_000;
+
+  it('stores a body worth compressing as gzip and reads back the same bytes, which it serves as gzip as stored', () => {
+    const body = answerOf(5_000);
+    const a = new CachedAnswer(200, 'application/json; charset=utf-8', body, T0, T0 + 60_000, T0 + 120_000, false);
+    const stored = a.toStored(1024);
+    expect(stored.z).toBe(true);
+    expect(stored.b.length).toBeLessThan(body.length / 3);
+    const back = CachedAnswer.fromStored(JSON.parse(JSON.stringify(stored)) as typeof stored, T0 + 120_000)!;
+    expect(back.body.equals(body)).toBe(true);
+    expect(back.gzip(1024)!.equals(a.gzip(1024)!)).toBe(true);
+    expect(gunzipSync(back.apiHitGzip(1024)!).toString()).toBe(`{"cache":true,"data":${body.toString()}}`);
+  });
+
+  it('keeps a body below the threshold as text', () => {
+    const body = Buffer.from('[]');
+    const stored = new CachedAnswer(200, 'application/json', body, T0, T0 + 1, T0 + 2, true).toStored(1024);
+    expect([stored.z, stored.b]).toEqual([false, '[]']);
+  });
+});
