@@ -313,6 +313,8 @@ interface Burst {
   latency: Latency;
   /** from the service's own log lines (request in to response closed), when they were read */
   serverLatency?: Latency;
+  /** (c): the upstream's own time for its one request, arrival to answer out, as the fake saw it */
+  upstreamMs?: number;
 }
 
 type Outcome1 = { status: number; ms: number; xCache: string };
@@ -365,7 +367,9 @@ async function stampede(ctx: Ctx): Promise<Burst[]> {
     ctx.fake.latencyMs = UPSTREAM_LATENCY_MS;
     try {
       const answers = await burst(conns.flat(), path);
-      return summarise(label, answers, ctx.fake.count('/search'));
+      const calls = ctx.fake.requests.filter((r) => r.path === '/search');
+      const own = calls.length === 1 && calls[0].answeredAtHr !== undefined ? calls[0].answeredAtHr - calls[0].startedAtHr : undefined;
+      return { ...summarise(label, answers, calls.length), upstreamMs: own };
     } finally {
       ctx.fake.reset();
     }
@@ -963,6 +967,10 @@ function evaluate({ hot, hotInstructions, many, stamp, noisyRuns, pace, comp }: 
     check(`(c) stampede ${b.target}: every answer 200`, JSON.stringify(b.statuses), `200×${b.requests}`, b.statuses['200'] === b.requests, true);
     const server = b.serverLatency === undefined ? '' : ` (server-side ${fmt(b.serverLatency.p50, 1)} ms)`;
     check(`(c) stampede ${b.target}: client p50`, `${fmt(b.latency.p50, 1)} ms${server}`, `≤ ${UPSTREAM_LATENCY_MS + 50} ms`, b.latency.p50 <= UPSTREAM_LATENCY_MS + 50);
+    if (b.upstreamMs !== undefined) {
+      const own = `upstream's own time ${fmt(b.upstreamMs, 1)} ms`;
+      check(`(c) stampede ${b.target}: client p50 − upstream's own time`, `${fmt(b.latency.p50 - b.upstreamMs, 1)} ms (${own})`, 'reported', true);
+    }
   }
   if (noisyRuns) {
     const ns = noisyRuns[0];

@@ -335,6 +335,26 @@ describe(FakeNominatim.name, () => {
       expect(performance.now() - started).toBeGreaterThanOrEqual(145);
     });
 
+    it('counts latencyMs from the request\'s arrival, building the answer included, and records when it went out', async () => {
+      // An answer that takes tens of milliseconds to build (measured, not assumed).
+      fake.padTo = 1_000_000;
+      const q = new URLSearchParams('q=Berlin&format=json');
+      const t = performance.now();
+      fake.buildResponse({ method: 'GET', path: '/search', query: q, headers: {} });
+      const buildMs = performance.now() - t;
+      expect(buildMs).toBeGreaterThan(15);
+
+      fake.latencyMs = 150;
+      const res = await fetch(`${url}/search?${q}`);
+      expect(res.status).toBe(200);
+      expect((await res.arrayBuffer()).byteLength).toBeGreaterThanOrEqual(1_000_000);
+      const [entry] = fake.requests;
+      const answeredAfter = entry.answeredAtHr! - entry.startedAtHr;
+      expect(answeredAfter).toBeGreaterThanOrEqual(149);
+      // Built while the delay ran, not after it.
+      expect(answeredAfter).toBeLessThan(150 + buildMs / 2);
+    });
+
     it('latencyFn decides the delay per request', async () => {
       fake.latencyFn = (req) => (req.path === '/reverse' ? 200 : 0);
       const t0 = performance.now();
