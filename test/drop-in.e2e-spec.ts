@@ -46,11 +46,18 @@ describe('drop-in Nominatim (e2e)', () => {
   const direct = (pathAndQuery: string, headers: Record<string, string> = {}) => rawGet(`${fake.url}${pathAndQuery}`, headers);
   const last = (): FakeRequest => fake.requests[fake.requests.length - 1];
 
+  /**
+   * `want` is a second upstream answer, asked for after `got`: where Nominatim's XML names the second it
+   * was generated (the root's fixed-width timestamp), the two may differ by a second and nowhere else.
+   */
+  const untimed = (body: Buffer): string => body.toString('latin1').replace(/^(<\?xml[^>]*>\s*<\w+ timestamp=")[^"]*"/, '$1"');
+
   function expectSameAnswer(got: RawAnswer, want: RawAnswer): void {
     expect(got.status).toBe(want.status);
     expect(got.headers['content-type']).toBe(want.headers['content-type']);
     expect(got.headers['content-encoding']).toBeUndefined();
-    expect(got.body).toEqual(want.body);
+    expect(got.body.length).toBe(want.body.length);
+    expect(untimed(got.body)).toBe(untimed(want.body));
   }
 
   function expectMissHeaders(a: RawAnswer): void {
