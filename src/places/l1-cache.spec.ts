@@ -53,6 +53,15 @@ describe(L1Cache.name, () => {
     expect(slot.answer).toBeNull();
   });
 
+  it('finds an entry by key no longer than the Redis copy lives, and drops the entry then', () => {
+    const l1 = twoEntries();
+    l1.set('k', answer(T0 + 5000), T0);
+    expect(l1.slot('k', T0 + 4999)?.answer).toBeDefined();
+    expect(l1.slot('k', T0 + 5000)).toBeUndefined();
+    expect(l1.entries).toBe(0);
+    expect(l1.get('k', T0)).toBeUndefined();
+  });
+
   it('does not refresh the LRU order of a slot used again within L1_BUMP_MS (memcached-style)', () => {
     const l1 = twoEntries();
     l1.set('a', answer(), T0);

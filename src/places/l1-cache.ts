@@ -52,11 +52,7 @@ export class L1Cache {
   /** The live entry for `key`, put at the head of the LRU order. */
   slot(key: string, now: number): L1Slot | undefined {
     const s = this.lru?.get(key);
-    if (s === undefined) return undefined;
-    if (now >= s.answer!.staleUntil) {
-      this.lru!.delete(key);
-      return undefined;
-    }
+    if (s === undefined || this.live(s, now) === undefined) return undefined;
     s.bumped = now;
     return s;
   }
@@ -66,15 +62,25 @@ export class L1Cache {
    * what `get(slot.key)` would give, with the LRU order refreshed at most every L1_BUMP_MS.
    */
   use(s: L1Slot, now: number): CachedAnswer | undefined {
+    const a = this.live(s, now);
+    if (a === undefined) return undefined;
+    if (now - s.bumped >= L1_BUMP_MS) {
+      this.lru!.get(s.key);
+      s.bumped = now;
+    }
+    return a;
+  }
+
+  /**
+   * The slot's answer while it may still be served (fresh or stale within its Redis copy's life);
+   * past that the entry is dropped now rather than when lru-cache's own TTL next notices.
+   */
+  private live(s: L1Slot, now: number): CachedAnswer | undefined {
     const a = s.answer;
     if (a === null) return undefined;
     if (now >= a.staleUntil) {
       this.lru!.delete(s.key);
       return undefined;
-    }
-    if (now - s.bumped >= L1_BUMP_MS) {
-      this.lru!.get(s.key);
-      s.bumped = now;
     }
     return a;
   }
