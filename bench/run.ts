@@ -225,16 +225,16 @@ interface HitInstructions {
 // ------------------------------------------------------------------------------------------------
 // (b) hit path over many distinct cached keys
 
+/** (b)'s runs of each kind (100k keys, hot key), alternated and pooled: saturated, and at the fixed rate. */
+const B_SATURATED_RUNS = SMOKE ? 1 : 8;
+const B_FIXED_RATE_RUNS = SMOKE ? 1 : 2;
+
 /**
  * At saturation p50 is connections ÷ throughput: it restates CPU per request. So besides the
  * saturating run, the service with a large L1 and the raw ceiling are also measured on the hot key in
  * the same process, and both at a fixed rate on one connection, well below anyone's capacity, where
  * p50 is the latency of one hit.
  */
-/** (b)'s runs of each kind (100k keys, hot key), alternated and pooled: saturated, and at the fixed rate. */
-const B_SATURATED_RUNS = SMOKE ? 1 : 8;
-const B_FIXED_RATE_RUNS = SMOKE ? 1 : 2;
-
 async function manyKeys(ctx: Ctx, round: number): Promise<Measured[]> {
   await ctx.client.flushDb();
   const qs = Array.from({ length: CFG.keys }, (_, i) => `${i} main street springfield`);
