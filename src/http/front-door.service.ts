@@ -375,7 +375,7 @@ export class FrontDoor {
     let s = this.series.get(key);
     if (s !== undefined) return s;
     const labels = { route, method, status: String(status) };
-    const duration = this.metrics.httpDuration.labels({ route });
+    const duration = this.metrics.httpDuration.labels(route);
     // Methods are the client's choice: only the first few hundred combinations are kept bound (tallied).
     if (this.series.size >= 256) return { count: this.metrics.httpRequests.labels(labels), duration };
     s = { count: this.metrics.tally(this.metrics.httpRequests, labels), duration };
