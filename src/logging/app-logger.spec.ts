@@ -1,5 +1,5 @@
 import pino from 'pino';
-import { createAppLogger, flushLogger, isoTime, PinoNestLogger, requestLineWriter } from './app-logger';
+import { createAppLogger, flushLogger, isoTime, PinoNestLogger, RequestLine, requestLineFields, requestLineWriter } from './app-logger';
 
 describe(createAppLogger.name, () => {
   const capture = () => {
@@ -74,6 +74,18 @@ describe(createAppLogger.name, () => {
     } finally {
       jest.useRealTimers();
     }
+  });
+
+  it('writes the fields of a request line as JSON.stringify does, whatever characters they hold', () => {
+    const odd = ['', 'a"b', 'back\\slash', 'tab\tnew\nline', '\u0000\u001f\u007f', 'naïve ünïcode €', '\ud800 lone surrogate', 'x</script>', 'a b.c:d@e/f*g+h-i_j'];
+    const lines: RequestLine[] = [
+      { reqId: 'c0ffee00-1111-4222-8333-444455556666', method: 'GET', route: '/api', status: 200, ms: 0.42, cache: 'HIT', qhash: 'AbC-_dEf0123456z' },
+      { reqId: 'r', method: undefined, route: 'other', status: 499, ms: Number.NaN, cache: ['MISS', 'x"y'] },
+      { reqId: 'r', method: 'GET', route: '/api', status: 200, ms: 1e21, cache: 3 },
+      { reqId: 'r', method: 'GET', route: '/api', status: 200, ms: -0, cache: null },
+      ...odd.map((v) => ({ reqId: v, method: v, route: v, status: 200, ms: 5e-7, cache: v, qhash: v })),
+    ];
+    for (const line of lines) expect(requestLineFields(line)).toBe(JSON.stringify(line).slice(1, -1));
   });
 
   it('writes only what LOG_LEVEL lets through', () => {

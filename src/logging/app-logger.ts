@@ -77,18 +77,42 @@ export interface RequestLine {
   qhash?: string;
 }
 
+/** Characters JSON.stringify writes as they are: a string of only these needs no escaping. */
+const PLAIN_JSON = /^[\w .:@/*+-]*$/;
+
+function jsonString(s: string): string {
+  return PLAIN_JSON.test(s) ? `"${s}"` : JSON.stringify(s);
+}
+
+function jsonNumber(n: number): string {
+  return Number.isFinite(n) ? String(n) : 'null';
+}
+
+/**
+ * `JSON.stringify(line)` without its braces, byte for byte, written field by field: JSON.stringify
+ * of this object measured ~2.7 µs of a ~75 µs cache hit here (3.7 % of its CPU); the fields are a
+ * checked request id, a method, fixed labels, numbers and a hash, which seldom need escaping.
+ */
+export function requestLineFields(line: RequestLine): string {
+  let s = `"reqId":${jsonString(line.reqId)}`;
+  if (line.method !== undefined) s += `,"method":${jsonString(line.method)}`;
+  s += `,"route":${jsonString(line.route)},"status":${jsonNumber(line.status)},"ms":${jsonNumber(line.ms)}`;
+  if (line.cache !== undefined) s += `,"cache":${typeof line.cache === 'string' ? jsonString(line.cache) : JSON.stringify(line.cache)}`;
+  if (line.qhash !== undefined) s += `,"qhash":${jsonString(line.qhash)}`;
+  return s;
+}
+
 /**
  * Writes request lines at info level as `logger.info(line, 'request')` would, byte for byte (level,
  * time, the logger's bindings, the fields, msg), without pino's generic serialiser and the URL mask:
- * they cost ~7 µs of a ~100 µs cache hit, against ~1 µs for one JSON.stringify. The mask has nothing
- * to do here: no field can hold a URL (the request id is checked, the route is a fixed label, the
- * query is only a hash). The caller checks the level; a line with the query in it (debug) goes
- * through pino.
+ * they cost ~7 µs of a ~100 µs cache hit. The mask has nothing to do here: no field can hold a URL
+ * (the request id is checked, the route is a fixed label, the query is only a hash). The caller
+ * checks the level; a line with the query in it (debug) goes through pino.
  */
 export function requestLineWriter(logger: Logger): (line: RequestLine) => void {
   const stream = (logger as unknown as Record<symbol, pino.DestinationStream>)[pino.symbols.streamSym];
   const bindings = (logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym];
-  return (line) => stream.write(`{"level":"info"${isoTime()}${bindings},${JSON.stringify(line).slice(1, -1)},"msg":"request"}\n`);
+  return (line) => stream.write(`{"level":"info"${isoTime()}${bindings},${requestLineFields(line)},"msg":"request"}\n`);
 }
 
 /**
