@@ -1228,18 +1228,24 @@ export class FakeNominatim {
         this.crash(res, err);
       }
     };
-    if (delay > 0) {
-      const timer = setTimeout(
-        () => {
-          this.timers.delete(timer);
-          run();
-        },
-        Math.max(0, delay - (performance.now() - entry.startedAtHr)),
-      );
-      this.timers.add(timer);
-    } else {
-      run();
-    }
+    if (delay > 0) this.at(entry.startedAtHr + delay, run);
+    else run();
+  }
+
+  /**
+   * Runs `fn` once performance.now() reaches `due`. Node counts a timer from the event loop's cached
+   * clock, in whole milliseconds, which can be a millisecond or more behind the moment the request
+   * arrived: a timer that fires early is set again for what is left, so that the answer never leaves
+   * before its latency has passed.
+   */
+  private at(due: number, fn: () => void): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      const left = due - performance.now();
+      if (left > 0) this.at(due, fn);
+      else fn();
+    }, Math.max(0, Math.ceil(due - performance.now())));
+    this.timers.add(timer);
   }
 
   private fail(req: IncomingMessage, res: ServerResponse, failure: FakeFailure): void {
