@@ -300,7 +300,7 @@ export class FrontDoor {
     if (known !== undefined) return known;
     const c = canonicaliseRoute(route, query, lang);
     // Every field from the start, so that all sit in the object itself: a field added later goes to a
-    // separate property array, one more cold read for a hit over many keys.
+    // separate property array, one more object for a hit to reach.
     return c.ok && c.request.cacheable ? remember(this.canonical, key, { request: c.request, slot: undefined, qhash: undefined }, this.memoEntries) : undefined;
   }
 
