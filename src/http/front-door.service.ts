@@ -299,9 +299,7 @@ export class FrontDoor {
     const known = this.canonical.get(key);
     if (known !== undefined) return known;
     const c = canonicaliseRoute(route, query, lang);
-    // Every field from the start, so that all sit in the object itself: a field added later goes to a
-    // separate property array, one more object for a hit to reach.
-    return c.ok && c.request.cacheable ? remember(this.canonical, key, { request: c.request, slot: undefined, qhash: undefined }, this.memoEntries) : undefined;
+    return c.ok && c.request.cacheable ? remember(this.canonical, key, { request: c.request }, this.memoEntries) : undefined;
   }
 
   private serveHit(

@@ -37,26 +37,11 @@ export interface StoredAnswer {
 }
 
 /**
- * What writing an answer reads of it: a CachedAnswer, or an L1 entry's flat copy of one (L1Slot).
- */
-export interface ServedAnswer {
-  readonly status: number;
-  readonly contentType: string;
-  readonly body: Buffer;
-  readonly storedAt: number;
-  readonly freshUntil: number;
-  isFresh(now: number): boolean;
-  apiBody(cacheHit: boolean): Buffer;
-  gzip(minBytes: number): Buffer | null;
-  apiHitGzip(minBytes: number): Buffer | null;
-}
-
-/**
  * An answer ready to be served: the upstream status, Content-Type and body bytes exactly as received,
  * plus the times that decide whether it is fresh or stale. Variants (/api's wrapper, gzip) are built
  * once, on first use, and kept with the entry.
  */
-export class CachedAnswer implements ServedAnswer {
+export class CachedAnswer {
   private gzipBytes: Buffer | null;
   private apiBodies: { hit?: Buffer; miss?: Buffer; hitGzip?: Buffer } = {};
 

@@ -1,5 +1,5 @@
 import { CachedAnswer } from './cached-answer';
-import { L1_BUMP_MS, L1Cache, TIME_ORIGIN } from './l1-cache';
+import { L1_BUMP_MS, L1Cache } from './l1-cache';
 
 describe(L1Cache.name, () => {
   const T0 = 1_000_000;
@@ -14,12 +14,11 @@ describe(L1Cache.name, () => {
     l1.set('k', a, T0);
     const slot = l1.slot('k', T0)!;
     expect(slot.answer).toBe(a);
-    expect(l1.use(slot, T0 + 1)).toBe(slot);
+    expect(l1.use(slot, T0 + 1)).toBe(a);
     expect(l1.get('k', T0 + 1)).toBe(a);
 
     expect(l1.delete('k')).toBe(true);
     expect(slot.answer).toBeNull();
-    expect(slot.body.length).toBe(0);
     expect(l1.use(slot, T0 + 2)).toBeUndefined();
     expect(l1.get('k', T0 + 2)).toBeUndefined();
   });
@@ -86,7 +85,7 @@ describe(L1Cache.name, () => {
     expect(l1.get('b', T0 + L1_BUMP_MS)).toBeUndefined();
     // and the bump counts from then
     expect(l1.use(a, T0 + 2 * L1_BUMP_MS - 1)).toBeDefined();
-    expect(a.bumped + TIME_ORIGIN).toBe(T0 + L1_BUMP_MS);
+    expect(a.bumped).toBe(T0 + L1_BUMP_MS);
   });
 
   it('gives the slot of what it keeps from set, and nothing for what it does not keep', () => {
@@ -96,26 +95,6 @@ describe(L1Cache.name, () => {
     expect(l1.set('expired', answer(T0), T0)).toBeUndefined();
     expect(l1.set('too large', new CachedAnswer(200, 'text/plain', Buffer.alloc(10_000), T0, T0, T0 + 1000, false), T0)).toBeUndefined();
     expect(l1.entries).toBe(1);
-  });
-
-  it('serves from a slot what its answer serves: status, type, times, bytes and their variants', () => {
-    const l1 = twoEntries();
-    const now = Date.now();
-    const a = new CachedAnswer(200, 'application/json; charset=utf-8', Buffer.from('[{"place_id":1}]'), now - 5000, now + 60_000, now + 120_000, false);
-    const slot = l1.set('k', a, now)!;
-    expect([slot.status, slot.contentType, slot.storedAt, slot.freshUntil]).toEqual([a.status, a.contentType, a.storedAt, a.freshUntil]);
-    expect(slot.body).toBe(a.body);
-    expect([slot.isFresh(now + 59_999), slot.isFresh(now + 60_000)]).toEqual([true, false]);
-    expect([slot.servable(now + 119_999), slot.servable(now + 120_000)]).toEqual([true, false]);
-    expect(slot.apiBody(true).toString()).toBe('{"cache":true,"data":[{"place_id":1}]}');
-    expect(slot.apiBody(true)).toBe(a.apiBody(true));
-    expect(slot.apiBody(false)).toBe(a.apiBody(false));
-    expect(slot.gzip(1)).toBe(a.gzip(1));
-    expect(slot.apiHitGzip(1)).toBe(a.apiHitGzip(1));
-
-    l1.clear();
-    expect(slot.servable(now)).toBe(false);
-    expect([slot.answer, slot.body.length]).toEqual([null, 0]);
   });
 
   it('holds nothing with a size of 0', () => {

@@ -5,7 +5,7 @@ import { RedisConnectionService } from '../cache/redis-connection.service';
 import { RedisUnavailableError } from '../cache/redis-guard';
 import { cacheConfig, CacheConfig } from '../config/configuration';
 import { CounterSeries, MetricsService } from '../metrics/metrics.service';
-import { CachedAnswer, isEmptyAnswer, ServedAnswer, StoredAnswer } from './cached-answer';
+import { CachedAnswer, isEmptyAnswer, StoredAnswer } from './cached-answer';
 import { FillLock } from './fill-lock';
 import { GatewayError } from './gateway.errors';
 import { L1Cache, L1Holder } from './l1-cache';
@@ -18,7 +18,7 @@ export const FILL_LOCK = 'FILL_LOCK';
 export type CacheOutcome = 'HIT' | 'MISS' | 'STALE' | 'BYPASS';
 
 export interface Resolution {
-  answer: ServedAnswer;
+  answer: CachedAnswer;
   outcome: CacheOutcome;
   /** the answer is in the cache (false for upstream 4xx answers and /details) */
   stored: boolean;
@@ -133,13 +133,13 @@ export class PlacesCacheService implements OnModuleDestroy {
    * slot between hits of the same request target: while it is live, a hit needs no L1 key lookup.
    */
   fromMemory(req: CanonicalRequest, now: number, held?: L1Holder): Resolution | undefined {
-    let entry = held?.slot === undefined ? undefined : this.l1.use(held.slot, now);
-    if (entry === undefined) {
-      entry = this.l1.slot(req.key, now);
-      if (held !== undefined) held.slot = entry;
+    let answer = held?.slot === undefined ? undefined : this.l1.use(held.slot, now);
+    if (answer === undefined) {
+      const slot = this.l1.slot(req.key, now);
+      if (held !== undefined) held.slot = slot;
+      answer = slot?.answer ?? undefined;
     }
-    // The entry itself is written, not its answer: see L1Slot.
-    return entry === undefined ? undefined : this.servable(req, entry, 'l1', now);
+    return answer === undefined ? undefined : this.servable(req, answer, 'l1', now);
   }
 
   /**
@@ -236,7 +236,7 @@ export class PlacesCacheService implements OnModuleDestroy {
     }
   }
 
-  private servable(req: CanonicalRequest, answer: ServedAnswer, tier: 'l1' | 'l2', now: number): Resolution | undefined {
+  private servable(req: CanonicalRequest, answer: CachedAnswer, tier: 'l1' | 'l2', now: number): Resolution | undefined {
     if (answer.isFresh(now)) {
       this.hits[tier].inc();
       return { answer, outcome: 'HIT', stored: true, tier };
