@@ -22,4 +22,9 @@ async function bootstrap(): Promise<void> {
   new Logger('Bootstrap').log(`places-cache listening on http://${config.host}:${config.port} (docs at /docs)`);
 }
 
-void bootstrap();
+// A start-up that fails after the configuration (the port taken, say) stops the process with its reason,
+// rather than as an unhandled rejection.
+bootstrap().catch((e: unknown) => {
+  process.stderr.write(`places-cache could not start: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});

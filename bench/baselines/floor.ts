@@ -31,4 +31,8 @@ async function main(): Promise<void> {
   announce(server);
 }
 
-void main();
+// A baseline that cannot start says why and exits, so the driver sees it at once.
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -43,4 +43,8 @@ async function main(): Promise<void> {
   server.listen(0, '127.0.0.1', () => announce(server));
 }
 
-void main();
+// A baseline that cannot start says why and exits, so the driver sees it at once.
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
