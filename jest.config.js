@@ -18,6 +18,8 @@ const base = {
     ],
   },
   transformIgnorePatterns: ['/node_modules/(?!@nestjs/)'],
+  // Stops what a failed test left running, so that Jest exits after a failure too (see the file).
+  setupFilesAfterEnv: ['<rootDir>/test/support/jest-setup.ts'],
 };
 
 module.exports = {

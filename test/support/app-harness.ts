@@ -5,6 +5,7 @@ import { createApp } from '../../src/app.setup';
 import { setLogDestination } from '../../src/logging/app-logger';
 import { APP_LOGGER } from '../../src/logging/logging.module';
 import { configVariables } from './config-variables';
+import { track } from './leftovers';
 
 /** One line the app logged (pino JSON), with its parsed fields. */
 export interface LogLine {
@@ -68,14 +69,22 @@ export async function startApp(env: Record<string, string | undefined>, options:
     await app.close();
     throw new Error('captureLogs: the app logger does not write to the capture stream; update captureAppLogger');
   }
-  await app.listen(0, '127.0.0.1');
-  const { port } = app.getHttpServer().address() as AddressInfo;
-  return {
-    app,
-    url: `http://127.0.0.1:${port}`,
-    logs,
-    close: () => app.close(),
+  let closing: Promise<void> | undefined;
+  const forget = track('app', 'an app', () => close());
+  // Once only: the leftovers' cleanup may close an app the test closes too.
+  const close = (): Promise<void> => {
+    forget();
+    closing ??= app.close();
+    return closing;
   };
+  try {
+    await app.listen(0, '127.0.0.1');
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  const { port } = app.getHttpServer().address() as AddressInfo;
+  return { app, url: `http://127.0.0.1:${port}`, logs, close };
 }
 
 /**

@@ -13,6 +13,7 @@ import http, { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { track } from './leftovers';
 
 const HOST = '127.0.0.1';
 const FIXTURE_DIR = join(__dirname, '..', 'fixtures', 'nominatim');
@@ -1069,6 +1070,7 @@ export class FakeNominatim {
   private persistentFailure: FakeFailure | null = null;
   private handler: FakeHandler | null = null;
   private baseUrl: string | undefined;
+  private forget: () => void = () => undefined;
 
   constructor(options: FakeNominatimOptions = {}) {
     this.options = {
@@ -1110,6 +1112,7 @@ export class FakeNominatim {
     this.server = server;
     const { port } = server.address() as AddressInfo;
     this.baseUrl = `http://${HOST}:${port}`;
+    this.forget = track('upstream', `the fake Nominatim on port ${port}`, () => this.stop());
     return this.baseUrl;
   }
 
@@ -1117,6 +1120,7 @@ export class FakeNominatim {
   async stop(): Promise<void> {
     const server = this.server;
     if (!server) return;
+    this.forget();
     this.server = undefined;
     this.baseUrl = undefined;
     for (const t of this.timers) clearTimeout(t);

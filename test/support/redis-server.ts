@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
+import { track } from './leftovers';
 
 const HOST = '127.0.0.1';
 const READY_TIMEOUT_MS = 10_000;
@@ -142,6 +143,8 @@ class RedisServer implements RedisProcess {
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
   private log = '';
+  /** Drops this server from the leftovers (test/support/leftovers.ts) once stopped. */
+  forget: () => void = () => undefined;
 
   constructor(
     readonly port: number,
@@ -237,6 +240,7 @@ class RedisServer implements RedisProcess {
   }
 
   async stop(): Promise<void> {
+    this.forget();
     const child = this.child;
     if (child && live.has(child)) {
       if (paused.has(child)) await this.resume();
@@ -299,6 +303,7 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisPro
     const server = new RedisServer(await freePort(), opts.password, Boolean(opts.tls), dir);
     try {
       await server.launch();
+      server.forget = track('redis', `redis-server on port ${server.port}`, () => server.stop());
       return server;
     } catch (err) {
       lastError = err;

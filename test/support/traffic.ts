@@ -4,6 +4,8 @@
  * pause between requests. Every answer is recorded with its timing and X-Cache.
  */
 
+import { track } from './leftovers';
+
 export interface Sample {
   client: number;
   kind: 'hit' | 'miss';
@@ -80,16 +82,17 @@ export function startTraffic(baseUrl: string, options: TrafficOptions): Traffic 
     }
   };
   const done = Promise.all(Array.from({ length: clients }, (_, id) => client(id)));
-  return {
-    samples,
-    stalls: lag.stalls,
-    async stop() {
-      running = false;
-      await done;
-      lag.stop();
-      return samples;
-    },
+  const stop = async (): Promise<Sample[]> => {
+    forget();
+    running = false;
+    await done;
+    lag.stop();
+    return samples;
   };
+  const forget = track('traffic', 'a request stream', async () => {
+    await stop();
+  });
+  return { samples, stalls: lag.stalls, stop };
 }
 
 /** A short, readable account of samples for assertion messages. */
@@ -121,6 +124,8 @@ export function watchEventLoop(): { stalls: Stall[]; stop(): void } {
     if (late >= 20) stalls.push({ end: Date.now(), ms: late });
     last = now;
   }, 5);
+  // A monitor: it must never be what keeps the process alive (a test that fails never stops it).
+  timer.unref();
   return { stalls, stop: () => clearInterval(timer) };
 }
 
