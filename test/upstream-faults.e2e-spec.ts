@@ -319,6 +319,9 @@ describe.each([
 
       const first = await together([`${svc.url}${path}`]);
       expect(first.answers[0].headers.get('x-cache')).toBe('STALE');
+      // Served by stale-while-revalidate, before any upstream answer: stale-if-error (after the failed
+      // upstream call) would give the same X-Cache and, for a quick 500, nearly the same timing.
+      expect(first.answers[0].headers.get('cache-status')).toMatch(/; fwd=stale; ttl=-?\d+; detail=stale-while-revalidate$/);
       expectAtOnce(first);
       await eventually(() => fake.count() === before + 1, 1000, 10);
       await sleep(failsAfterMs + 200); // the refresh has failed by now
@@ -327,6 +330,7 @@ describe.each([
       const again = later.answers[0];
       expect(again.status).toBe(200);
       expect(again.headers.get('x-cache')).toBe('STALE');
+      expect(again.headers.get('cache-status')).toMatch(/; fwd=stale; ttl=-?\d+; detail=stale-while-revalidate$/);
       expectAtOnce(later);
       expect(JSON.parse(again.body)).toEqual({ cache: true, data: [{ place_id: 1, display_name: `${q} v1` }] });
 
