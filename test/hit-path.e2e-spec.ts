@@ -1,5 +1,6 @@
 import http from 'node:http';
 import net from 'node:net';
+import { gunzipSync } from 'node:zlib';
 import { RedisConnectionService } from '../src/cache/redis-connection.service';
 import { eventually, RunningApp, startApp } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';
@@ -90,6 +91,11 @@ async function monitor(port: number): Promise<{ lines: string[]; stop: () => voi
   return { lines, stop: () => socket.destroy() };
 }
 
+/** GET commands Redis ran since `before` (INFO commandstats; a hit's read of an answer is one GET). */
+async function redisReads(redis: RedisProcess, before: Record<string, number>): Promise<number> {
+  return ((await redis.commandCalls()).get ?? 0) - (before.get ?? 0);
+}
+
 jest.setTimeout(60_000);
 
 describe('hit path (e2e): a hit answers like the miss before it', () => {
@@ -137,10 +143,30 @@ describe('hit path (e2e): a hit answers like the miss before it', () => {
 
     it('gzip to a client that takes it, Origin and X-Request-Id as sent', async () => {
       const headers = { 'Accept-Encoding': 'gzip, deflate', Origin: 'https://app.example', 'X-Request-Id': 'trace-42' };
-      const [miss, hit] = await missThenHit(url, '/search?q=Springfield&format=geojson', 'GET', headers);
+      const path = '/search?q=Springfield&format=geojson';
+      const [miss, hit] = await missThenHit(url, path, 'GET', headers);
       expect(hit.headers['content-encoding']).toBe('gzip');
       expect(hit.headers['x-request-id']).toBe('trace-42');
       expectSameAnswer(miss, hit, false);
+      // The gzip bytes are the answer: the same bytes a client that takes no gzip gets.
+      const plain = await send(`${url}${path}`);
+      expect(plain.headers['x-cache']).toBe('HIT');
+      expect(plain.headers['content-encoding']).toBeUndefined();
+      expect(plain.body.length).toBeGreaterThanOrEqual(1024); // COMPRESS_MIN_BYTES: worth compressing
+      expect(gunzipSync(hit.body)).toEqual(plain.body);
+      expect(gunzipSync(miss.body)).toEqual(plain.body);
+    });
+
+    it('gzip of /api: the hit\'s {"cache":true,…} wrapper compressed', async () => {
+      const path = '/api?q=Springfield';
+      const miss = await send(`${url}${path}`);
+      expect(miss.headers['x-cache']).toBe('MISS');
+      const hit = await send(`${url}${path}`, 'GET', { 'Accept-Encoding': 'gzip' });
+      const plain = await send(`${url}${path}`);
+      expect([hit.headers['x-cache'], hit.headers['content-encoding']]).toEqual(['HIT', 'gzip']);
+      expect(plain.headers['content-encoding']).toBeUndefined();
+      expect(gunzipSync(hit.body)).toEqual(plain.body);
+      expect(plain.body.toString()).toBe(miss.body.toString().replace('{"cache":false,', '{"cache":true,'));
     });
 
     it('HEAD', async () => {
@@ -221,8 +247,11 @@ describe('hit path (e2e): a hit answers like the miss before it', () => {
       }
       const url = await boot({ L1_MAX_BYTES: '4096' });
       const before = fake.count();
+      const gets = await redis.commandCalls();
       const answers = await Promise.all(Array.from({ length: 10 }, () => send(`${url}${path}`)));
       expect(fake.count()).toBe(before);
+      // Ten reads: nothing for L1 to keep, so no request can be served by another's read.
+      expect(await redisReads(redis, gets)).toBe(10);
       for (const a of answers) {
         expect(a.status).toBe(200);
         expect(a.headers['x-cache']).toBe('HIT');
@@ -234,10 +263,16 @@ describe('hit path (e2e): a hit answers like the miss before it', () => {
   describe('from Redis (L2, no L1)', () => {
     it('GET /search and /api', async () => {
       const url = await boot({ L1_MAX_BYTES: '0' });
-      const [miss, hit] = await missThenHit(url, '/search?q=Reykjav%C3%ADk&format=json');
-      expectSameAnswer(miss, hit, false);
-      const [apiMiss, apiHit] = await missThenHit(url, '/api?q=Moscow');
-      expectSameAnswer(apiMiss, apiHit, true);
+      for (const [path, api] of [['/search?q=Reykjav%C3%ADk&format=json', false], ['/api?q=Moscow', true]] as const) {
+        const [miss, hit] = await missThenHit(url, path);
+        expectSameAnswer(miss, hit, api);
+        // Each hit is one Redis read: nothing is kept in memory.
+        for (let i = 1; i <= 3; i++) {
+          const gets = await redis.commandCalls();
+          const again = await send(`${url}${path}`);
+          expect([path, i, again.headers['x-cache'], await redisReads(redis, gets)]).toEqual([path, i, 'HIT', 1]);
+        }
+      }
     });
   });
 

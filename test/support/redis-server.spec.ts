@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import tls from 'node:tls';
+import { createClient } from 'redis';
 import { freePort, startRedis, type RedisProcess } from './redis-server';
 
 /** Raw round trip: writes `payload`, resolves with the first reply line. */
@@ -140,6 +141,28 @@ describe(startRedis.name, () => {
       await expect(tcpPing(redis.port)).resolves.toMatch(/^-NOAUTH/);
       await expect(redis.ping()).resolves.toBe('+PONG');
     } finally {
+      await redis.stop();
+    }
+  });
+
+  it('users: an ACL user is held to its rule; commandCalls() counts what ran, by command', async () => {
+    const redis = await startRedis({ users: ['limited on >pw ~* +@all -keys'] });
+    const client = createClient({ url: `redis://limited:pw@127.0.0.1:${redis.port}` });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      const before = await redis.commandCalls();
+      await client.set('k', 'v');
+      await client.get('k');
+      await client.get('k');
+      await expect(client.keys('*')).rejects.toThrow(/NOPERM/);
+      const after = await redis.commandCalls();
+      expect((after.get ?? 0) - (before.get ?? 0)).toBe(2);
+      expect((after.set ?? 0) - (before.set ?? 0)).toBe(1);
+      // A refused command did not run: no calls (Redis 7 lists it, with rejected_calls=1).
+      expect(after.keys ?? 0).toBe(0);
+    } finally {
+      await client.quit().catch(() => undefined);
       await redis.stop();
     }
   });

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
+import { createClient } from 'redis';
 import { track } from './leftovers';
 
 const HOST = '127.0.0.1';
@@ -20,6 +21,8 @@ export interface StartRedisOptions {
   tls?: boolean;
   /** Set `requirepass`. */
   password?: string;
+  /** ACL users besides `default`, one rule line each, e.g. `app on >secret ~* &* +@all -keys`. */
+  users?: string[];
 }
 
 export interface RedisProcess {
@@ -47,6 +50,11 @@ export interface RedisProcess {
   ping(timeoutMs?: number): Promise<string>;
   /** What the server printed (useful in failure messages). */
   output(): string;
+  /**
+   * How many times each command ran since the server started (INFO commandstats), by lower-case name
+   * (`get`, `set`, `evalsha`, …), asked as the default user. The question itself adds an `info`.
+   */
+  commandCalls(): Promise<Record<string, number>>;
 }
 
 /** A free TCP port on 127.0.0.1 (listen on 0, read it, close). */
@@ -151,6 +159,7 @@ class RedisServer implements RedisProcess {
     readonly password: string | undefined,
     readonly tls: boolean,
     private readonly dir: string,
+    private readonly users: string[] = [],
   ) {}
 
   get certDir(): string | undefined {
@@ -190,6 +199,7 @@ class RedisServer implements RedisProcess {
       args.push('--port', String(this.port));
     }
     if (this.password !== undefined) args.push('--requirepass', this.password);
+    for (const rule of this.users) args.push('--user', ...rule.split(' ').filter(Boolean));
 
     this.log = '';
     const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -291,6 +301,20 @@ class RedisServer implements RedisProcess {
   ping(timeoutMs = 1_000): Promise<string> {
     return pingOnce(this.port, { tls: this.tls, password: this.password, timeoutMs });
   }
+
+  async commandCalls(): Promise<Record<string, number>> {
+    const client = createClient({ url: this.url, socket: this.tls ? { tls: true, rejectUnauthorized: false } : {} });
+    client.on('error', () => undefined);
+    await client.connect();
+    try {
+      const info = await client.info('commandstats');
+      const calls: Record<string, number> = {};
+      for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls[m[1]] = Number(m[2]);
+      return calls;
+    } finally {
+      await client.quit();
+    }
+  }
 }
 
 /** Starts a private redis-server on a free port and resolves once it answers PING. */
@@ -300,7 +324,7 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisPro
   // The port is free when picked but could be taken before redis binds it: retry with another.
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
-    const server = new RedisServer(await freePort(), opts.password, Boolean(opts.tls), dir);
+    const server = new RedisServer(await freePort(), opts.password, Boolean(opts.tls), dir, opts.users);
     try {
       await server.launch();
       server.forget = track('redis', `redis-server on port ${server.port}`, () => server.stop());
