@@ -1,0 +1,142 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../src/config/configuration';
+import { BuiltApp, buildApp } from './support/build-app';
+import { configVariables } from './support/config-variables';
+import { freePort } from './support/redis-server';
+
+/*
+ * README, "Configuration": "All settings are environment variables, validated at start-up: a bad value
+ * stops the process with one message naming the variable and what it accepts."
+ */
+
+jest.setTimeout(60_000);
+
+/** The variables of the README's configuration table, in its order. */
+function readmeVariables(): string[] {
+  const readme = readFileSync(join(__dirname, '..', 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Configuration'), readme.indexOf('\n## ', readme.indexOf('## Configuration') + 1));
+  return [...section.matchAll(/^\| `([A-Z0-9_]+)` \|/gm)].map((m) => m[1]);
+}
+
+/** Variables that take any text: nothing to refuse. */
+const ANY_TEXT = ['HOST', 'CORS_ORIGINS'];
+
+/** A bad value for every other variable, and what the message must say it accepts. */
+const BAD: Record<string, [value: string, accepts: string]> = {
+  PORT: ['65536', 'PORT must be a whole number from 0 to 65535 (got "65536")'],
+  REDIS_URL: ['http://redis:6379', 'REDIS_URL must use redis:// or rediss://'],
+  REDIS_TLS_URL: ['tls.example:notaport', 'REDIS_TLS_URL must be a host, host:port, redis://… or rediss://… URL (got "tls.example:notaport")'],
+  REDIS_OP_TIMEOUT_MS: ['5', 'REDIS_OP_TIMEOUT_MS must be a whole number from 10 to 10000 (got "5")'],
+  CACHE_TTL_SECONDS: ['0', 'CACHE_TTL_SECONDS must be a whole number from 1 to'],
+  STATUS_TTL_SECONDS: ['ten', 'STATUS_TTL_SECONDS must be a whole number from 1 to 86400 (got "ten")'],
+  EMPTY_TTL_SECONDS: ['-5', 'EMPTY_TTL_SECONDS must be a whole number from 1 to'],
+  STALE_IF_ERROR_SECONDS: ['1d', 'STALE_IF_ERROR_SECONDS must be a whole number from 0 to 2592000 (got "1d")'],
+  STALE_WHILE_REVALIDATE_SECONDS: ['1.5', 'STALE_WHILE_REVALIDATE_SECONDS must be a whole number from 0 to 2592000 (got "1.5")'],
+  L1_MAX_BYTES: ['64MiB', 'L1_MAX_BYTES must be a whole number from 0 to'],
+  COMPRESS_MIN_BYTES: ['-1', 'COMPRESS_MIN_BYTES must be a whole number from 0 to'],
+  NOMINATIM_URL: ['nominatim.example', 'NOMINATIM_URL must be an http:// or https:// URL (got "nominatim.example")'],
+  NOMINATIM_USER_AGENT: ['my-app/1.0\r\nX-Injected: 1', 'NOMINATIM_USER_AGENT must be one line'],
+  NOMINATIM_EMAIL: ['ops at example.org', 'NOMINATIM_EMAIL must be an e-mail address (got "ops at example.org")'],
+  NOMINATIM_MAX_RPS: ['0', 'NOMINATIM_MAX_RPS must be a number from 0.01 to 1000 (got "0")'],
+  UPSTREAM_TIMEOUT_MS: ['50', 'UPSTREAM_TIMEOUT_MS must be a whole number from 100 to 25000 (got "50")'],
+  UPSTREAM_QUEUE_MAX_WAIT_MS: ['30000', 'UPSTREAM_QUEUE_MAX_WAIT_MS must be a whole number from 0 to 25000 (got "30000")'],
+  RATE_LIMIT_ENABLED: ['sometimes', 'RATE_LIMIT_ENABLED must be true or false (got "sometimes")'],
+  RATE_LIMIT_WINDOW_SECONDS: ['0', 'RATE_LIMIT_WINDOW_SECONDS must be a whole number from 1 to 3600 (got "0")'],
+  RATE_LIMIT_MISSES: ['0', 'RATE_LIMIT_MISSES must be a whole number from 1 to 1000000 (got "0")'],
+  RATE_LIMIT_HITS: ['lots', 'RATE_LIMIT_HITS must be a whole number from 1 to 100000000 (got "lots")'],
+  TRUST_PROXY: ['heroku', 'TRUST_PROXY must be true or false (got "heroku")'],
+  ADMIN_TOKEN: ['short-token', 'ADMIN_TOKEN must be at least 16 characters when set'],
+  METRICS_TOKEN: ['short-token', 'METRICS_TOKEN must be at least 16 characters when set'],
+  LOG_LEVEL: ['loud', 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent (got "loud")'],
+  MAX_URL_BYTES: ['100', 'MAX_URL_BYTES must be a whole number from 256 to 65536 (got "100")'],
+  SHUTDOWN_TIMEOUT_MS: ['30000', 'SHUTDOWN_TIMEOUT_MS must be a whole number from 0 to 25000 (got "30000")'],
+};
+
+function problemsOf(env: Record<string, string>): string {
+  try {
+    loadConfig(env);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return 'accepted';
+}
+
+describe('configuration: what the README table promises', () => {
+  it('documents exactly the variables the configuration reads', () => {
+    expect([...readmeVariables()].sort()).toEqual(configVariables());
+  });
+
+  it('has a bad value here for every variable that is not free text', () => {
+    expect(Object.keys(BAD).sort()).toEqual(configVariables().filter((name) => !ANY_TEXT.includes(name)));
+  });
+
+  it.each(Object.entries(BAD))('refuses a bad %s on its own, naming it and what it accepts', (name, [value, accepts]) => {
+    const message = problemsOf({ [name]: value });
+    expect(message).toMatch(/^Invalid configuration: /);
+    expect(message).toContain(accepts);
+    // One problem, this one: nothing else is blamed.
+    expect(message.split('; ')).toHaveLength(1);
+  });
+});
+
+describe('configuration: a bad value stops the process (node main.js)', () => {
+  let build: BuiltApp;
+
+  beforeAll(async () => {
+    build = await buildApp();
+  });
+
+  afterAll(() => build?.remove());
+
+  /** Runs the app with only `env` (and PATH, NODE_PATH) until it exits. */
+  function run(env: Record<string, string>): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [build.main], {
+        env: { PATH: process.env.PATH ?? '', ...build.env, HOST: '127.0.0.1', NOMINATIM_URL: 'http://127.0.0.1:9', ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.once('error', reject);
+      // A process that did not stop would still be listening: the test times out on it, and the
+      // leftover is killed here rather than left running.
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      child.once('close', (code, signal) => {
+        clearTimeout(timer);
+        resolve({ code, signal, stdout, stderr });
+      });
+    });
+  }
+
+  it('exits 1 with one line on stderr naming every bad variable and what it accepts, before starting anything', async () => {
+    const env = Object.fromEntries(Object.entries(BAD).map(([name, [value]]) => [name, value]));
+    // REDIS_TLS_URL wins over REDIS_URL (and so hides it): REDIS_URL is tried alone below.
+    delete env.REDIS_TLS_URL;
+    env.PORT = String(await freePort()); // the one good value: a port it would have listened on
+    const { code, signal, stdout, stderr } = await run(env);
+    expect({ code, signal }).toEqual({ code: 1, signal: null });
+    expect(stdout).toBe('');
+    const lines = stderr.split('\n').filter((l) => l !== '');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^Invalid configuration: /);
+    for (const [name, [, accepts]] of Object.entries(BAD)) {
+      if (name === 'REDIS_TLS_URL' || name === 'PORT') continue;
+      expect(lines[0]).toContain(accepts);
+    }
+  });
+
+  it.each([
+    ['REDIS_URL', 'redis://:hunter2@cache.example:6379/zero', 'REDIS_URL database must be a number (got "zero")'],
+    ['REDIS_TLS_URL', BAD.REDIS_TLS_URL[0], BAD.REDIS_TLS_URL[1]],
+    ['PORT', BAD.PORT[0], BAD.PORT[1]],
+  ])('exits 1 on a bad %s alone', async (name, value, accepts) => {
+    const { code, signal, stdout, stderr } = await run({ [name]: value });
+    expect({ code, signal, stdout }).toEqual({ code: 1, signal: null, stdout: '' });
+    expect(stderr).toBe(`Invalid configuration: ${accepts}\n`);
+    expect(stderr).not.toContain('hunter2');
+  });
+});
