@@ -3,6 +3,7 @@ import { eventually, RunningApp, startApp } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';
 import { parsePrometheus, Sample, sampleValue } from './support/prometheus';
 import { RedisProcess, startRedis } from './support/redis-server';
+import { stalledDuring, timedGet, watchEventLoop } from './support/traffic';
 
 // The e2e project's testTimeout is not applied per project by Jest 30; these tests spawn processes and wait.
 jest.setTimeout(60_000);
@@ -435,6 +436,145 @@ describe('operations (e2e): health, metrics, request ids and logs', () => {
       for (const line of svc.logs) {
         expect(line.raw).not.toContain(password);
         expect(() => JSON.parse(line.raw)).not.toThrow();
+      }
+    });
+  });
+
+  describe('/health/ready with Redis frozen (SIGSTOP)', () => {
+    const OP_TIMEOUT_MS = 300;
+    let redis: RedisProcess;
+    let svc: RunningApp;
+
+    beforeAll(async () => {
+      redis = await startRedis();
+      svc = await startApp({ REDIS_URL: redis.url, NOMINATIM_URL: upstream.url, REDIS_OP_TIMEOUT_MS: String(OP_TIMEOUT_MS) });
+      await eventually(async () => (await getJson(svc, '/health/ready')).body.details.redis.state === 'ready');
+    });
+
+    afterAll(async () => {
+      await svc.close();
+      await redis.stop();
+    });
+
+    it('answers within REDIS_OP_TIMEOUT_MS, 200 degraded, while Redis stays frozen', async () => {
+      const lag = watchEventLoop();
+      await redis.pause();
+      let answer: Awaited<ReturnType<typeof timedGet>> | 'none while Redis was frozen';
+      try {
+        // Without the bound the PING would wait for Redis to wake: it wakes here only after the answer (or long after).
+        answer = await Promise.race([
+          timedGet(`${svc.url}/health/ready`, 30_000),
+          new Promise<'none while Redis was frozen'>((resolve) => setTimeout(() => resolve('none while Redis was frozen'), 30 * OP_TIMEOUT_MS)),
+        ]);
+      } finally {
+        await redis.resume();
+        lag.stop();
+      }
+      if (answer === 'none while Redis was frozen') throw new Error(`/health/ready gave ${answer}`);
+      expect(answer.status).toBe(200);
+      const body = JSON.parse(answer.body) as HealthBody;
+      expect(body).toEqual(
+        healthy('degraded', 'redis', {
+          status: 'degraded',
+          state: 'unresponsive',
+          message: `Redis unavailable: redis ping timed out after ${OP_TIMEOUT_MS} ms; serving without the shared cache (X-Cache: BYPASS)`,
+          responseTimeMs: expect.any(Number),
+        }),
+      );
+      // It did wait for the PING, for the bound and not much more: what this process spent otherwise
+      // (event-loop stalls on a loaded machine) is not the app waiting on Redis.
+      expect(body.details.redis.responseTimeMs).toBeGreaterThanOrEqual(OP_TIMEOUT_MS - 1);
+      const own = answer.ms - stalledDuring(lag.stalls, answer.start, answer.end);
+      expect(own < 2 * OP_TIMEOUT_MS ? 'within the bound' : `${answer.ms.toFixed(0)} ms, ${own.toFixed(0)} ms without stalls`).toBe('within the bound');
+    });
+  });
+
+  describe('what the cache and the pacing did, counted (places_cache_outcomes_total, places_pacing_rejected_total, places_redis_errors_total)', () => {
+    /** The sum of a metric's samples whose labels include `labels`. */
+    const total = async (svc: RunningApp, name: string, labels: Record<string, string> = {}): Promise<number> => {
+      const { samples } = await scrape(svc);
+      return samples
+        .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+        .reduce((sum, s) => sum + s.value, 0);
+    };
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+    it('stale: every STALE answer, served by stale-while-revalidate or by stale-if-error', async () => {
+      const swr = await startApp({ NOMINATIM_URL: upstream.url, CACHE_TTL_SECONDS: '1', STALE_WHILE_REVALIDATE_SECONDS: '30' });
+      const sie = await startApp({ NOMINATIM_URL: upstream.url, CACHE_TTL_SECONDS: '1', STALE_WHILE_REVALIDATE_SECONDS: '0' });
+      try {
+        for (const svc of [swr, sie]) expect((await fetch(`${svc.url}/api?q=Lisbon`)).headers.get('x-cache')).toBe('MISS');
+        await sleep(1200); // past the 1 s TTL
+        // Nominatim fails from now on: stale-if-error's case, and stale-while-revalidate's refreshes fail.
+        upstream.failAll({ status: 500, body: 'Internal Server Error' });
+        for (const [svc, detail] of [[swr, 'stale-while-revalidate'], [sie, 'stale-if-error']] as const) {
+          for (let i = 0; i < 3; i++) {
+            const res = await fetch(`${svc.url}/api?q=Lisbon`);
+            expect([res.status, res.headers.get('x-cache'), res.headers.get('cache-status')?.endsWith(`detail=${detail}`)]).toEqual([200, 'STALE', true]);
+          }
+          expect([detail, await total(svc, 'places_cache_outcomes_total', { outcome: 'stale' })]).toEqual([detail, 3]);
+        }
+      } finally {
+        upstream.failAll(null);
+        await Promise.all([swr.close(), sie.close()]);
+      }
+    });
+
+    it('coalesced: every request that waited for another one\'s upstream call', async () => {
+      const svc = await startApp({ NOMINATIM_URL: upstream.url });
+      try {
+        upstream.latencyMs = 300;
+        const answers = await Promise.all(Array.from({ length: 20 }, () => fetch(`${svc.url}/api?q=Cairo`)));
+        expect(upstream.count()).toBe(1);
+        const collapsed = answers.filter((r) => r.headers.get('cache-status')?.endsWith('; collapsed')).length;
+        expect(collapsed).toBe(19);
+        expect(await total(svc, 'places_cache_outcomes_total', { outcome: 'coalesced' })).toBe(collapsed);
+      } finally {
+        await svc.close();
+      }
+    });
+
+    it('pacing refusals: each 503 for a full queue and each for a cool-down, by reason', async () => {
+      const svc = await startApp({ NOMINATIM_URL: upstream.url, NOMINATIM_MAX_RPS: '1', UPSTREAM_QUEUE_MAX_WAIT_MS: '0' });
+      const code = async (res: Response) => [res.status, ((await res.json()) as { code?: string }).code ?? 'none'];
+      try {
+        // One slot a second and no waiting: of five misses at once, one goes upstream, the others are refused.
+        const burst = await Promise.all(['Lima', 'Quito', 'Bogota', 'Caracas', 'Santiago'].map(async (q) => code(await fetch(`${svc.url}/api?q=${q}`))));
+        const queueFull = burst.filter(([status, c]) => status === 503 && c === 'upstream_queue_full').length;
+        expect(queueFull).toBe(4);
+        expect(await total(svc, 'places_pacing_rejected_total', { reason: 'queue_full' })).toBe(queueFull);
+
+        await sleep(1100); // the next slot
+        upstream.failNext(1, { status: 429, headers: { 'Retry-After': '60' }, body: 'Too Many Requests' });
+        expect(await code(await fetch(`${svc.url}/api?q=Montevideo`))).toEqual([503, 'upstream_refused']);
+        const cooling = [];
+        for (const q of ['Asuncion', 'La Paz']) cooling.push(await code(await fetch(`${svc.url}/api?q=${q}`)));
+        expect(cooling).toEqual([[503, 'upstream_cooldown'], [503, 'upstream_cooldown']]);
+        expect(await total(svc, 'places_pacing_rejected_total', { reason: 'cooldown' })).toBe(2);
+        expect(await total(svc, 'places_pacing_rejected_total')).toBe(queueFull + 2);
+        expect(upstream.count()).toBe(2);
+      } finally {
+        await svc.close();
+      }
+    });
+
+    it('Redis errors: an operation that timed out on a frozen Redis', async () => {
+      const redis = await startRedis();
+      const svc = await startApp({ REDIS_URL: redis.url, NOMINATIM_URL: upstream.url, REDIS_OP_TIMEOUT_MS: '200' });
+      try {
+        await eventually(async () => (await getJson(svc, '/health/ready')).body.details.redis.state === 'ready');
+        expect((await fetch(`${svc.url}/api?q=Accra`)).headers.get('x-cache')).toBe('MISS');
+        expect(await total(svc, 'places_redis_errors_total')).toBe(0);
+        await redis.pause();
+        try {
+          expect((await fetch(`${svc.url}/api?q=Dakar`)).headers.get('x-cache')).toBe('BYPASS');
+        } finally {
+          await redis.resume();
+        }
+        expect(await total(svc, 'places_redis_errors_total')).toBeGreaterThanOrEqual(1);
+      } finally {
+        await svc.close();
+        await redis.stop();
       }
     });
   });
