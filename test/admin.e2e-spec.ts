@@ -313,3 +313,65 @@ describe(AdminController.name, () => {
     });
   });
 });
+
+/**
+ * README, Operations/Admin: purges use "SCAN + UNLINK, never KEYS or FLUSHDB". Checked by Redis itself:
+ * the app runs as an ACL user that may not call KEYS, FLUSHDB or FLUSHALL (any such call is refused
+ * and shows in ACL LOG), and INFO commandstats counts what the purges ran.
+ */
+describe('purges as a Redis user that may not call KEYS, FLUSHDB or FLUSHALL', () => {
+  let upstream: FakeNominatim;
+  let redis: RedisProcess;
+  let probe: RedisClientType;
+  let svc: RunningApp;
+
+  beforeAll(async () => {
+    upstream = new FakeNominatim();
+    await upstream.start();
+    redis = await startRedis({ users: ['gateway on >gateway-secret ~* &* +@all -keys -flushdb -flushall'] });
+    // The test's own look goes through the default user.
+    probe = createClient({ url: redis.url });
+    probe.on('error', () => undefined);
+    await probe.connect();
+    svc = await startApp({
+      REDIS_URL: `redis://gateway:gateway-secret@127.0.0.1:${redis.port}`,
+      NOMINATIM_URL: upstream.url,
+      NOMINATIM_MAX_RPS: PACED_RPS,
+      ADMIN_TOKEN: TOKEN,
+    });
+    await eventually(() => svc.app.get(RedisConnectionService).state === 'ready');
+  });
+
+  afterAll(async () => {
+    await svc?.close();
+    await probe?.quit();
+    await upstream?.stop();
+    await redis?.stop();
+  });
+
+  it('purges one key, a prefix over several SCAN pages, and everything, with SCAN and UNLINK only', async () => {
+    const searches = ['/search?q=Berlin', '/search?q=Paris', '/search?q=Tokyo'];
+    for (const t of [...searches, '/reverse?lat=52.52&lon=13.40']) expect(await get(svc, t)).toBe('MISS');
+    const lookups = Array.from({ length: 1500 }, (_, i) => `places:v1:lookup:osm_ids=N${i}`);
+    await probe.mSet(lookups.map((k) => [k, '{}'] as [string, string]));
+    const before = await redis.commandCalls();
+
+    const one = await purge(svc, `/admin/cache?key=${encodeURIComponent(keyOf(searches[0]))}`);
+    expect([one.status, one.body]).toEqual([200, { key: keyOf(searches[0]), deleted: 1, l1Deleted: 1, complete: true }]);
+    const pages = await purge(svc, '/admin/cache/prefix?prefix=places:v1:lookup:');
+    expect([pages.status, pages.body]).toEqual([200, { prefix: 'places:v1:lookup:', deleted: 1500, l1Deleted: 0, complete: true }]);
+    const everything = await purge(svc, '/admin/cache/prefix?prefix=places:v1:');
+    expect([everything.status, everything.body]).toEqual([200, { prefix: 'places:v1:', deleted: 3, l1Deleted: 3, complete: true }]);
+
+    const after = await redis.commandCalls();
+    const ran = (cmd: string) => (after[cmd] ?? 0) - (before[cmd] ?? 0);
+    expect({ keys: ran('keys'), flushdb: ran('flushdb'), flushall: ran('flushall'), del: ran('del') }).toEqual({ keys: 0, flushdb: 0, flushall: 0, del: 0 });
+    expect(ran('scan')).toBeGreaterThanOrEqual(3); // a page for each prefix, more than one for 1500 keys
+    expect(ran('unlink')).toBeGreaterThanOrEqual(3);
+    // Nothing the app asked for was refused, at any time (fills, locks and pacing included).
+    expect(await probe.sendCommand(['ACL', 'LOG'])).toEqual([]);
+    const left: string[] = [];
+    for await (const key of probe.scanIterator({ MATCH: 'places:v1:*' })) if (isEntryKey(key)) left.push(key);
+    expect(left).toEqual([]);
+  });
+});
