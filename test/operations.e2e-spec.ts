@@ -90,8 +90,8 @@ describe('operations (e2e): health, metrics, request ids and logs', () => {
     it('/health/ready: ok after a PING round trip to Redis', async () => {
       const { status, body } = await getJson(svc, '/health/ready');
       expect(status).toBe(200);
+      // 'up' is a PING answered within REDIS_OP_TIMEOUT_MS (a later one is 'degraded'; see the frozen case below).
       expect(body).toEqual(healthy('ok', 'redis', { status: 'up', state: 'ready', responseTimeMs: expect.any(Number) }));
-      expect(body.details.redis.responseTimeMs).toBeLessThan(250);
     });
 
     it('counts a miss and a hit, the upstream call and its latency, and reports the upstream from that call only', async () => {
@@ -110,6 +110,7 @@ describe('operations (e2e): health, metrics, request ids and logs', () => {
         }),
       });
 
+      const askedAt = Date.now();
       const miss = await fetch(`${svc.url}/api?q=Berlin`);
       expect(miss.status).toBe(200);
       expect(miss.headers.get('x-cache')).toBe('MISS');
@@ -147,7 +148,9 @@ describe('operations (e2e): health, metrics, request ids and logs', () => {
           queued: 0,
         }),
       );
-      expect(Date.parse(after.body.details.upstream.lastCall!.at)).toBeGreaterThan(Date.now() - 10_000);
+      // The call of the miss above: made after it was asked, before now.
+      const at = Date.parse(after.body.details.upstream.lastCall!.at);
+      expect([at >= askedAt, at <= Date.now()]).toEqual([true, true]);
       // Health probes never reach Nominatim: the one request is the miss's.
       await Promise.all([1, 2, 3].map(() => getJson(svc, '/health/upstream')));
       await getJson(svc, '/health/ready');
@@ -186,7 +189,8 @@ describe('operations (e2e): health, metrics, request ids and logs', () => {
       expect(sampleValue(samples, 'places_upstream_requests_total', { endpoint: 'search', status: '429' })).toBe(1);
       expect(upstream.count()).toBe(2);
 
-      await eventually(async () => (await getJson(svc, '/health/upstream')).body.details.upstream.state !== 'cooling_down', 4000);
+      // The 2 s cool-down ends (whenever this machine gets there), so the next test starts without it.
+      await eventually(async () => (await getJson(svc, '/health/upstream')).body.details.upstream.state !== 'cooling_down', 15_000);
     });
 
     it('stays ready (200, degraded) when Redis dies; /api still answers (BYPASS) and the gauge drops to 0', async () => {

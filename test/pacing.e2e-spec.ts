@@ -3,6 +3,7 @@ import { eventually, RunningApp, startApp } from './support/app-harness';
 import { FakeNominatim, FakeRequest } from './support/fake-nominatim';
 import { RawAnswer, rawGet } from './support/raw-http';
 import { RedisProcess, startRedis } from './support/redis-server';
+import { measure, Measured, stalledDuring, watchEventLoop } from './support/traffic';
 
 /**
  * Issue 3, "one upstream call per question" and "polite by construction", with the real default of
@@ -74,23 +75,32 @@ describe('upstream pacing, single flight and cool-down across instances (e2e)', 
     expect((await rawGet(`${b.url}${q('Zürich')}`)).headers['x-cache']).toBe('MISS');
     const start = fake.requests.length;
 
+    // This process runs both apps, the fake and the clients: time it was not scheduled at all (a loaded
+    // machine) is taken out of every duration below.
+    const lag = watchEventLoop();
+    const own = (r: RawAnswer & { sentAt: number }) => r.ms - stalledDuring(lag.stalls, r.sentAt, r.sentAt + r.ms);
+    const timed = async (url: string) => {
+      const sentAt = Date.now();
+      return { ...(await rawGet(url)), sentAt };
+    };
     let bursting = true;
     const launchedAt = performance.now();
-    const probes: Array<RawAnswer & { at: number }> = [];
+    const probes: Array<RawAnswer & { at: number; sentAt: number }> = [];
     const prober = (async () => {
       while (bursting) {
         const at = performance.now() - launchedAt;
-        const batch = await Promise.all([a, b].flatMap((svc) => [rawGet(`${svc.url}${q('Berlin')}`), rawGet(`${svc.url}${q('Zürich')}`)]));
+        const batch = await Promise.all([a, b].flatMap((svc) => [timed(`${svc.url}${q('Berlin')}`), timed(`${svc.url}${q('Zürich')}`)]));
         probes.push(...batch.map((p) => ({ ...p, at })));
         await sleep(100);
       }
     })();
 
     const burst = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => rawGet(`${(i % 2 === 0 ? a : b).url}${q(`burst place ${i}`)}`)),
+      Array.from({ length: 20 }, (_, i) => timed(`${(i % 2 === 0 ? a : b).url}${q(`burst place ${i}`)}`)),
     );
     bursting = false;
     await prober;
+    lag.stop();
 
     const ok = burst.filter((r) => r.status === 200);
     const busy = burst.filter((r) => r.status !== 200);
@@ -99,27 +109,30 @@ describe('upstream pacing, single flight and cool-down across instances (e2e)', 
     expect(ok.length).toBeGreaterThanOrEqual(6);
     expect(ok.length).toBeLessThanOrEqual(10);
     expect(busy.length).toBe(20 - ok.length);
-    // Refused at once, or (a caller that missed its slot and queued again) once the bound is reached.
-    for (const r of burst) expect(r.ms).toBeLessThan(QUEUE_MAX_WAIT_MS + 1500);
+    // Refused at once, or (a caller that missed its slot and queued again) once the bound is reached:
+    // never more than one slot past the bound.
+    expect(burst.filter((r) => own(r) >= QUEUE_MAX_WAIT_MS + MIN_GAP_MS).map((r) => `${r.ms.toFixed(0)} ms, own ${own(r).toFixed(0)} ms`)).toEqual([]);
 
     const upstream = since(start);
     expect(upstream).toHaveLength(ok.length);
     expect(closePairs(upstream)).toEqual([]);
     for (const r of upstream) expect(r.userAgent).toBe(USER_AGENT);
-    // The spacing is the policy's, not much more: the refused callers did not hold slots.
+    // The spacing is the policy's, not much more: the refused callers did not hold slots (one held
+    // slot would add a whole interval).
     const span = upstream[upstream.length - 1].startedAtHr - upstream[0].startedAtHr;
-    expect(span).toBeLessThan((upstream.length - 1) * MIN_GAP_MS + 500);
+    const stalledInSpan = stalledDuring(lag.stalls, upstream[0].arrivedAt, upstream[upstream.length - 1].arrivedAt);
+    expect(span - stalledInSpan).toBeLessThan((upstream.length - 1) * MIN_GAP_MS + MIN_GAP_MS / 2);
 
     expect(probes.length).toBeGreaterThanOrEqual(20);
     expect(probes.filter((p) => p.at > 500).length).toBeGreaterThanOrEqual(20);
     for (const p of probes) {
       expect(p.status).toBe(200);
       expect(p.headers['x-cache']).toBe('HIT');
-      // Never a pacing wait (that would be a second or more). While the 20 misses are being admitted
-      // (same process: both apps, the fake and this test share one event loop) a hit can take ~200 ms
-      // of CPU queueing; once they wait for their slots, hits are immediate.
-      expect(p.ms).toBeLessThan(p.at > 500 ? 100 : 500);
     }
+    // Never a pacing wait, which would be a whole interval (1 s) or more: a hit takes a few ms when idle,
+    // ~200 ms of CPU queueing while the 20 misses are being admitted (both apps, the fake and this test
+    // share one event loop), and whatever the machine did not schedule this process (taken out).
+    expect(probes.filter((p) => own(p) >= MIN_GAP_MS / 2).map((p) => `at ${p.at.toFixed(0)}: ${p.ms.toFixed(0)} ms, own ${own(p).toFixed(0)} ms`)).toEqual([]);
   });
 
   it.each([
@@ -151,14 +164,16 @@ describe('upstream pacing, single flight and cool-down across instances (e2e)', 
     expect(since(start)).toHaveLength(1);
     const refusedAt = fake.requests[start].startedAtHr;
 
-    const during: RawAnswer[] = [];
-    for (let i = 1; performance.now() < refusedAt + 1700; i++) {
-      during.push(await rawGet(`${(i % 2 ? b : a).url}${q(`cool ${i}`)}`));
+    // Misses on both instances while the 2 s cool-down runs: refused at once, not held until it ends.
+    const COOL_DOWN_MS = 2000;
+    const during: Array<Measured<RawAnswer>> = [];
+    for (let i = 1; performance.now() < refusedAt + COOL_DOWN_MS - 300; i++) {
+      during.push(await measure(() => rawGet(`${(i % 2 ? b : a).url}${q(`cool ${i}`)}`)));
       await sleep(150);
     }
-    expect(during.length).toBeGreaterThanOrEqual(6);
-    during.forEach(expectBusy);
-    for (const r of during) expect(r.ms).toBeLessThan(200);
+    expect(during.length).toBeGreaterThanOrEqual(2); // one on each instance (however slow this machine is)
+    during.forEach((r) => expectBusy(r.result));
+    expect(during.filter((r) => r.ownMs >= COOL_DOWN_MS / 2).map((r) => r.detail)).toEqual([]);
     // A cache hit is still served during the cool-down.
     const hit = await rawGet(`${b.url}${q('Tokyo')}`);
     expect(hit.status).toBe(200);
@@ -176,6 +191,7 @@ describe('upstream pacing, single flight and cool-down across instances (e2e)', 
 
   it('cross-instance fill lock: a holder whose upstream call hangs and that is then shut down does not block the question; its lease expires and exactly one of the two waiting instances asks upstream', async () => {
     // Lease of this holder: UPSTREAM_QUEUE_MAX_WAIT_MS + UPSTREAM_TIMEOUT_MS + 1000 = 5000 ms.
+    const lag = watchEventLoop();
     const holder = await startApp(env({ UPSTREAM_QUEUE_MAX_WAIT_MS: '1000', UPSTREAM_TIMEOUT_MS: '3000' }));
     await ready(holder);
     await sleep(MIN_GAP_MS); // a free pacing slot, so the lease starts now
@@ -183,7 +199,7 @@ describe('upstream pacing, single flight and cool-down across instances (e2e)', 
     fake.failNext(1, 'timeout');
     const abort = new AbortController();
     const held = rawGet(`${holder.url}${q(text)}`, {}, abort.signal).catch((e: Error) => e);
-    await eventually(() => upstreamFor(text).length === 1, 3000, 5);
+    await eventually(() => upstreamFor(text).length === 1, 10_000, 5);
     const lockedAt = upstreamFor(text)[0].startedAtHr;
 
     const waiters = [rawGet(`${b.url}${q(text)}`), rawGet(`${a.url}${q(text)}`)];
@@ -203,10 +219,14 @@ describe('upstream pacing, single flight and cool-down across instances (e2e)', 
     const requests = upstreamFor(text);
     expect(requests).toHaveLength(2);
     // The second call waited for the lease (not for the holder, which never released it) and not for
-    // the waiter's own give-up time (UPSTREAM_QUEUE_MAX_WAIT_MS + UPSTREAM_TIMEOUT_MS + 1000 = 11 s).
+    // the waiter's own give-up time (UPSTREAM_QUEUE_MAX_WAIT_MS + UPSTREAM_TIMEOUT_MS + 1000 = 11 s):
+    // nearer the first than the second, whatever this machine spent not running this process.
+    const LEASE_MS = 5000;
+    const GIVE_UP_MS = QUEUE_MAX_WAIT_MS + 2000 + 1000;
     const waited = requests[1].startedAtHr - lockedAt;
-    expect(waited).toBeGreaterThanOrEqual(4900);
-    expect(waited).toBeLessThan(7000);
+    expect(waited).toBeGreaterThanOrEqual(LEASE_MS - 100);
+    expect(waited - stalledDuring(lag.stalls, requests[0].arrivedAt, requests[1].arrivedAt)).toBeLessThan((LEASE_MS + GIVE_UP_MS) / 2);
+    lag.stop();
     expect(await held).toHaveProperty('name', 'AbortError');
     await closing;
   });

@@ -10,7 +10,7 @@ import { LogLine, RunningApp, startApp } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';
 import { listenerCounts, ProcessWatch, realProcess, watchProcess } from './support/process-watch';
 import { RedisProcess, startRedis } from './support/redis-server';
-import { describeSamples, Sample, Stall, stalledDuring, startTraffic, timedGet, Traffic } from './support/traffic';
+import { describeSamples, measure, Sample, Stall, stalledDuring, startTraffic, timedGet, Traffic, watchEventLoop } from './support/traffic';
 
 /*
  * Issue 4, item 1: Redis down at start-up, killed, frozen (SIGSTOP) and restarted, each under a steady
@@ -116,6 +116,17 @@ function expectAllAnsweredInTime(samples: Sample[], stalls: Stall[]): { excused:
   return { excused: excused.length };
 }
 
+/**
+ * Caching resumed within RESUME_WITHIN_MS of Redis answering again (docs/resilience.md), less the time
+ * this whole process was stalled meanwhile (a loaded machine), which is not the app being slow to resume.
+ */
+function expectResumedInTime(resumed: { at: number; tries: string[] }, upAt: number, stalls: Stall[]): void {
+  const own = resumed.at - upAt - stalledDuring(stalls, upAt, resumed.at);
+  expect(own < RESUME_WITHIN_MS ? 'resumed in time' : `${resumed.at - upAt} ms, ${own.toFixed(0)} ms without stalls: ${resumed.tries.join(', ')}`).toBe(
+    'resumed in time',
+  );
+}
+
 function outcomes(samples: Sample[]): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const s of samples) counts[`${s.kind}:${s.xCache}`] = (counts[`${s.kind}:${s.xCache}`] ?? 0) + 1;
@@ -210,20 +221,21 @@ describe.each([
       expect(down.headers.get('cache-status')).toContain('fwd=bypass');
       await expect(redis.ping(200)).rejects.toThrow();
 
-      const upAt = Date.now();
+      const startingAt = Date.now();
       await redis.restart();
+      const upAt = Date.now(); // Redis answers again
       const resumed = await waitForCaching(svc.url, tag);
       await sleep(700);
       const samples = await traffic.stop();
 
       const { excused } = expectAllAnsweredInTime(samples, traffic.stalls);
       // Before Redis existed, every miss was fetched and marked BYPASS; hits came from L1 or were BYPASS too.
-      const whileDown = samplesIn(samples, bootedAt, upAt);
+      const whileDown = samplesIn(samples, bootedAt, startingAt);
       expect(whileDown.length).toBeGreaterThan(20);
       expect(whileDown.filter((s) => s.kind === 'miss' && s.xCache !== 'BYPASS')).toEqual([]);
       expect(whileDown.filter((s) => s.kind === 'hit' && s.xCache !== 'BYPASS' && (l1Off || s.xCache !== 'HIT'))).toEqual([]);
 
-      expect(resumed.at - upAt).toBeLessThan(RESUME_WITHIN_MS);
+      expectResumedInTime(resumed, upAt, traffic.stalls);
       const [key] = await redisKeys(redis, `places:v1:*${resumed.q}*`);
       expect(key).toBeDefined();
       const again = await timedGet(`${svc.url}/api?q=${resumed.q}`);
@@ -295,19 +307,20 @@ describe.each([
       await redis.kill();
       const killedAt = Date.now();
       await sleep(OUTAGE_MS);
-      const upAt = Date.now();
+      const restartAt = Date.now();
       await redis.restart();
+      const upAt = Date.now(); // Redis answers again
       const resumed = await waitForCaching(svc.url, tag);
       await sleep(700);
       const samples = await traffic.stop();
 
       const { excused } = expectAllAnsweredInTime(samples, traffic.stalls);
-      const outage = samplesIn(samples, killedAt + 50, upAt);
+      const outage = samplesIn(samples, killedAt + 50, restartAt);
       expect(outage.length).toBeGreaterThan(50);
       expect(outage.filter((s) => s.kind === 'miss' && s.xCache !== 'BYPASS')).toEqual([]);
       expect(outage.filter((s) => s.kind === 'hit' && s.xCache !== expectedHotOutcome())).toEqual([]);
 
-      expect(resumed.at - upAt).toBeLessThan(RESUME_WITHIN_MS);
+      expectResumedInTime(resumed, upAt, traffic.stalls);
       expect(await redisKeys(redis, `places:v1:*${resumed.q}*`)).toHaveLength(1);
       const again = await timedGet(`${svc.url}/api?q=${resumed.q}`);
       expect(again.headers.get('x-cache')).toBe('HIT');
@@ -349,11 +362,12 @@ describe.each([
       expect(frozen.length).toBeGreaterThan(50);
       expect(frozen.filter((s) => s.kind === 'miss' && s.xCache !== 'BYPASS')).toEqual([]);
       expect(frozen.filter((s) => s.kind === 'hit' && s.xCache !== expectedHotOutcome())).toEqual([]);
-      // A frozen Redis costs one op timeout, then is skipped for a second: most answers never wait for it.
-      const waited = frozen.filter((s) => s.ms >= OP_TIMEOUT_MS);
+      // A frozen Redis costs one op timeout, then is skipped for a second: most answers never wait for it
+      // (time the whole process was stalled is not waiting for Redis).
+      const waited = frozen.filter((s) => s.ms - stalledDuring(traffic.stalls, s.start, s.end) >= OP_TIMEOUT_MS);
       expect(waited.length).toBeLessThan(frozen.length / 4);
 
-      expect(resumed.at - upAt).toBeLessThan(RESUME_WITHIN_MS);
+      expectResumedInTime(resumed, upAt, traffic.stalls);
       expect(await redisKeys(redis, `places:v1:*${resumed.q}*`)).toHaveLength(1);
       const again = await timedGet(`${svc.url}/api?q=${resumed.q}`);
       expect(again.headers.get('x-cache')).toBe('HIT');
@@ -371,8 +385,8 @@ describe.each([
       // Redis ran only after SIGCONT would make them wait for its lease (13 s here).
       const later: string[] = [];
       for (const s of askedWhileFrozen) {
-        const r = await timedGet(`${svc.url}${s.path}`);
-        if (r.status !== 200 || r.ms > SLOWEST_ALLOWED_MS) later.push(`${s.path} ${r.status} ${r.headers.get('x-cache')} ${r.ms.toFixed(0)}ms`);
+        const { result: r, ownMs, detail } = await measure(() => timedGet(`${svc.url}${s.path}`));
+        if (r.status !== 200 || ownMs > SLOWEST_ALLOWED_MS) later.push(`${s.path} ${r.status} ${r.headers.get('x-cache')} ${detail}`);
       }
       expect(later).toEqual([]);
 
@@ -430,9 +444,10 @@ describe.each([
         else await expect(pacer.acquire()).resolves.toMatchObject({ mode: 'local' });
         expect(performance.now() - started).toBeGreaterThanOrEqual(OP_TIMEOUT_MS - 5);
 
-        const r = await timedGet(`${svc.url}/api?q=${marker('next')}`);
+        const { result: r, ownMs, detail } = await measure(() => timedGet(`${svc.url}/api?q=${marker('next')}`));
         expect([r.status, r.headers.get('x-cache')]).toEqual([200, 'BYPASS']);
-        expect(r.ms).toBeLessThan(OP_TIMEOUT_MS);
+        // Another op timeout would take OP_TIMEOUT_MS of its own; stalls of the whole process are not that.
+        expect(ownMs < OP_TIMEOUT_MS ? 'did not wait for Redis' : detail).toBe('did not wait for Redis');
       } finally {
         await redis.resume();
       }
@@ -452,15 +467,19 @@ describe.each([
       await sleep(1100); // no suspension left from an earlier test
       try {
         await other.set(`places:v1:lock:${canonical.request.key}`, 'another-instance', { PX: 30_000 });
+        const lag = watchEventLoop();
         const waiting = timedGet(`${svc.url}/api?q=${q}`, 20_000, { 'accept-language': 'en' });
         await sleep(300); // the request is waiting for the other instance's fill
         const frozenAt = Date.now();
         await redis.pause();
         const r = await waiting;
         await redis.resume();
+        lag.stop();
         expect([r.status, r.headers.get('x-cache')]).toEqual([200, 'BYPASS']);
-        // from the freeze: one lock check times out (op timeout), at most one poll interval before it
-        expect(r.end - frozenAt).toBeLessThan(OP_TIMEOUT_MS + 250 + UPSTREAM_LATENCY_MS + MARGIN_MS);
+        // from the freeze: one lock check times out (op timeout), at most one poll interval before it;
+        // time this whole process was stalled is not waiting
+        const own = r.end - frozenAt - stalledDuring(lag.stalls, frozenAt, r.end);
+        expect(own).toBeLessThan(OP_TIMEOUT_MS + 250 + UPSTREAM_LATENCY_MS + MARGIN_MS);
       } finally {
         await redis.resume();
         await other.del(`places:v1:lock:${canonical.request.key}`).catch(() => undefined);
@@ -489,9 +508,9 @@ describe.each([
       expect(token).not.toBeNull();
       await lock.release(canonical.request.key, token!);
 
-      const r = await timedGet(`${svc.url}/api?q=${q}`, 20_000, { 'accept-language': 'en' });
+      const { result: r, ownMs, detail } = await measure(() => timedGet(`${svc.url}/api?q=${q}`, 20_000, { 'accept-language': 'en' }));
       expect([r.status, r.headers.get('x-cache')]).toEqual([200, 'MISS']);
-      expect(r.ms).toBeLessThan(SLOWEST_ALLOWED_MS);
+      expect(ownMs < SLOWEST_ALLOWED_MS ? 'in time' : detail).toBe('in time');
       expectProcessClean();
     });
   });

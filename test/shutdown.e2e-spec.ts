@@ -127,11 +127,10 @@ describe('graceful shutdown (e2e, the app as its own process)', () => {
     let settled = false;
     const inflight = fetch(`${app.url}/api?q=Berlin`, { headers: { 'X-Request-Id': 'in-flight-1' } }).finally(() => (settled = true));
     await eventually(() => upstream.count('/search') === 1);
-    const signalledAt = Date.now();
     app.child.kill('SIGTERM');
 
-    // The port closes at once, while the request is still waiting for Nominatim.
-    await eventually(() => refused(app.port), 1000, 20);
+    // The port closes at once: while the request is still waiting for Nominatim (1.5 s).
+    await eventually(() => refused(app.port), 10_000, 20);
     expect(settled).toBe(false);
 
     const res = await inflight;
@@ -141,9 +140,10 @@ describe('graceful shutdown (e2e, the app as its own process)', () => {
     const body = (await res.json()) as { cache: boolean; data: Array<{ display_name: string }> };
     expect(body.data[0].display_name).toContain('Berlin');
 
-    const { code, signal, at } = await app.exited;
+    // Exit 0 is the shutdown sequence's own: past SHUTDOWN_TIMEOUT_MS the running request would have
+    // been cut off (logged, checked below), and hooks that outlast the grace after it end in exit 1.
+    const { code, signal } = await app.exited;
     expect({ code, signal }).toEqual({ code: 0, signal: null });
-    expect(at - signalledAt).toBeLessThan(10_000);
     expect(await appRedisClients()).toBe(0);
     expect(upstream.count()).toBe(1);
 
@@ -153,6 +153,7 @@ describe('graceful shutdown (e2e, the app as its own process)', () => {
     expect(msgs).toContain('SIGTERM received: shutting down');
     expect(msgs.some((m) => /^Stopped accepting connections; letting \d+ open connection\(s\) finish \(at most 10000 ms\)$/.test(m))).toBe(true);
     expect(msgs.some((m) => /^HTTP server drained in \d+ ms$/.test(m))).toBe(true);
+    expect(msgs.filter((m) => m.includes('cut off'))).toEqual([]);
     expect(logged.find((l) => l.reqId === 'in-flight-1')).toMatchObject({ msg: 'request', status: 200 });
     expect(logged[logged.length - 1]).toMatchObject({ context: 'Shutdown', msg: 'Exiting with code 0', code: 0 });
     expect(logged.filter((l) => l.level === 'error')).toEqual([]);
@@ -163,11 +164,11 @@ describe('graceful shutdown (e2e, the app as its own process)', () => {
     const app = await spawnApp({ SHUTDOWN_TIMEOUT_MS: '2000', REDIS_OP_TIMEOUT_MS: '200' });
     await redis.pause();
     try {
-      const signalledAt = Date.now();
       app.child.kill('SIGTERM');
-      const { code, signal, at } = await app.exited;
+      // It exits while Redis is still frozen (resumed only after), and with 0: a QUIT waited for past
+      // the shutdown's grace would have ended in exit 1 (guardProcessExit), one waited for forever in none.
+      const { code, signal } = await app.exited;
       expect({ code, signal }).toEqual({ code: 0, signal: null });
-      expect(at - signalledAt).toBeLessThan(2000 + 2000);
     } finally {
       await redis.resume();
     }
@@ -189,7 +190,8 @@ describe('graceful shutdown (e2e, the app as its own process)', () => {
     const { code, signal, at } = await app.exited;
     expect({ code, signal }).toEqual({ code: 0, signal: null });
     expect(at - signalledAt).toBeGreaterThanOrEqual(900);
-    expect(at - signalledAt).toBeLessThan(1000 + 2000);
+    // Cut off, not waited for: it exited before the upstream (8 s) had answered.
+    expect(upstream.requests[0].answeredAtHr).toBeUndefined();
     // The connection was closed under it: no answer at all (Heroku's router would answer 503 itself).
     expect(await inflight).toBe('fetch failed');
     expect(await appRedisClients()).toBe(0);

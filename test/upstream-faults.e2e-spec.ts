@@ -160,7 +160,8 @@ describe.each([
       upstream.version = 2;
       const before = fake.count();
 
-      const r = await timedGet(`${svc.url}/api?q=${q}`);
+      const measured = await together([`${svc.url}/api?q=${q}`]);
+      const r = measured.answers[0];
       expect(r.status).toBe(200);
       expect(r.headers.get('x-cache')).toBe('STALE');
       const cacheStatus = r.headers.get('cache-status') ?? '';
@@ -171,8 +172,10 @@ describe.each([
       expect(JSON.parse(r.body)).toEqual({ cache: true, data: [{ place_id: 1, display_name: `${q} v1` }] });
       expect(fake.count()).toBe(before + 1); // it did ask Nominatim first
       if (mode === 'timeout') {
+        // It waited UPSTREAM_TIMEOUT_MS (300) for Nominatim, then no longer than a margin, less the time
+        // this whole process was stalled (not the app waiting).
         expect(r.ms).toBeGreaterThanOrEqual(300);
-        expect(r.ms).toBeLessThan(300 + 500);
+        expect(measured.slowestMs < 300 + 500 ? 'stale at the timeout' : measured.detail).toBe('stale at the timeout');
       }
 
       if (mode === 429) {
@@ -270,7 +273,7 @@ describe.each([
         const r = await timedGet(`${svc.url}${path}`);
         body = r.body;
         return r.headers.get('x-cache') === 'HIT';
-      }, 5000, 50);
+      }, 15_000, 50);
       return body;
     }
 
@@ -298,7 +301,7 @@ describe.each([
       expectAtOnce(burst); // not waiting for the 1500 ms upstream
       console.log(`[upstream-faults] ${variant}: 50 concurrent stale answers, ${burst.detail} (upstream latency 1500 ms)`);
 
-      await eventually(() => fake.count() === before + 1, 1000, 10);
+      await eventually(() => fake.count() === before + 1, 10_000, 10); // one refresh, whenever this machine gets to it
       expect(fake.requests.at(-1)?.query.get('q')).toBe(q);
       const refreshed = JSON.parse(await untilFreshHit(path)) as ApiBody;
       expect(refreshed).toEqual({ cache: true, data: [{ place_id: 1, display_name: `${q} v2` }] });
@@ -323,7 +326,7 @@ describe.each([
       // upstream call) would give the same X-Cache and, for a quick 500, nearly the same timing.
       expect(first.answers[0].headers.get('cache-status')).toMatch(/; fwd=stale; ttl=-?\d+; detail=stale-while-revalidate$/);
       expectAtOnce(first);
-      await eventually(() => fake.count() === before + 1, 1000, 10);
+      await eventually(() => fake.count() === before + 1, 10_000, 10); // one refresh, whenever this machine gets to it
       await sleep(failsAfterMs + 200); // the refresh has failed by now
 
       const later = await together([`${svc.url}${path}`]);
@@ -354,7 +357,7 @@ describe.each([
       expect(stale.answers.map((r) => r.headers.get('x-cache'))).toEqual(['STALE', 'STALE', 'STALE', 'STALE']);
       expectAtOnce(stale);
 
-      await eventually(() => fake.count() === before + 4, 3000, 20);
+      await eventually(() => fake.count() === before + 4, 10_000, 20);
       lag.stop();
       const arrivals = fake.requests.slice(before);
       // NOMINATIM_MAX_RPS=5: one start per 200 ms, a burst would be a few ms. Arrivals jitter by the HTTP

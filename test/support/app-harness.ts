@@ -116,8 +116,12 @@ function captureAppLogger(into: LogLine[]): { stream: pino.DestinationStream; re
   return { stream, restore: () => setLogDestination(undefined) };
 }
 
-/** Polls `check` until it returns true (or throws after `timeoutMs`): for state that settles asynchronously. */
-export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 5000, stepMs = 25): Promise<void> {
+/**
+ * Polls `check` until it returns true (or throws after `timeoutMs`): for state that settles
+ * asynchronously. The bound is how long to wait before calling it a failure, not a promise about
+ * speed: generous, so that a loaded machine does not fail a test that asserts no timing.
+ */
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 15_000, stepMs = 25): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return;

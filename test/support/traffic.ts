@@ -139,3 +139,34 @@ export function stalledDuring(stalls: Stall[], start: number, end: number): numb
   }
   return total;
 }
+
+export interface Measured<T> {
+  result: T;
+  /** how long `work` took */
+  ms: number;
+  /** how much of that this whole process was stalled (event-loop stalls of 20 ms or more) */
+  stalledMs: number;
+  /** ms less stalledMs: the time a timing assertion may hold the code under test to */
+  ownMs: number;
+  /** for assertion messages */
+  detail: string;
+}
+
+/**
+ * Times `work` and the event-loop stalls during it. On a loaded machine this process (app, fake
+ * upstream and clients alike) can go unscheduled for a while: that time is not the code under test
+ * waiting, so timing assertions compare `ownMs`.
+ */
+export async function measure<T>(work: () => Promise<T>): Promise<Measured<T>> {
+  const lag = watchEventLoop();
+  const start = Date.now();
+  const t0 = performance.now();
+  try {
+    const result = await work();
+    const ms = performance.now() - t0;
+    const stalledMs = stalledDuring(lag.stalls, start, Date.now());
+    return { result, ms, stalledMs, ownMs: ms - stalledMs, detail: `${ms.toFixed(0)} ms, of which ${stalledMs.toFixed(0)} ms stalled` };
+  } finally {
+    lag.stop();
+  }
+}
