@@ -56,7 +56,7 @@ export function writeAnswer(
   const wantsGzip = acceptsGzip(req);
   if (variant === 'api') {
     body = a.apiBody(fromCache);
-    if (wantsGzip && fromCache) gz = a.apiHitGzip(compressMinBytes);
+    if (wantsGzip) gz = fromCache ? a.apiHitGzip(compressMinBytes) : a.apiMissGzip(compressMinBytes);
     contentType = API_CONTENT_TYPE;
   } else {
     body = a.body;

@@ -52,6 +52,7 @@ describe(CachedAnswer.name, () => {
     expect(back.body.equals(body)).toBe(true);
     expect(back.gzip(1024)!.equals(a.gzip(1024)!)).toBe(true);
     expect(gunzipSync(back.apiHitGzip(1024)!).toString()).toBe(`{"cache":true,"data":${body.toString()}}`);
+    expect(gunzipSync(back.apiMissGzip(1024)!).toString()).toBe(`{"cache":false,"data":${body.toString()}}`);
   });
 
   it('keeps a body below the threshold as text', () => {

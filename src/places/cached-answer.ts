@@ -43,7 +43,7 @@ export interface StoredAnswer {
  */
 export class CachedAnswer {
   private gzipBytes: Buffer | null;
-  private apiBodies: { hit?: Buffer; miss?: Buffer; hitGzip?: Buffer } = {};
+  private apiBodies: { hit?: Buffer; miss?: Buffer; hitGzip?: Buffer; missGzip?: Buffer } = {};
 
   constructor(
     readonly status: number,
@@ -89,6 +89,13 @@ export class CachedAnswer {
     if (this.body.length < minBytes) return null;
     this.apiBodies.hitGzip ??= gzip(this.apiBody(true));
     return this.apiBodies.hitGzip;
+  }
+
+  /** The miss's wrapper gzip-compressed, for the requests that fill (or join the fill of) this entry. */
+  apiMissGzip(minBytes: number): Buffer | null {
+    if (this.body.length < minBytes) return null;
+    this.apiBodies.missGzip ??= gzip(this.apiBody(false));
+    return this.apiBodies.missGzip;
   }
 
   toStored(compressMinBytes: number): StoredAnswer {
