@@ -283,7 +283,12 @@ describe(UpstreamPacer.name, () => {
         },
       });
       await expect(counting.acquire()).resolves.toMatchObject({ mode: 'redis' });
-      expect(ops).toEqual(['pacer acquire']);
+      // Its one call went through the guard. On a loaded machine the grant can come too late to use
+      // (seen in a full run): the caller then queues again, which is logged, with another acquire and a
+      // cool-down check before the later slot, all through the guard too.
+      const slotMissed = warn.mock.calls.some(([message]) => String(message).startsWith('Upstream slot missed'));
+      if (slotMissed) expect(ops.filter((op) => op !== 'pacer acquire' && op !== 'pacer cool-down check')).toEqual([]);
+      else expect(ops).toEqual(['pacer acquire']);
       const refusing = new UpstreamPacer(client, { ...options(), guard: () => Promise.reject(new Error('Redis unavailable: frozen')) });
       await expect(refusing.acquire()).resolves.toMatchObject({ mode: 'local' });
     });
