@@ -117,11 +117,13 @@ describe('upstream pacing, single flight and cool-down across instances (e2e)', 
     expect(upstream).toHaveLength(ok.length);
     expect(closePairs(upstream)).toEqual([]);
     for (const r of upstream) expect(r.userAgent).toBe(USER_AGENT);
-    // The spacing is the policy's, not much more: the refused callers did not hold slots (one held
-    // slot would add a whole interval).
-    const span = upstream[upstream.length - 1].startedAtHr - upstream[0].startedAtHr;
-    const stalledInSpan = stalledDuring(lag.stalls, upstream[0].arrivedAt, upstream[upstream.length - 1].arrivedAt);
-    expect(span - stalledInSpan).toBeLessThan((upstream.length - 1) * MIN_GAP_MS + MIN_GAP_MS / 2);
+    // The refused callers hold no slot: a new question right after the burst is served. Had the
+    // 10-14 refused callers kept their slots, the schedule would reach 10 s or more ahead, past the
+    // 8 s queue bound, and it would be refused. (Not the burst's span: a pacer that gives a slot up
+    // because a Redis reply came too late to place it, as it does on a loaded machine, stretches that
+    // by a whole interval too.)
+    const next = await rawGet(`${(ok.length % 2 === 0 ? a : b).url}${q('after the burst')}`);
+    expect([next.status, next.headers['x-cache']]).toEqual([200, 'MISS']);
 
     expect(probes.length).toBeGreaterThanOrEqual(20);
     expect(probes.filter((p) => p.at > 500).length).toBeGreaterThanOrEqual(20);
