@@ -1,7 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { AdminModule } from './admin/admin.module';
-import { CachePurgeModule } from './admin/cache-purge.module';
+import { CachePurgeModule } from './places/cache/cache-purge.module';
 import { CacheModule } from './cache/cache.module';
 import {
   appConfig,

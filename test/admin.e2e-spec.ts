@@ -1,9 +1,9 @@
 import { createClient, RedisClientType } from 'redis';
 import { AdminController } from '../src/admin/admin.controller';
-import { isEntryKey, PURGE_CHANNEL } from '../src/admin/cache-purge.service';
+import { isEntryKey, PURGE_CHANNEL } from '../src/places/cache/cache-purge.service';
 import { RedisConnectionService } from '../src/cache/redis-connection.service';
 import { canonicaliseRoute, findRoute } from '../src/places/place-routes';
-import { PlacesCacheService } from '../src/places/places-cache.service';
+import { PlacesCacheService } from '../src/places/cache/places-cache.service';
 import { eventually, RunningApp, startApp } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';
 import { RedisProcess, startRedis } from './support/redis-server';

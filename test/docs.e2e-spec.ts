@@ -1,4 +1,4 @@
-import { MAX_TEXT_LENGTH } from '../src/places/nominatim-request';
+import { MAX_TEXT_LENGTH } from '../src/places/nominatim/nominatim-request';
 import { RunningApp, startApp } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';
 import { openApiProblems, resolveRef, schemaMismatches } from './support/openapi-check';
@@ -42,7 +42,7 @@ const PLACE_ROUTES = ['/api', '/search', '/reverse', '/lookup', '/status', '/det
 const ALIASES = ['/', '/search.php', '/reverse.php', '/lookup.php', '/status.php', '/details.php'];
 const OUTPUT_DETAILS = ['addressdetails', 'extratags', 'namedetails', 'entrances', 'transliterate'];
 const POLYGONS = ['polygon_geojson', 'polygon_kml', 'polygon_svg', 'polygon_text', 'polygon_threshold'];
-/** The allow-list of src/places/nominatim-request.ts (SPECS), endpoint by endpoint. */
+/** The allow-list of src/places/nominatim/nominatim-request.ts (SPECS), endpoint by endpoint. */
 const NOMINATIM_PARAMETERS: Record<string, string[]> = {
   '/search': [
     'q', 'amenity', 'street', 'city', 'county', 'state', 'country', 'postalcode', 'format', 'json_callback', 'limit',

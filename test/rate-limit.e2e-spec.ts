@@ -1,7 +1,7 @@
 import { createClient, RedisClientType } from 'redis';
 import { RedisConnectionService } from '../src/cache/redis-connection.service';
-import { FillLock } from '../src/places/fill-lock';
-import { FILL_LOCK } from '../src/places/places-cache.service';
+import { FillLock } from '../src/places/cache/fill-lock';
+import { FILL_LOCK } from '../src/places/cache/places-cache.service';
 import { MetricsService } from '../src/metrics/metrics.service';
 import { PlacesThrottlerGuard } from '../src/throttle/places-throttler.guard';
 import { THROTTLE_KEY_PREFIX } from '../src/throttle/redis-throttler.storage';

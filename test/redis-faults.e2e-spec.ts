@@ -1,11 +1,11 @@
 import net from 'node:net';
 import { createClient, type RedisClientType } from 'redis';
 import { REDIS_CLIENT, REDIS_SUBSCRIBER } from '../src/cache/cache.constants';
-import type { FillLock } from '../src/places/fill-lock';
+import type { FillLock } from '../src/places/cache/fill-lock';
 import { canonicaliseRoute, PLACE_ROUTES } from '../src/places/place-routes';
-import { UPSTREAM_PACER } from '../src/places/nominatim.client';
-import { FILL_LOCK } from '../src/places/places-cache.service';
-import type { UpstreamPacer } from '../src/places/upstream-pacer';
+import { UPSTREAM_PACER } from '../src/places/nominatim/nominatim.client';
+import { FILL_LOCK } from '../src/places/cache/places-cache.service';
+import type { UpstreamPacer } from '../src/places/nominatim/upstream-pacer';
 import { LogLine, RunningApp, startApp } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';
 import { listenerCounts, ProcessWatch, realProcess, watchProcess } from './support/process-watch';

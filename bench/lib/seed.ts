@@ -6,7 +6,7 @@
  */
 import { gzipSync } from 'node:zlib';
 import type { RedisClientType } from 'redis';
-import { CachedAnswer } from '../../src/places/cached-answer';
+import { CachedAnswer } from '../../src/places/cache/cached-answer';
 import { canonicaliseRoute } from '../../src/places/place-routes';
 
 export const JSON_TYPE = 'application/json; charset=utf-8';

@@ -10,11 +10,11 @@ import {
 } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { ApiQueryModel } from '../common/api-query-model';
-import { GatewayErrorDto } from '../places/dto/error.dto';
+import { GatewayErrorDto } from '../common/dto/error.dto';
 import { canonicaliseRoute, findRoute, splitTarget } from '../places/place-routes';
-import { ErrorAnswer } from '../places/nominatim-request';
+import { ErrorAnswer } from '../places/nominatim/nominatim-request';
 import { AdminTokenGuard } from './admin-token.guard';
-import { CachePurgeService, isEntryKey, isPurgeablePrefix, PurgeResult, PurgeUnavailableError } from './cache-purge.service';
+import { CachePurgeService, isEntryKey, isPurgeablePrefix, PurgeResult, PurgeUnavailableError } from '../places/cache/cache-purge.service';
 import { PurgeKeyQueryDto, PurgePrefixQueryDto, PurgeQuestionQueryDto } from './dto/purge-query.dto';
 import { PurgeResponseDto } from './dto/purge-response.dto';
 

@@ -1,7 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { AdminTokenGuard } from './admin-token.guard';
 import { AdminController } from './admin.controller';
-import { CachePurgeModule } from './cache-purge.module';
+import { CachePurgeModule } from '../places/cache/cache-purge.module';
 
 /**
  * The admin routes (/admin/cache…). They exist only when ADMIN_TOKEN is set: `forEnv` returns an

@@ -1,6 +1,6 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { Response } from 'express';
-import { GatewayError } from '../places/gateway.errors';
+import { GatewayError } from './gateway.errors';
 
 /**
  * One JSON error shape for every failure: `{statusCode, error, message, code?}`. Unknown errors become

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
 import { nominatimConfig, NominatimConfig } from '../config/configuration';
-import { UpstreamStatus } from '../places/upstream-status';
+import { UpstreamStatus } from '../places/nominatim/upstream-status';
 
 /**
  * Upstream reachability as the last real Nominatim call showed it. It never sends a request itself:

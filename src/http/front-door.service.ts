@@ -9,12 +9,12 @@ import { requestLineWriter, RequestLine } from '../logging/app-logger';
 import { APP_LOGGER } from '../logging/logging.module';
 import { MetricsService } from '../metrics/metrics.service';
 import { writeAnswer } from '../places/answer-writer';
-import { L1Holder } from '../places/l1-cache';
-import { CanonicalRequest } from '../places/nominatim-request';
+import { L1Holder } from '../places/cache/l1-cache';
+import { CanonicalRequest } from '../places/nominatim/nominatim-request';
 import { canonicaliseRoute, PLACE_ROUTES, PlaceRoute, splitTarget } from '../places/place-routes';
-import { PlacesCacheService, Resolution } from '../places/places-cache.service';
-import { clientIp } from './client-ip';
-import { HitRateLimiter } from './hit-rate-limiter';
+import { PlacesCacheService, Resolution } from '../places/cache/places-cache.service';
+import { clientIp } from '../common/client-ip';
+import { HitRateLimiter } from '../throttle/hit-rate-limiter';
 import { originForm, refuseTunnel } from './request-target';
 import { securityHeaders } from './security-headers';
 

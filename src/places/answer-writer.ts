@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Resolution } from './places-cache.service';
+import { Resolution } from './cache/places-cache.service';
 
 export type AnswerVariant = 'raw' | 'api';
 

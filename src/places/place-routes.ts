@@ -1,4 +1,4 @@
-import { canonicaliseApi, canonicaliseNominatim, CanonicalResult, NominatimEndpoint } from './nominatim-request';
+import { canonicaliseApi, canonicaliseNominatim, CanonicalResult, NominatimEndpoint } from './nominatim/nominatim-request';
 
 export type PlaceRoute = { variant: 'api' } | { variant: 'raw'; endpoint: NominatimEndpoint };
 

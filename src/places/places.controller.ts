@@ -3,9 +3,9 @@ import { ApiExcludeEndpoint } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { cacheConfig, CacheConfig } from '../config/configuration';
 import { writeAnswer } from './answer-writer';
-import { upstreamFailed } from './gateway.errors';
+import { upstreamFailed } from '../common/gateway.errors';
 import { canonicaliseRoute, findRoute, PlaceRoute, splitTarget } from './place-routes';
-import { PlacesCacheService } from './places-cache.service';
+import { PlacesCacheService } from './cache/places-cache.service';
 import { ApiDocs, DetailsDocs, LookupDocs, ReverseDocs, SearchDocs, StatusDocs } from './places.openapi';
 
 /**

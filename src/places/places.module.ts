@@ -3,12 +3,12 @@ import { Inject, Module, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs
 import { KEY_PREFIX } from '../cache/cache.constants';
 import { RedisConnectionService } from '../cache/redis-connection.service';
 import { nominatimConfig, NominatimConfig, redisConfig, RedisConfig } from '../config/configuration';
-import { FillLock } from './fill-lock';
-import { NominatimClient, UPSTREAM_PACER } from './nominatim.client';
-import { FILL_LOCK, PlacesCacheService } from './places-cache.service';
+import { FillLock } from './cache/fill-lock';
+import { NominatimClient, UPSTREAM_PACER } from './nominatim/nominatim.client';
+import { FILL_LOCK, PlacesCacheService } from './cache/places-cache.service';
 import { PlacesController } from './places.controller';
-import { UpstreamPacer } from './upstream-pacer';
-import { UpstreamStatus } from './upstream-status';
+import { UpstreamPacer } from './nominatim/upstream-pacer';
+import { UpstreamStatus } from './nominatim/upstream-status';
 
 @Module({
   imports: [HttpModule],

@@ -13,7 +13,7 @@ import { ApiQueryModel } from '../common/api-query-model';
 import { ApiAnswerDto } from './dto/api-answer.dto';
 import { ApiQueryDto } from './dto/api-query.dto';
 import { DetailsQueryDto } from './dto/details-query.dto';
-import { GatewayErrorDto, NominatimErrorDto } from './dto/error.dto';
+import { GatewayErrorDto, NominatimErrorDto } from '../common/dto/error.dto';
 import { GeocodeJsonDto, GeoJsonFeatureCollectionDto } from './dto/geojson.dto';
 import { LookupQueryDto } from './dto/lookup-query.dto';
 import { PlaceDetailsDto } from './dto/place-details.dto';

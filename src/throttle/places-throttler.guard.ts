@@ -10,7 +10,7 @@ import {
 } from '@nestjs/throttler';
 import type { Request, Response } from 'express';
 import { appConfig, AppConfig, throttleConfig, ThrottleConfig } from '../config/configuration';
-import { clientIp } from '../http/client-ip';
+import { clientIp } from '../common/client-ip';
 import { MetricsService } from '../metrics/metrics.service';
 import { PlacesController } from '../places/places.controller';
 

@@ -1,5 +1,5 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { MAX_TEXT_LENGTH } from '../nominatim-request';
+import { MAX_TEXT_LENGTH } from '../nominatim/nominatim-request';
 
 /**
  * Query of the tutorial route. Validation is done by the shared canonicaliser (nominatim-request.ts),

@@ -1,5 +1,5 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { MAX_TEXT_LENGTH } from '../nominatim-request';
+import { MAX_TEXT_LENGTH } from '../nominatim/nominatim-request';
 import { PlaceOutputQueryDto } from './place-output-query.dto';
 /**
  * Query of GET /search, exactly Nominatim's parameters (the allow-list in nominatim-request.ts).

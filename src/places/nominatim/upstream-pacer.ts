@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import type { RedisClientType } from 'redis';
-import type { RedisGuard } from '../cache/redis-guard';
-import { withTimeout } from '../cache/with-timeout';
+import type { RedisGuard } from '../../cache/redis-guard';
+import { withTimeout } from '../../cache/with-timeout';
 
 /** The queue for an upstream slot is longer than callers may wait: answer 503 with Retry-After. */
 export class QueueFullError extends Error {

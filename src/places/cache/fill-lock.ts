@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
 import { createHash, randomUUID } from 'node:crypto';
 import type { RedisClientType } from 'redis';
-import { type RedisGuard, RedisUnavailableError } from '../cache/redis-guard';
-import { OperationTimeoutError, withTimeout } from '../cache/with-timeout';
+import { type RedisGuard, RedisUnavailableError } from '../../cache/redis-guard';
+import { OperationTimeoutError, withTimeout } from '../../cache/with-timeout';
 
 export interface FillLockOptions {
   /** Namespace of the lock keys and of the notification channel, e.g. 'places:v1:'. */

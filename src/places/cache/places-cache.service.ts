@@ -1,16 +1,16 @@
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import type { Cache } from 'cache-manager';
-import { CACHE_MANAGER } from '../cache/cache.constants';
-import { RedisConnectionService } from '../cache/redis-connection.service';
-import { RedisUnavailableError } from '../cache/redis-guard';
-import { cacheConfig, CacheConfig } from '../config/configuration';
-import { CounterSeries, MetricsService } from '../metrics/metrics.service';
+import { CACHE_MANAGER } from '../../cache/cache.constants';
+import { RedisConnectionService } from '../../cache/redis-connection.service';
+import { RedisUnavailableError } from '../../cache/redis-guard';
+import { cacheConfig, CacheConfig } from '../../config/configuration';
+import { CounterSeries, MetricsService } from '../../metrics/metrics.service';
 import { CachedAnswer, isEmptyAnswer, StoredAnswer } from './cached-answer';
 import { FillLock } from './fill-lock';
-import { GatewayError } from './gateway.errors';
+import { GatewayError } from '../../common/gateway.errors';
 import { L1Cache, L1Holder } from './l1-cache';
-import { NominatimClient, UpstreamAnswer } from './nominatim.client';
-import { CanonicalRequest } from './nominatim-request';
+import { NominatimClient, UpstreamAnswer } from '../nominatim/nominatim.client';
+import { CanonicalRequest } from '../nominatim/nominatim-request';
 
 export const FILL_LOCK = 'FILL_LOCK';
 

@@ -1,11 +1,11 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import type { Cache } from 'cache-manager';
-import { CACHE_MANAGER, KEY_PREFIX } from '../cache/cache.constants';
-import { RedisConnectionService } from '../cache/redis-connection.service';
-import { RedisUnavailableError } from '../cache/redis-guard';
-import { withTimeout } from '../cache/with-timeout';
-import { MetricsService } from '../metrics/metrics.service';
-import { PlacesCacheService } from '../places/places-cache.service';
+import { CACHE_MANAGER, KEY_PREFIX } from '../../cache/cache.constants';
+import { RedisConnectionService } from '../../cache/redis-connection.service';
+import { RedisUnavailableError } from '../../cache/redis-guard';
+import { withTimeout } from '../../cache/with-timeout';
+import { MetricsService } from '../../metrics/metrics.service';
+import { PlacesCacheService } from './places-cache.service';
 
 /** Every instance listens here; a message is a cache key, or `prefix:<prefix>`. */
 export const PURGE_CHANNEL = `${KEY_PREFIX}purge`;

@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
 import { createClient, type RedisClientType } from 'redis';
-import { startRedis, type RedisProcess } from '../../test/support/redis-server';
-import { measure } from '../../test/support/traffic';
-import { RedisUnavailableError } from '../cache/redis-guard';
+import { startRedis, type RedisProcess } from '../../../test/support/redis-server';
+import { measure } from '../../../test/support/traffic';
+import { RedisUnavailableError } from '../../cache/redis-guard';
 import { FillLock, type FillLockOptions } from './fill-lock';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

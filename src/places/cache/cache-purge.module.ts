@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { PlacesModule } from '../places/places.module';
+import { PlacesModule } from '../places.module';
 import { CachePurgeService } from './cache-purge.service';
 
 /**

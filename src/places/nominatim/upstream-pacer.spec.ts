@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { createClient, type RedisClientType } from 'redis';
-import { startRedis, type RedisProcess } from '../../test/support/redis-server';
-import { measure, type Stall, stalledDuring, watchEventLoop } from '../../test/support/traffic';
+import { startRedis, type RedisProcess } from '../../../test/support/redis-server';
+import { measure, type Stall, stalledDuring, watchEventLoop } from '../../../test/support/traffic';
 import { CoolingDownError, QueueFullError, UpstreamPacer, type UpstreamPacerOptions } from './upstream-pacer';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
