@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { CachedAnswer, gzipOptionsFor } from './cached-answer';
 
-const FIXTURES = join(__dirname, '../../test/fixtures/nominatim');
+const FIXTURES = join(__dirname, '../../../test/fixtures/nominatim');
 
 /** A /search answer of about `bytes`: the recorded one repeated with different ids, names and coordinates. */
 function answerOf(bytes: number): Buffer {
