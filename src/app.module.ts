@@ -1,7 +1,6 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { AdminModule } from './admin/admin.module';
-import { CachePurgeModule } from './places/cache/cache-purge.module';
 import { CacheModule } from './cache/cache.module';
 import {
   appConfig,
@@ -33,7 +32,6 @@ import { ThrottleModule } from './throttle/throttle.module';
     PlacesModule,
     HealthModule,
     ThrottleModule,
-    CachePurgeModule,
   ],
   providers: [FrontDoor],
 })

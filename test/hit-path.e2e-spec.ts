@@ -237,7 +237,7 @@ describe('hit path (e2e): a hit answers like the miss before it', () => {
       }
     });
 
-    it('an answer too large for L1: each request reads Redis itself, and all are HITs', async () => {
+    it('an answer too large for L1: at most one Redis read per request (those at once share one), and all are HITs', async () => {
       const filler = await boot({});
       fake.padTo = 8000;
       const path = '/search?q=Berlin&format=jsonv2&limit=3';
@@ -251,8 +251,10 @@ describe('hit path (e2e): a hit answers like the miss before it', () => {
       const gets = await redis.commandCalls();
       const answers = await Promise.all(Array.from({ length: 10 }, () => send(`${url}${path}`)));
       expect(fake.count()).toBe(before);
-      // Ten reads: nothing for L1 to keep, so no request can be served by another's read.
-      expect(await redisReads(redis, gets)).toBe(10);
+      // Nothing for L1 to keep: a request is served by another's read only while that read runs (one flight).
+      const reads = await redisReads(redis, gets);
+      expect(reads).toBeGreaterThanOrEqual(1);
+      expect(reads).toBeLessThanOrEqual(10);
       for (const a of answers) {
         expect(a.status).toBe(200);
         expect(a.headers['x-cache']).toBe('HIT');

@@ -1,9 +1,9 @@
 import { createClient, RedisClientType } from 'redis';
 import { RedisConnectionService } from '../src/cache/redis-connection.service';
 import { FillLock } from '../src/places/cache/fill-lock';
-import { FILL_LOCK } from '../src/places/cache/places-cache.service';
+import { FILL_LOCK } from '../src/places/cache/fills';
 import { MetricsService } from '../src/metrics/metrics.service';
-import { PlacesThrottlerGuard } from '../src/throttle/places-throttler.guard';
+import { RateLimits } from '../src/throttle/rate-limits';
 import { THROTTLE_KEY_PREFIX } from '../src/throttle/redis-throttler.storage';
 import { eventually, RunningApp, startApp } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';
@@ -45,7 +45,7 @@ function rateLimited(svc: RunningApp, kind: 'hit' | 'miss'): Promise<number> {
     .then((m) => m.values.find((v) => v.labels.kind === kind)?.value ?? 0);
 }
 
-describe(PlacesThrottlerGuard.name, () => {
+describe(RateLimits.name, () => {
   let upstream: FakeNominatim;
   let redis: RedisProcess;
   let probe: RedisClientType;

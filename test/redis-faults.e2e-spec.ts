@@ -4,7 +4,7 @@ import { REDIS_CLIENT, REDIS_SUBSCRIBER } from '../src/cache/cache.constants';
 import type { FillLock } from '../src/places/cache/fill-lock';
 import { canonicaliseRoute, PLACE_ROUTES } from '../src/places/place-routes';
 import { UPSTREAM_PACER } from '../src/places/nominatim/nominatim.client';
-import { FILL_LOCK } from '../src/places/cache/places-cache.service';
+import { FILL_LOCK } from '../src/places/cache/fills';
 import type { UpstreamPacer } from '../src/places/nominatim/upstream-pacer';
 import { LogLine, RunningApp, startApp } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';

@@ -1,7 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { AdminTokenGuard } from './admin-token.guard';
 import { AdminController } from './admin.controller';
-import { CachePurgeModule } from '../places/cache/cache-purge.module';
+import { PlacesModule } from '../places/places.module';
 
 /**
  * The admin routes (/admin/cache…). They exist only when ADMIN_TOKEN is set: `forEnv` returns an
@@ -13,7 +13,7 @@ export class AdminModule {
     if (!env.ADMIN_TOKEN?.trim()) return { module: AdminModule };
     return {
       module: AdminModule,
-      imports: [CachePurgeModule],
+      imports: [PlacesModule],
       controllers: [AdminController],
       providers: [AdminTokenGuard],
     };

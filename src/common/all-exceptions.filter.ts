@@ -1,5 +1,6 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { Response } from 'express';
+import { errorBody, ErrorBody, writeError } from './error-writer';
 import { GatewayError } from './gateway.errors';
 
 /**
@@ -12,27 +13,20 @@ export class AllExceptionsFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const res = host.switchToHttp().getResponse<Response>();
-    let status = 500;
-    let body: Record<string, unknown> = { statusCode: 500, error: 'Internal Server Error', message: 'Internal server error' };
+    let body: ErrorBody = errorBody(500, 'Internal server error');
+    let retryAfter: number | undefined;
     if (exception instanceof HttpException) {
-      status = exception.getStatus();
+      const status = exception.getStatus();
       const r = exception.getResponse();
       body =
         typeof r === 'object' && r !== null
-          ? { statusCode: status, ...(r as Record<string, unknown>) }
+          ? { ...(r as ErrorBody), statusCode: status }
           : { statusCode: status, error: exception.name, message: String(r) };
       if (Array.isArray(body.message)) body.message = (body.message as string[]).join('; ');
-      if (exception instanceof GatewayError && exception.retryAfterSeconds !== undefined) {
-        res.setHeader('Retry-After', String(exception.retryAfterSeconds));
-      }
+      if (exception instanceof GatewayError) retryAfter = exception.retryAfterSeconds;
     } else {
       this.logger.error(exception instanceof Error ? exception : String(exception));
     }
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    res.setHeader('Cache-Control', 'no-store');
-    res.status(status).type('application/json; charset=utf-8').send(JSON.stringify(body));
+    writeError(res, body, retryAfter);
   }
 }

@@ -1,5 +1,5 @@
 import { HttpException } from '@nestjs/common';
-import { STATUS_CODES } from 'node:http';
+import { errorBody } from './error-writer';
 
 /**
  * Failures of the path to Nominatim, as our own errors: the exception filter turns them into one JSON
@@ -15,8 +15,7 @@ export class GatewayError extends HttpException {
     /** the upstream status, when the cause is an upstream answer */
     readonly upstreamStatus?: number,
   ) {
-    // The reason phrase ("Bad Gateway"), as in every other error body; HttpStatus[status] is the enum name.
-    super({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', code, message }, status);
+    super(errorBody(status, message, code), status);
   }
 }
 

@@ -1,5 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { errorBody, ErrorBody, writeError } from '../common/error-writer';
 import { Resolution } from './cache/places-cache.service';
+import { Decision } from './decision';
+import { Exchange } from './exchange';
 
 export type AnswerVariant = 'raw' | 'api';
 
@@ -29,6 +32,34 @@ export function cacheStatus(r: Resolution, now: number): string {
 }
 
 const VARY = 'Accept-Language, Accept-Encoding';
+
+/**
+ * The one place a pipeline decision becomes a response, for the front door and the controller alike.
+ * `head`: as for writeAnswer; for anything but an answer its headers are set one by one first.
+ */
+export function writeDecision(x: Exchange, res: ServerResponse, d: Decision, compressMinBytes: number, head?: string[]): void {
+  if (d.kind === 'answer') {
+    x.cache = d.resolution.outcome;
+    writeAnswer(x.req, res, d.resolution, x.route!.variant, compressMinBytes, Date.now(), head);
+    return;
+  }
+  if (head !== undefined) for (let i = 0; i < head.length; i += 2) res.setHeader(head[i], head[i + 1]);
+  switch (d.kind) {
+    case 'invalid':
+      // Nominatim's own error format for the requested output (or /api's JSON error), never cached.
+      res.statusCode = d.error.status;
+      res.setHeader('Content-Type', d.error.contentType);
+      res.setHeader('Cache-Control', 'no-store');
+      res.end(d.error.body);
+      return;
+    case 'limited':
+      writeError(res, errorBody(429, 'Rate limit exceeded; try again later'), d.retryAfterSeconds);
+      return;
+    case 'failed':
+      writeError(res, d.error.getResponse() as ErrorBody, d.error.retryAfterSeconds);
+      return;
+  }
+}
 
 /**
  * Writes a cached or fresh answer: the upstream's status, Content-Type and bytes as they are (or

@@ -18,6 +18,9 @@ export const PLACE_ROUTES: ReadonlyMap<string, PlaceRoute> = new Map<string, Pla
   ['/details.php', { variant: 'raw', endpoint: 'details' }],
 ]);
 
+/** The paths documented as aliases of the main ones (for Nest's router: without the leading slash). */
+export const ALIAS_PATHS: string[] = [...PLACE_ROUTES.keys()].filter((p) => p === '/' || p.endsWith('.php')).map((p) => p.slice(1));
+
 /** Exact match first (the hit path), then Express's leniencies: a trailing slash, other letter case. */
 export function findRoute(path: string): PlaceRoute | undefined {
   return PLACE_ROUTES.get(path) ?? PLACE_ROUTES.get(path.replace(/\/+$/, '').toLowerCase() || '/');

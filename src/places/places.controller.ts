@@ -1,22 +1,25 @@
 import { Controller, Get, Inject, Req, Res } from '@nestjs/common';
 import { ApiExcludeEndpoint } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { cacheConfig, CacheConfig } from '../config/configuration';
-import { writeAnswer } from './answer-writer';
-import { upstreamFailed } from '../common/gateway.errors';
-import { canonicaliseRoute, findRoute, PlaceRoute, splitTarget } from './place-routes';
-import { PlacesCacheService } from './cache/places-cache.service';
+import { clientIp } from '../common/client-ip';
+import { appConfig, AppConfig, cacheConfig, CacheConfig } from '../config/configuration';
+import { writeDecision } from './answer-writer';
+import { Exchange } from './exchange';
+import { PlacePipeline } from './place-pipeline';
+import { ALIAS_PATHS, findRoute, PlaceRoute, splitTarget } from './place-routes';
 import { ApiDocs, DetailsDocs, LookupDocs, ReverseDocs, SearchDocs, StatusDocs } from './places.openapi';
 
 /**
- * Thin: canonicalise (which validates), delegate to the cache-aside service, write the answer.
- * The routes here see only what the front door did not answer from cache.
+ * The pipeline's other entry, and the routes' Swagger documentation. The front door takes every
+ * GET/HEAD of a place route itself; what reaches Nest here goes the same way: one exchange, the same
+ * pipeline, the same writer.
  */
 @Controller()
 export class PlacesController {
   constructor(
-    private readonly places: PlacesCacheService,
+    private readonly pipeline: PlacePipeline,
     @Inject(cacheConfig.KEY) private readonly config: CacheConfig,
+    @Inject(appConfig.KEY) private readonly app: AppConfig,
   ) {}
 
   @Get('api')
@@ -56,7 +59,7 @@ export class PlacesController {
   }
 
   /** Nominatim's old `.php` names and `/` (search): the same operations, documented once under their main path. */
-  @Get(['', 'search.php', 'reverse.php', 'lookup.php', 'status.php', 'details.php'])
+  @Get(ALIAS_PATHS)
   @ApiExcludeEndpoint()
   async alias(@Req() req: Request, @Res() res: Response): Promise<void> {
     await this.answer(req, res);
@@ -64,19 +67,10 @@ export class PlacesController {
 
   private async answer(req: Request, res: Response): Promise<void> {
     const { path, query } = splitTarget(req.originalUrl);
-    const route = findRoute(path) as PlaceRoute;
-    const canonical = canonicaliseRoute(route, query, req.headers['accept-language']);
-    if (!canonical.ok) {
-      const e = canonical.error;
-      res.status(e.status).setHeader('Content-Type', e.contentType);
-      res.setHeader('Cache-Control', 'no-store');
-      res.end(e.body);
-      return;
-    }
-    const resolution = await this.places.resolve(canonical.request, req);
-    if (route.variant === 'api' && resolution.answer.status !== 200) {
-      throw upstreamFailed(`Nominatim answered ${resolution.answer.status}`, resolution.answer.status);
-    }
-    writeAnswer(req, res, resolution, route.variant, this.config.compressMinBytes);
+    const x = new Exchange(req, String(req.headers['x-request-id']), path, query, performance.now(), (r) => clientIp(r, this.app.trustProxy));
+    x.route = findRoute(path) as PlaceRoute;
+    const lang = req.headers['accept-language'];
+    const decision = await this.pipeline.run(x, req.originalUrl, typeof lang === 'string' ? lang : undefined);
+    writeDecision(x, res, decision, this.config.compressMinBytes);
   }
 }

@@ -3,19 +3,31 @@ import { Inject, Module, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs
 import { KEY_PREFIX } from '../cache/cache.constants';
 import { RedisConnectionService } from '../cache/redis-connection.service';
 import { nominatimConfig, NominatimConfig, redisConfig, RedisConfig } from '../config/configuration';
+import { ThrottleModule } from '../throttle/throttle.module';
+import { CachePurgeService } from './cache/cache-purge.service';
 import { FillLock } from './cache/fill-lock';
+import { FILL_LOCK, Fills } from './cache/fills';
+import { PlacesCacheService } from './cache/places-cache.service';
 import { NominatimClient, UPSTREAM_PACER } from './nominatim/nominatim.client';
-import { FILL_LOCK, PlacesCacheService } from './cache/places-cache.service';
+import { PlacePipeline } from './place-pipeline';
 import { PlacesController } from './places.controller';
 import { UpstreamPacer } from './nominatim/upstream-pacer';
 import { UpstreamStatus } from './nominatim/upstream-status';
 
+/**
+ * The place routes: the pipeline and its steps, the cache and Nominatim. Purging (and its broadcast)
+ * is here too, always registered: every instance must drop its L1 copies when any instance purges,
+ * whether or not it serves the admin routes itself.
+ */
 @Module({
-  imports: [HttpModule],
+  imports: [HttpModule, ThrottleModule],
   controllers: [PlacesController],
   providers: [
     NominatimClient,
     PlacesCacheService,
+    Fills,
+    PlacePipeline,
+    CachePurgeService,
     {
       provide: UPSTREAM_PACER,
       inject: [RedisConnectionService, nominatimConfig.KEY, redisConfig.KEY],
@@ -47,7 +59,7 @@ import { UpstreamStatus } from './nominatim/upstream-status';
     },
     { provide: UpstreamStatus, inject: [UPSTREAM_PACER], useFactory: (pacer: UpstreamPacer) => new UpstreamStatus(pacer) },
   ],
-  exports: [PlacesCacheService, UpstreamStatus],
+  exports: [PlacesCacheService, PlacePipeline, CachePurgeService, UpstreamStatus],
 })
 export class PlacesModule implements OnApplicationBootstrap, OnModuleDestroy {
   constructor(

@@ -15,7 +15,7 @@ const PREFIX_MESSAGE = 'prefix:';
  * Cache entries are `places:v1:<endpoint>:…`. Everything else under places:v1: (fill locks, pacing,
  * rate-limit counters) is working state, never purged, even by the prefix `places:v1:`.
  */
-const ENTRY_KEY = /^places:v1:(?:search|reverse|lookup|status|details):/;
+const ENTRY_KEY = new RegExp(`^${KEY_PREFIX}(?:search|reverse|lookup|status|details):`);
 // eslint-disable-next-line no-control-regex -- rejecting control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f]/;
 export const MAX_KEY_LENGTH = 1024;

@@ -19,6 +19,8 @@
  * - core.py: "Nothing to search for." for a blank q or no structured part.
  */
 import { createHash } from 'node:crypto';
+import { KEY_PREFIX } from '../../cache/cache.constants';
+import { errorBody } from '../../common/error-writer';
 
 export type NominatimEndpoint = 'search' | 'reverse' | 'lookup' | 'status' | 'details';
 export type ResponseFormat = 'xml' | 'json' | 'jsonv2' | 'geojson' | 'geocodejson' | 'text';
@@ -74,7 +76,6 @@ const ZOOM_MIN = 0;
 const ZOOM_MAX = 18;
 const ZOOM_DEFAULT = 18;
 const KEY_MAX_LENGTH = 200;
-const KEY_PREFIX = 'places:v1:';
 
 const CT_TEXT = 'text/plain; charset=utf-8';
 const CT_XML = 'text/xml; charset=utf-8';
@@ -806,6 +807,6 @@ function fail(shape: ErrorShape, msg: string, status = 400): CanonicalResult {
 function apiFail(message: string): CanonicalResult {
   return {
     ok: false,
-    error: { status: 400, contentType: CT_JSON, body: JSON.stringify({ statusCode: 400, error: 'Bad Request', message }) },
+    error: { status: 400, contentType: CT_JSON, body: JSON.stringify(errorBody(400, message)) },
   };
 }

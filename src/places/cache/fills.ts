@@ -1,0 +1,211 @@
+import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import type { Cache } from 'cache-manager';
+import { CACHE_MANAGER } from '../../cache/cache.constants';
+import { RedisConnectionService } from '../../cache/redis-connection.service';
+import { RedisUnavailableError } from '../../cache/redis-guard';
+import { cacheConfig, CacheConfig } from '../../config/configuration';
+import { MetricsService } from '../../metrics/metrics.service';
+import { NominatimClient } from '../nominatim/nominatim.client';
+import { CanonicalRequest } from '../nominatim/nominatim-request';
+import { CachedAnswer, isEmptyAnswer } from './cached-answer';
+import { FillLock } from './fill-lock';
+import { CacheOutcome, PlacesCacheService, Resolution } from './places-cache.service';
+
+export const FILL_LOCK = 'FILL_LOCK';
+
+/**
+ * A fill-lock attempt made before its fill starts (see lockAhead): the lock's SET NX and, right behind
+ * it on the same connection, one more look for an entry filled elsewhere.
+ */
+export interface LockAttempt {
+  lock: FillLock;
+  key: string;
+  /** the lock's token, or null when another holder has it; rejects when Redis could not be asked */
+  token: Promise<string | null>;
+  /** what Redis held for the key just after the SET NX (undefined also when the read failed) */
+  entry: Promise<CachedAnswer | undefined>;
+}
+
+/**
+ * Single flight, in this process and across instances: one map of the work running per key (every
+ * request for the key joins it), and the fill lock in Redis (woken by pub/sub) so that one instance
+ * calls upstream and the others read what it stored. A fill asks Nominatim and keeps what it answered
+ * (L2, then L1, then the notice to waiting instances).
+ */
+@Injectable()
+export class Fills implements OnModuleDestroy {
+  private readonly logger = new Logger(Fills.name);
+  /** what runs for a key now; settles with its answer, or undefined when its leader gave up (refused, gone) */
+  private readonly flights = new Map<string, Promise<Resolution | undefined>>();
+  private destroyed = false;
+
+  constructor(
+    @Inject(CACHE_MANAGER) private readonly cache: Cache,
+    @Inject(cacheConfig.KEY) private readonly config: CacheConfig,
+    @Inject(FILL_LOCK) private readonly fillLock: FillLock | null,
+    private readonly redis: RedisConnectionService,
+    private readonly nominatim: NominatimClient,
+    private readonly places: PlacesCacheService,
+    private readonly metrics: MetricsService,
+  ) {}
+
+  /** The work running for `key`, if any: a request for the key joins it instead of starting its own. */
+  running(key: string): Promise<Resolution | undefined> | undefined {
+    return this.flights.get(key);
+  }
+
+  /** Runs `work` as the one flight of `key` until it settles. */
+  lead(key: string, work: Promise<Resolution | undefined>): Promise<Resolution | undefined> {
+    this.flights.set(key, work);
+    const forget = () => {
+      if (this.flights.get(key) === work) this.flights.delete(key);
+    };
+    work.then(forget, forget);
+    return work;
+  }
+
+  /** RFC 5861 stale-while-revalidate: one refresh, through the same single flight and pacing; never throws. */
+  refresh(req: CanonicalRequest): void {
+    if (this.flights.has(req.key) || this.destroyed) return;
+    this.lead(req.key, this.fill(req)).catch((e: Error) => this.logger.debug(`background refresh failed: ${e.message}`));
+  }
+
+  /**
+   * Asks for the fill lock now, before the fill needs it (while the client's allowance is checked):
+   * in a burst each Redis round trip waits behind the arrivals read meanwhile (Redis, the clients and
+   * this process share the cores), so one fewer in a row brings the upstream call forward.
+   * Nothing is attempted without a usable Redis.
+   */
+  lockAhead(req: CanonicalRequest): LockAttempt | undefined {
+    const lock = this.redis.isUsable() ? this.fillLock : null;
+    return lock === null || !req.cacheable ? undefined : this.attemptLock(lock, req.key);
+  }
+
+  /** Releases the lock an unused attempt took (if it took it). Best effort, never rejects. */
+  giveBack(attempt: LockAttempt | undefined): void {
+    attempt?.token.then(
+      (token) => {
+        if (token !== null) void attempt.lock.release(attempt.key, token);
+      },
+      () => undefined,
+    );
+  }
+
+  /** Counts a request that joined another's flight and got its upstream answer. */
+  collapsed(r: Resolution): Resolution {
+    this.metrics.cacheOutcomes.inc({ outcome: 'coalesced', tier: 'l1' });
+    return { ...r, collapsed: true };
+  }
+
+  /** One question that is not cached (/details): straight upstream. */
+  async passThrough(req: CanonicalRequest): Promise<Resolution> {
+    const up = await this.nominatim.fetch(req);
+    this.metrics.cacheOutcomes.inc({ outcome: 'miss', tier: 'none' });
+    return { answer: this.places.transient(up.status, up.contentType, up.body), outcome: 'MISS', stored: false };
+  }
+
+  /** Across instances: the fill-lock holder calls upstream; the others wait for its pub/sub notice. */
+  async fill(req: CanonicalRequest, ahead?: LockAttempt): Promise<Resolution> {
+    const lock = this.redis.isUsable() ? this.fillLock : null;
+    if (lock === null) {
+      this.giveBack(ahead);
+      return this.fetchAndStore(req, this.redis.client !== null);
+    }
+
+    let token: string | null;
+    try {
+      const giveUpAt = Date.now() + this.config.fillWaitMs;
+      const attempt = ahead ?? this.attemptLock(lock, req.key);
+      token = await attempt.token;
+      const filled = this.asFilledElsewhere(req, await attempt.entry);
+      if (filled !== undefined) {
+        if (token !== null) void lock.release(req.key, token).catch(() => undefined);
+        return filled;
+      }
+      // The holder gave up or died (its lease ended): take over, or wait for whoever took over first.
+      // Past fillWaitMs, go without the lock.
+      while (token === null && Date.now() < giveUpAt) {
+        await lock.waitForFill(req.key, giveUpAt - Date.now());
+        const filled = this.asFilledElsewhere(req, await this.places.readShared(req.key));
+        if (filled !== undefined) return filled;
+        token = await lock.tryAcquire(req.key);
+      }
+    } catch {
+      return this.fetchAndStore(req, true);
+    }
+    try {
+      return await this.fetchAndStore(req, false);
+    } finally {
+      // Not awaited: the answer is ready, and a Redis that froze meanwhile must not hold it back.
+      if (token !== null) void lock.release(req.key, token).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Asks for the fill lock of `key`. A holder fills, then releases: our cache lookup can come just
+   * before its fill and our lock just after its release (seen as 1 % duplicate upstream calls with rate
+   * limiting on). So look once more: a GET sent right behind the SET NX, on the same connection, runs
+   * after it in Redis and sees any fill made before our lock, without a round trip of its own.
+   */
+  private attemptLock(lock: FillLock, key: string): LockAttempt {
+    const token = lock.tryAcquire(key);
+    // Handled where the attempt is used or given back; never an unhandled rejection meanwhile.
+    token.catch(() => undefined);
+    return { lock, key, token, entry: this.places.readShared(key).catch(() => undefined) };
+  }
+
+  private asFilledElsewhere(req: CanonicalRequest, filled: CachedAnswer | undefined): Resolution | undefined {
+    if (filled === undefined || !filled.isFresh(Date.now())) return undefined;
+    this.places.l1.set(req.key, filled, Date.now());
+    this.metrics.cacheOutcomes.inc({ outcome: 'coalesced', tier: 'l2' });
+    return { answer: filled, outcome: 'MISS', stored: true, collapsed: true, tier: 'l2' };
+  }
+
+  private async fetchAndStore(req: CanonicalRequest, bypass: boolean): Promise<Resolution> {
+    const up = await this.nominatim.fetch(req);
+    const outcome: CacheOutcome = bypass ? 'BYPASS' : 'MISS';
+    // Nominatim's own errors (400, 404, …) go back as they are and are never cached.
+    if (up.status !== 200) {
+      this.countFill(outcome);
+      return { answer: this.places.transient(up.status, up.contentType, up.body), outcome, stored: false };
+    }
+
+    const now = Date.now();
+    const empty = isEmptyAnswer(up.body);
+    const ttlSeconds = empty ? Math.min(this.config.emptyTtlSeconds, this.ttlFor(req)) : this.ttlFor(req);
+    const freshUntil = now + ttlSeconds * 1000;
+    const answer = new CachedAnswer(200, up.contentType, up.body, now, freshUntil, freshUntil + this.places.keepMs, empty);
+    this.places.l1.set(req.key, answer, now);
+    if (!bypass) {
+      try {
+        const stored = this.redis.run('set', () =>
+          this.cache.set(req.key, answer.toStored(this.config.compressMinBytes), answer.staleUntil - now),
+        );
+        // The notice goes right behind the SET on the same connection (one round trip for both): Redis
+        // runs it after the SET, so a waiter it wakes reads the entry. Never rejects.
+        const notified = this.fillLock !== null && this.redis.client !== null ? this.fillLock.notifyFilled(req.key) : undefined;
+        await stored;
+        await notified;
+      } catch (e) {
+        if (!(e instanceof RedisUnavailableError)) throw e;
+        this.countFill('BYPASS');
+        return { answer, outcome: 'BYPASS', stored: true };
+      }
+    }
+    this.countFill(outcome);
+    return { answer, outcome, stored: true };
+  }
+
+  /** A fill that went upstream: a miss, or a bypass when Redis could not be used (the answer lives in L1 only). */
+  private countFill(outcome: CacheOutcome): void {
+    this.metrics.cacheOutcomes.inc(outcome === 'BYPASS' ? { outcome: 'bypass', tier: 'l1' } : { outcome: 'miss', tier: 'l2' });
+  }
+
+  private ttlFor(req: CanonicalRequest): number {
+    return req.endpoint === 'status' ? this.config.statusTtlSeconds : this.config.ttlSeconds;
+  }
+
+  onModuleDestroy(): void {
+    this.destroyed = true;
+  }
+}

@@ -1,0 +1,162 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { GatewayError, upstreamFailed } from '../common/gateway.errors';
+import { cacheConfig, CacheConfig } from '../config/configuration';
+import { RateLimits } from '../throttle/rate-limits';
+import { Fills, LockAttempt } from './cache/fills';
+import { Lookup, PlacesCacheService, Resolution } from './cache/places-cache.service';
+import { Decision } from './decision';
+import { Exchange, Question } from './exchange';
+import { memoEntries, Questions } from './questions';
+
+/**
+ * One way through for every place request, whichever entry received it:
+ *
+ *   1 question  canonicalise once (Nominatim's 400s)            -> invalid | question
+ *   2 memory    L1, synchronously; a hit pays the hit allowance  -> answer | limited
+ *   3 flight    one per key (cache/fills.ts): L2, then the miss allowance, then the fill lock and
+ *               one paced upstream call, kept in L2 and L1; others asking meanwhile join it
+ *                                                               -> answer | limited | failed
+ *
+ * run() returns a decision and writes nothing; the caller hands it to the answer writer. A hit
+ * answered from L1 returns synchronously, without a promise.
+ */
+@Injectable()
+export class PlacePipeline {
+  readonly questions: Questions;
+
+  constructor(
+    @Inject(cacheConfig.KEY) config: CacheConfig,
+    private readonly cache: PlacesCacheService,
+    private readonly fills: Fills,
+    private readonly limits: RateLimits,
+  ) {
+    this.questions = new Questions(memoEntries(config.l1MaxBytes));
+  }
+
+  run(x: Exchange, target: string, acceptLanguage: string | undefined): Decision | Promise<Decision> {
+    const q = this.questions.of(x.route!, target, x.query, acceptLanguage);
+    if ('ok' in q) return this.refusedOrNot(x, { kind: 'invalid', error: q.error });
+    x.question = q;
+    if (!q.request.cacheable) return this.passThrough(x, q);
+    const now = Date.now();
+    const hit = this.cache.fromMemory(q.request, now, q);
+    if (hit !== undefined) return this.served(x, hit, now, true);
+    return this.flight(x, q);
+  }
+
+  /**
+   * A hit: counted against the client's hit allowance. `revalidate`: a stale copy starts one refresh
+   * (a flight's leader starts it once its own flight has ended).
+   */
+  private served(x: Exchange, r: Resolution, now: number, revalidate: boolean): Decision {
+    if (this.limits.enabled) {
+      const retryAfterSeconds = this.limits.hit(x.client, now);
+      if (retryAfterSeconds > 0) return { kind: 'limited', retryAfterSeconds };
+    }
+    if (revalidate && r.outcome === 'STALE' && r.fwdStatus === undefined) this.fills.refresh(x.question!.request);
+    return { kind: 'answer', resolution: r };
+  }
+
+  /** `decision`, unless the client is over its miss allowance (invalid requests count as misses). */
+  private async refusedOrNot(x: Exchange, decision: Decision): Promise<Decision> {
+    const retryAfterSeconds = await this.limits.miss(x.client);
+    x.mark('limit');
+    return retryAfterSeconds > 0 ? { kind: 'limited', retryAfterSeconds } : decision;
+  }
+
+  /** Not in L1: join the key's flight, or lead one. A leader refused by its allowance leaves the others to look again. */
+  private async flight(x: Exchange, q: Question): Promise<Decision> {
+    const key = q.request.key;
+    for (;;) {
+      const running = this.fills.running(key);
+      if (running === undefined) {
+        let decision: Decision | undefined;
+        let found: Resolution | undefined;
+        try {
+          found = await this.fills.lead(key, this.lead(x, q, (d) => (decision = d)));
+        } catch (e) {
+          if (decision === undefined) throw e;
+        }
+        if (found?.outcome === 'STALE' && found.fwdStatus === undefined) this.fills.refresh(q.request);
+        return decision!;
+      }
+      let r: Resolution | undefined;
+      try {
+        r = await running;
+      } catch (e) {
+        return this.refusedOrNot(x, failed(e));
+      }
+      if (r === undefined) continue;
+      x.mark('answer');
+      if (r.outcome === 'HIT' || r.outcome === 'STALE') {
+        this.cache.countHit(r);
+        return this.served(x, r, Date.now(), false);
+      }
+      // An upstream answer another request brought: a stored one costs Nominatim nothing more, so it
+      // counts as a hit; anything else (Nominatim's 4xx) counts as this client's miss.
+      const joined = this.fills.collapsed(r);
+      return r.stored && r.answer.status === 200 ? this.served(x, joined, Date.now(), false) : this.refusedOrNot(x, this.checked(x, joined));
+    }
+  }
+
+  /**
+   * The flight's work, led by this request: L2; then, with the lock asked for while the client's
+   * allowance is checked, one upstream call, with stale-if-error as the fallback. `decide` receives this
+   * request's decision; the flight settles with the answer the others join (undefined: none, look again).
+   */
+  private async lead(x: Exchange, q: Question, decide: (d: Decision) => void): Promise<Resolution | undefined> {
+    const found: Lookup = await this.cache.lookup(q.request, q);
+    x.mark('lookup');
+    if (found.hit !== undefined) {
+      decide(this.served(x, found.hit, Date.now(), false));
+      return found.hit;
+    }
+    const attempt: LockAttempt | undefined = this.fills.lockAhead(q.request);
+    const refused = await this.limits.miss(x.client);
+    x.mark('limit');
+    if (refused > 0) {
+      this.fills.giveBack(attempt);
+      decide({ kind: 'limited', retryAfterSeconds: refused });
+      return undefined;
+    }
+    try {
+      const r = await this.fills.fill(q.request, attempt);
+      x.mark('answer');
+      decide(this.checked(x, r));
+      return r;
+    } catch (e) {
+      x.mark('answer');
+      const stale = e instanceof GatewayError ? this.cache.staleIfError(found, e.upstreamStatus ?? e.getStatus()) : undefined;
+      decide(stale !== undefined ? { kind: 'answer', resolution: stale } : failed(e));
+      if (stale !== undefined) return stale;
+      throw e;
+    }
+  }
+
+  /** /details: never cached, so nothing to look up or join. */
+  private async passThrough(x: Exchange, q: Question): Promise<Decision> {
+    const refused = await this.limits.miss(x.client);
+    x.mark('limit');
+    if (refused > 0) return { kind: 'limited', retryAfterSeconds: refused };
+    try {
+      const r = await this.fills.passThrough(q.request);
+      x.mark('answer');
+      return this.checked(x, r);
+    } catch (e) {
+      return failed(e);
+    }
+  }
+
+  /** /api wraps only Nominatim's successes; anything else from Nominatim is a 502 there. */
+  private checked(x: Exchange, r: Resolution): Decision {
+    if (x.route!.variant === 'api' && r.answer.status !== 200) {
+      return { kind: 'failed', error: upstreamFailed(`Nominatim answered ${r.answer.status}`, r.answer.status) };
+    }
+    return { kind: 'answer', resolution: r };
+  }
+}
+
+function failed(e: unknown): Decision {
+  if (e instanceof GatewayError) return { kind: 'failed', error: e };
+  throw e;
+}
