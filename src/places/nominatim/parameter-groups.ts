@@ -1,0 +1,191 @@
+/** Parameter groups several endpoints share (server_glue.py, types.py), and the canonical output they fill. */
+import { LAYERS, MAX_VALUE_LENGTH, POLYGON_OUTPUT_MAX_TYPES, ResponseFormat } from './nominatim-params';
+import { ASCII_PRINTABLE, BAD_CHARS, codePointCount, compareDigits, compareOsmIds, digitString, floatString, HAS_DIGIT, HEMISPHERE, IDENTIFIER, normaliseText, pyFloat, pyFloatOrInfinite, WHITESPACE_RUN } from './python-values';
+
+// ---------------------------------------------------------------------------------------------------------
+// Shared parameter groups
+
+/** parse_geometry_details: counts the polygon outputs, then reads polygon_threshold. */
+export function geometry(p: Map<string, string>, fmt: ResponseFormat, out: Out): string | undefined {
+  // geojson/geocodejson read only polygon_geojson; the other three are ignored there.
+  const names =
+    fmt === 'geojson' || fmt === 'geocodejson'
+      ? ['polygon_geojson']
+      : ['polygon_geojson', 'polygon_text', 'polygon_kml', 'polygon_svg'];
+  let selected: string | undefined;
+  let count = 0;
+  for (const name of names) {
+    if (bool(p.get(name), false)) {
+      selected = name;
+      count++;
+    }
+  }
+  if (count > POLYGON_OUTPUT_MAX_TYPES) return 'Too many polygon output options selected.';
+
+  const threshold = p.get('polygon_threshold');
+  let thresholdValue = 0;
+  if (threshold !== undefined) {
+    const n = pyFloat(threshold);
+    if (n === undefined) return mustBeNumber('polygon_threshold');
+    thresholdValue = n;
+  }
+  if (selected !== undefined) {
+    out.set(selected, '1');
+    // Simplification only applies to an output geometry, and only when positive.
+    if (thresholdValue > 0) out.set('polygon_threshold', floatString(thresholdValue));
+  }
+  return undefined;
+}
+
+/** addressdetails (default 0 for search, 1 for reverse/lookup), extratags, namedetails always explicit. */
+export function outputDetails(p: Map<string, string>, out: Out, addressDefault: boolean): void {
+  out.set('addressdetails', bool(p.get('addressdetails'), addressDefault) ? '1' : '0');
+  out.set('extratags', bool(p.get('extratags'), false) ? '1' : '0');
+  out.set('namedetails', bool(p.get('namedetails'), false) ? '1' : '0');
+  // Newer Nominatim versions; false is their default, so only a true value is forwarded.
+  if (bool(p.get('entrances'), false)) out.set('entrances', '1');
+  if (bool(p.get('transliterate'), false)) out.set('transliterate', '1');
+}
+
+/**
+ * get_layers: comma-separated DataLayer names, case-insensitive. Nominatim crashes (500) on an unknown
+ * name; we answer a 400 instead of sending it upstream.
+ */
+export function layers(value: string | undefined, out: Out): string | undefined {
+  if (value === undefined) return undefined;
+  const set = new Set<string>();
+  for (const entry of value.split(',')) {
+    const name = entry.trim().toLowerCase();
+    if (!LAYERS.has(name)) return "Parameter 'layer' must be a comma-separated list of: address, poi, railway, natural, manmade.";
+    set.add(name);
+  }
+  out.set('layer', [...set].sort().join(','));
+  return undefined;
+}
+
+/** Nominatim's get_bool: only '0' is false (we compare after trimming); absent gives the default. */
+export function bool(value: string | undefined, fallback: boolean): boolean {
+  return value === undefined ? fallback : value !== '0';
+}
+
+/** format_country: entries of exactly two characters, lower-cased; others ignored. Sorted, de-duplicated. */
+export function countryCodes(value: string | undefined): string {
+  if (!value) return '';
+  const set = new Set<string>();
+  for (const entry of value.split(',')) {
+    const cc = entry.trim();
+    if (cc.length >= 2 && cc.length <= 4 && codePointCount(cc) === 2) set.add(cc.toLowerCase());
+  }
+  return [...set].sort().join(',');
+}
+
+/**
+ * format_excluded (5.1): entries stripped, empty ones ignored, the rest must be place IDs (digits).
+ * OSM IDs (N123, W…, R…) are accepted too: newer Nominatim versions take them, an older one answers its
+ * own 400. Returns the sorted, de-duplicated list, or undefined when an entry is neither.
+ */
+export function placeIds(value: string): string | undefined {
+  const numeric = new Set<string>();
+  const osm = new Set<string>();
+  for (const entry of value.split(',')) {
+    const id = entry.trim();
+    if (id === '') continue;
+    const digits = digitString(id);
+    if (digits !== undefined) {
+      numeric.add(digits);
+      continue;
+    }
+    const type = id[0].toUpperCase();
+    const osmDigits = id.length > 1 && (type === 'N' || type === 'W' || type === 'R') ? digitString(id.slice(1)) : undefined;
+    if (osmDigits === undefined) return undefined;
+    osm.add(type + osmDigits);
+  }
+  return [...[...numeric].sort(compareDigits), ...[...osm].sort(compareOsmIds)].join(',');
+}
+
+/** Bbox.from_param: four floats, clamped to the world, any two opposite corners; written min/min/max/max. */
+export function bbox(value: string): { value: string; error?: undefined } | { value?: undefined; error: string } {
+  const parts = value.split(',');
+  if (parts.length !== 4) return { error: 'Bounding box parameter needs 4 coordinates.' };
+  const c: number[] = [];
+  for (const part of parts) {
+    const n = pyFloatOrInfinite(part);
+    if (n === undefined || !Number.isFinite(n)) return { error: 'Bounding box parameter needs to be numbers.' };
+    c.push(n);
+  }
+  const x1 = Math.min(180, Math.max(-180, c[0]));
+  const x2 = Math.min(180, Math.max(-180, c[2]));
+  const y1 = Math.min(90, Math.max(-90, c[1]));
+  const y2 = Math.min(90, Math.max(-90, c[3]));
+  if (x1 === x2 || y1 === y2) return { error: 'Bounding box with invalid parameters.' };
+  return {
+    value: [Math.min(x1, x2), Math.min(y1, y2), Math.max(x1, x2), Math.max(y1, y2)].map(floatString).join(','),
+  };
+}
+
+/** accept-language: the parameter, else the header; trimmed, lower-cased, spaces removed; absent -> omitted. */
+export function acceptLanguage(param: string | undefined, header: string | undefined): string | undefined {
+  if (param) {
+    const v = compactLanguage(param);
+    if (v !== '') return v;
+  }
+  // The header is not a parameter: oversized or broken ones are ignored rather than answered with a 400.
+  if (typeof header === 'string' && header.length <= MAX_VALUE_LENGTH && !BAD_CHARS.test(header)) {
+    const v = compactLanguage(ASCII_PRINTABLE.test(header) ? header : header.normalize('NFC'));
+    if (v !== '') return v;
+  }
+  return undefined;
+}
+
+export function compactLanguage(s: string): string {
+  return s.replace(WHITESPACE_RUN, '').toLowerCase();
+}
+
+/** Free text of a structured field; a value of spaces only still counts upstream, kept as one space. */
+export function freeText(rawValue: string): string {
+  const t = normaliseText(rawValue);
+  return t === '' ? ' ' : t;
+}
+
+/**
+ * q: normaliseText, except that a lone n/s/e/w next to a number goes back to upper case: Nominatim's
+ * coordinate syntax ("N 52.5 E 13.4", "52.5N 13.4E") is case-sensitive, and case does not matter to
+ * the search itself.
+ */
+export function searchText(rawValue: string): string {
+  const t = normaliseText(rawValue);
+  return HAS_DIGIT.test(t) ? t.replace(HEMISPHERE, (c) => c.toUpperCase()) : t;
+}
+
+/** build_response: each dot-separated part must be a Python identifier. */
+export function validCallback(value: string): boolean {
+  if (value.length > 256) return false;
+  for (const part of value.split('.')) if (!IDENTIFIER.test(part)) return false;
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Output
+
+/** The canonical parameters: set by name, encoded sorted by name. */
+export class Out {
+  private readonly values = new Map<string, string>();
+
+  set(name: string, value: string): void {
+    this.values.set(name, value);
+  }
+
+  encode(): string {
+    const names = [...this.values.keys()].sort();
+    let s = '';
+    for (const name of names) {
+      if (s !== '') s += '&';
+      s += `${encodeURIComponent(name)}=${encodeURIComponent(this.values.get(name) as string)}`;
+    }
+    return s;
+  }
+}
+
+export function mustBeNumber(name: string): string {
+  return `Parameter '${name}' must be a number.`;
+}

@@ -1,0 +1,119 @@
+/**
+ * Text and numbers read the way Nominatim's Python frontend reads them (str methods, int(), float()),
+ * with the character classes the canonicaliser refuses or normalises. Pure.
+ */
+import { MAX_TEXT_LENGTH } from './nominatim-params';
+
+// ---------------------------------------------------------------------------------------------------------
+// Character classes (all linear, no nested quantifiers that can backtrack)
+
+export const ASCII_PRINTABLE = /^[\x20-\x7e]*$/;
+/** C0/C1 controls, DEL, U+FFFD (what a decoder leaves of invalid UTF-8) and lone surrogates. */
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+export const BAD_CHARS = /[\u0000-\u001f\u007f-\u009f\ufffd]|\p{Cs}/u;
+export const WHITESPACE_RUN = /\s+/g;
+export const ASCII_DIGITS = /^[0-9]+$/;
+export const UNICODE_DIGIT = /\p{Nd}/u;
+export const UNICODE_DIGITS_G = /\p{Nd}/gu;
+export const PY_INT = /^[+-]?[0-9](?:_?[0-9])*$/;
+export const PY_FLOAT =
+  /^[+-]?(?:inf|infinity|nan|(?:[0-9](?:_?[0-9])*(?:\.(?:[0-9](?:_?[0-9])*)?)?|\.[0-9](?:_?[0-9])*)(?:[eE][+-]?[0-9](?:_?[0-9])*)?)$/i;
+export const PY_NOT_FINITE = /^[+-]?(?:inf|infinity|nan)$/i;
+/** Python str.isidentifier(): XID_Start or '_', then XID_Continue. */
+export const IDENTIFIER = /^[\p{XID_Start}_]\p{XID_Continue}*$/u;
+/** A hemisphere letter standing alone (not inside a word): N/S/E/W must stay upper-case for the coordinate parser. */
+export const HEMISPHERE = /(?<!\p{L})[nsew](?!\p{L})/gu;
+/** Everything helpers.COORD_REGEX can consume; a q made only of these may be a bare coordinate. */
+export const COORDINATE_ONLY = /^[\p{Nd}\s.,+\-°′'"″NSEW[\]]*$/u;
+export const HAS_DIGIT = /\p{Nd}/u;
+
+// ---------------------------------------------------------------------------------------------------------
+// Public helpers
+
+/** Trim, collapse inner whitespace to one space, NFC, case-fold (toLowerCase). */
+export function normaliseText(s: string): string {
+  let t = s.trim().replace(WHITESPACE_RUN, ' ').toLowerCase();
+  // NFC after lower-casing too: lower-casing can (rarely) leave a non-NFC sequence.
+  if (!ASCII_PRINTABLE.test(t)) t = t.normalize('NFC').toLowerCase().normalize('NFC');
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Numbers, parsed like Python's int() and float() (underscores between digits, any Unicode decimal digit)
+
+/** Python int(): returns the canonical decimal string (sign, no leading zeros), any size. */
+export function pyInt(value: string): string | undefined {
+  const s = asciiDigits(value);
+  if (!PY_INT.test(s)) return undefined;
+  const negative = s[0] === '-';
+  const digits = s.replace(/^[+-]/, '').replace(/_/g, '').replace(/^0+(?=.)/, '');
+  return negative && digits !== '0' ? `-${digits}` : digits;
+}
+
+/** Python float() without nan/inf (get_float rejects those): a finite number or undefined. */
+export function pyFloat(value: string): number | undefined {
+  const n = pyFloatOrInfinite(value);
+  return n !== undefined && Number.isFinite(n) ? n : undefined;
+}
+
+export function pyFloatOrInfinite(value: string): number | undefined {
+  const s = asciiDigits(value.trim());
+  if (!PY_FLOAT.test(s)) return undefined;
+  if (PY_NOT_FINITE.test(s)) return Number.NaN;
+  const n = Number(s.replace(/_/g, ''));
+  return Number.isNaN(n) ? undefined : n;
+}
+
+/** Shortest round-trip form; Python's float() reads it back to the same value. */
+export function floatString(n: number): string {
+  return n === 0 ? '0' : String(n);
+}
+
+/** Clamp a canonical integer string without converting huge values. */
+export function clampInt(n: string, min: number, max: number): number {
+  if (n.length > 15) return n[0] === '-' ? min : max;
+  return Math.min(max, Math.max(min, Number(n)));
+}
+
+/** str.isdigit() then int(): digits only (any script), as a canonical string without leading zeros. */
+export function digitString(value: string): string | undefined {
+  if (ASCII_DIGITS.test(value)) return value.replace(/^0+(?=.)/, '');
+  if (value === '' || ASCII_PRINTABLE.test(value)) return undefined;
+  const s = asciiDigits(value);
+  return ASCII_DIGITS.test(s) ? s.replace(/^0+(?=.)/, '') : undefined;
+}
+
+/** Replaces every Unicode decimal digit by its ASCII digit (Python's int()/float() accept them all). */
+export function asciiDigits(s: string): string {
+  if (ASCII_PRINTABLE.test(s)) return s;
+  return s.replace(UNICODE_DIGITS_G, (d) => String(unicodeDigitValue(d.codePointAt(0) as number)));
+}
+
+/** Decimal digits come in runs of ten starting at zero; the value is the offset in the run. */
+export function unicodeDigitValue(cp: number): number {
+  let start = cp;
+  while (start > 0 && cp - start < 100 && UNICODE_DIGIT.test(String.fromCodePoint(start - 1))) start--;
+  return (cp - start) % 10;
+}
+
+export function compareDigits(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+export function compareOsmIds(a: string, b: string): number {
+  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : compareDigits(a.slice(1), b.slice(1));
+}
+
+export function codePointCount(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0xdc00 || c > 0xdfff) n++;
+  }
+  return n;
+}
+
+/** More than MAX_TEXT_LENGTH characters (code points); the UTF-16 length is an upper bound for the cheap test. */
+export function tooLongText(s: string): boolean {
+  return s.length > MAX_TEXT_LENGTH && codePointCount(s) > MAX_TEXT_LENGTH;
+}
