@@ -23,7 +23,6 @@ export class RedisConnectionService implements OnApplicationShutdown {
   readonly client: RedisClientType | null;
   readonly subscriber: RedisClientType | null;
   private stateValue: RedisState;
-  private readonly listeners = new Set<(state: RedisState) => void>();
   private closing = false;
   private suspendedUntil = 0;
   /** a command timed out and none has succeeded since (a slow or frozen Redis) */
@@ -103,11 +102,6 @@ export class RedisConnectionService implements OnApplicationShutdown {
     }
   }
 
-  onStateChange(listener: (state: RedisState) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
   /** Connects in the background; start-up never waits for Redis. */
   start(): void {
     if (!this.client || !this.subscriber) {
@@ -142,7 +136,6 @@ export class RedisConnectionService implements OnApplicationShutdown {
     this.metrics.redisConnected.set(state === 'ready' ? 1 : 0);
     if (state === 'ready') this.logger.log(message);
     else this.logger.warn(message);
-    for (const l of this.listeners) l(state);
   }
 
   async onApplicationShutdown(): Promise<void> {

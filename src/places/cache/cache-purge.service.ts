@@ -4,7 +4,6 @@ import { CACHE_MANAGER, KEY_PREFIX } from '../../cache/cache.constants';
 import { RedisConnectionService } from '../../cache/redis-connection.service';
 import { RedisUnavailableError } from '../../cache/redis-guard';
 import { withTimeout } from '../../cache/with-timeout';
-import { MetricsService } from '../../metrics/metrics.service';
 import { PlacesCacheService } from './places-cache.service';
 
 /** Every instance listens here; a message is a cache key, or `prefix:<prefix>`. */
@@ -74,7 +73,6 @@ export class CachePurgeService implements OnApplicationBootstrap, OnModuleDestro
     @Inject(CACHE_MANAGER) private readonly cache: Cache,
     private readonly conn: RedisConnectionService,
     private readonly places: PlacesCacheService,
-    private readonly metrics: MetricsService,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -165,20 +163,11 @@ export class CachePurgeService implements OnApplicationBootstrap, OnModuleDestro
   }
 
   private dropLocal(key: string): boolean {
-    const dropped = this.places.l1.delete(key);
-    this.updateGauges();
-    return dropped;
+    return this.places.l1.delete(key);
   }
 
   private dropLocalPrefix(prefix: string): number {
-    const dropped = this.places.l1.deletePrefix(prefix);
-    this.updateGauges();
-    return dropped;
-  }
-
-  private updateGauges(): void {
-    this.metrics.l1Bytes.set(this.places.l1.bytes);
-    this.metrics.l1Entries.set(this.places.l1.entries);
+    return this.places.l1.deletePrefix(prefix);
   }
 
   private subscribe(): Promise<void> {

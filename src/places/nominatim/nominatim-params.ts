@@ -68,7 +68,7 @@ export const CT_JSONP = 'application/javascript; charset=utf-8';
 
 export type ErrorShape = 'text' | 'xml' | 'json';
 
-export interface EndpointSpec {
+interface EndpointSpec {
   readonly path: string;
   /** lower-cased name as a client may spell it -> Nominatim's spelling */
   readonly names: ReadonlyMap<string, string>;
@@ -79,14 +79,14 @@ export interface EndpointSpec {
   readonly cacheable: boolean;
 }
 
-export const FREE_TEXT = ['q', 'amenity', 'street', 'city', 'county', 'state', 'country', 'postalcode'] as const;
+const FREE_TEXT = ['q', 'amenity', 'street', 'city', 'county', 'state', 'country', 'postalcode'] as const;
 export const FREE_TEXT_NAMES: ReadonlySet<string> = new Set(FREE_TEXT);
 export const STRUCTURED = ['amenity', 'street', 'city', 'county', 'state', 'postalcode', 'country'] as const;
 export const OUTPUT_DETAILS = ['addressdetails', 'extratags', 'namedetails', 'entrances', 'transliterate'];
 export const POLYGONS = ['polygon_geojson', 'polygon_kml', 'polygon_svg', 'polygon_text', 'polygon_threshold'];
 export const PLACE_FORMATS: readonly ResponseFormat[] = ['xml', 'geojson', 'geocodejson', 'json', 'jsonv2'];
 
-export function nameTable(names: readonly string[]): ReadonlyMap<string, string> {
+function nameTable(names: readonly string[]): ReadonlyMap<string, string> {
   return new Map(names.map((n) => [n.toLowerCase(), n]));
 }
 

@@ -137,7 +137,7 @@ export function acceptLanguage(param: string | undefined, header: string | undef
   return undefined;
 }
 
-export function compactLanguage(s: string): string {
+function compactLanguage(s: string): string {
   return s.replace(WHITESPACE_RUN, '').toLowerCase();
 }
 

@@ -12,13 +12,13 @@ export const ASCII_PRINTABLE = /^[\x20-\x7e]*$/;
 // eslint-disable-next-line no-control-regex -- finding control characters is the point
 export const BAD_CHARS = /[\u0000-\u001f\u007f-\u009f\ufffd]|\p{Cs}/u;
 export const WHITESPACE_RUN = /\s+/g;
-export const ASCII_DIGITS = /^[0-9]+$/;
-export const UNICODE_DIGIT = /\p{Nd}/u;
-export const UNICODE_DIGITS_G = /\p{Nd}/gu;
-export const PY_INT = /^[+-]?[0-9](?:_?[0-9])*$/;
-export const PY_FLOAT =
+const ASCII_DIGITS = /^[0-9]+$/;
+const UNICODE_DIGIT = /\p{Nd}/u;
+const UNICODE_DIGITS_G = /\p{Nd}/gu;
+const PY_INT = /^[+-]?[0-9](?:_?[0-9])*$/;
+const PY_FLOAT =
   /^[+-]?(?:inf|infinity|nan|(?:[0-9](?:_?[0-9])*(?:\.(?:[0-9](?:_?[0-9])*)?)?|\.[0-9](?:_?[0-9])*)(?:[eE][+-]?[0-9](?:_?[0-9])*)?)$/i;
-export const PY_NOT_FINITE = /^[+-]?(?:inf|infinity|nan)$/i;
+const PY_NOT_FINITE = /^[+-]?(?:inf|infinity|nan)$/i;
 /** Python str.isidentifier(): XID_Start or '_', then XID_Continue. */
 export const IDENTIFIER = /^[\p{XID_Start}_]\p{XID_Continue}*$/u;
 /** A hemisphere letter standing alone (not inside a word): N/S/E/W must stay upper-case for the coordinate parser. */
@@ -84,13 +84,13 @@ export function digitString(value: string): string | undefined {
 }
 
 /** Replaces every Unicode decimal digit by its ASCII digit (Python's int()/float() accept them all). */
-export function asciiDigits(s: string): string {
+function asciiDigits(s: string): string {
   if (ASCII_PRINTABLE.test(s)) return s;
   return s.replace(UNICODE_DIGITS_G, (d) => String(unicodeDigitValue(d.codePointAt(0) as number)));
 }
 
 /** Decimal digits come in runs of ten starting at zero; the value is the offset in the run. */
-export function unicodeDigitValue(cp: number): number {
+function unicodeDigitValue(cp: number): number {
   let start = cp;
   while (start > 0 && cp - start < 100 && UNICODE_DIGIT.test(String.fromCodePoint(start - 1))) start--;
   return (cp - start) % 10;
