@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Histogram, Registry } from 'prom-client';
 import { CountingHistogram } from './counting-histogram';
 
@@ -53,5 +55,11 @@ describe(CountingHistogram.name, () => {
     s.observe(Number.POSITIVE_INFINITY);
     s.observe(0.003);
     expect(await oursRegistry.metrics()).toContain('h_seconds_count{route="/api"} 1');
+  });
+
+  it('is used with the exact prom-client version it was compared with (package.json pins it)', () => {
+    const pkg = JSON.parse(readFileSync(join(__dirname, '../../package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    const installed = JSON.parse(readFileSync(require.resolve('prom-client/package.json'), 'utf8')) as { version: string };
+    expect(pkg.dependencies['prom-client']).toBe(installed.version);
   });
 });

@@ -44,10 +44,14 @@ class Series implements HistogramSeries {
 
 /**
  * A Prometheus histogram with one label, whose bound series count observations into an array
- * themselves: a loop over the buckets, against prom-client's observe, which checks and hashes the
- * labels and probes a dictionary on every call (it was ~2.5 % of a cache hit's CPU, one per
- * request). The registry reads it as it reads a prom-client Histogram: the same samples, in the same
- * order, so the same text (counting-histogram.spec.ts compares the two).
+ * themselves. Why not prom-client's Histogram: its bound `labels(…).observe` hashes the labels and
+ * probes a dictionary on every call; measured with prom-client 15.1.3 on Node 24, 756 ns per observe
+ * against 45 ns here, one per request, about 1.5 % of a cache hit's CPU.
+ *
+ * It relies on prom-client internals a minor release may change: the registry reads a metric through
+ * getForPromString() and the sample shape below (sharedLabels). So prom-client is pinned to an exact
+ * version in package.json, and counting-histogram.spec.ts compares the registry's text and samples
+ * with a prom-client Histogram fed the same values: an upgrade that changes them fails there.
  */
 export class CountingHistogram<L extends string> {
   readonly type = 'histogram';
