@@ -39,8 +39,8 @@ const VARY = 'Accept-Language, Accept-Encoding';
  */
 export function writeDecision(x: Exchange, res: ServerResponse, d: Decision, compressMinBytes: number, head?: string[]): void {
   if (d.kind === 'answer') {
-    x.cache = d.resolution.outcome;
-    writeAnswer(x.req, res, d.resolution, x.route!.variant, compressMinBytes, Date.now(), head);
+    x.cache = d.outcome;
+    writeAnswer(x.req, res, d, x.route!.variant, compressMinBytes, Date.now(), head);
     return;
   }
   if (head !== undefined) for (let i = 0; i < head.length; i += 2) res.setHeader(head[i], head[i + 1]);

@@ -8,7 +8,7 @@ import { ErrorAnswer } from './nominatim/nominatim-request';
  */
 export type Decision =
   /** an answer from the cache or from Nominatim (a hit, a stale copy, a miss, Nominatim's own 4xx) */
-  | { kind: 'answer'; resolution: Resolution }
+  | Resolution
   /** the question is invalid: Nominatim's 400 in the requested format (or /api's JSON 400) */
   | { kind: 'invalid'; error: ErrorAnswer }
   /** the client is over its allowance */

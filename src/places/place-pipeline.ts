@@ -54,7 +54,7 @@ export class PlacePipeline {
       if (retryAfterSeconds > 0) return { kind: 'limited', retryAfterSeconds };
     }
     if (revalidate && r.outcome === 'STALE' && r.fwdStatus === undefined) this.fills.refresh(x.question!.request);
-    return { kind: 'answer', resolution: r };
+    return r;
   }
 
   /** `decision`, unless the client is over its miss allowance (invalid requests count as misses). */
@@ -127,7 +127,7 @@ export class PlacePipeline {
     } catch (e) {
       x.mark('answer');
       const stale = e instanceof GatewayError ? this.cache.staleIfError(found, e.upstreamStatus ?? e.getStatus()) : undefined;
-      decide(stale !== undefined ? { kind: 'answer', resolution: stale } : failed(e));
+      decide(stale ?? failed(e));
       if (stale !== undefined) return stale;
       throw e;
     }
@@ -152,7 +152,7 @@ export class PlacePipeline {
     if (x.route!.variant === 'api' && r.answer.status !== 200) {
       return { kind: 'failed', error: upstreamFailed(`Nominatim answered ${r.answer.status}`, r.answer.status) };
     }
-    return { kind: 'answer', resolution: r };
+    return r;
   }
 }
 

@@ -101,7 +101,7 @@ export class Fills implements OnModuleDestroy {
   async passThrough(req: CanonicalRequest): Promise<Resolution> {
     const up = await this.nominatim.fetch(req);
     this.metrics.cacheOutcomes.inc({ outcome: 'miss', tier: 'none' });
-    return { answer: this.places.transient(up.status, up.contentType, up.body), outcome: 'MISS', stored: false };
+    return { kind: 'answer', answer: this.places.transient(up.status, up.contentType, up.body), outcome: 'MISS', stored: false };
   }
 
   /** Across instances: the fill-lock holder calls upstream; the others wait for its pub/sub notice. */
@@ -158,7 +158,7 @@ export class Fills implements OnModuleDestroy {
     if (filled === undefined || !filled.isFresh(Date.now())) return undefined;
     this.places.l1.set(req.key, filled, Date.now());
     this.metrics.cacheOutcomes.inc({ outcome: 'coalesced', tier: 'l2' });
-    return { answer: filled, outcome: 'MISS', stored: true, collapsed: true, tier: 'l2' };
+    return { kind: 'answer', answer: filled, outcome: 'MISS', stored: true, collapsed: true, tier: 'l2' };
   }
 
   private async fetchAndStore(req: CanonicalRequest, bypass: boolean): Promise<Resolution> {
@@ -167,7 +167,7 @@ export class Fills implements OnModuleDestroy {
     // Nominatim's own errors (400, 404, …) go back as they are and are never cached.
     if (up.status !== 200) {
       this.countFill(outcome);
-      return { answer: this.places.transient(up.status, up.contentType, up.body), outcome, stored: false };
+      return { kind: 'answer', answer: this.places.transient(up.status, up.contentType, up.body), outcome, stored: false };
     }
 
     const now = Date.now();
@@ -189,11 +189,11 @@ export class Fills implements OnModuleDestroy {
       } catch (e) {
         if (!(e instanceof RedisUnavailableError)) throw e;
         this.countFill('BYPASS');
-        return { answer, outcome: 'BYPASS', stored: true };
+        return { kind: 'answer', answer, outcome: 'BYPASS', stored: true };
       }
     }
     this.countFill(outcome);
-    return { answer, outcome, stored: true };
+    return { kind: 'answer', answer, outcome, stored: true };
   }
 
   /** A fill that went upstream: a miss, or a bypass when Redis could not be used (the answer lives in L1 only). */

@@ -11,7 +11,9 @@ import { L1Cache, L1Holder } from './l1-cache';
 /** What the cache did for one request; it becomes X-Cache / Cache-Status / Age and /api's `cache` flag. */
 export type CacheOutcome = 'HIT' | 'MISS' | 'STALE' | 'BYPASS';
 
+/** An answer to write: also the pipeline's `answer` decision (a hit allocates no other object for it). */
 export interface Resolution {
+  readonly kind: 'answer';
   answer: CachedAnswer;
   outcome: CacheOutcome;
   /** the answer is in the cache (false for upstream 4xx answers and /details) */
@@ -102,7 +104,7 @@ export class PlacesCacheService {
     if (stale === undefined || Date.now() >= stale.freshUntil + this.config.staleIfErrorSeconds * 1000) return undefined;
     const tier = found.tier ?? 'l1';
     this.metrics.cacheOutcomes.inc({ outcome: 'stale', tier });
-    return { answer: stale, outcome: 'STALE', stored: true, tier, fwdStatus: upstreamStatus };
+    return { kind: 'answer', answer: stale, outcome: 'STALE', stored: true, tier, fwdStatus: upstreamStatus };
   }
 
   /** Counts an answer another request's lookup found, served to this one too. */
@@ -130,11 +132,11 @@ export class PlacesCacheService {
   private servable(answer: CachedAnswer, tier: 'l1' | 'l2', now: number): Resolution | undefined {
     if (answer.isFresh(now)) {
       this.hits[tier].inc();
-      return { answer, outcome: 'HIT', stored: true, tier };
+      return { kind: 'answer', answer, outcome: 'HIT', stored: true, tier };
     }
     if (now < answer.freshUntil + this.config.staleWhileRevalidateSeconds * 1000) {
       this.metrics.cacheOutcomes.inc({ outcome: 'stale', tier });
-      return { answer, outcome: 'STALE', stored: true, tier };
+      return { kind: 'answer', answer, outcome: 'STALE', stored: true, tier };
     }
     return undefined;
   }
