@@ -2,8 +2,8 @@ import { HttpException } from '@nestjs/common';
 import { errorBody } from './error-writer';
 
 /**
- * Failures of the path to Nominatim, as our own errors: the exception filter turns them into one JSON
- * shape (and Retry-After where there is one); the cache-aside service may answer a stale copy instead.
+ * Failures of the path upstream, as our own errors: written in the one JSON error shape (and
+ * Retry-After where there is one); the pipeline may answer a stale copy instead.
  */
 export class GatewayError extends HttpException {
   constructor(
@@ -18,12 +18,3 @@ export class GatewayError extends HttpException {
     super(errorBody(status, message, code), status);
   }
 }
-
-export const upstreamTimeout = (ms: number) =>
-  new GatewayError(504, `Nominatim did not answer within ${ms} ms`, 'upstream_timeout');
-
-export const upstreamFailed = (detail: string, upstreamStatus?: number) =>
-  new GatewayError(502, `Nominatim request failed: ${detail}`, 'upstream_error', undefined, upstreamStatus);
-
-export const upstreamBusy = (message: string, code: string, retryAfterSeconds: number, upstreamStatus?: number) =>
-  new GatewayError(503, message, code, Math.max(1, Math.ceil(retryAfterSeconds)), upstreamStatus);

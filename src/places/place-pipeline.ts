@@ -1,11 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { GatewayError, upstreamFailed } from '../common/gateway.errors';
+import { GatewayError } from '../common/gateway.errors';
 import { cacheConfig, CacheConfig } from '../config/configuration';
 import { RateLimits } from '../throttle/rate-limits';
 import { Fills, LockAttempt } from './cache/fills';
 import { Lookup, PlacesCacheService, Resolution } from './cache/places-cache.service';
 import { Decision } from './decision';
 import { Exchange, Question } from './exchange';
+import { upstreamFailed } from './nominatim/upstream-errors';
 import { memoEntries, Questions } from './questions';
 
 /**

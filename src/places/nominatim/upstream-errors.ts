@@ -1,0 +1,11 @@
+import { GatewayError } from '../../common/gateway.errors';
+
+/** What the gateway says when Nominatim fails, is too slow, or is not asked now. */
+export const upstreamTimeout = (ms: number) =>
+  new GatewayError(504, `Nominatim did not answer within ${ms} ms`, 'upstream_timeout');
+
+export const upstreamFailed = (detail: string, upstreamStatus?: number) =>
+  new GatewayError(502, `Nominatim request failed: ${detail}`, 'upstream_error', undefined, upstreamStatus);
+
+export const upstreamBusy = (message: string, code: string, retryAfterSeconds: number, upstreamStatus?: number) =>
+  new GatewayError(503, message, code, Math.max(1, Math.ceil(retryAfterSeconds)), upstreamStatus);
