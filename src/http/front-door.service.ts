@@ -136,7 +136,7 @@ export class FrontDoor {
       exposedHeaders: EXPOSED,
       maxAge: 86400,
     });
-    this.hitLimiter = throttle.enabled ? new HitRateLimiter(throttle.hitLimit, throttle.windowSeconds * 1000) : null;
+    this.hitLimiter = throttle.enabled ? new HitRateLimiter(throttle.hitLimit, throttle.windowSeconds * 1000, throttle.hitClients) : null;
     this.memoEntries = Math.min(MEMO_MAX_ENTRIES, Math.max(MEMO_MIN_ENTRIES, Math.floor(cacheCfg.l1MaxBytes / 16384)));
     this.head = app.corsOrigins === '*' ? ['X-Request-Id', '', ...this.headers.flat(), ...simpleCorsHeaders(this.cors)] : null;
   }
