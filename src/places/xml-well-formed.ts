@@ -15,7 +15,6 @@ const NAME_CHAR = `${NAME_START}\\-.0-9\\u00B7\\u0300-\\u036F\\u203F-\\u2040`;
 // XML names include combining marks and joiners by definition (ranges of single code points, not sequences).
 // eslint-disable-next-line no-misleading-character-class
 const NAME = new RegExp(`[${NAME_START}][${NAME_CHAR}]*`, 'uy');
-const SPACE = /[ \t\r\n]*/y;
 // eslint-disable-next-line no-misleading-character-class
 const REFERENCE = new RegExp(`&(?:[${NAME_START}][${NAME_CHAR}]*|#[0-9]+|#x[0-9A-Fa-f]+);`, 'uy');
 const PREDEFINED = new Set(['&lt;', '&gt;', '&amp;', '&quot;', '&apos;']);
@@ -29,6 +28,8 @@ class XmlScanner {
    */
   private cdataEnd = -2;
   private amp = -2;
+  /** The next '<' at or after an attribute value (as above: a tag's attributes would each rescan the tag). */
+  private lt = -2;
 
   constructor(private readonly s: string) {}
 
@@ -144,7 +145,7 @@ class XmlScanner {
   }
 
   private attributes(element: string): string | null {
-    const seen = new Set<string>();
+    const seen: string[] = [];
     for (;;) {
       const before = this.i;
       this.skipSpace();
@@ -153,8 +154,8 @@ class XmlScanner {
       if (this.i === before) return this.at(`bad start tag <${element}`);
       const name = this.name();
       if (name === null) return this.at(`bad attribute in <${element}>`);
-      if (seen.has(name)) return this.at(`attribute ${name} repeated in <${element}>`);
-      seen.add(name);
+      if (seen.includes(name)) return this.at(`attribute ${name} repeated in <${element}>`);
+      seen.push(name);
       this.skipSpace();
       if (this.s[this.i] !== '=') return this.at(`attribute ${name} without a value`);
       this.i++;
@@ -163,8 +164,8 @@ class XmlScanner {
       if (quote !== '"' && quote !== "'") return this.at(`attribute ${name} not quoted`);
       const close = this.s.indexOf(quote, this.i + 1);
       if (close < 0) return this.at(`unterminated attribute ${name}`);
-      const lt = this.s.indexOf('<', this.i + 1);
-      if (lt >= 0 && lt < close) return this.atIndex(lt, `'<' in attribute ${name}`);
+      if (this.lt !== -1 && this.lt <= this.i) this.lt = this.s.indexOf('<', this.i + 1);
+      if (this.lt >= 0 && this.lt < close) return this.atIndex(this.lt, `'<' in attribute ${name}`);
       const p = this.references(this.i + 1, close);
       if (p !== null) return p;
       this.i = close + 1;
@@ -207,16 +208,15 @@ class XmlScanner {
 
   private name(): string | null {
     NAME.lastIndex = this.i;
-    const m = NAME.exec(this.s);
-    if (m === null) return null;
-    this.i += m[0].length;
-    return m[0];
+    // test() rather than exec(): no match array per name (a large answer has hundreds of thousands).
+    if (!NAME.test(this.s)) return null;
+    const start = this.i;
+    this.i = NAME.lastIndex;
+    return this.s.slice(start, this.i);
   }
 
   private skipSpace(): void {
-    SPACE.lastIndex = this.i;
-    SPACE.exec(this.s);
-    this.i = SPACE.lastIndex;
+    for (let c = this.s.charCodeAt(this.i); c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a; c = this.s.charCodeAt(++this.i));
   }
 
   private at(what: string): string {
