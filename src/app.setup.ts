@@ -11,9 +11,11 @@ import { expandQueryModels } from './common/api-query-model';
 import { APP_VERSION, appConfig, AppConfig, nominatimConfig, NominatimConfig } from './config/configuration';
 import { FrontDoor } from './http/front-door.service';
 import { DrainingExpressAdapter } from './http/graceful-shutdown';
+import { applyServerTimeouts } from './http/server-timeouts';
 import { PinoNestLogger } from './logging/app-logger';
 import { APP_LOGGER } from './logging/logging.module';
 import { METRICS_BEARER } from './metrics/metrics.controller';
+import { MetricsService } from './metrics/metrics.service';
 import metadata from './metadata';
 
 /**
@@ -35,6 +37,8 @@ export async function createApp(): Promise<NestExpressApplication> {
   await setupSwagger(app);
   await app.init();
   app.get(FrontDoor).install(app.getHttpServer() as Server);
+  const metrics = app.get(MetricsService);
+  applyServerTimeouts(app.getHttpServer() as Server, config, (reason) => metrics.clientErrors.inc({ reason }));
   warnAboutPolicy(app);
   return app;
 }

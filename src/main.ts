@@ -3,7 +3,7 @@ import { Logger } from '@nestjs/common';
 import type { Logger as Pino } from 'pino';
 import { createApp } from './app.setup';
 import { appConfig, AppConfig, loadConfig } from './config/configuration';
-import { guardProcessExit } from './http/graceful-shutdown';
+import { endExplainedElsewhere, guardProcessExit } from './http/graceful-shutdown';
 import { APP_LOGGER } from './logging/logging.module';
 
 async function bootstrap(): Promise<void> {
@@ -25,6 +25,7 @@ async function bootstrap(): Promise<void> {
 // A start-up that fails after the configuration (the port taken, say) stops the process with its reason,
 // rather than as an unhandled rejection.
 bootstrap().catch((e: unknown) => {
+  endExplainedElsewhere();
   process.stderr.write(`places-cache could not start: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   process.exit(1);
 });

@@ -52,6 +52,11 @@ const BAD: Record<string, [value: string, accepts: string]> = {
   LOG_LEVEL: ['loud', 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent (got "loud")'],
   MAX_URL_BYTES: ['100', 'MAX_URL_BYTES must be a whole number from 256 to 65536 (got "100")'],
   SHUTDOWN_TIMEOUT_MS: ['30000', 'SHUTDOWN_TIMEOUT_MS must be a whole number from 0 to 25000 (got "30000")'],
+  UPSTREAM_MAX_BYTES: ['2MiB', 'UPSTREAM_MAX_BYTES must be a whole number from 1024 to 268435456 (got "2MiB")'],
+  RATE_LIMIT_HIT_CLIENTS: ['10', 'RATE_LIMIT_HIT_CLIENTS must be a whole number from 100 to 1000000 (got "10")'],
+  HEADERS_TIMEOUT_MS: ['0', 'HEADERS_TIMEOUT_MS must be a whole number from 100 to 120000 (got "0")'],
+  REQUEST_TIMEOUT_MS: ['50', 'REQUEST_TIMEOUT_MS must be a whole number from 100 to 600000 (got "50")'],
+  KEEP_ALIVE_TIMEOUT_MS: ['5s', 'KEEP_ALIVE_TIMEOUT_MS must be a whole number from 1000 to 600000 (got "5s")'],
 };
 
 function problemsOf(env: Record<string, string>): string {

@@ -156,8 +156,40 @@ describe('graceful shutdown (e2e, the app as its own process)', () => {
     expect(msgs.filter((m) => m.includes('cut off'))).toEqual([]);
     expect(logged.find((l) => l.reqId === 'in-flight-1')).toMatchObject({ msg: 'request', status: 200 });
     expect(logged[logged.length - 1]).toMatchObject({ context: 'Shutdown', msg: 'Exiting with code 0', code: 0 });
+    expect(msgs.filter((m) => /exit/i.test(m))).toEqual(['Exiting with code 0']);
     expect(logged.filter((l) => l.level === 'error')).toEqual([]);
     expect(app.stderr()).toBe('');
+  });
+
+  it('ends a failed start (the port taken) with one exit line: the reason on stderr, no "Exiting" line after it', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const child = spawn(process.execPath, [build.main], {
+        env: {
+          PATH: process.env.PATH ?? '',
+          ...build.env,
+          PORT: String(port),
+          HOST: '127.0.0.1',
+          LOG_LEVEL: 'info',
+          NOMINATIM_URL: upstream.url,
+          NOMINATIM_USER_AGENT: 'places-cache-tests/1.0 (tests@places-cache.test)',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      running.add(child);
+      let out = '';
+      let err = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+      expect(code).toBe(1);
+      expect(err.split('\n')[0]).toMatch(/^places-cache could not start: Error: listen EADDRINUSE/);
+      expect(out).not.toContain('Exiting with code');
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
   });
 
   it('exits 0 in time when Redis is frozen at shutdown (QUIT is not waited for forever)', async () => {

@@ -21,6 +21,10 @@ export interface AppConfig {
   trustProxy: boolean;
   shutdownTimeoutMs: number;
   maxUrlBytes: number;
+  /** HTTP server: a client must send its headers within headersTimeoutMs, its whole request within requestTimeoutMs */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
 }
 
 export interface RedisConfig {
@@ -46,6 +50,8 @@ export interface NominatimConfig {
   userAgentIsDefault: boolean;
   email: string | undefined;
   timeoutMs: number;
+  /** an upstream answer larger than this is cut off (502 upstream_too_large) */
+  maxBytes: number;
   maxRps: number;
   queueMaxWaitMs: number;
   fillLeaseMs: number;
@@ -57,6 +63,8 @@ export interface ThrottleConfig {
   windowSeconds: number;
   missLimit: number;
   hitLimit: number;
+  /** clients the hit limiter remembers at once (the least recently seen are forgotten first) */
+  hitClients: number;
 }
 
 export interface Config {
@@ -84,7 +92,11 @@ export function loadConfig(env: Env): Config {
     trustProxy: r.bool('TRUST_PROXY', false),
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 10000, 0, 25000),
     maxUrlBytes: r.int('MAX_URL_BYTES', 4096, 256, 65536),
+    headersTimeoutMs: r.int('HEADERS_TIMEOUT_MS', 10_000, 100, 120_000),
+    requestTimeoutMs: r.int('REQUEST_TIMEOUT_MS', 30_000, 100, 600_000),
+    keepAliveTimeoutMs: r.int('KEEP_ALIVE_TIMEOUT_MS', 65_000, 1_000, 600_000),
   };
+  if (app.requestTimeoutMs < app.headersTimeoutMs) r.problem('REQUEST_TIMEOUT_MS must be at least HEADERS_TIMEOUT_MS');
   for (const [name, token] of [['ADMIN_TOKEN', app.adminToken], ['METRICS_TOKEN', app.metricsToken]] as const) {
     if (token !== undefined && token.length < 16) r.problem(`${name} must be at least 16 characters when set`);
   }
@@ -119,6 +131,7 @@ export function loadConfig(env: Env): Config {
     userAgentIsDefault: ua === undefined,
     email: r.optionalString('NOMINATIM_EMAIL'),
     timeoutMs,
+    maxBytes: r.int('UPSTREAM_MAX_BYTES', 2 * 1024 * 1024, 1024, 256 * 1024 * 1024),
     maxRps: r.number('NOMINATIM_MAX_RPS', 1, 0.01, 1000),
     queueMaxWaitMs,
     // A holder may wait its pacing turn and then the upstream timeout; past that its lease lapses.
@@ -136,6 +149,7 @@ export function loadConfig(env: Env): Config {
     windowSeconds: r.int('RATE_LIMIT_WINDOW_SECONDS', 60, 1, 3600),
     missLimit: r.int('RATE_LIMIT_MISSES', 60, 1, 1_000_000),
     hitLimit: r.int('RATE_LIMIT_HITS', 6000, 1, 100_000_000),
+    hitClients: r.int('RATE_LIMIT_HIT_CLIENTS', 100_000, 100, 1_000_000),
   };
 
   if (r.problems.length > 0) throw new ConfigValidationError(r.problems);

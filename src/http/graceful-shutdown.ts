@@ -67,10 +67,18 @@ export class DrainingExpressAdapter extends ExpressAdapter {
 /** Time the shutdown hooks (Redis QUIT, log flush) get after the drain before the process gives up on them. */
 export const SHUTDOWN_HOOKS_GRACE_MS = 2_000;
 
+/** Set once a line has said how the process ends: the 'exit' handler then adds none (one exit line). */
+let endExplained = false;
+
+/** For a path that says itself why the process exits (a failed start): no "Exiting with code" line after it. */
+export function endExplainedElsewhere(): void {
+  endExplained = true;
+}
+
 /**
  * For the process (main.ts), not for tests: on SIGTERM/SIGINT, if the shutdown sequence has not
  * exited within `drainTimeoutMs + SHUTDOWN_HOOKS_GRACE_MS` (a hook hangs), exit with 1 anyway, before
- * the platform's SIGKILL (Heroku: 30 s) — and always leave a last log line saying how the process ended.
+ * the platform's SIGKILL (Heroku: 30 s) — and always leave one last log line saying how the process ended.
  */
 export function guardProcessExit(drainTimeoutMs: number, logger: PinoLogger): void {
   const limitMs = drainTimeoutMs + SHUTDOWN_HOOKS_GRACE_MS;
@@ -80,14 +88,15 @@ export function guardProcessExit(drainTimeoutMs: number, logger: PinoLogger): vo
     signalled = signal;
     logger.info({ context: 'Shutdown', signal }, `${signal} received: shutting down`);
     setTimeout(() => {
-      logger.error({ context: 'Shutdown' }, `Shutdown did not finish within ${limitMs} ms; exiting anyway`);
+      endExplained = true;
+      logger.error({ context: 'Shutdown', code: 1, signal }, `Shutdown did not finish within ${limitMs} ms; exiting with code 1`);
       process.exit(1);
     }, limitMs).unref();
   };
   process.once('SIGTERM', arm);
   process.once('SIGINT', arm);
   process.once('exit', (code) => {
-    logger.info({ context: 'Shutdown', code, signal: signalled }, `Exiting with code ${code}`);
+    if (!endExplained) logger.info({ context: 'Shutdown', code, signal: signalled }, `Exiting with code ${code}`);
     flushLogger(logger);
   });
 }

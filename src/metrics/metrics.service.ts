@@ -146,6 +146,13 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  readonly clientErrors = new Counter({
+    name: 'places_http_client_errors_total',
+    help: 'Connections closed for what the client sent or failed to send: timeout (headers or request not received in time: slowloris, slow body), headers_too_large, bad_request, reset',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'places_' });
   }

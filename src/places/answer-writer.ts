@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { acceptsGzipEncoding } from '../common/accept-encoding';
 import { errorBody, ErrorBody, writeError } from '../common/error-writer';
 import { Resolution } from './cache/places-cache.service';
 import { Decision } from './decision';
@@ -10,8 +11,7 @@ const API_CONTENT_TYPE = 'application/json; charset=utf-8';
 const CACHE_NAME = 'places-cache';
 
 export function acceptsGzip(req: IncomingMessage): boolean {
-  const ae = req.headers['accept-encoding'];
-  return typeof ae === 'string' && ae.includes('gzip') && !/gzip\s*;\s*q=0(\.0*)?(\s*(,|$))/.test(ae);
+  return acceptsGzipEncoding(req.headers['accept-encoding']);
 }
 
 /** RFC 9211 Cache-Status for one answer. */

@@ -106,12 +106,18 @@ const GATEWAY_ERRORS = [
     { statusCode: 429, error: 'Too Many Requests', message: 'Rate limit exceeded; try again later' },
     RETRY_AFTER,
   ),
-  gatewayError(502, 'Nominatim failed (5xx, network error) and no stale copy was available. Nothing was cached.', {
-    statusCode: 502,
-    error: 'Bad Gateway',
-    code: 'upstream_error',
-    message: 'Nominatim request failed: status 500',
-  }),
+  gatewayError(
+    502,
+    'Nominatim failed (5xx, network error: `upstream_error`), answered 200 with something that is not the format ' +
+      'asked for (`upstream_invalid`), or answered more than UPSTREAM_MAX_BYTES (`upstream_too_large`), and no stale ' +
+      'copy was available. Nothing was cached.',
+    {
+      statusCode: 502,
+      error: 'Bad Gateway',
+      code: 'upstream_error',
+      message: 'Nominatim request failed: status 500',
+    },
+  ),
   gatewayError(
     503,
     'Nominatim cannot be asked now: too many uncached requests are waiting for the 1 request/second budget ' +

@@ -26,7 +26,7 @@ export class RateLimits {
   ) {
     this.enabled = config.enabled;
     this.windowMs = config.windowSeconds * 1000;
-    this.hits = config.enabled ? new HitRateLimiter(config.hitLimit, this.windowMs) : null;
+    this.hits = config.enabled ? new HitRateLimiter(config.hitLimit, this.windowMs, config.hitClients) : null;
   }
 
   /** Seconds until `client` may be served a hit again, or 0 when this one is allowed. */

@@ -52,13 +52,39 @@ export interface FakeRequest {
   startedAtHr: number;
   /** performance.now() when the answer began to go out (after the delay); unset until then. */
   answeredAtHr?: number;
+  /**
+   * For the 'huge' and 'drip' modes: bytes of the answer (headers included) the socket took so far, and
+   * whether the whole answer went out. A client that cuts the answer off leaves `completed` false.
+   */
+  bytesSent?: number;
+  completed?: boolean;
 }
 
-/** A canned HTTP answer, a request that never answers, or a connection reset. */
+/** A canned HTTP answer, a request that never answers, a connection reset, or a hostile upstream. */
 export type FakeFailure =
   | { status: number; body?: string | Buffer | object; headers?: Record<string, string> }
   | 'timeout'
-  | 'reset';
+  | 'reset'
+  | HostileMode;
+
+/**
+ * Answers a misbehaving server (or something in front of it) gives with a 200:
+ * - html: a proxy's HTML error page;
+ * - truncated: the normal answer (its Content-Type too), cut to half its bytes, as a complete HTTP message;
+ * - malformed-xml: an XML answer whose tags do not nest;
+ * - huge: a valid JSON array of `bytes` bytes, streamed chunked as fast as the client reads it;
+ * - drip: the normal answer, `chunkBytes` at a time every `intervalMs`.
+ */
+export type HostileMode =
+  | { mode: 'html' }
+  | { mode: 'truncated' }
+  | { mode: 'malformed-xml' }
+  | { mode: 'huge'; bytes: number }
+  | { mode: 'drip'; intervalMs: number; chunkBytes?: number };
+
+const HTML_ERROR_PAGE =
+  '<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n' +
+  '<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n';
 
 /** A complete answer as the fake would send it. */
 export interface FakeResponse {
@@ -1047,6 +1073,29 @@ export function loadFixtures(): FakeFixture[] {
  * The server
  * ---------------------------------------------------------------------------------------------- */
 
+/**
+ * A JSON array of at least `bytes` bytes (up to 64 KiB more), in chunks made on demand. The places
+ * differ (ids, coordinates, names), so that it compresses as a real answer does, not as one repeated line.
+ */
+function* hugeJson(bytes: number): Generator<Buffer> {
+  yield Buffer.from('[');
+  let sent = 1;
+  let id = 0;
+  while (sent < bytes) {
+    let chunk = '';
+    while (chunk.length < 65536) {
+      id++;
+      const lat = (47 + ((id * 7919) % 100000) / 13171).toFixed(7);
+      const lon = (8 + ((id * 104729) % 100000) / 9973).toFixed(7);
+      chunk += `{"place_id":${100000 + id},"licence":"Data © OpenStreetMap contributors, ODbL 1.0. http://osm.org/copyright","osm_type":"node","osm_id":${(id * 2654435761) % 4294967296},"lat":"${lat}","lon":"${lon}","class":"place","type":"house","display_name":"${id % 997} Hauptstraße, ${(id * 31) % 9000 + 1000} Ort ${(id * 17) % 5003}, Schweiz"},`;
+    }
+    const buffer = Buffer.from(chunk);
+    yield buffer;
+    sent += buffer.length;
+  }
+  yield Buffer.from('{"place_id":0}]');
+}
+
 export class FakeNominatim {
   /** Delay before every answer (ms). Settable at any time. */
   latencyMs: number;
@@ -1224,7 +1273,7 @@ export class FakeNominatim {
         if (handler) {
           Promise.resolve(handler(req, res, entry)).catch((err: unknown) => this.crash(res, err));
         } else if (failure) {
-          this.fail(req, res, failure);
+          this.fail(req, res, failure, entry);
         } else {
           this.send(req, res, answer!);
         }
@@ -1252,10 +1301,14 @@ export class FakeNominatim {
     this.timers.add(timer);
   }
 
-  private fail(req: IncomingMessage, res: ServerResponse, failure: FakeFailure): void {
+  private fail(req: IncomingMessage, res: ServerResponse, failure: FakeFailure, entry: FakeRequest): void {
     if (failure === 'timeout') return; // held open until stop() destroys the socket
     if (failure === 'reset') {
       req.socket.resetAndDestroy();
+      return;
+    }
+    if ('mode' in failure) {
+      this.hostile(req, res, failure, entry);
       return;
     }
     let body: string | Buffer;
@@ -1267,6 +1320,84 @@ export class FakeNominatim {
       contentType = CT_JSON;
     }
     this.send(req, res, { status: failure.status, headers: { ...this.headers(contentType), ...failure.headers }, body });
+  }
+
+  private hostile(req: IncomingMessage, res: ServerResponse, failure: HostileMode, entry: FakeRequest): void {
+    switch (failure.mode) {
+      case 'html':
+        this.send(req, res, { status: 200, headers: this.headers('text/html; charset=utf-8'), body: HTML_ERROR_PAGE });
+        return;
+      case 'truncated': {
+        const out = this.buildResponse(entry);
+        const body = Buffer.from(out.body);
+        this.send(req, res, { ...out, body: body.subarray(0, Math.floor(body.length / 2)) });
+        return;
+      }
+      case 'malformed-xml':
+        this.send(req, res, {
+          status: 200,
+          headers: this.headers(CT_XML),
+          body: `<?xml version="1.0" encoding="UTF-8" ?>\n<searchresults timestamp="x"><place place_id="1"></searchresults></place>`,
+        });
+        return;
+      case 'huge':
+        this.stream(res, entry, hugeJson(failure.bytes), 'application/json; charset=utf-8');
+        return;
+      case 'drip': {
+        const out = this.buildResponse(entry);
+        const body = Buffer.from(out.body);
+        const size = failure.chunkBytes ?? 1;
+        const chunks = function* (): Generator<Buffer> {
+          for (let i = 0; i < body.length; i += size) yield body.subarray(i, i + size);
+        };
+        this.stream(res, entry, chunks(), out.headers['Content-Type'], failure.intervalMs);
+        return;
+      }
+    }
+  }
+
+  /**
+   * Writes `chunks` as a chunked 200, waiting for the socket to drain (and `intervalMs`) between
+   * chunks, and counts what the socket took in `entry.bytesSent`: a client that stops reading and
+   * closes the connection stops the stream there.
+   */
+  private stream(res: ServerResponse, entry: FakeRequest, chunks: Iterator<Buffer>, contentType: string, intervalMs = 0): void {
+    const socket = res.socket!;
+    const startBytes = socket.bytesWritten;
+    entry.bytesSent = 0;
+    entry.completed = false;
+    res.writeHead(200, { ...this.headers(contentType), 'Transfer-Encoding': 'chunked' });
+    const count = () => {
+      entry.bytesSent = socket.bytesWritten - startBytes;
+    };
+    socket.on('close', count);
+    const next = (): void => {
+      for (;;) {
+        if (res.destroyed || socket.destroyed) return count();
+        const chunk = chunks.next();
+        if (chunk.done) {
+          res.end(() => {
+            count();
+            entry.completed = true;
+          });
+          return;
+        }
+        const more = res.write(chunk.value, count);
+        if (intervalMs > 0) {
+          const timer = setTimeout(() => {
+            this.timers.delete(timer);
+            next();
+          }, intervalMs);
+          this.timers.add(timer);
+          return;
+        }
+        if (!more) {
+          res.once('drain', next);
+          return;
+        }
+      }
+    };
+    next();
   }
 
   private send(req: IncomingMessage, res: ServerResponse, out: FakeResponse): void {

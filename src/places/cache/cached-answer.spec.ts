@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { CachedAnswer, gzipOptionsFor } from './cached-answer';
+import { ASYNC_GZIP_MIN_BYTES, CachedAnswer, gzipOptionsFor } from './cached-answer';
 
 const FIXTURES = join(__dirname, '../../../test/fixtures/nominatim');
 
@@ -53,6 +53,36 @@ describe(CachedAnswer.name, () => {
     expect(back.gzip(1024)!.equals(a.gzip(1024)!)).toBe(true);
     expect(gunzipSync(back.apiHitGzip(1024)!).toString()).toBe(`{"cache":true,"data":${body.toString()}}`);
     expect(gunzipSync(back.apiMissGzip(1024)!).toString()).toBe(`{"cache":false,"data":${body.toString()}}`);
+  });
+
+  it('compresses a large body off the event loop: served plain until its gzip is ready, stored as gzip after the wait', async () => {
+    const body = Buffer.concat(Array.from({ length: Math.ceil((ASYNC_GZIP_MIN_BYTES * 4) / 5_000) }, () => answerOf(5_000)));
+    const a = new CachedAnswer(200, 'application/json; charset=utf-8', body, T0, T0 + 60_000, T0 + 120_000, false);
+    expect(a.gzip(1024)).toBeNull();
+    expect(a.apiHitGzip(1024)).toBeNull();
+    expect(a.apiMissGzip(1024)).toBeNull();
+    const compressing = a.compressing(1024);
+    expect(compressing).toBeInstanceOf(Promise);
+    await compressing;
+    expect(gunzipSync(a.gzip(1024)!).equals(body)).toBe(true);
+    expect(a.compressing(1024)).toBeUndefined();
+    const stored = a.toStored(1024);
+    expect(stored.z).toBe(true);
+    expect(gunzipSync(Buffer.from(stored.b, 'base64')).equals(body)).toBe(true);
+    // The /api wrappers' gzips were started on first use and are there on a later one.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    for (let i = 0; i < 100 && (a.apiHitGzip(1024) === null || a.apiMissGzip(1024) === null); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(gunzipSync(a.apiHitGzip(1024)!).toString()).toBe(`{"cache":true,"data":${body.toString()}}`);
+    expect(gunzipSync(a.apiMissGzip(1024)!).toString()).toBe(`{"cache":false,"data":${body.toString()}}`);
+  });
+
+  it('compresses a small body at once, with nothing to wait for', () => {
+    const a = new CachedAnswer(200, 'application/json', answerOf(5_000), T0, T0 + 1, T0 + 2, false);
+    expect(a.compressing(1024)).toBeUndefined();
+    expect(a.gzip(1024)).not.toBeNull();
+    expect(a.apiHitGzip(1024)).not.toBeNull();
   });
 
   it('keeps a body below the threshold as text', () => {

@@ -5,8 +5,9 @@ import { firstValueFrom } from 'rxjs';
 import { nominatimConfig, NominatimConfig } from '../../config/configuration';
 import { MetricsService } from '../../metrics/metrics.service';
 import { GatewayError } from '../../common/gateway.errors';
-import { upstreamBusy, upstreamFailed, upstreamTimeout } from './upstream-errors';
+import { upstreamBusy, upstreamFailed, upstreamInvalid, upstreamTimeout, upstreamTooLarge } from './upstream-errors';
 import { CanonicalRequest } from './nominatim-request';
+import { upstreamBodyProblem } from './upstream-body';
 import { CoolingDownError, QueueFullError, UpstreamPacer } from './upstream-pacer';
 import { UpstreamStatus } from './upstream-status';
 
@@ -55,6 +56,8 @@ export class NominatimClient {
         this.http.get<ArrayBuffer>(url, {
           responseType: 'arraybuffer',
           timeout: this.config.timeoutMs,
+          // Counted as the body arrives (decompressed): past it axios destroys the connection at once.
+          maxContentLength: this.config.maxBytes,
           signal: AbortSignal.timeout(this.config.timeoutMs + 50),
           maxRedirects: 0,
           validateStatus: () => true,
@@ -62,15 +65,30 @@ export class NominatimClient {
         }),
       );
       endTimer();
-      this.metrics.upstreamRequests.inc({ endpoint: request.endpoint, status: String(res.status) });
-      this.upstreamStatus.record(request.endpoint, res.status, performance.now() - started);
       const body = Buffer.from(res.data);
       const contentType = String(res.headers['content-type'] ?? 'application/octet-stream');
+      const ms = Math.round(performance.now() - started);
+      // Only a 200 is stored; Nominatim's own errors go back as they are (and 5xx become 502 below).
+      const problem = res.status === 200 ? upstreamBodyProblem(request, contentType, body) : null;
+      this.metrics.upstreamRequests.inc({ endpoint: request.endpoint, status: problem === null ? String(res.status) : 'invalid' });
+      this.upstreamStatus.record(request.endpoint, problem === null ? res.status : 'error', ms);
+      if (problem !== null) {
+        this.logger.warn(`Nominatim ${request.endpoint} answered 200 after ${ms} ms with ${problem}; not stored`);
+        throw upstreamInvalid(problem);
+      }
+      if (res.status >= 500) this.logger.warn(`Nominatim ${request.endpoint} answered ${res.status} after ${ms} ms`);
       return this.interpret(res.status, contentType, body, res.headers['retry-after'] as string | undefined);
     } catch (e) {
       if (e instanceof GatewayError) throw e;
       endTimer();
       const err = e as AxiosError;
+      if (err.code === AxiosError.ERR_BAD_RESPONSE && err.message.includes('maxContentLength')) {
+        const ms = Math.round(performance.now() - started);
+        this.metrics.upstreamRequests.inc({ endpoint: request.endpoint, status: 'too_large' });
+        this.upstreamStatus.record(request.endpoint, 'error', ms);
+        this.logger.warn(`Nominatim ${request.endpoint} answered more than ${this.config.maxBytes} bytes (UPSTREAM_MAX_BYTES); cut off after ${ms} ms`);
+        throw upstreamTooLarge(this.config.maxBytes);
+      }
       const timedOut =
         err.code === 'ECONNABORTED' || err.code === 'ETIMEDOUT' || err.name === 'CanceledError' || err.name === 'AbortError';
       this.metrics.upstreamRequests.inc({ endpoint: request.endpoint, status: timedOut ? 'timeout' : 'error' });
@@ -80,7 +98,7 @@ export class NominatimClient {
         this.logger.warn(`Nominatim ${request.endpoint} timed out after ${ms} ms`);
         throw upstreamTimeout(this.config.timeoutMs);
       }
-      this.logger.warn(`Nominatim ${request.endpoint} unreachable: ${err.code ?? err.message}`);
+      this.logger.warn(`Nominatim ${request.endpoint} unreachable after ${ms} ms: ${err.code ?? err.message}`);
       throw upstreamFailed(err.code ?? 'network error');
     }
   }

@@ -1,0 +1,77 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { canonicaliseNominatim, NominatimEndpoint } from './nominatim-request';
+import { upstreamBodyProblem } from './upstream-body';
+
+const fixture = (name: string) => readFileSync(join(__dirname, '..', '..', 'test', 'fixtures', 'nominatim', name));
+const CT_JSON = 'application/json; charset=utf-8';
+const CT_XML = 'text/xml; charset=utf-8';
+const CT_TEXT = 'text/plain; charset=utf-8';
+const CT_JSONP = 'application/javascript; charset=utf-8';
+
+/** The request as the gateway canonicalises it, so the expectations are the ones the client uses. */
+function request(endpoint: NominatimEndpoint, query: string) {
+  const c = canonicaliseNominatim(endpoint, new URLSearchParams(query));
+  if (!c.ok) throw new Error(`not a valid request: ${c.error.body}`);
+  return c.request;
+}
+
+describe('upstreamBodyProblem', () => {
+  it.each([
+    ['search', 'q=Berlin&format=json', CT_JSON, 'search-q-json.json'],
+    ['search', 'q=Berlin&format=jsonv2', CT_JSON, 'search-q-jsonv2-addressdetails.json'],
+    ['search', 'q=Berlin&format=geojson', CT_JSON, 'search-q-geojson.json'],
+    ['search', 'q=Berlin&format=geocodejson', CT_JSON, 'search-q-geocodejson.json'],
+    ['search', 'q=Berlin&format=xml', CT_XML, 'search-q-xml.xml'],
+    ['search', 'q=Atlantis&format=json', CT_JSON, 'search-noresult-json.json'],
+    ['reverse', 'lat=52.5163&lon=13.3777&format=json', CT_JSON, 'reverse-json.json'],
+    ['reverse', 'lat=-70&lon=0&format=json', CT_JSON, 'reverse-nomatch-json.json'],
+    ['reverse', 'lat=52.5163&lon=13.3777&format=xml', CT_XML, 'reverse-xml.xml'],
+    ['lookup', 'osm_ids=N2,W200&format=json', CT_JSON, 'lookup-json.json'],
+    ['status', '', CT_TEXT, 'status-text.txt'],
+    ['status', 'format=json', CT_JSON, 'status-json.json'],
+  ] as const)('accepts the recorded 200 of %s?%s', (endpoint, query, contentType, file) => {
+    expect(upstreamBodyProblem(request(endpoint, query), contentType, fixture(file))).toBeNull();
+  });
+
+  it('accepts JSONP around JSON, as Nominatim sends it for json_callback', () => {
+    const req = request('search', 'q=Berlin&format=json&json_callback=my.cb_1');
+    expect(req.contentType).toBe(CT_JSONP);
+    expect(upstreamBodyProblem(req, CT_JSONP, Buffer.from(`my.cb_1(${fixture('search-q-json.json').toString()})`))).toBeNull();
+    expect(upstreamBodyProblem(req, CT_JSONP, Buffer.from('my.cb_1([{"place_id":1}'))).toBe('JSONP without callback(…)');
+    expect(upstreamBodyProblem(req, CT_JSONP, Buffer.from('my.cb_1([{"place_id":1})'))).toBe('invalid JSON (24 bytes)');
+    expect(upstreamBodyProblem(req, CT_JSON, fixture('search-q-json.json'))).toBe(
+      'Content-Type application/json where application/javascript was expected',
+    );
+  });
+
+  it('matches the media type without regard to case or parameters', () => {
+    expect(upstreamBodyProblem(request('search', 'q=x&format=json'), 'Application/JSON', Buffer.from('[]'))).toBeNull();
+  });
+
+  const json = request('search', 'q=Berlin&format=json');
+  const xml = request('search', 'q=Berlin&format=xml');
+  it.each([
+    ['an HTML page with a 200', json, 'text/html; charset=utf-8', '<html><body>Service temporarily unavailable</body></html>', 'Content-Type text/html where application/json was expected'],
+    ['no Content-Type', json, '', '[]', 'Content-Type (none) where application/json was expected'],
+    ['truncated JSON', json, CT_JSON, fixture('search-q-json.json').subarray(0, 200).toString(), 'invalid JSON (200 bytes)'],
+    ['an empty body', json, CT_JSON, '', 'empty body'],
+    ['an object where a list is due', json, CT_JSON, '{"error":"overloaded"}', 'JSON that is not an array'],
+    ['a list where one place is due', request('reverse', 'lat=1&lon=2&format=json'), CT_JSON, '[]', 'JSON that is not an object'],
+    ['a string where GeoJSON is due', request('search', 'q=x&format=geojson'), CT_JSON, '"ok"', 'JSON that is not an object'],
+    ['JSON where XML is due', xml, CT_XML, '[]', 'malformed XML (text outside the root element at character 0)'],
+    ['malformed XML', xml, CT_XML, '<searchresults><place></searchresults>', 'malformed XML (</searchresults> closes <place> at character 22)'],
+    ['truncated XML', xml, CT_XML, fixture('search-q-xml.xml').subarray(0, 500).toString(), 'malformed XML (unterminated'],
+    ['XML as HTML', xml, 'text/html', fixture('search-q-xml.xml').toString(), 'Content-Type text/html where text/xml was expected'],
+    ['the text status as HTML', request('status', ''), 'text/html', 'OK', 'Content-Type text/html where text/plain was expected'],
+  ])('refuses %s', (_what, req, contentType, body, problem) => {
+    expect(upstreamBodyProblem(req, contentType, Buffer.from(body))).toContain(problem);
+  });
+
+  it('names no part of the body (the problem is logged and sent to clients)', () => {
+    const secret = 'Musterstraße 12, 10117 Berlin';
+    const problem = upstreamBodyProblem(json, CT_JSON, Buffer.from(`[{"display_name":"${secret}"`));
+    expect(problem).not.toBeNull();
+    expect(problem).not.toContain('Muster');
+  });
+});

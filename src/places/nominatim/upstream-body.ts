@@ -1,0 +1,66 @@
+import { CanonicalRequest } from './nominatim-request';
+import { xmlProblem } from './xml-well-formed';
+
+/** What a 200 from Nominatim must be, for the request that asked for it. */
+type Expectation = Pick<CanonicalRequest, 'format' | 'contentType' | 'resultKind'>;
+
+const MEDIA_TYPE_BY_FORMAT: Record<CanonicalRequest['format'], string> = {
+  json: 'application/json',
+  jsonv2: 'application/json',
+  geojson: 'application/json',
+  geocodejson: 'application/json',
+  xml: 'text/xml',
+  text: 'text/plain',
+};
+
+/** `callback(` … `)` as Nominatim wraps JSON when json_callback is given (the name was checked on the way in). */
+const JSONP = /^\s*([\p{L}\p{N}_$.]+)\s*\(([\s\S]*)\)\s*;?\s*$/u;
+
+/**
+ * Why a 200 answer from Nominatim is not what the request asked for, or null when it is: the
+ * Content-Type Nominatim sends for that format, and a body of that format (JSON that parses, with
+ * the top level the endpoint answers with; well-formed XML; JSONP around JSON). A proxy's HTML error
+ * page, a truncated body or a captive portal's answer must never be cached under the question's key.
+ * The problem names no part of the body (it is logged and sent to the client).
+ */
+export function upstreamBodyProblem(req: Expectation, contentType: string, body: Buffer): string | null {
+  const jsonp = req.contentType !== undefined && mediaType(req.contentType) === 'application/javascript';
+  const expected = jsonp ? 'application/javascript' : MEDIA_TYPE_BY_FORMAT[req.format];
+  const got = mediaType(contentType);
+  if (got !== expected) return `Content-Type ${got || '(none)'} where ${expected} was expected`;
+
+  if (req.format === 'text') return null;
+  const text = body.toString('utf8');
+  if (req.format === 'xml') {
+    const problem = xmlProblem(text);
+    return problem === null ? null : `malformed XML (${problem})`;
+  }
+  let json = text;
+  if (jsonp) {
+    const m = JSONP.exec(text);
+    if (m === null) return 'JSONP without callback(…)';
+    json = m[2];
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    return body.length === 0 ? 'empty body' : `invalid JSON (${body.length} bytes)`;
+  }
+  const shape = expectedShape(req);
+  if (shape === 'array' && !Array.isArray(value)) return 'JSON that is not an array';
+  if (shape === 'object' && (value === null || typeof value !== 'object' || Array.isArray(value))) return 'JSON that is not an object';
+  return null;
+}
+
+/** The JSON top level of a successful answer: json/jsonv2 lists are arrays; a single place, GeoJSON and the status are objects. */
+function expectedShape(req: Expectation): 'array' | 'object' | undefined {
+  if (req.resultKind === undefined) return undefined;
+  if (req.resultKind === 'list' && (req.format === 'json' || req.format === 'jsonv2')) return 'array';
+  return 'object';
+}
+
+function mediaType(contentType: string): string {
+  const semi = contentType.indexOf(';');
+  return (semi < 0 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
+}
