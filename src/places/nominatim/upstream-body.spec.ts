@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { canonicaliseNominatim, NominatimEndpoint } from './nominatim-request';
 import { upstreamBodyProblem } from './upstream-body';
 
-const fixture = (name: string) => readFileSync(join(__dirname, '..', '..', 'test', 'fixtures', 'nominatim', name));
+const fixture = (name: string) => readFileSync(join(__dirname, '..', '..', '..', 'test', 'fixtures', 'nominatim', name));
 const CT_JSON = 'application/json; charset=utf-8';
 const CT_XML = 'text/xml; charset=utf-8';
 const CT_TEXT = 'text/plain; charset=utf-8';

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { xmlProblem } from './xml-well-formed';
 
-const fixture = (name: string) => readFileSync(join(__dirname, '..', '..', 'test', 'fixtures', 'nominatim', name), 'utf8');
+const fixture = (name: string) => readFileSync(join(__dirname, '..', '..', '..', 'test', 'fixtures', 'nominatim', name), 'utf8');
 
 describe('xmlProblem', () => {
   it.each(['search-q-xml.xml', 'reverse-xml.xml', 'search-missing-q-xml.xml'])('accepts the recorded Nominatim answer %s', (name) => {
