@@ -21,6 +21,8 @@ export interface AppConfig {
   trustProxy: boolean;
   shutdownTimeoutMs: number;
   maxUrlBytes: number;
+  /** processes serving the port (node:cluster workers) when above 1 */
+  webConcurrency: number;
 }
 
 export interface RedisConfig {
@@ -84,6 +86,7 @@ export function loadConfig(env: Env): Config {
     trustProxy: r.bool('TRUST_PROXY', false),
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 10000, 0, 25000),
     maxUrlBytes: r.int('MAX_URL_BYTES', 4096, 256, 65536),
+    webConcurrency: r.int('WEB_CONCURRENCY', 1, 1, 64),
   };
   for (const [name, token] of [['ADMIN_TOKEN', app.adminToken], ['METRICS_TOKEN', app.metricsToken]] as const) {
     if (token !== undefined && token.length < 16) r.problem(`${name} must be at least 16 characters when set`);
@@ -96,6 +99,11 @@ export function loadConfig(env: Env): Config {
     r.problem((e as Error).message);
   }
   const redis: RedisConfig = { connection, opTimeoutMs: r.int('REDIS_OP_TIMEOUT_MS', 250, 10, 10000) };
+  // Workers share the upstream pacer, rate limits and fills only through Redis; without it each would
+  // pace on its own and the group would ask Nominatim N times as often.
+  if (app.webConcurrency > 1 && connection === null && !r.problems.some((p) => p.startsWith('REDIS'))) {
+    r.problem(`WEB_CONCURRENCY=${app.webConcurrency} needs REDIS_URL (or REDIS_TLS_URL): the workers share the upstream pacer and rate limits through Redis`);
+  }
 
   const ttlSeconds = r.int('CACHE_TTL_SECONDS', 3600, 1, 365 * DAY);
   const cache: CacheConfig = {
