@@ -26,7 +26,7 @@ t_start=$SECONDS
 bridge_pid=""
 compose=()
 
-say() { printf '[docker] %s\n' "$*"; }
+say() { printf '[docker %4d s] %s\n' "$((SECONDS - t_start))" "$*"; }
 fail() {
   say "FAILED: $*" >&2
   exit 1

@@ -85,12 +85,16 @@ describe('npm start and .env (e2e)', () => {
         '# a comment, and a blank line',
         '',
         `PORT=${filePort}`,
-        `NOMINATIM_URL=${upstream.url}`,
         'NOMINATIM_USER_AGENT="from-dotenv/1.0 (dotenv@places-cache.test)"',
         'CACHE_TTL_SECONDS=123',
       ].join('\n'),
     );
-    const app = await start({ PORT: String(realPort), NOMINATIM_USER_AGENT: 'from-environment/1.0 (env@places-cache.test)' });
+    // NOMINATIM_URL comes from the real environment, so that even a start that ignored .env asks only the fake.
+    const app = await start({
+      PORT: String(realPort),
+      NOMINATIM_URL: upstream.url,
+      NOMINATIM_USER_AGENT: 'from-environment/1.0 (env@places-cache.test)',
+    });
     const url = `http://127.0.0.1:${realPort}`;
     await waitForLive(url, app.child, app.output);
     // The file's PORT lost to the real one.
@@ -99,8 +103,8 @@ describe('npm start and .env (e2e)', () => {
     const res = await fetch(`${url}/search?q=berlin&format=json`);
     expect(res.status).toBe(200);
     expect(res.headers.get('x-cache')).toBe('MISS');
-    // From the file: the upstream it asked, and the TTL it stored with.
     expect(upstream.requests).toHaveLength(1);
+    // From the file: the TTL it stored with (the default is 3600).
     expect(res.headers.get('cache-control')).toMatch(/^public, max-age=12[23]$/);
     // From the real environment, over the file's.
     expect(upstream.requests[0].userAgent).toBe('from-environment/1.0 (env@places-cache.test)');
