@@ -42,7 +42,7 @@ echo "prod-smoke: production-only install in $tmp"
 cp "$root/package.json" "$root/package-lock.json" "$tmp/"
 cp -R "$root/dist" "$tmp/dist"
 # Scripts are skipped, as in the Dockerfile's deps stage.
-(cd "$tmp" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund)
+(cd "$tmp" && npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund)
 
 port="$(node -e "const s = require('net').createServer(); s.listen(0, '127.0.0.1', () => { console.log(s.address().port); s.close(); });")"
 echo "prod-smoke: starting node dist/main.js on port $port (no REDIS_URL, Nominatim on a closed port)"

@@ -135,6 +135,9 @@ function alternate<T>(items: T[], round: number): T[] {
 // ------------------------------------------------------------------------------------------------
 // (a) hit path, one hot key
 
+/** Not named "service…": `by(runs, 'service')` must find the one-process service. */
+const WORKERS_2 = 'cluster, WEB_CONCURRENCY=2';
+
 async function hotKey(ctx: Ctx, round: number): Promise<Measured[]> {
   const hot = { connections: CFG.connections, durationS: CFG.durationS, paths: [HOT_PATH] };
   const hotKeysFile = join(WORK, 'keys-hot.txt');
@@ -146,6 +149,8 @@ async function hotKey(ctx: Ctx, round: number): Promise<Measured[]> {
       () => withTarget(() => naive(ctx), (t) => firstThenMeasure(ctx, t, hot)),
       () => withTarget(() => floor(ctx), (t) => firstThenMeasure(ctx, t, hot)),
       () => withTarget(() => raw(ctx, hotKeysFile), (t) => firstThenMeasure(ctx, t, hot)),
+      // The same service as two node:cluster workers (README: WEB_CONCURRENCY), side by side with one.
+      () => withTarget(() => service(ctx, WORKERS_2, { WEB_CONCURRENCY: '2' }), (t) => firstThenMeasure(ctx, t, hot)),
     ],
     round,
   );
@@ -939,6 +944,13 @@ function evaluate({ hot, hotInstructions, many, stamp, noisyRuns, pace, comp }: 
       `${fmt(cpu)}× (${fmt(svcAt.cpuUsPerReq, 0)} vs ${fmt(rwAt.cpuUsPerReq, 0)} µs)`,
       '≤ 2×',
       cpu <= 2,
+    );
+    const group = exact(hot, WORKERS_2);
+    check(
+      '(a) hit req/s, WEB_CONCURRENCY=2 ÷ 1 (saturated)',
+      `${fmt(group.rps / svc.rps)}× (${fmt(group.rps, 0)} vs ${fmt(svc.rps, 0)}; CPU ${fmt(group.cpuUsPerReq, 0)} vs ${fmt(svc.cpuUsPerReq, 0)} µs/req)`,
+      'reported',
+      true,
     );
     const cpuSat = svc.cpuUsPerReq / rw.cpuUsPerReq;
     check('(a) hit CPU ÷ raw, each saturated', `${fmt(cpuSat)}× (${fmt(svc.cpuUsPerReq, 0)} vs ${fmt(rw.cpuUsPerReq, 0)} µs)`, 'reported', true);

@@ -1,19 +1,28 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
+import cluster from 'node:cluster';
 import type { Logger as Pino } from 'pino';
 import { createApp } from './app.setup';
 import { appConfig, AppConfig, loadConfig } from './config/configuration';
-import { endExplainedElsewhere, guardProcessExit } from './http/graceful-shutdown';
+import { ignoreRepeatedStopSignals, runPrimary } from './cluster/web-cluster';
+import { endExplainedElsewhere, guardProcessExit, SHUTDOWN_HOOKS_GRACE_MS } from './http/graceful-shutdown';
+import { createAppLogger } from './logging/app-logger';
 import { APP_LOGGER } from './logging/logging.module';
 
 async function bootstrap(): Promise<void> {
   try {
-    loadConfig(process.env);
+    const { app } = loadConfig(process.env);
+    if (app.webConcurrency > 1 && cluster.isPrimary) {
+      // The workers' own drain bound, their shutdown hooks, and a margin for the primary to see them go.
+      runPrimary({ workers: app.webConcurrency, stopTimeoutMs: app.shutdownTimeoutMs + SHUTDOWN_HOOKS_GRACE_MS + 3000, logger: createAppLogger(app.logLevel) });
+      return;
+    }
   } catch (e) {
     // One readable line naming the variable, then stop: no stack trace for a typo in an env var.
     process.stderr.write(`${(e as Error).message}\n`);
     process.exit(1);
   }
+  if (cluster.isWorker) ignoreRepeatedStopSignals();
   const app = await createApp();
   const config = app.get<AppConfig>(appConfig.KEY);
   // createApp enabled Nest's shutdown hooks (drain, close Redis, exit 0); this bounds them.

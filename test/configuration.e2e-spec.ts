@@ -57,6 +57,7 @@ const BAD: Record<string, [value: string, accepts: string]> = {
   HEADERS_TIMEOUT_MS: ['0', 'HEADERS_TIMEOUT_MS must be a whole number from 100 to 120000 (got "0")'],
   REQUEST_TIMEOUT_MS: ['50', 'REQUEST_TIMEOUT_MS must be a whole number from 100 to 600000 (got "50")'],
   KEEP_ALIVE_TIMEOUT_MS: ['5s', 'KEEP_ALIVE_TIMEOUT_MS must be a whole number from 1000 to 600000 (got "5s")'],
+  WEB_CONCURRENCY: ['0', 'WEB_CONCURRENCY must be a whole number from 1 to 64 (got "0")'],
 };
 
 function problemsOf(env: Record<string, string>): string {
@@ -71,6 +72,23 @@ function problemsOf(env: Record<string, string>): string {
 describe('configuration: what the README table promises', () => {
   it('documents exactly the variables the configuration reads', () => {
     expect([...readmeVariables()].sort()).toEqual(configVariables());
+  });
+
+  it('.env.example lists exactly those variables, each with its default commented out', () => {
+    const example = readFileSync(join(__dirname, '..', '.env.example'), 'utf8');
+    const listed = [...example.matchAll(/^# ?([A-Z0-9_]+)=/gm)].map((m) => m[1]);
+    expect([...listed].sort()).toEqual(configVariables());
+    // Nothing is set by copying it: every line is a comment or blank.
+    expect(example.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'))).toEqual([]);
+  });
+
+  it('refuses WEB_CONCURRENCY above 1 without Redis, naming both variables', () => {
+    expect(problemsOf({ WEB_CONCURRENCY: '3' })).toBe(
+      'Invalid configuration: WEB_CONCURRENCY=3 needs REDIS_URL (or REDIS_TLS_URL): the workers share the upstream pacer and rate limits through Redis',
+    );
+    expect(problemsOf({ WEB_CONCURRENCY: '3', REDIS_URL: 'redis://127.0.0.1:6379' })).toBe('accepted');
+    expect(problemsOf({ WEB_CONCURRENCY: '3', REDIS_TLS_URL: 'rediss://:pw@127.0.0.1:6380' })).toBe('accepted');
+    expect(problemsOf({ WEB_CONCURRENCY: '1' })).toBe('accepted');
   });
 
   it('has a bad value here for every variable that is not free text', () => {

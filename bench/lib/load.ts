@@ -275,7 +275,7 @@ export async function measure(target: Target, opts: LoadOptions, warmupS: number
   const wallUs = (performance.now() - started) * 1000;
   const cpuUs = cpu1 - cpu0;
   const others = Math.max(0, busy1 - busy0 - (own1 - own0) - cpuUs);
-  const rssMB = procRssBytes(target.pid) / 1024 ** 2;
+  const rssMB = (target.rssBytes?.() ?? procRssBytes(target.pid)) / 1024 ** 2;
   return {
     target: target.name,
     ...run,

@@ -4,7 +4,7 @@
  * answer an IPC message with their own `process.cpuUsage()`.
  */
 import { ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../../test/support/redis-server';
 import type { ChildMessage } from '../baselines/child';
@@ -18,6 +18,8 @@ export interface Target {
   readonly pid: number;
   /** Cumulative user + system CPU time of the server process, µs. */
   cpuMicros(): Promise<number>;
+  /** Resident memory of the server, when it is more than the process `pid` (a WEB_CONCURRENCY group). */
+  rssBytes?(): number;
   stop(): Promise<void>;
 }
 
@@ -50,6 +52,14 @@ function statFields(pid: number | 'self'): string[] {
 export function procCpuMicros(pid: number): number {
   const fields = statFields(pid);
   return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLK_TCK;
+}
+
+/** `pid` and its running children (a WEB_CONCURRENCY primary and its workers). */
+function processTree(pid: number): number[] {
+  const children = readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
+    readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number),
+  );
+  return [pid, ...children.flatMap(processTree)];
 }
 
 /** CPU time of this process's children that have ended and been waited for (the wrk runs), µs. */
@@ -137,6 +147,8 @@ export async function startService(name: string, opts: ServiceOptions): Promise<
     NOMINATIM_URL: opts.nominatimUrl,
     ...opts.env,
   };
+  // A WEB_CONCURRENCY group: the primary's own /proc figures leave its workers out.
+  const workers = Number(opts.env?.WEB_CONCURRENCY ?? 1);
   const fd = openSync(opts.logFile, 'a');
   const [command, ...args] = [...(opts.wrapper ?? []), process.execPath, ...(opts.nodeArgs ?? []), opts.mainJs];
   const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', fd, fd] });
@@ -147,11 +159,12 @@ export async function startService(name: string, opts: ServiceOptions): Promise<
     name,
     url,
     pid: child.pid ?? -1,
-    cpuMicros: async () => procCpuMicros(child.pid ?? -1),
+    cpuMicros: async () => (workers > 1 ? processTree(child.pid ?? -1) : [child.pid ?? -1]).reduce((a, pid) => a + procCpuMicros(pid), 0),
+    rssBytes: workers > 1 ? () => processTree(child.pid ?? -1).reduce((a, pid) => a + procRssBytes(pid), 0) : undefined,
     stop: () => stopChild(child),
   };
   try {
-    await Promise.race([waitForRedisConnected(url, opts.readyTimeoutMs ?? 30_000), exitNote(child, opts.logFile)]);
+    await Promise.race([waitForRedisConnected(url, opts.readyTimeoutMs ?? 30_000 * workers, workers), exitNote(child, opts.logFile)]);
   } catch (e) {
     await target.stop();
     throw new Error(`service ${name}: ${(e as Error).message}`, { cause: e });
@@ -159,12 +172,13 @@ export async function startService(name: string, opts: ServiceOptions): Promise<
   return target;
 }
 
-async function waitForRedisConnected(url: string, timeoutMs: number): Promise<void> {
+async function waitForRedisConnected(url: string, timeoutMs: number, workers = 1): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
+      // A group's /metrics is the sum over its workers: every one of them connected.
       const res = await fetch(`${url}/metrics`);
-      if (/^places_redis_connected 1$/m.test(await res.text())) return;
+      if (new RegExp(`^places_redis_connected ${workers}$`, 'm').test(await res.text())) return;
     } catch {
       // not listening yet
     }

@@ -25,6 +25,8 @@ export interface AppConfig {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
+  /** processes serving the port (node:cluster workers) when above 1 */
+  webConcurrency: number;
 }
 
 export interface RedisConfig {
@@ -95,6 +97,7 @@ export function loadConfig(env: Env): Config {
     headersTimeoutMs: r.int('HEADERS_TIMEOUT_MS', 10_000, 100, 120_000),
     requestTimeoutMs: r.int('REQUEST_TIMEOUT_MS', 30_000, 100, 600_000),
     keepAliveTimeoutMs: r.int('KEEP_ALIVE_TIMEOUT_MS', 65_000, 1_000, 600_000),
+    webConcurrency: r.int('WEB_CONCURRENCY', 1, 1, 64),
   };
   if (app.requestTimeoutMs < app.headersTimeoutMs) r.problem('REQUEST_TIMEOUT_MS must be at least HEADERS_TIMEOUT_MS');
   for (const [name, token] of [['ADMIN_TOKEN', app.adminToken], ['METRICS_TOKEN', app.metricsToken]] as const) {
@@ -108,6 +111,11 @@ export function loadConfig(env: Env): Config {
     r.problem((e as Error).message);
   }
   const redis: RedisConfig = { connection, opTimeoutMs: r.int('REDIS_OP_TIMEOUT_MS', 250, 10, 10000) };
+  // Workers share the upstream pacer, rate limits and fills only through Redis; without it each would
+  // pace on its own and the group would ask Nominatim N times as often.
+  if (app.webConcurrency > 1 && connection === null && !r.problems.some((p) => p.startsWith('REDIS'))) {
+    r.problem(`WEB_CONCURRENCY=${app.webConcurrency} needs REDIS_URL (or REDIS_TLS_URL): the workers share the upstream pacer and rate limits through Redis`);
+  }
 
   const ttlSeconds = r.int('CACHE_TTL_SECONDS', 3600, 1, 365 * DAY);
   const cache: CacheConfig = {

@@ -1,4 +1,5 @@
 import { LoggerService } from '@nestjs/common';
+import cluster from 'node:cluster';
 import pino, { Logger } from 'pino';
 import { LogLevel } from '../config/configuration';
 
@@ -53,7 +54,8 @@ export function createAppLogger(level: LogLevel, destination?: pino.DestinationS
   return pino(
     {
       level,
-      base: { app: 'places-cache' },
+      // In a WEB_CONCURRENCY group every line says which worker wrote it.
+      base: cluster.isWorker ? { app: 'places-cache', worker: cluster.worker?.id } : { app: 'places-cache' },
       timestamp: isoTime,
       formatters: { level: (label) => ({ level: label }) },
       hooks: { streamWrite: maskUrlPasswords },

@@ -1,6 +1,7 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, OnModuleDestroy } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, LabelValues, Registry } from 'prom-client';
 import { CountingHistogram } from './counting-histogram';
+import { inWorkerGroup, scrapeCluster, serveClusterCollect } from './cluster-metrics';
 
 export type CacheOutcome = 'hit' | 'miss' | 'stale' | 'bypass' | 'coalesced';
 
@@ -39,8 +40,10 @@ class Tally implements CounterSeries {
  * several instances in one process (tests, benchmark) do not share numbers.
  */
 @Injectable()
-export class MetricsService {
+export class MetricsService implements OnModuleDestroy {
   readonly registry = new Registry();
+  /** In a worker of a WEB_CONCURRENCY group: stops answering the primary's collect requests. */
+  private readonly stopClusterCollect: (() => void) | undefined;
   private l1Source: SizeSource | undefined;
   private readonly tallies: Tally[] = [];
   /** Counters with tallies hand them over before they are read (scrape, or get() in tests). */
@@ -155,6 +158,11 @@ export class MetricsService {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'places_' });
+    if (inWorkerGroup()) this.stopClusterCollect = serveClusterCollect(this.registry);
+  }
+
+  onModuleDestroy(): void {
+    this.stopClusterCollect?.();
   }
 
   /**
@@ -182,8 +190,8 @@ export class MetricsService {
     this.registry.removeSingleMetric('places_redis_connected');
   }
 
-  /** The Prometheus text exposition of this instance's registry. */
+  /** The Prometheus text exposition of this instance's registry, or of the whole WEB_CONCURRENCY group. */
   scrape(): Promise<string> {
-    return this.registry.metrics();
+    return inWorkerGroup() ? scrapeCluster() : this.registry.metrics();
   }
 }

@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# The Docker image and docker-compose.yml, built and run for real (called by .ci/run; runs alone too:
+# `bash .ci/docker-checks.sh`, as root, after `npm ci`).
+#
+#  1. the image builds from the unmodified Dockerfile (official base images; stand-ins from Debian only
+#     where Docker Hub cannot be reached: scripts/docker-standins.sh), holds no build tool, runs as
+#     non-root; its size is printed;
+#  2. run as Heroku runs it: PORT set, an arbitrary non-root uid, REDIS_URL=rediss://:password@host:port
+#     to a Redis with a self-signed certificate; MISS then HIT (one upstream request), the key in Redis,
+#     the password nowhere in the logs, `docker stop` exits 0 within the grace period;
+#  3. docker-compose (v2 plugin or v1): Redis healthy before web starts, web reaches it at `redis`,
+#     MISS then HIT, the key in Redis, `down` leaves nothing behind.
+# The service's upstream is the test suite's fake Nominatim, reached through the Docker bridge only.
+#
+# Where dockerd cannot run (no privilege), this says so loudly and exits 0 so the rest of CI runs;
+# DOCKER_CHECKS=require makes that a failure instead.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root="$(pwd)"
+IMAGE="${IMAGE:-places-cache:ci}"
+GRACE=30
+run_id="pcci$$"
+tmp="$(mktemp -d)"
+t_start=$SECONDS
+bridge_pid=""
+compose=()
+
+say() { printf '[docker %4d s] %s\n' "$((SECONDS - t_start))" "$*"; }
+fail() {
+  say "FAILED: $*" >&2
+  exit 1
+}
+elapsed() { echo "$((SECONDS - $1)) s"; }
+
+cleanup() {
+  set +e
+  if [ "${#compose[@]}" -gt 0 ]; then "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1; fi
+  docker rm -f "$run_id-web" "$run_id-redis" >/dev/null 2>&1
+  docker network rm "$run_id-net" >/dev/null 2>&1
+  if [ -n "$bridge_pid" ]; then kill "$bridge_pid" 2>/dev/null; wait "$bridge_pid" 2>/dev/null; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+skip_loudly() {
+  cat >&2 <<EOF
+
+############################################################################################
+##  DOCKER CHECKS SKIPPED: $1
+##  The image, the Heroku-style run and docker-compose were NOT tested in this run.
+############################################################################################
+
+EOF
+  if [ "${DOCKER_CHECKS:-}" = require ]; then exit 1; fi
+  exit 0
+}
+
+# --- dockerd -------------------------------------------------------------------------------------
+command -v docker >/dev/null 2>&1 || skip_loudly "the docker client is not installed (apt-get install docker.io)"
+if ! docker info >/dev/null 2>&1; then
+  command -v dockerd >/dev/null 2>&1 || skip_loudly "dockerd is not installed (apt-get install docker.io)"
+  [ "$(id -u)" -eq 0 ] || skip_loudly "dockerd is not running and starting it needs root"
+  say "starting dockerd (log: /var/log/places-cache-dockerd.log)"
+  # No systemd here: dockerd in the background, left running for later runs on this machine.
+  nohup dockerd >/var/log/places-cache-dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    kill -0 $! 2>/dev/null || break
+    sleep 0.5
+  done
+  docker info >/dev/null 2>&1 \
+    || skip_loudly "dockerd cannot start on this machine: $(tail -n 3 /var/log/places-cache-dockerd.log | tr '\n' ' ' | cut -c1-300)"
+fi
+say "docker server $(docker version -f '{{.Server.Version}}')"
+
+# --- 1. the image --------------------------------------------------------------------------------
+t=$SECONDS
+bash scripts/docker-standins.sh
+say "base images ready in $(elapsed "$t")"
+t=$SECONDS
+docker build -q -t "$IMAGE" . >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log" >&2; fail "docker build"; }
+build_s=$((SECONDS - t))
+size_mb=$(($(docker image inspect -f '{{.Size}}' "$IMAGE") / 1000000))
+base="official node:24-bookworm-slim"
+if [ "$(docker image inspect -f '{{index .Config.Labels "places-cache.standin"}}' node:24-bookworm-slim)" = true ]; then
+  base="the stand-in node:24-bookworm-slim built from Debian bookworm (scripts/docker-standins.sh)"
+fi
+say "built $IMAGE in ${build_s} s"
+say "IMAGE SIZE: ${size_mb} MB (base: $base)"
+
+[ "$(docker image inspect -f '{{.Config.User}}' "$IMAGE")" = node ] || fail "the image does not run as USER node"
+docker run --rm --entrypoint node "$IMAGE" -e '
+  const found = ["typescript", "@nestjs/cli", "jest", "@swc/core", "@swc/jest", "eslint"].filter((m) => {
+    try { require.resolve(m + "/package.json", { paths: ["/app"] }); return true; } catch { return false; }
+  });
+  if (found.length) { console.error("build tools in the runtime image: " + found.join(", ")); process.exit(1); }
+  const major = Number(process.versions.node.split(".")[0]);
+  if (major < 24) { console.error("node " + process.version + " in the image"); process.exit(1); }
+' || fail "runtime image content"
+say "runtime image: Node 24+, no TypeScript, Nest CLI, jest, swc or eslint"
+
+# --- the fake upstream, reachable from containers through the bridge gateway only -----------------
+gateway="$(docker network inspect bridge -f '{{range .IPAM.Config}}{{.Gateway}}{{end}}')"
+# Docker 20.10 leaves the default bridge's gateway out of IPAM: take docker0's own address.
+[ -n "$gateway" ] || gateway="$(ip -4 -o addr show docker0 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -n1)"
+[ -n "$gateway" ] || fail "cannot find the Docker bridge's gateway address"
+node -r @swc-node/register test/support/fake-nominatim-bridge.ts --bind "$gateway" --count-file "$tmp/upstream.count" \
+  >"$tmp/bridge.out" 2>"$tmp/bridge.err" &
+bridge_pid=$!
+for _ in $(seq 1 100); do [ -s "$tmp/bridge.out" ] && break; sleep 0.2; done
+[ -s "$tmp/bridge.out" ] || { cat "$tmp/bridge.err" >&2; fail "the fake upstream did not start"; }
+upstream="http://$gateway:$(head -n1 "$tmp/bridge.out")"
+upstream_count() { cat "$tmp/upstream.count"; }
+
+free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+
+# X-Cache of one GET (empty when nothing answers).
+x_cache() {
+  curl -s -m 15 -D - -o /dev/null "$1" | tr -d '\r' | awk 'tolower($1)=="x-cache:"{print $2}'
+}
+
+wait_ready() { # url, container-for-logs
+  for _ in $(seq 1 120); do
+    if curl -sf -m 2 "$1/health/ready" >"$tmp/ready.json" 2>/dev/null && grep -q '"redis":{"state":"ready"' "$tmp/ready.json"; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  docker logs "$2" >&2 2>&1 || true
+  fail "$1/health/ready did not report Redis up within 60 s: $(cat "$tmp/ready.json" 2>/dev/null)"
+}
+
+miss_then_hit() { # base url, question
+  local before first second after
+  before="$(upstream_count)"
+  first="$(x_cache "$1/api?q=$2")"
+  second="$(x_cache "$1/api?q=$2")"
+  after="$(upstream_count)"
+  [ "$first" = MISS ] && [ "$second" = HIT ] || fail "expected MISS then HIT, got '${first}' then '${second}'"
+  [ "$((after - before))" -eq 1 ] || fail "expected one upstream request, the fake saw $((after - before))"
+  say "MISS then HIT, one upstream request"
+}
+
+# --- 2. as Heroku runs it ------------------------------------------------------------------------
+t=$SECONDS
+password="pw-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$run_id-redis" \
+  -keyout "$tmp/redis.key" -out "$tmp/redis.crt" >/dev/null 2>&1
+chmod 0644 "$tmp/redis.key" "$tmp/redis.crt" && chmod 0755 "$tmp"
+docker network create "$run_id-net" >/dev/null
+docker run -d --name "$run_id-redis" --network "$run_id-net" -v "$tmp/redis.crt:/tls/redis.crt:ro" \
+  -v "$tmp/redis.key:/tls/redis.key:ro" redis:7-alpine redis-server --port 0 --tls-port 6380 \
+  --tls-cert-file /tls/redis.crt --tls-key-file /tls/redis.key --tls-auth-clients no --requirepass "$password" >/dev/null
+heroku_port="$(free_port)"
+app_port=$((20000 + RANDOM % 20000))
+# Heroku runs the image with an arbitrary non-root uid and ignores USER/EXPOSE; so does this run.
+docker run -d --name "$run_id-web" --network "$run_id-net" --user 54321:54321 -p "127.0.0.1:$heroku_port:$app_port" \
+  -e PORT="$app_port" -e REDIS_URL="rediss://:$password@$run_id-redis:6380" -e NOMINATIM_URL="$upstream" \
+  -e NOMINATIM_USER_AGENT="places-cache-ci/1.0 (ci@example.org)" -e TRUST_PROXY=true "$IMAGE" >/dev/null
+base_url="http://127.0.0.1:$heroku_port"
+wait_ready "$base_url" "$run_id-web"
+say "Heroku-style run: PORT=$app_port, rediss:// with a self-signed certificate, Redis up"
+uid="$(docker exec "$run_id-web" awk '/^Uid:/{print $2}' /proc/1/status)"
+[ "$uid" != 0 ] || fail "the service runs as root"
+say "PID 1 runs as uid $uid"
+miss_then_hit "$base_url" "berlin"
+keys="$(docker exec "$run_id-redis" redis-cli --tls --insecure -p 6380 --no-auth-warning -a "$password" --scan --pattern 'places:v1:*' | wc -l)"
+[ "$keys" -ge 1 ] || fail "no places:v1: key in Redis"
+say "$keys answer key(s) in the TLS Redis"
+t_stop=$SECONDS
+docker stop -t "$GRACE" "$run_id-web" >/dev/null
+stop_s=$((SECONDS - t_stop))
+code="$(docker inspect -f '{{.State.ExitCode}}' "$run_id-web")"
+docker logs "$run_id-web" >"$tmp/web.log" 2>&1
+[ "$code" = 0 ] || { cat "$tmp/web.log" >&2; fail "docker stop: exit code $code"; }
+[ "$stop_s" -lt "$GRACE" ] || fail "docker stop took ${stop_s} s (grace ${GRACE} s)"
+say "docker stop: exit 0 after ${stop_s} s (grace ${GRACE} s)"
+if grep -qF "$password" "$tmp/web.log"; then fail "the Redis password appears in the service's logs"; fi
+grep -q '\*\*\*' "$tmp/web.log" || fail "the logs never show the masked Redis URL (was Redis logged at all?)"
+say "the password appears nowhere in $(wc -l <"$tmp/web.log") log lines"
+docker rm -f "$run_id-web" "$run_id-redis" >/dev/null
+docker network rm "$run_id-net" >/dev/null
+heroku_s=$((SECONDS - t))
+
+# --- 3. docker-compose ---------------------------------------------------------------------------
+t=$SECONDS
+if docker compose version >/dev/null 2>&1; then
+  compose_cmd=(docker compose)
+elif command -v docker-compose >/dev/null 2>&1; then
+  compose_cmd=(docker-compose)
+else
+  fail "neither docker compose (v2) nor docker-compose (v1) is installed"
+fi
+say "compose: $("${compose_cmd[@]}" version --short 2>/dev/null || "${compose_cmd[@]}" version | head -n1)"
+compose_port="$(free_port)"
+cat >"$tmp/compose.ci.yml" <<EOF
+services:
+  web:
+    environment:
+      NOMINATIM_URL: "$upstream"
+EOF
+export WEB_HOST_PORT="$compose_port" NOMINATIM_USER_AGENT="places-cache-ci/1.0 (ci@example.org)"
+compose=("${compose_cmd[@]}" -p "$run_id" -f docker-compose.yml -f "$tmp/compose.ci.yml")
+"${compose[@]}" up -d --build >"$tmp/compose-up.log" 2>&1 || { cat "$tmp/compose-up.log" >&2; fail "compose up"; }
+web_id="$("${compose[@]}" ps -q web)"
+redis_id="$("${compose[@]}" ps -q redis)"
+web_started="$(docker inspect -f '{{.State.StartedAt}}' "$web_id")"
+redis_healthy="$(docker inspect -f '{{range .State.Health.Log}}{{if eq .ExitCode 0}}{{.End}}{{"\n"}}{{end}}{{end}}' "$redis_id" | head -n1)"
+[ -n "$redis_healthy" ] || fail "redis has no successful healthcheck"
+node -e 'const [h, w] = process.argv.slice(1).map((s) => Date.parse(s)); process.exit(h <= w ? 0 : 1)' "$redis_healthy" "$web_started" \
+  || fail "web started ($web_started) before redis was healthy ($redis_healthy)"
+say "redis healthy at $redis_healthy, web started after it at $web_started"
+compose_url="http://127.0.0.1:$compose_port"
+wait_ready "$compose_url" "$web_id"
+grep -q '"redis":{"state":"ready"' "$tmp/ready.json"
+say "web reaches Redis at redis:6379"
+miss_then_hit "$compose_url" "hamburg"
+keys="$("${compose[@]}" exec -T redis redis-cli --scan --pattern 'places:v1:*' | wc -l)"
+[ "$keys" -ge 1 ] || fail "no places:v1: key in the compose Redis"
+say "$keys answer key(s) in the compose Redis"
+"${compose[@]}" stop >/dev/null 2>&1 || fail "compose stop"
+for id in "$web_id" "$redis_id"; do
+  code="$(docker inspect -f '{{.State.ExitCode}}' "$id")"
+  [ "$code" = 0 ] || { docker logs "$id" >&2 2>&1; fail "$(docker inspect -f '{{.Name}}' "$id") exited $code on stop"; }
+done
+"${compose[@]}" down -v --remove-orphans >"$tmp/compose-down.log" 2>&1 || { cat "$tmp/compose-down.log" >&2; fail "compose down"; }
+compose=()
+left="$(docker ps -aq --filter "label=com.docker.compose.project=$run_id"; docker network ls -q --filter "label=com.docker.compose.project=$run_id"; docker volume ls -q --filter "label=com.docker.compose.project=$run_id")"
+[ -z "$left" ] || fail "compose down left: $left"
+say "compose: both exit 0 on stop; down removed containers, network and volume"
+compose_s=$((SECONDS - t))
+
+say "timings: build ${build_s} s, Heroku-style run ${heroku_s} s, compose ${compose_s} s, total $(elapsed "$t_start")"
+say "IMAGE SIZE: ${size_mb} MB (base: $base)"
+say "all Docker checks passed"

@@ -1,0 +1,106 @@
+import cluster from 'node:cluster';
+import type { Worker } from 'node:cluster';
+import type { Logger } from 'pino';
+import { relayClusterScrapes } from '../metrics/cluster-metrics';
+
+/*
+ * WEB_CONCURRENCY > 1 (the Heroku convention): this process becomes the primary of a node:cluster
+ * group. It forks that many workers, each a whole app sharing the one port (the primary hands out
+ * connections), and does nothing else itself but relay /metrics scrapes and signals. What the workers
+ * must share goes through Redis, which configuration requires for a group: the upstream pacer (so the
+ * group is as polite as one process), the miss rate limit, fills and purges.
+ */
+
+export interface ClusterOptions {
+  workers: number;
+  /** How long workers get to drain after SIGTERM before the primary kills them (their own bound + grace). */
+  stopTimeoutMs: number;
+  logger: Logger;
+}
+
+/** Unexpected worker exits tolerated within CRASH_WINDOW_MS before the group gives up (a crash loop). */
+export const MAX_CRASHES = 5;
+export const CRASH_WINDOW_MS = 60_000;
+
+/** Decides whether a worker that died on its own is replaced: not when it keeps dying. Pure. */
+export class CrashBudget {
+  private readonly times: number[] = [];
+
+  constructor(
+    private readonly max = MAX_CRASHES,
+    private readonly windowMs = CRASH_WINDOW_MS,
+  ) {}
+
+  /** Records a crash at `now`; true while the budget allows a replacement. */
+  allowRestart(now: number): boolean {
+    this.times.push(now);
+    while (this.times.length > 0 && this.times[0] <= now - this.windowMs) this.times.shift();
+    return this.times.length <= this.max;
+  }
+}
+
+/** Runs the primary until the group has stopped; then exits the process (0 when every worker did). */
+export function runPrimary({ workers, stopTimeoutMs, logger }: ClusterOptions): void {
+  const log = logger.child({ context: 'Cluster' });
+  const budget = new CrashBudget();
+  const live = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+  let stopping: NodeJS.Signals | undefined;
+  let failed = false;
+
+  const finish = (code: number): void => {
+    log.info({ code }, `All workers stopped; exiting with code ${code}`);
+    logger.flush();
+    process.exit(code);
+  };
+
+  const stop = (signal: NodeJS.Signals, reason?: string): void => {
+    if (stopping !== undefined) return;
+    stopping = signal;
+    log.info({ signal }, reason ?? `${signal} received: stopping ${live().length} worker(s)`);
+    // Heroku signals every process of the dyno, docker only PID 1: each worker is told here too, and a
+    // worker ignores a second SIGTERM while it drains.
+    for (const w of live()) w.process.kill(signal);
+    setTimeout(() => {
+      const left = live();
+      log.error({ workers: left.length }, `Workers still running ${stopTimeoutMs} ms after ${signal}; killing them`);
+      for (const w of left) w.process.kill('SIGKILL');
+      finish(1);
+    }, stopTimeoutMs).unref();
+    if (live().length === 0) finish(failed ? 1 : 0);
+  };
+
+  cluster.on('message', relayClusterScrapes(live));
+  cluster.on('exit', (worker, code, signal) => {
+    const clean = code === 0 && signal === null;
+    if (stopping !== undefined) {
+      if (!clean) failed = true;
+      log.info({ worker: worker.id, pid: worker.process.pid, code, signal }, `Worker ${worker.id} exited`);
+      if (live().length === 0) finish(failed ? 1 : 0);
+      return;
+    }
+    if (budget.allowRestart(Date.now())) {
+      log.error({ worker: worker.id, pid: worker.process.pid, code, signal }, `Worker ${worker.id} died unexpectedly; starting another`);
+      cluster.fork();
+      return;
+    }
+    log.error({ code, signal }, `Workers died ${MAX_CRASHES + 1} times within ${CRASH_WINDOW_MS / 1000} s; stopping the group`);
+    failed = true;
+    stop('SIGTERM', 'Stopping the group after repeated worker crashes');
+  });
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+
+  log.info({ workers }, `WEB_CONCURRENCY=${workers}: starting ${workers} workers sharing one port`);
+  for (let i = 0; i < workers; i++) cluster.fork();
+}
+
+/**
+ * In a worker: Nest's shutdown hook handles the first SIGTERM/SIGINT and then removes itself, so a
+ * second one (the primary's, after the dyno's own) would kill the worker mid-drain. These no-op
+ * listeners keep that second signal from doing anything.
+ */
+export function ignoreRepeatedStopSignals(): void {
+  const ignore = (): void => undefined;
+  process.on('SIGTERM', ignore);
+  process.on('SIGINT', ignore);
+}

@@ -1,0 +1,157 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import http from 'node:http';
+import { BuiltApp, buildApp } from './support/build-app';
+import { FakeNominatim } from './support/fake-nominatim';
+import { freePort, RedisProcess, startRedis } from './support/redis-server';
+
+// The e2e project's testTimeout is not applied per project by Jest 30; these tests spawn processes and wait.
+jest.setTimeout(120_000);
+
+/*
+ * README, Configuration: WEB_CONCURRENCY=N forks N node:cluster workers sharing the port; they share the
+ * cache, the upstream pacer and the miss rate limit through Redis; /metrics reports the whole group;
+ * SIGTERM drains every worker and the group exits 0. Run as production runs it: `node main.js`.
+ */
+
+const WORKERS = 3;
+const MAX_RPS = 5;
+
+interface Line {
+  msg: string;
+  worker?: number;
+  route?: string;
+  cache?: string;
+  status?: number;
+  context?: string;
+}
+
+/** One GET on a connection of its own (no keep-alive), so the primary hands each to a worker anew. */
+function get(url: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { agent: false, headers: { connection: 'close' } }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      })
+      .on('error', reject);
+  });
+}
+
+describe('WEB_CONCURRENCY (e2e)', () => {
+  let build: BuiltApp;
+  let redis: RedisProcess;
+  let upstream: FakeNominatim;
+  let child: ChildProcess | undefined;
+  let out = '';
+  let url: string;
+  let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** /search requests sent so far, whichever worker answered. */
+  let searches = 0;
+
+  const lines = (): Line[] =>
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Line);
+
+  beforeAll(async () => {
+    [build, redis] = await Promise.all([buildApp(), startRedis()]);
+    upstream = new FakeNominatim();
+    await upstream.start();
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    child = spawn(process.execPath, [build.main], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        ...build.env,
+        WEB_CONCURRENCY: String(WORKERS),
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        REDIS_URL: redis.url,
+        NOMINATIM_URL: upstream.url,
+        NOMINATIM_USER_AGENT: 'places-cache-tests/1.0 (tests@places-cache.test)',
+        NOMINATIM_MAX_RPS: String(MAX_RPS),
+        RATE_LIMIT_ENABLED: 'false',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    exited = new Promise((resolve) => child!.once('exit', (code, signal) => resolve({ code, signal })));
+    // Every worker is up when each has said it listens.
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`the group exited with ${child.exitCode}:\n${out}`);
+      if (lines().filter((l) => l.msg.startsWith('places-cache listening')).length === WORKERS) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+
+  afterAll(async () => {
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await upstream?.stop();
+    await redis?.stop();
+    build?.remove();
+  });
+
+  it('forks the workers, each a process of its own listening on the one port', () => {
+    const listening = lines().filter((l) => l.msg.startsWith('places-cache listening'));
+    expect(new Set(listening.map((l) => l.worker))).toEqual(new Set([1, 2, 3]));
+    expect(lines().find((l) => l.context === 'Cluster')?.msg).toBe(`WEB_CONCURRENCY=${WORKERS}: starting ${WORKERS} workers sharing one port`);
+  });
+
+  it('serves from several workers, which share one cache: one upstream request, then hits on every worker', async () => {
+    const first = await get(`${url}/search?q=berlin&format=json`);
+    searches += 13;
+    expect([first.status, first.headers['x-cache']]).toEqual([200, 'MISS']);
+    const rest = [];
+    for (let i = 0; i < 12; i++) rest.push(await get(`${url}/search?q=berlin&format=json`));
+    expect(rest.map((r) => r.headers['x-cache'])).toEqual(Array(12).fill('HIT'));
+    expect(rest.every((r) => r.body === first.body)).toBe(true);
+    expect(upstream.count('/search')).toBe(1);
+    // Who answered: the request lines carry the worker's id.
+    await new Promise((r) => setTimeout(r, 200)); // log lines are batched for at most 50 ms
+    const served = lines().filter((l) => l.msg === 'request' && l.route === '/search');
+    expect(served).toHaveLength(13);
+    const hitWorkers = new Set(served.filter((l) => String(l.cache).toUpperCase() === 'HIT').map((l) => l.worker));
+    const allWorkers = new Set(served.map((l) => l.worker));
+    expect(allWorkers).toEqual(new Set([1, 2, 3]));
+    // Workers that never asked upstream answered HIT: from the shared Redis.
+    expect(hitWorkers.size).toBeGreaterThanOrEqual(2);
+  });
+
+  it('paces the upstream for the whole group, never WEB_CONCURRENCY times the rate', async () => {
+    upstream.reset();
+    const n = 8;
+    const answers = await Promise.all(Array.from({ length: n }, (_, i) => get(`${url}/search?q=pacing%20${i}&format=json`)));
+    searches += n;
+    expect(answers.map((a) => a.status)).toEqual(Array(n).fill(200));
+    const arrivals = upstream.requests.map((r) => r.startedAtHr).sort((a, b) => a - b);
+    expect(arrivals).toHaveLength(n);
+    const gaps = arrivals.slice(1).map((t, i) => t - arrivals[i]);
+    // 1000 / NOMINATIM_MAX_RPS apart, less the pacer's 5 % start guard; per-worker pacing would put
+    // three requests at once.
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual((1000 / MAX_RPS) * 0.95 - 1);
+  });
+
+  it('/metrics on any worker reports the whole group', async () => {
+    const scrapes = await Promise.all([get(`${url}/metrics`), get(`${url}/metrics`), get(`${url}/metrics`)]);
+    for (const s of scrapes) {
+      expect(s.status).toBe(200);
+      const total = [...s.body.matchAll(/^places_http_requests_total\{[^}]*route="\/search"[^}]*\} (\d+)$/gm)]
+        .map((m) => Number(m[1]))
+        .reduce((a, b) => a + b, 0);
+      // Every /search request of the tests above, whichever worker answered it.
+      expect(total).toBe(searches);
+    }
+  });
+
+  it('SIGTERM stops every worker, and the group exits 0', async () => {
+    child!.kill('SIGTERM');
+    await expect(exited).resolves.toEqual({ code: 0, signal: null });
+    const exits = lines().filter((l) => l.context === 'Cluster' && /^Worker \d+ exited$/.test(l.msg));
+    expect(exits).toHaveLength(WORKERS);
+    expect(lines().at(-1)?.msg).toBe('All workers stopped; exiting with code 0');
+  });
+});
