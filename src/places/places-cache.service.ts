@@ -405,6 +405,17 @@ export class PlacesCacheService implements OnModuleDestroy {
     return answer;
   }
 
+  /**
+   * For the warm-up command (src/cli): undefined when Redis holds a fresh copy, else one fill through
+   * the same coalescing, fill lock and fleet-wide pacer as a miss. A stale copy is refilled, not served.
+   * Throws RedisUnavailableError when Redis cannot be read, and the fill's errors.
+   */
+  async warm(req: CanonicalRequest): Promise<Resolution | undefined> {
+    const cached = await this.readShared(req.key);
+    if (cached !== undefined && cached.isFresh(Date.now())) return undefined;
+    return this.fill(req);
+  }
+
   /** Drops one key from both tiers (L1 of other instances is dropped by the purge broadcast). */
   async evict(key: string): Promise<void> {
     this.l1.delete(key);
