@@ -11,6 +11,7 @@ import {
   throttleConfig,
   validateEnv,
 } from './config/configuration';
+import { DashboardModule } from './dashboard/dashboard.module';
 import { HealthModule } from './health/health.module';
 import { FrontDoor } from './http/front-door.service';
 import { LoggingModule } from './logging/logging.module';
@@ -34,6 +35,7 @@ import { ThrottleModule } from './throttle/throttle.module';
     HealthModule,
     ThrottleModule,
     CachePurgeModule,
+    DashboardModule,
   ],
   providers: [FrontDoor],
 })

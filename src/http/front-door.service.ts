@@ -111,6 +111,8 @@ export class FrontDoor {
   /** log hashes by query, for requests the memo above does not know (invalid, uncacheable, other routes) */
   private readonly qhashes = new Map<string, string>();
   private readonly series = new Map<string, Series>();
+  /** by X-Cache value; only these four, so a header set elsewhere cannot add series */
+  private readonly outcomeSeries: Map<string, { observe(seconds: number): void }>;
   private readonly writeRequestLine: (line: RequestLine) => void;
   /**
    * Cacheable misses handed to Nest, by key; settled when that request's response ends. A miss for a
@@ -129,6 +131,7 @@ export class FrontDoor {
     private readonly metrics: MetricsService,
   ) {
     this.headers = securityHeaders();
+    this.outcomeSeries = new Map(['HIT', 'MISS', 'STALE', 'BYPASS'].map((o) => [o, metrics.cacheDuration.labels(o.toLowerCase())]));
     this.writeRequestLine = requestLineWriter(logger);
     this.cors = cors({
       origin: app.corsOrigins === '*' ? '*' : app.corsOrigins,
@@ -351,6 +354,7 @@ export class FrontDoor {
     const series = this.seriesFor(route, req.method ?? 'GET', status);
     series.count.inc();
     series.duration.observe(ms / 1000);
+    this.observeOutcome(x.cache ?? res.getHeader('X-Cache'), ms / 1000);
     if (!this.logger.isLevelEnabled('info')) return;
     const entry: RequestLine = { reqId: x.requestId, method: req.method, route, status, ms: Math.round(ms * 100) / 100 };
     const cache = x.cache ?? res.getHeader('X-Cache');
@@ -359,6 +363,12 @@ export class FrontDoor {
     if (x.query !== '') entry.qhash = x.known !== undefined ? (x.known.qhash ??= hashQuery(x.query)) : this.qhash(x.query);
     if (this.logger.isLevelEnabled('debug')) this.logger.info({ ...entry, query: x.query }, 'request');
     else this.writeRequestLine(entry);
+  }
+
+  /** places_cache_request_duration_seconds, for place requests the cache answered (X-Cache set). */
+  private observeOutcome(cache: unknown, seconds: number): void {
+    const series = typeof cache === 'string' ? this.outcomeSeries.get(cache) : undefined;
+    series?.observe(seconds);
   }
 
   private qhash(query: string): string {
