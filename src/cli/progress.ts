@@ -56,7 +56,7 @@ export interface ProgressOutput {
  */
 export class Progress {
   private readonly started = performance.now();
-  private lastShown = 0;
+  private lastShown = -Infinity;
   private drawn = false;
 
   constructor(
