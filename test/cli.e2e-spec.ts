@@ -103,16 +103,23 @@ describe('command line: warm, export, import (e2e)', () => {
     }
   };
   /**
-   * Start-to-start gaps between upstream arrivals shorter than the pacer allows. The fake runs in this
-   * process beside an app: an arrival is stamped late when this process was not scheduled, which
-   * shortens the gap after it; the time this process stalled just before it is given back.
+   * Upstream arrivals closer than the pacer allows. The pacer spaces the starts of the calls (here in
+   * two processes: the CLI and the app); the fake stamps their arrivals, which also carry the way there:
+   * a process not scheduled for a moment (the CLI child, or this one, where the app and the fake run)
+   * delays one arrival and shortens the gap after it. So a gap may fall short by a scheduling hiccup
+   * (a fifth of the interval at most, this process's own stalls given back), while the span of all the
+   * arrivals must hold the full interval between each two: two unshared 2/s pacers would send at 4/s.
    */
-  const closePairs = (requests: FakeRequest[], stalls: Stall[]) =>
-    requests
+  const pacingProblems = (requests: FakeRequest[], stalls: Stall[]): string[] => {
+    const close = requests
       .slice(1)
       .map((r, i) => ({ gap: r.startedAtHr - requests[i].startedAtHr, stalled: stalledDuring(stalls, requests[i].arrivedAt - MIN_GAP_MS, r.arrivedAt) }))
-      .filter(({ gap, stalled }) => gap + stalled < MIN_GAP_MS)
-      .map(({ gap, stalled }) => `${gap.toFixed(1)} ms (${stalled.toFixed(0)} ms stalled)`);
+      .filter(({ gap, stalled }) => gap + stalled < MIN_GAP_MS * 0.8)
+      .map(({ gap, stalled }) => `${gap.toFixed(1)} ms apart (${stalled.toFixed(0)} ms stalled)`);
+    const span = requests[requests.length - 1].startedAtHr - requests[0].startedAtHr;
+    const needed = (requests.length - 1) * MIN_GAP_MS;
+    return span >= needed - MIN_GAP_MS * 0.2 ? close : [...close, `${requests.length} arrivals in ${span.toFixed(0)} ms (at least ${needed} ms paced)`];
+  };
 
   it('--help for each command, with examples; usage errors and failures in one line with a non-zero exit', async () => {
     for (const command of ['warm', 'export', 'import']) {
@@ -160,7 +167,7 @@ describe('command line: warm, export, import (e2e)', () => {
 
       const upstream = fake.requests.slice(before);
       expect(upstream).toHaveLength(questions.length + 3);
-      expect(closePairs(upstream, lag.stalls)).toEqual([]);
+      expect(pacingProblems(upstream, lag.stalls)).toEqual([]);
       expect(r.stderr).not.toContain('pacing per process');
       expect(r.code).toBe(1);
       expect(r.stderr).toContain('line 7: /nowhere is not a Nominatim endpoint');
@@ -225,7 +232,9 @@ describe('command line: warm, export, import (e2e)', () => {
         .sort();
     expect(withoutExpiry(piped.stdout)).toEqual(withoutExpiry(readFileSync(out, 'utf8')));
 
+    const importStarted = performance.now();
     const imported = await cli(['import', '-'], env(redisB), readFileSync(out, 'utf8'));
+    const importMs = performance.now() - importStarted;
     expect(imported.code).toBe(0);
     expect(imported.stderr).toContain(`import: ${keys.length} imported, 0 expired (skipped), 0 older than the cached copy (kept the cached one), 0 bad lines`);
 
@@ -234,8 +243,9 @@ describe('command line: warm, export, import (e2e)', () => {
     );
     for (let i = 0; i < keys.length; i++) {
       expect(b[i].value).toBe(a[i].value);
-      // Never longer than it had left (the export reads the clock before the TTLs; ms rounding aside).
-      expect(b[i].pttl).toBeLessThanOrEqual(a[i].pttl + 2);
+      // What it had left: the export reads the clock before the TTLs; the import computes each TTL just
+      // before sending its batch, so Redis may start it a little later, within the import's duration.
+      expect(b[i].pttl).toBeLessThanOrEqual(a[i].pttl + importMs);
       expect(b[i].pttl).toBeGreaterThan(a[i].pttl - 30_000);
     }
 
