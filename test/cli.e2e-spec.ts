@@ -159,7 +159,8 @@ describe('command line: warm, export, import (e2e)', () => {
       const lag = watchEventLoop();
       // LOG_LEVEL warn: a fall back to per-process pacing would be logged (and fail the test below).
       const warming = cli(['warm', '--every', '0.3', path], env(redisA, { LOG_LEVEL: 'warn' }));
-      // The running instance's own misses share the fleet-wide pacer with the warm-up.
+      // Once the warm-up asks upstream, the running instance's own misses share the fleet-wide pacer with it.
+      await eventually(() => fake.requests.slice(before).some((q) => q.query.get('q') === 'berlin'), 60_000);
       const misses = await Promise.all(['Oslo', 'Lisboa', 'Praha'].map((q) => rawGet(`${app.url}/search?q=${q}&format=json`)));
       expect(misses.map((m) => m.status)).toEqual([200, 200, 200]);
       const r = await warming;
