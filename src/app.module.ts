@@ -10,6 +10,7 @@ import {
   throttleConfig,
   validateEnv,
 } from './config/configuration';
+import { DashboardModule } from './dashboard/dashboard.module';
 import { HealthModule } from './health/health.module';
 import { FrontDoor } from './http/front-door.service';
 import { LoggingModule } from './logging/logging.module';
@@ -32,6 +33,7 @@ import { ThrottleModule } from './throttle/throttle.module';
     PlacesModule,
     HealthModule,
     ThrottleModule,
+    DashboardModule,
   ],
   providers: [FrontDoor],
 })

@@ -50,6 +50,8 @@ export class FrontDoor {
   /** log hashes by query, for requests without a canonical question (invalid, other routes) */
   private readonly qhashes = new Map<string, string>();
   private readonly series = new Map<string, Series>();
+  /** by X-Cache value; only these four, so a header set elsewhere cannot add series */
+  private readonly outcomeSeries: Map<string, { observe(seconds: number): void }>;
   private readonly writeRequestLine: (line: RequestLine) => void;
   private readonly clientOf: (req: IncomingMessage) => string;
 
@@ -61,6 +63,7 @@ export class FrontDoor {
     private readonly metrics: MetricsService,
   ) {
     this.headers = securityHeaders();
+    this.outcomeSeries = new Map(['HIT', 'MISS', 'STALE', 'BYPASS'].map((o) => [o, metrics.cacheDuration.labels(o.toLowerCase())]));
     this.writeRequestLine = requestLineWriter(logger);
     this.cors = cors({
       origin: app.corsOrigins === '*' ? '*' : app.corsOrigins,
@@ -157,6 +160,7 @@ export class FrontDoor {
     const series = this.seriesFor(route, req.method ?? 'GET', status);
     series.count.inc();
     series.duration.observe(ms / 1000);
+    this.observeOutcome(x.cache ?? res.getHeader('X-Cache'), ms / 1000);
     if (!this.logger.isLevelEnabled('info')) return;
     const entry: RequestLine = { reqId: x.requestId, method: req.method, route, status, ms: Math.round(ms * 100) / 100 };
     const cache = x.cache ?? res.getHeader('X-Cache');
@@ -165,6 +169,12 @@ export class FrontDoor {
     if (x.query !== '') entry.qhash = x.question !== undefined ? (x.question.qhash ??= hashQuery(x.query)) : this.qhash(x.query);
     if (this.logger.isLevelEnabled('debug')) this.logger.info({ ...entry, query: x.query, phases: x.timings }, 'request');
     else this.writeRequestLine(entry);
+  }
+
+  /** places_cache_request_duration_seconds, for place requests the cache answered (X-Cache set). */
+  private observeOutcome(cache: unknown, seconds: number): void {
+    const series = typeof cache === 'string' ? this.outcomeSeries.get(cache) : undefined;
+    series?.observe(seconds);
   }
 
   private qhash(query: string): string {

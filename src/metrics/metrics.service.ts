@@ -68,6 +68,23 @@ export class MetricsService implements OnModuleDestroy {
     this.registry,
   );
 
+  /** By what the cache did (hit, miss, stale, bypass): the dashboard's and Grafana's hit and miss latency. */
+  readonly cacheDuration = new CountingHistogram(
+    'places_cache_request_duration_seconds',
+    'Time from request to the last byte of the answer of a place request, by cache outcome (hit, miss, stale, bypass)',
+    'outcome',
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    this.registry,
+  );
+
+  /** Set from NOMINATIM_MAX_RPS (see UpstreamBudget): what upstream rate panels are drawn against. */
+  readonly upstreamBudget = new Gauge({
+    name: 'places_upstream_budget_requests_per_second',
+    help: 'Upstream requests per second the whole fleet may send (NOMINATIM_MAX_RPS), by upstream host',
+    labelNames: ['upstream'] as const,
+    registers: [this.registry],
+  });
+
   readonly cacheOutcomes = new Counter({
     name: 'places_cache_outcomes_total',
     help: 'What the cache did for each place request: hit, miss, stale, bypass (Redis unusable), coalesced (waited for another request\'s fill)',

@@ -104,6 +104,17 @@ export class Fills implements OnModuleDestroy {
     return { kind: 'answer', answer: this.places.transient(up.status, up.contentType, up.body), outcome: 'MISS', stored: false };
   }
 
+  /**
+   * For the warm-up command (src/cli): undefined when Redis holds a fresh copy, else the key's one flight
+   * (joined if running): the same fill lock and fleet-wide pacer as a miss. A stale copy is refilled,
+   * not served. Throws RedisUnavailableError when Redis cannot be read, and the fill's errors.
+   */
+  async warm(req: CanonicalRequest): Promise<Resolution | undefined> {
+    const cached = await this.places.readShared(req.key);
+    if (cached !== undefined && cached.isFresh(Date.now())) return undefined;
+    return this.running(req.key) ?? this.lead(req.key, this.fill(req));
+  }
+
   /** Across instances: the fill-lock holder calls upstream; the others wait for its pub/sub notice. */
   async fill(req: CanonicalRequest, ahead?: LockAttempt): Promise<Resolution> {
     const lock = this.redis.isUsable() ? this.fillLock : null;

@@ -1,0 +1,51 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { INestApplicationContext } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import pino from 'pino';
+import type { Logger as Pino } from 'pino';
+import { AppModule } from '../app.module';
+import { RedisConnectionService } from '../cache/redis-connection.service';
+import { loadConfig, redisConfig, RedisConfig } from '../config/configuration';
+import { PinoNestLogger, setLogDestination } from '../logging/app-logger';
+import { APP_LOGGER } from '../logging/logging.module';
+import { CliError } from './line-input';
+
+/** How long a command waits for Redis before it gives up with one line. */
+const REDIS_READY_TIMEOUT_MS = 5000;
+
+/**
+ * The service's own application context (config, Redis connection, cache, pacer, fill lock, purge
+ * broadcast), without HTTP: a command uses the very providers the service runs, so its keys, TTLs and
+ * upstream pacing are the service's. Logs go to standard error (standard output may carry an export),
+ * at LOG_LEVEL, default `error` for a command.
+ */
+export async function openContext(env: NodeJS.ProcessEnv = process.env): Promise<INestApplicationContext> {
+  env.LOG_LEVEL ??= 'error';
+  // A command serves no one waiting: a loaded Redis is waited for rather than bypassed, so the
+  // upstream pacing stays fleet-wide (a bypassed Redis means pacing per process).
+  env.REDIS_OP_TIMEOUT_MS ??= '2000';
+  let config;
+  try {
+    config = loadConfig(env);
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+  if (config.redis.connection === null) {
+    throw new CliError('REDIS_URL is not set: the commands work on the shared Redis cache (set REDIS_URL as for the service)');
+  }
+  setLogDestination(pino.destination({ fd: 2, sync: true }));
+  const app = await NestFactory.createApplicationContext(AppModule.register(env), { bufferLogs: true, abortOnError: false });
+  app.useLogger(new PinoNestLogger(app.get<Pino>(APP_LOGGER)));
+  await app.init();
+  const conn = app.get(RedisConnectionService);
+  // A command waits for Redis once, at start (the service instead answers without it meanwhile).
+  const readyBy = Date.now() + REDIS_READY_TIMEOUT_MS;
+  while (conn.state !== 'ready' && Date.now() < readyBy) await sleep(50);
+  const ready = conn.state === 'ready';
+  if (!ready) {
+    const url = app.get<RedisConfig>(redisConfig.KEY).connection?.safeUrl ?? '?';
+    await app.close().catch(() => undefined);
+    throw new CliError(`cannot reach Redis at ${url} (no connection within ${REDIS_READY_TIMEOUT_MS / 1000} s)`);
+  }
+  return app;
+}
