@@ -1,5 +1,6 @@
 import { registerAs } from '@nestjs/config';
 import { ConfigValidationError, Env, EnvReader } from './env-parsers';
+import { RedisClusterConnection, resolveRedisClusterNodes } from './redis-cluster-nodes';
 import { RedisConnection, resolveRedisConnection } from './redis-url';
 
 export const PUBLIC_NOMINATIM_URL = 'https://nominatim.openstreetmap.org';
@@ -25,6 +26,8 @@ export interface AppConfig {
 
 export interface RedisConfig {
   connection: RedisConnection | null;
+  /** REDIS_CLUSTER_NODES: run on a Redis Cluster (then `connection` is null) */
+  cluster: RedisClusterConnection | null;
   opTimeoutMs: number;
 }
 
@@ -95,7 +98,18 @@ export function loadConfig(env: Env): Config {
   } catch (e) {
     r.problem((e as Error).message);
   }
-  const redis: RedisConfig = { connection, opTimeoutMs: r.int('REDIS_OP_TIMEOUT_MS', 250, 10, 10000) };
+  let cluster: RedisClusterConnection | null = null;
+  try {
+    cluster = resolveRedisClusterNodes(env.REDIS_CLUSTER_NODES);
+  } catch (e) {
+    r.problem((e as Error).message);
+  }
+  if (cluster !== null && (env.REDIS_URL?.trim() || env.REDIS_TLS_URL?.trim())) {
+    const single = env.REDIS_URL?.trim() ? 'REDIS_URL' : 'REDIS_TLS_URL';
+    r.problem(`REDIS_CLUSTER_NODES and ${single} are both set: set REDIS_CLUSTER_NODES for a Redis Cluster or ${single} for one Redis, not both`);
+    connection = null;
+  }
+  const redis: RedisConfig = { connection, cluster, opTimeoutMs: r.int('REDIS_OP_TIMEOUT_MS', 250, 10, 10000) };
 
   const ttlSeconds = r.int('CACHE_TTL_SECONDS', 3600, 1, 365 * DAY);
   const cache: CacheConfig = {
