@@ -34,6 +34,9 @@ describe('Redis Cluster (e2e)', () => {
       NOMINATIM_MAX_RPS: String(MAX_RPS),
       ADMIN_TOKEN: TOKEN,
       LOG_LEVEL: 'info',
+      RATE_LIMIT_ENABLED: 'true',
+      RATE_LIMIT_MISSES: '100000',
+      RATE_LIMIT_HITS: '1000000',
     };
     // One at a time: the log capture replaces a process-wide destination while an app is built.
     a = await startApp(env, { captureLogs: true });
@@ -86,6 +89,8 @@ describe('Redis Cluster (e2e)', () => {
     // Stored under a hash-tagged name: the question is the tag.
     const found = (await placedOn('places:v1:search:{*cluster%20berlin*}')).flatMap((p) => p.keys);
     expect(found).toEqual(['places:v1:search:{addressdetails=0&extratags=0&format=json&limit=10&namedetails=0&q=cluster%20berlin}']);
+    // The miss was counted by the shared rate limit: both of its keys in one slot, or the script fails.
+    expect((await placedOn('places:v1:throttle:{*}')).flatMap((p) => p.keys).length).toBeGreaterThan(0);
     expect(keyOf('Cluster Berlin')).toBe('places:v1:search:addressdetails=0&extratags=0&format=json&limit=10&namedetails=0&q=cluster%20berlin');
   });
 
