@@ -105,8 +105,18 @@ describe('Redis Cluster (e2e)', () => {
   it('two instances coalesce a 200-request stampede into one upstream call, and pace misses globally', async () => {
     fake.latencyMs = 300;
     try {
-      const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => rawGet(`${[a, b][i % 2].url}${q('stampede')}`)));
+      const stampede = Promise.all(Array.from({ length: 200 }, (_, i) => rawGet(`${[a, b][i % 2].url}${q('stampede')}`)));
+      // While the one upstream call runs, its fill lock is held: on the master that will hold the answer.
+      let lockOn: number[] = [];
+      await eventually(async () => {
+        lockOn = (await placedOn('places:v1:lock:*stampede*')).filter((p) => p.keys.length > 0).map((p) => p.port);
+        return lockOn.length > 0;
+      });
+      const answers = await stampede;
       for (const r of answers) expect(r.status).toBe(200);
+      await eventually(async () => (await placedOn('places:v1:search:*stampede*')).some((p) => p.keys.length > 0));
+      const answerOn = (await placedOn('places:v1:search:*stampede*')).filter((p) => p.keys.length > 0).map((p) => p.port);
+      expect(lockOn).toEqual(answerOn);
       expect(new Set(answers.map((r) => r.body.toString())).size).toBe(1);
       expect(upstreamFor('stampede')).toHaveLength(1);
     } finally {
