@@ -28,6 +28,7 @@ const BAD: Record<string, [value: string, accepts: string]> = {
   PORT: ['65536', 'PORT must be a whole number from 0 to 65535 (got "65536")'],
   REDIS_URL: ['http://redis:6379', 'REDIS_URL must use redis:// or rediss://'],
   REDIS_TLS_URL: ['tls.example:notaport', 'REDIS_TLS_URL must be a host, host:port, redis://… or rediss://… URL (got "tls.example:notaport")'],
+  REDIS_CLUSTER_NODES: ['redis://a:7000,http://b:7001', 'REDIS_CLUSTER_NODES entry 2: must use redis:// or rediss://'],
   REDIS_OP_TIMEOUT_MS: ['5', 'REDIS_OP_TIMEOUT_MS must be a whole number from 10 to 10000 (got "5")'],
   CACHE_TTL_SECONDS: ['0', 'CACHE_TTL_SECONDS must be a whole number from 1 to'],
   STATUS_TTL_SECONDS: ['ten', 'STATUS_TTL_SECONDS must be a whole number from 1 to 86400 (got "ten")'],
@@ -161,5 +162,13 @@ describe('configuration: a bad value stops the process (node main.js)', () => {
     expect({ code, signal, stdout }).toEqual({ code: 1, signal: null, stdout: '' });
     expect(stderr).toBe(`Invalid configuration: ${accepts}\n`);
     expect(stderr).not.toContain('hunter2');
+  });
+
+  it('exits 1 naming both when REDIS_URL and REDIS_CLUSTER_NODES are set', async () => {
+    const { code, stdout, stderr } = await run({ REDIS_URL: 'redis://:hunter2@one:6379', REDIS_CLUSTER_NODES: 'redis://:hunter2@c1:7000' });
+    expect({ code, stdout }).toEqual({ code: 1, stdout: '' });
+    expect(stderr).toBe(
+      'Invalid configuration: REDIS_CLUSTER_NODES and REDIS_URL are both set: set REDIS_CLUSTER_NODES for a Redis Cluster or REDIS_URL for one Redis, not both\n',
+    );
   });
 });

@@ -2,7 +2,10 @@ import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/commo
 import { createClient, RedisClientType } from 'redis';
 import { redisConfig, RedisConfig } from '../config/configuration';
 import { MetricsService } from '../metrics/metrics.service';
+import { ClusterConnection } from './redis-cluster';
+import type { RedisCommandClient, RedisSubscriberClient } from './redis-commands';
 import { RedisUnavailableError } from './redis-guard';
+import { RedisKeys } from './redis-keys';
 import { OperationTimeoutError, withTimeout } from './with-timeout';
 
 /** After a timed-out command, skip Redis this long before trying again (a frozen Redis costs one timeout, not one per request). */
@@ -20,8 +23,14 @@ export type RedisState = 'disabled' | 'connecting' | 'ready' | 'down';
 @Injectable()
 export class RedisConnectionService implements OnApplicationShutdown {
   private readonly logger = new Logger(RedisConnectionService.name);
-  readonly client: RedisClientType | null;
-  readonly subscriber: RedisClientType | null;
+  readonly client: RedisCommandClient | null;
+  readonly subscriber: RedisSubscriberClient | null;
+  /** REDIS_CLUSTER_NODES mode: the cluster client and its topology; null on one Redis or in memory */
+  readonly cluster: ClusterConnection | null = null;
+  /** Key names in Redis (hash tags on a cluster only) */
+  readonly keys: RedisKeys;
+  /** One Redis: the command client (the cache store and SCAN use it directly) */
+  private readonly single: RedisClientType | null = null;
   private stateValue: RedisState;
   private closing = false;
   private suspendedUntil = 0;
@@ -33,6 +42,21 @@ export class RedisConnectionService implements OnApplicationShutdown {
     private readonly metrics: MetricsService,
   ) {
     const connection = config.connection;
+    this.keys = new RedisKeys(config.cluster !== null);
+    if (config.cluster !== null) {
+      this.stateValue = 'connecting';
+      metrics.redisConnected.set(0);
+      this.cluster = new ClusterConnection(config.cluster, config.opTimeoutMs);
+      const cluster = this.cluster;
+      metrics.observeRedisCluster(() => cluster.nodes());
+      this.client = this.cluster.commands;
+      this.subscriber = this.cluster.commands as unknown as RedisSubscriberClient;
+      this.cluster.on('ready', () => this.setState('ready', ''));
+      this.cluster.on('down', () => {
+        if (!this.closing) this.setState('down', '');
+      });
+      return;
+    }
     if (connection === null) {
       this.client = null;
       this.subscriber = null;
@@ -42,7 +66,7 @@ export class RedisConnectionService implements OnApplicationShutdown {
     }
     this.stateValue = 'connecting';
     metrics.redisConnected.set(0);
-    this.client = createClient({
+    this.single = createClient({
       url: connection.url,
       // Fail fast while disconnected instead of queueing commands for an unknown time.
       disableOfflineQueue: true,
@@ -54,9 +78,11 @@ export class RedisConnectionService implements OnApplicationShutdown {
         reconnectStrategy: (retries: number) => Math.min(100 + retries * 100, 1000),
       },
     }) as RedisClientType;
-    this.subscriber = this.client.duplicate() as RedisClientType;
-    this.attach(this.client, true);
-    this.attach(this.subscriber, false);
+    const subscriber = this.single.duplicate() as RedisClientType;
+    this.client = this.single;
+    this.subscriber = subscriber;
+    this.attach(this.single, true);
+    this.attach(subscriber, false);
   }
 
   get state(): RedisState {
@@ -102,14 +128,30 @@ export class RedisConnectionService implements OnApplicationShutdown {
     }
   }
 
+  /** The node-redis client of one Redis (null on a cluster or in memory). */
+  get singleClient(): RedisClientType | null {
+    return this.single;
+  }
+
+  /** Where SCAN must run to see every key: the one Redis, or each reachable cluster master. */
+  scanClients(): RedisClientType[] {
+    if (this.cluster) return this.cluster.masterClients();
+    return this.single ? [this.single] : [];
+  }
+
   /** Connects in the background; start-up never waits for Redis. */
   start(): void {
-    if (!this.client || !this.subscriber) {
+    if (this.cluster) {
+      this.logger.log(`Connecting to Redis Cluster through seeds ${this.config.cluster!.safeNodes.join(', ')}`);
+      this.cluster.start();
+      return;
+    }
+    if (!this.single || !this.subscriber) {
       this.logger.log('REDIS_URL is not set: using the in-memory cache (nothing is shared between instances)');
       return;
     }
     this.logger.log(`Connecting to Redis at ${this.config.connection!.safeUrl}`);
-    for (const c of [this.client, this.subscriber]) {
+    for (const c of [this.single, this.subscriber as RedisClientType]) {
       c.connect().catch(() => {
         // The 'error' listener reports it; node-redis keeps reconnecting on its own.
       });
@@ -134,14 +176,17 @@ export class RedisConnectionService implements OnApplicationShutdown {
     if (this.stateValue === state) return;
     this.stateValue = state;
     this.metrics.redisConnected.set(state === 'ready' ? 1 : 0);
+    // The cluster logs its own transitions (with the masters reachable).
+    if (message === '') return;
     if (state === 'ready') this.logger.log(message);
     else this.logger.warn(message);
   }
 
   async onApplicationShutdown(): Promise<void> {
     this.closing = true;
+    if (this.cluster) return this.cluster.close(QUIT_TIMEOUT_MS);
     await Promise.all(
-      [this.subscriber, this.client].map(async (c) => {
+      [this.subscriber as RedisClientType | null, this.single].map(async (c) => {
         if (!c) return;
         try {
           // A frozen Redis never answers QUIT: give it a moment, then drop the socket.

@@ -34,40 +34,43 @@ async function openOutput(file: string): Promise<Writable> {
 export async function exportEntries(app: INestApplicationContext, file: string, prefix: string, err: Writable = process.stderr): Promise<number> {
   const start = prefix === '' ? KEY_PREFIX : prefix;
   if (!start.startsWith(KEY_PREFIX)) throw new CliError(`--prefix must start with ${KEY_PREFIX}`);
-  const client = app.get(RedisConnectionService).client;
-  if (client === null) throw new CliError('REDIS_URL is not set');
+  // One Redis, or every master of a cluster: each SCANs and reads the keys it holds.
+  const nodes = app.get(RedisConnectionService).scanClients();
+  if (nodes.length === 0) throw new CliError('REDIS_URL is not set');
   const out = await openOutput(file);
   const outError = new Promise<never>((_, reject) => out.once('error', (e) => reject(new CliError(`cannot write ${file}: ${e.message}`))));
   outError.catch(() => undefined);
   const started = performance.now();
   let written = 0;
   let unreadable = 0;
-  let cursor = 0;
-  do {
-    const page = await withTimeout(client.scan(cursor, { MATCH: `${escapeGlob(start)}*`, COUNT: SCAN_COUNT }), PAGE_TIMEOUT_MS, 'redis scan');
-    cursor = Number(page.cursor);
-    const keys = page.keys.filter((k) => k.startsWith(start) && isEntryKey(k));
-    // Read before the TTLs: an expiry computed from it is never later than Redis's own.
-    const now = Date.now();
-    // node-redis pipelines the commands sent in one tick: one round trip for the page.
-    const reads = await withTimeout(
-      Promise.all(keys.map((k) => Promise.all([client.get(k), client.pTTL(k)]))),
-      PAGE_TIMEOUT_MS,
-      'redis get',
-    );
-    let chunk = '';
-    reads.forEach(([value, pttl], i) => {
-      if (value === null || pttl === -2) return; // gone since the SCAN
-      const line = toEntryLine(keys[i], value, pttl, now);
-      if (line === null) {
-        unreadable++;
-        return;
-      }
-      chunk += `${JSON.stringify(line)}\n`;
-      written++;
-    });
-    if (chunk !== '' && !out.write(chunk)) await Promise.race([once(out, 'drain'), outError]);
-  } while (cursor !== 0);
+  for (const client of nodes) {
+    let cursor = 0;
+    do {
+      const page = await withTimeout(client.scan(cursor, { MATCH: `${escapeGlob(start)}*`, COUNT: SCAN_COUNT }), PAGE_TIMEOUT_MS, 'redis scan');
+      cursor = Number(page.cursor);
+      const keys = page.keys.filter((k) => k.startsWith(start) && isEntryKey(k));
+      // Read before the TTLs: an expiry computed from it is never later than Redis's own.
+      const now = Date.now();
+      // node-redis pipelines the commands sent in one tick: one round trip for the page.
+      const reads = await withTimeout(
+        Promise.all(keys.map((k) => Promise.all([client.get(k), client.pTTL(k)]))),
+        PAGE_TIMEOUT_MS,
+        'redis get',
+      );
+      let chunk = '';
+      reads.forEach(([value, pttl], i) => {
+        if (value === null || pttl === -2) return; // gone since the SCAN
+        const line = toEntryLine(keys[i], value, pttl, now);
+        if (line === null) {
+          unreadable++;
+          return;
+        }
+        chunk += `${JSON.stringify(line)}\n`;
+        written++;
+      });
+      if (chunk !== '' && !out.write(chunk)) await Promise.race([once(out, 'drain'), outError]);
+    } while (cursor !== 0);
+  }
   if (out !== process.stdout) {
     out.end();
     await Promise.race([once(out, 'finish'), outError]);

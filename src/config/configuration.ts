@@ -1,5 +1,6 @@
 import { registerAs } from '@nestjs/config';
 import { ConfigValidationError, Env, EnvReader } from './env-parsers';
+import { RedisClusterConnection, resolveRedisClusterNodes } from './redis-cluster-nodes';
 import { RedisConnection, resolveRedisConnection } from './redis-url';
 
 export const PUBLIC_NOMINATIM_URL = 'https://nominatim.openstreetmap.org';
@@ -31,6 +32,8 @@ export interface AppConfig {
 
 export interface RedisConfig {
   connection: RedisConnection | null;
+  /** REDIS_CLUSTER_NODES: run on a Redis Cluster (then `connection` is null) */
+  cluster: RedisClusterConnection | null;
   opTimeoutMs: number;
 }
 
@@ -110,11 +113,22 @@ export function loadConfig(env: Env): Config {
   } catch (e) {
     r.problem((e as Error).message);
   }
-  const redis: RedisConfig = { connection, opTimeoutMs: r.int('REDIS_OP_TIMEOUT_MS', 250, 10, 10000) };
+  let cluster: RedisClusterConnection | null = null;
+  try {
+    cluster = resolveRedisClusterNodes(env.REDIS_CLUSTER_NODES);
+  } catch (e) {
+    r.problem((e as Error).message);
+  }
+  if (cluster !== null && (env.REDIS_URL?.trim() || env.REDIS_TLS_URL?.trim())) {
+    const single = env.REDIS_URL?.trim() ? 'REDIS_URL' : 'REDIS_TLS_URL';
+    r.problem(`REDIS_CLUSTER_NODES and ${single} are both set: set REDIS_CLUSTER_NODES for a Redis Cluster or ${single} for one Redis, not both`);
+    connection = null;
+  }
+  const redis: RedisConfig = { connection, cluster, opTimeoutMs: r.int('REDIS_OP_TIMEOUT_MS', 250, 10, 10000) };
   // Workers share the upstream pacer, rate limits and fills only through Redis; without it each would
   // pace on its own and the group would ask Nominatim N times as often.
-  if (app.webConcurrency > 1 && connection === null && !r.problems.some((p) => p.startsWith('REDIS'))) {
-    r.problem(`WEB_CONCURRENCY=${app.webConcurrency} needs REDIS_URL (or REDIS_TLS_URL): the workers share the upstream pacer and rate limits through Redis`);
+  if (app.webConcurrency > 1 && connection === null && cluster === null && !r.problems.some((p) => p.startsWith('REDIS'))) {
+    r.problem(`WEB_CONCURRENCY=${app.webConcurrency} needs REDIS_URL (or REDIS_TLS_URL, or REDIS_CLUSTER_NODES): the workers share the upstream pacer and rate limits through Redis`);
   }
 
   const ttlSeconds = r.int('CACHE_TTL_SECONDS', 3600, 1, 365 * DAY);

@@ -95,6 +95,8 @@ export class HealthController {
     description:
       'One PING to Redis, bounded by REDIS_OP_TIMEOUT_MS. Without Redis the gateway still answers (from upstream, ' +
       'X-Cache: BYPASS), so readiness stays 200 with `status: "degraded"`. Without REDIS_URL, Redis is `disabled`. ' +
+      'On a Redis Cluster (REDIS_CLUSTER_NODES) every master is pinged, and `mode: "cluster"` with `nodes` lists each ' +
+      'node (`address`, `role`, `reachable`); a master down makes it `degraded`. ' +
       'Upstream reachability is not part of readiness: see /health/upstream.',
   })
   @ApiOkResponse({

@@ -22,12 +22,15 @@ export class RedisHealthIndicator {
       return session.up({ state: 'disabled', message: 'REDIS_URL is not set: in-memory cache, nothing shared between instances' });
     }
     const started = performance.now();
+    // On a cluster: PING every master, and list the nodes with which are reachable.
+    const cluster = this.conn.cluster ? { mode: 'cluster', nodes: this.conn.cluster.nodes() } : {};
     try {
       await this.conn.run('ping', () => client.ping());
-      return session.up({ state: 'ready', responseTimeMs: elapsed(started) });
+      return session.up({ state: 'ready', ...cluster, responseTimeMs: elapsed(started) });
     } catch (e) {
       return session.degraded({
         state: this.conn.state === 'ready' ? 'unresponsive' : this.conn.state,
+        ...cluster,
         message: `${(e as Error).message}; serving without the shared cache (X-Cache: BYPASS)`,
         responseTimeMs: elapsed(started),
       });

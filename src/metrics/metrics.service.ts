@@ -207,6 +207,23 @@ export class MetricsService implements OnModuleDestroy {
     this.registry.removeSingleMetric('places_redis_connected');
   }
 
+  /**
+   * REDIS_CLUSTER_NODES mode: places_redis_cluster_node_up{address,role} per node known from the
+   * cluster's slot map, 1 when this instance's connection to it is ready, read at scrape time.
+   */
+  observeRedisCluster(source: () => Array<{ address: string; role: string; reachable: boolean }>): void {
+    const gauge: Gauge<'address' | 'role'> = new Gauge({
+      name: 'places_redis_cluster_node_up',
+      help: 'Redis Cluster nodes known to this instance (masters, and replicas from the slot map): 1 when reachable (replicas are not connected: 0)',
+      labelNames: ['address', 'role'] as const,
+      registers: [this.registry],
+      collect: () => {
+        gauge.reset();
+        for (const n of source()) gauge.set({ address: n.address, role: n.role }, n.reachable ? 1 : 0);
+      },
+    });
+  }
+
   /** The Prometheus text exposition of this instance's registry, or of the whole WEB_CONCURRENCY group. */
   scrape(): Promise<string> {
     return inWorkerGroup() ? scrapeCluster() : this.registry.metrics();

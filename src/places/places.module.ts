@@ -37,7 +37,8 @@ import { UpstreamStatus } from './nominatim/upstream-status';
           {
             minIntervalMs: 1000 / n.maxRps,
             maxWaitMs: n.queueMaxWaitMs,
-            keyPrefix: KEY_PREFIX,
+            // On a cluster both pacer keys carry the tag {pacer}: one script reads and writes them together.
+            keyPrefix: conn.cluster ? `${KEY_PREFIX}${conn.keys.tag('pacer')}:` : KEY_PREFIX,
             opTimeoutMs: r.opTimeoutMs,
             guard: (op, call) => conn.run(op, call),
           },
@@ -54,6 +55,7 @@ import { UpstreamStatus } from './nominatim/upstream-status';
               leaseMs: n.fillLeaseMs,
               opTimeoutMs: r.opTimeoutMs,
               guard: (op, call) => conn.run(op, call),
+              keyName: (key) => conn.keys.answer(key),
             })
           : null,
     },

@@ -2,16 +2,18 @@ import { Logger } from '@nestjs/common';
 import { createClient, type RedisClientType } from 'redis';
 import { startRedis, type RedisProcess } from '../../test/support/redis-server';
 import type { RedisConnectionService } from '../cache/redis-connection.service';
+import { RedisKeys } from '../cache/redis-keys';
 import { RedisUnavailableError } from '../cache/redis-guard';
 import { RedisThrottlerStorage, THROTTLE_KEY_PREFIX } from './redis-throttler.storage';
 
 const WINDOW_MS = 60_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** The two members the storage uses; `usable` switches Redis off as RedisConnectionService.run would. */
+/** The members the storage uses (one Redis's key names); `usable` switches Redis off as RedisConnectionService.run would. */
 function connection(client: RedisClientType | null, state = { usable: true }): RedisConnectionService {
   return {
     client,
+    keys: new RedisKeys(false),
     run: async <T>(_op: string, fn: () => Promise<T>): Promise<T> => {
       if (!state.usable) throw new RedisUnavailableError('down');
       return fn();

@@ -1,8 +1,8 @@
 import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { ThrottlerStorage, ThrottlerStorageService } from '@nestjs/throttler';
 import { createHash } from 'node:crypto';
-import type { RedisClientType } from 'redis';
 import { KEY_PREFIX } from '../cache/cache.constants';
+import type { RedisCommandClient } from '../cache/redis-commands';
 import { RedisConnectionService } from '../cache/redis-connection.service';
 
 type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
@@ -61,7 +61,9 @@ export class RedisThrottlerStorage implements ThrottlerStorage, OnApplicationShu
     const client = this.conn.client;
     if (client === null) return this.memory.increment(key, ttl, limit, blockDuration, throttlerName);
     const hashed = createHash('sha256').update(`${throttlerName}\n${key}`).digest('base64url').slice(0, 32);
-    const keys = [`${THROTTLE_KEY_PREFIX}${hashed}`, `${THROTTLE_KEY_PREFIX}${hashed}:block`];
+    // On a cluster both keys carry the hash as a tag: the script touches them together.
+    const tagged = this.conn.keys.tag(hashed);
+    const keys = [`${THROTTLE_KEY_PREFIX}${tagged}`, `${THROTTLE_KEY_PREFIX}${tagged}:block`];
     const args = [String(Math.max(1, Math.ceil(ttl))), String(limit), String(Math.max(0, Math.ceil(blockDuration)))];
     let reply: unknown;
     try {
@@ -103,7 +105,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage, OnApplicationShu
   }
 }
 
-async function runScript(client: RedisClientType, keys: string[], args: string[]): Promise<unknown> {
+async function runScript(client: RedisCommandClient, keys: string[], args: string[]): Promise<unknown> {
   try {
     return await client.evalSha(INCREMENT_SHA, { keys, arguments: args });
   } catch (error) {

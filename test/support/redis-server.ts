@@ -23,6 +23,8 @@ export interface StartRedisOptions {
   password?: string;
   /** ACL users besides `default`, one rule line each, e.g. `app on >secret ~* &* +@all -keys`. */
   users?: string[];
+  /** More redis-server arguments, e.g. `['--cluster-enabled', 'yes']`. */
+  args?: string[];
 }
 
 export interface RedisProcess {
@@ -160,6 +162,7 @@ class RedisServer implements RedisProcess {
     readonly tls: boolean,
     private readonly dir: string,
     private readonly users: string[] = [],
+    private readonly extraArgs: string[] = [],
   ) {}
 
   get certDir(): string | undefined {
@@ -200,6 +203,7 @@ class RedisServer implements RedisProcess {
     }
     if (this.password !== undefined) args.push('--requirepass', this.password);
     for (const rule of this.users) args.push('--user', ...rule.split(' ').filter(Boolean));
+    args.push(...this.extraArgs);
 
     this.log = '';
     const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -324,7 +328,7 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisPro
   // The port is free when picked but could be taken before redis binds it: retry with another.
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
-    const server = new RedisServer(await freePort(), opts.password, Boolean(opts.tls), dir, opts.users);
+    const server = new RedisServer(await freePort(), opts.password, Boolean(opts.tls), dir, opts.users, opts.args);
     try {
       await server.launch();
       server.forget = track('redis', `redis-server on port ${server.port}`, () => server.stop());

@@ -51,10 +51,7 @@ export function isPurgeablePrefix(prefix: string): boolean {
   return prefix.length <= MAX_KEY_LENGTH && prefix.startsWith(KEY_PREFIX) && !CONTROL.test(prefix);
 }
 
-/** SCAN's MATCH is a glob: the prefix must match itself only. */
-export function escapeGlob(s: string): string {
-  return s.replace(/[\\*?[\]]/g, (c) => `\\${c}`);
-}
+export { escapeGlob } from '../../cache/redis-keys';
 
 /**
  * Purges answers from both tiers: the shared cache (SCAN + UNLINK in batches: never KEYS, never
@@ -105,7 +102,7 @@ export class CachePurgeService implements OnApplicationBootstrap, OnModuleDestro
       return { deleted: existed ? 1 : 0, l1Deleted, complete: true };
     }
     try {
-      const deleted = await this.conn.run('purge', () => client.unlink(key));
+      const deleted = await this.conn.run('purge', () => client.unlink(this.conn.keys.answer(key)));
       await this.broadcast(key);
       return { deleted: Number(deleted), l1Deleted, complete: true };
     } catch (e) {
@@ -123,28 +120,42 @@ export class CachePurgeService implements OnApplicationBootstrap, OnModuleDestro
       if (keys.length > 0) await this.cache.store.mdel(...keys);
       return { deleted: keys.length, l1Deleted, complete: true };
     }
-    const match = `${escapeGlob(prefix)}*`;
+    const names = this.conn.keys;
+    const match = names.matchFor(prefix);
     const deadline = Date.now() + PURGE_BUDGET_MS;
     let deleted = 0;
     let cursor = 0;
+    // One Redis, or every master of a cluster (each holds its own slots' keys); a master unreachable
+    // now leaves the purge incomplete.
+    const nodes = this.conn.scanClients();
+    const missing = this.conn.cluster ? this.conn.cluster.cluster.masters.length - nodes.length : 0;
+    if (nodes.length === 0) throw new PurgeUnavailableError(l1Deleted);
     try {
-      do {
-        const page = await this.conn.run('purge scan', () => client.scan(cursor, { MATCH: match, COUNT: SCAN_COUNT }));
-        cursor = Number(page.cursor);
-        // startsWith as well as MATCH: the glob is escaped, and this keeps it so whatever MATCH does.
-        const keys = page.keys.filter((k) => k.startsWith(prefix) && isEntryKey(k));
-        for (let i = 0; i < keys.length; i += UNLINK_BATCH) {
-          const batch = keys.slice(i, i + UNLINK_BATCH);
-          deleted += Number(await this.conn.run('purge', () => client.unlink(batch)));
-        }
-      } while (cursor !== 0 && Date.now() < deadline);
+      for (const node of nodes) {
+        cursor = 0;
+        do {
+          const page = await this.conn.run('purge scan', () => node.scan(cursor, { MATCH: match, COUNT: SCAN_COUNT }));
+          cursor = Number(page.cursor);
+          // startsWith as well as MATCH: the glob is escaped, and this keeps it so whatever MATCH does.
+          const keys = page.keys.filter((k) => {
+            const key = names.canonical(k);
+            return key.startsWith(prefix) && isEntryKey(key);
+          });
+          for (let i = 0; i < keys.length; i += UNLINK_BATCH) {
+            const batch = keys.slice(i, i + UNLINK_BATCH);
+            deleted += Number(await this.conn.run('purge', () => client.unlink(batch)));
+          }
+        } while (cursor !== 0 && Date.now() < deadline);
+        if (cursor !== 0) break;
+      }
       await this.broadcast(`${PREFIX_MESSAGE}${prefix}`);
     } catch (e) {
       if (e instanceof RedisUnavailableError) throw new PurgeUnavailableError(l1Deleted);
       throw e;
     }
     if (cursor !== 0) this.logger.warn(`Prefix purge stopped after ${PURGE_BUDGET_MS} ms with ${deleted} entries deleted; run it again to finish`);
-    return { deleted, l1Deleted, complete: cursor === 0 };
+    if (missing > 0) this.logger.warn(`Prefix purge skipped ${missing} unreachable cluster master(s); run it again once they are back`);
+    return { deleted, l1Deleted, complete: cursor === 0 && missing === 0 };
   }
 
   /** What another instance (or this one) published: drop the L1 copies here. */

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { createHash, randomUUID } from 'node:crypto';
-import type { RedisClientType } from 'redis';
+import type { RedisCommandClient, RedisSubscriberClient } from '../../cache/redis-commands';
 import { type RedisGuard, RedisUnavailableError } from '../../cache/redis-guard';
 import { OperationTimeoutError, withTimeout } from '../../cache/with-timeout';
 
@@ -16,6 +16,8 @@ export interface FillLockOptions {
    * RedisConnectionService.run, so a Redis that is down or frozen is skipped at once rather than waited for.
    */
   guard?: RedisGuard;
+  /** Redis name of an answer's key (RedisKeys.answer): on a cluster its hash tag puts the lock in the answer's slot. */
+  keyName?: (key: string) => string;
 }
 
 /** 'unavailable': Redis cannot be asked (down, frozen, or skipped after a timeout), so no notice can come. */
@@ -51,8 +53,8 @@ export class FillLock {
   private readonly onMessage = (key: string) => this.settle(key, 'filled');
 
   constructor(
-    private readonly client: RedisClientType,
-    private readonly subscriber: RedisClientType,
+    private readonly client: RedisCommandClient,
+    private readonly subscriber: RedisSubscriberClient,
     private readonly options: FillLockOptions,
   ) {
     this.channel = `${options.keyPrefix}filled`;
@@ -181,7 +183,7 @@ export class FillLock {
   }
 
   private lockKey(key: string): string {
-    return `${this.options.keyPrefix}lock:${key}`;
+    return `${this.options.keyPrefix}lock:${this.options.keyName?.(key) ?? key}`;
   }
 
   private settle(key: string, outcome: FillOutcome): void {

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { createHash } from 'node:crypto';
-import type { RedisClientType } from 'redis';
+import type { RedisCommandClient } from '../../cache/redis-commands';
 import type { RedisGuard } from '../../cache/redis-guard';
 import { withTimeout } from '../../cache/with-timeout';
 
@@ -129,7 +129,7 @@ export class UpstreamPacer {
   private degraded = false;
 
   constructor(
-    private readonly client: RedisClientType | null,
+    private readonly client: RedisCommandClient | null,
     private readonly options: UpstreamPacerOptions,
     private readonly isRedisUsable: () => boolean = () => true,
   ) {
@@ -369,7 +369,7 @@ export class UpstreamPacer {
 
   /** EVALSHA, or EVAL when Redis does not know the script yet (`onRetry` marks the second send). */
   private async runScript(script: string, sha: string, keys: string[], args: string[], onRetry?: () => void): Promise<unknown> {
-    const client = this.client as RedisClientType;
+    const client = this.client as RedisCommandClient;
     try {
       return await client.evalSha(sha, { keys, arguments: args });
     } catch (error) {
