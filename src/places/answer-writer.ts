@@ -50,8 +50,9 @@ export function writeAnswer(
 ): void {
   const a = r.answer;
   const fromCache = r.outcome === 'HIT' || r.outcome === 'STALE';
-  let body: Buffer;
-  let gz: Buffer | null = null;
+  let body: Buffer | string;
+  // gzip members are latin1 strings (see gzip-splice.ts): written as they are, one byte a char.
+  let gz: string | null = null;
   let contentType: string;
   const wantsGzip = acceptsGzip(req);
   if (variant === 'api') {
@@ -81,5 +82,6 @@ export function writeAnswer(
     for (let i = 0; i < h.length; i += 2) res.setHeader(h[i], h[i + 1]);
     res.statusCode = a.status;
   }
-  res.end(req.method === 'HEAD' ? undefined : body);
+  if (req.method === 'HEAD') res.end();
+  else res.end(body, 'latin1');
 }

@@ -1,12 +1,13 @@
+import { randomBytes } from 'node:crypto';
 import { CachedAnswer } from './cached-answer';
-import { L1_BUMP_MS, L1Cache } from './l1-cache';
+import { entryBytes, L1_BUMP_MS, L1Cache } from './l1-cache';
 
 describe(L1Cache.name, () => {
   const T0 = 1_000_000;
   const answer = (staleUntil = T0 + 3_600_000) =>
     new CachedAnswer(200, 'application/json; charset=utf-8', Buffer.alloc(1000, 'a'), T0, T0 + 1000, staleUntil, false);
-  /** room for two answers, not three */
-  const twoEntries = () => new L1Cache(answer().size * 2 + 10);
+  /** room for two answers, not three (a sixteenth of the budget is kept for plain copies) */
+  const twoEntries = () => new L1Cache(Math.ceil(((entryBytes('k', answer()) * 2 + 10) * 16) / 15));
 
   it('gives a held slot the answer that get gives, without bytes once the entry is dropped', () => {
     const l1 = twoEntries();
@@ -93,7 +94,7 @@ describe(L1Cache.name, () => {
     const kept = l1.set('k', answer(), T0);
     expect(kept).toBe(l1.slot('k', T0));
     expect(l1.set('expired', answer(T0), T0)).toBeUndefined();
-    expect(l1.set('too large', new CachedAnswer(200, 'text/plain', Buffer.alloc(10_000), T0, T0, T0 + 1000, false), T0)).toBeUndefined();
+    expect(l1.set('too large', new CachedAnswer(200, 'text/plain', randomBytes(10_000), T0, T0, T0 + 1000, false), T0)).toBeUndefined();
     expect(l1.entries).toBe(1);
   });
 

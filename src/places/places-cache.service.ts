@@ -87,7 +87,7 @@ export class PlacesCacheService implements OnModuleDestroy {
     private readonly nominatim: NominatimClient,
     private readonly metrics: MetricsService,
   ) {
-    this.l1 = new L1Cache(config.l1MaxBytes);
+    this.l1 = new L1Cache(config.l1MaxBytes, config.compressMinBytes);
     this.hits = {
       l1: metrics.tally(metrics.cacheOutcomes, { outcome: 'hit', tier: 'l1' }),
       l2: metrics.tally(metrics.cacheOutcomes, { outcome: 'hit', tier: 'l2' }),
