@@ -63,4 +63,21 @@ describe(CachedAnswer.name, () => {
     const stored = new CachedAnswer(200, 'application/json', body, T0, T0 + 1, T0 + 2, true).toStored(1024);
     expect([stored.z, stored.b]).toEqual([false, '[]']);
   });
+
+  it('reads an entry stored before the spliceable form, and stores it again in that form', () => {
+    const body = answerOf(3_000);
+    const old = { v: 1 as const, s: 200, t: 'application/json', b: gzipSync(body).toString('base64'), z: true, at: T0, fu: T0 + 1, e: false };
+    const back = CachedAnswer.fromStored(old, T0 + 2)!;
+    expect(back.body.equals(body)).toBe(true);
+    const again = back.toStored(1024);
+    expect([again.z, again.f]).toEqual([true, 1]);
+    expect(gunzipSync(Buffer.from(again.b, 'base64')).equals(body)).toBe(true);
+  });
+
+  it('does not splice a value marked spliceable that is not', () => {
+    const body = answerOf(3_000);
+    const marked = { v: 1 as const, s: 200, t: 'application/json', b: gzipSync(body).toString('base64'), z: true, f: 1 as const, at: T0, fu: T0 + 1, e: false };
+    const back = CachedAnswer.fromStored(marked, T0 + 2)!;
+    expect(gunzipSync(Buffer.from(back.apiHitGzip(1024)!, 'latin1')).toString()).toBe(`{"cache":true,"data":${body.toString()}}`);
+  });
 });

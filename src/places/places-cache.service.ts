@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import type { Cache } from 'cache-manager';
+import { getHeapStatistics } from 'node:v8';
 import { CACHE_MANAGER } from '../cache/cache.constants';
 import { RedisConnectionService } from '../cache/redis-connection.service';
 import { RedisUnavailableError } from '../cache/redis-guard';
@@ -9,6 +10,7 @@ import { CachedAnswer, isEmptyAnswer, StoredAnswer } from './cached-answer';
 import { FillLock } from './fill-lock';
 import { GatewayError } from './gateway.errors';
 import { L1Cache, L1Holder } from './l1-cache';
+import { heapWarning } from './l1-memory';
 import { NominatimClient, UpstreamAnswer } from './nominatim.client';
 import { CanonicalRequest } from './nominatim-request';
 
@@ -88,6 +90,8 @@ export class PlacesCacheService implements OnModuleDestroy {
     private readonly metrics: MetricsService,
   ) {
     this.l1 = new L1Cache(config.l1MaxBytes, config.compressMinBytes);
+    const tooLarge = heapWarning(config.l1MaxBytes, getHeapStatistics().heap_size_limit);
+    if (tooLarge !== undefined) this.logger.warn(tooLarge);
     this.hits = {
       l1: metrics.tally(metrics.cacheOutcomes, { outcome: 'hit', tier: 'l1' }),
       l2: metrics.tally(metrics.cacheOutcomes, { outcome: 'hit', tier: 'l2' }),
