@@ -26,7 +26,7 @@ export interface SeedPolicy {
 }
 
 /** The service's defaults (src/config/configuration.ts). */
-export const DEFAULT_POLICY: SeedPolicy = { ttlSeconds: 3600, keepSeconds: 86_400, compressMinBytes: 1024 };
+export const DEFAULT_POLICY: SeedPolicy = { ttlSeconds: 3600, keepSeconds: 86_400, compressMinBytes: 256 };
 
 /** One entry as the service stores it: key, JSON value, expiry in ms. */
 export function storedEntry(q: string, body: Buffer, policy: SeedPolicy, gz?: string | null): { key: string; value: string; pxMs: number } {
