@@ -291,7 +291,7 @@ async function manyKeys(ctx: Ctx, round: number): Promise<Measured[]> {
         ),
       () =>
         withTarget(
-          () => service(ctx, 'service L1=64MiB (default)'),
+          () => service(ctx, 'service L1=128MiB (default)'),
           async (t) => [
             label(await measure(t, randomKey, CFG.warmupS), 'keys'),
             label(await measure(t, { ...randomKey, ...rate }, CFG.warmupS), `keys @${CFG.fixedRate}/s`),
@@ -978,7 +978,7 @@ function evaluate({ hot, hotInstructions, many, stamp, noisyRuns, pace, comp, ca
         return `${label} ${kc >= hc ? '+' : '−'}${fmt(Math.abs(kc - hc), 1)} (${fmt(kc, 0)} vs ${fmt(hc, 0)})`;
       };
       check(`(b) CPU µs per request, ${keys} − hot key, saturated`, `${extraCpu(saturated, 'service')}; ${extraCpu(rawSaturated, 'raw')}`, 'reported', true);
-      const l2 = exact(many, `service L1=64MiB (default), keys ${at}`).p50 / exact(many, `${big}, hot key ${at}`).p50;
+      const l2 = exact(many, `service L1=128MiB (default), keys ${at}`).p50 / exact(many, `${big}, hot key ${at}`).p50;
       check(`(b) p50 ${keys} ÷ hot key, default L1 (Redis reads), ${at}`, `${fmt(l2)}×`, 'reported', true);
     }
   }
