@@ -25,6 +25,8 @@ function startFlags(): string[] {
 interface Running {
   child: ChildProcess;
   url: string;
+  /** what it wrote so far (pino JSON lines and stderr) */
+  output: () => string;
 }
 
 /**
@@ -75,9 +77,12 @@ describe('L1 memory (e2e, the app as its own process)', () => {
         RATE_LIMIT_MISSES: '1000000',
         ...env,
       },
-      stdio: ['ignore', 'ignore', 'inherit'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     running.add(child);
+    let output = '';
+    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
     const url = `http://127.0.0.1:${port}`;
     for (let i = 0; ; i++) {
       const text = await fetch(`${url}/metrics`).then((r) => r.text(), () => '');
@@ -85,7 +90,7 @@ describe('L1 memory (e2e, the app as its own process)', () => {
       if (i > 600 || child.exitCode !== null) throw new Error('the service did not start');
       await new Promise((r) => setTimeout(r, 100));
     }
-    return { child, url };
+    return { child, url, output: () => output };
   }
 
   async function stop(app: Running): Promise<void> {
@@ -138,6 +143,17 @@ describe('L1 memory (e2e, the app as its own process)', () => {
       l1Hits: sampleValue(samples, 'places_cache_outcomes_total', { outcome: 'hit', tier: 'l1' }) ?? 0,
     };
   }
+
+  it('warns at start-up when L1_MAX_BYTES is more than half the heap npm start gives node', async () => {
+    const quiet = await start({});
+    const large = await start({ L1_MAX_BYTES: String(200 * MB) });
+    try {
+      expect(large.output()).toContain('L1_MAX_BYTES (200 MiB) is more than half the V8 heap limit');
+      expect(quiet.output()).not.toContain('L1_MAX_BYTES');
+    } finally {
+      await Promise.all([stop(quiet), stop(large)]);
+    }
+  });
 
   it('20,000 distinct answers: under 300 MB RSS with the default L1, and no more above L1 off than the L1 counts', async () => {
     const measure = async (env: Record<string, string>) => {

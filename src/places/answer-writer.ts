@@ -55,13 +55,14 @@ export function writeAnswer(
   let gz: string | null = null;
   let contentType: string;
   const wantsGzip = acceptsGzip(req);
+  // The plain body only when it is sent: an L1 answer may have to be decompressed for it.
   if (variant === 'api') {
-    body = a.apiBody(fromCache);
     if (wantsGzip) gz = fromCache ? a.apiHitGzip(compressMinBytes) : a.apiMissGzip(compressMinBytes);
+    body = gz ?? a.apiBody(fromCache);
     contentType = API_CONTENT_TYPE;
   } else {
-    body = a.body;
     if (wantsGzip) gz = a.gzip(compressMinBytes);
+    body = gz ?? a.body;
     contentType = a.contentType;
   }
   const h = head ?? [];
