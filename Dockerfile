@@ -41,4 +41,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
 STOPSIGNAL SIGTERM
 # Exec form, not `npm start`: node is PID 1 and receives SIGTERM itself (npm and sh do not forward it),
 # so Nest's shutdown hooks close Redis and drain requests within Heroku's 30 s grace period.
-CMD ["node", "dist/main.js"]
+# The heap flags are npm start's: they keep RSS near what L1_MAX_BYTES counts (docs/l1-memory.md).
+CMD ["node", "--max-semi-space-size=16", "--max-old-space-size=256", "dist/main.js"]

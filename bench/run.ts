@@ -21,6 +21,7 @@ import { Answer, countAsOwn, drive, get, HAS_WRK, latencyOf, Latency, load, Load
 import { BaselineName, hasCommand, ROOT, SERVICE_ENV, startBaseline, startService, Target } from './lib/procs';
 import { naivePathOf, noisyPath, PLACE_NAMES, prng, questions, zipf } from './lib/questions';
 import { apiKey, memoryOf, seedNaive, seedService } from './lib/seed';
+import { l1Capacity, L1Capacity, l1CapacityChecks } from './lib/l1-capacity';
 
 const SMOKE = process.argv.includes('--smoke');
 /** Full runs wait (up to 2 min) before each measured run until other processes use < 15 % of the machine. */
@@ -28,7 +29,7 @@ const QUIET = !SMOKE && !process.argv.includes('--no-wait');
 const LOAD_BEFORE = loadavg();
 const PROFILE = process.argv.includes('--profile');
 /** `--only a,c`: run only these scenarios (a development aid; targets of skipped scenarios are not checked). */
-const ONLY = new Set((process.argv.find((a) => a.startsWith('--only='))?.slice(7) ?? 'a,b,c,d,e,f').split(','));
+const ONLY = new Set((process.argv.find((a) => a.startsWith('--only='))?.slice(7) ?? 'a,b,c,d,e,f,i').split(','));
 
 /** Sizes: full run, or tiny (about a second per run) for CI. */
 const CFG = SMOKE
@@ -295,7 +296,7 @@ async function manyKeys(ctx: Ctx, round: number): Promise<Measured[]> {
         ),
       () =>
         withTarget(
-          () => service(ctx, 'service L1=64MiB (default)'),
+          () => service(ctx, 'service L1=128MiB (default)'),
           async (t) => [
             label(await measure(t, randomKey, CFG.warmupS), 'keys'),
             label(await measure(t, { ...randomKey, ...rate }, CFG.warmupS), `keys @${CFG.fixedRate}/s`),
@@ -855,9 +856,15 @@ async function main(): Promise<void> {
     const noisyRuns = ONLY.has('d') ? await step('(d) noisy stream', () => noisy(ctx)) : undefined;
     const pace = ONLY.has('e') ? await step('(e) pacing burst', () => pacing(ctx)) : undefined;
     const comp = ONLY.has('f') ? await step('(f) compression', () => compression(ctx)) : undefined;
-    Object.assign(results, { hotKey: hot, hotKeyInstructions: hotInstructions, manyKeys: many, stampede: stamp, noisy: noisyRuns, pacing: pace, compression: comp });
+    const capacity = ONLY.has('i')
+      ? await step('(i) L1 capacity', () => {
+          const answers = SMOKE ? 2000 : 100_000;
+          return l1Capacity({ client: ctx.client, answers, sample: SMOKE ? 200 : 1000, connections: CFG.connections, log, start: (env, nodeArgs) => service(ctx, `service (L1 capacity, ${answers})`, env, nodeArgs) });
+        })
+      : undefined;
+    Object.assign(results, { hotKey: hot, hotKeyInstructions: hotInstructions, manyKeys: many, stampede: stamp, noisy: noisyRuns, pacing: pace, compression: comp, l1Capacity: capacity });
 
-    const outcome = { hot, hotInstructions, many, stamp, noisyRuns, pace, comp };
+    const outcome = { hot, hotInstructions, many, stamp, noisyRuns, pace, comp, capacity };
     evaluate(outcome);
     print(outcome);
   } catch (e) {
@@ -912,6 +919,7 @@ interface Outcome {
   noisyRuns?: Noisy[];
   pace?: Pacing;
   comp?: Compression;
+  capacity?: L1Capacity;
 }
 
 function exact(runs: Measured[], name: string): Measured {
@@ -926,7 +934,8 @@ function by(runs: Measured[], name: string): Measured {
   return r;
 }
 
-function evaluate({ hot, hotInstructions, many, stamp, noisyRuns, pace, comp }: Outcome): void {
+function evaluate({ hot, hotInstructions, many, stamp, noisyRuns, pace, comp, capacity }: Outcome): void {
+  if (capacity) for (const c of l1CapacityChecks(capacity, SMOKE)) check(c.name, c.measured, c.target, c.met, c.invariant);
   for (const r of [...(hot ?? []), ...(many ?? []), ...(comp?.runs ?? [])]) {
     const ok = r.ok === r.requests && r.errors === 0 && r.requests > 0;
     check(`${r.target}: every answer 2xx`, `${r.requests - r.ok} non-2xx, ${r.errors} errors of ${r.requests}`, '0', ok, true);
@@ -981,7 +990,7 @@ function evaluate({ hot, hotInstructions, many, stamp, noisyRuns, pace, comp }: 
         return `${label} ${kc >= hc ? '+' : '−'}${fmt(Math.abs(kc - hc), 1)} (${fmt(kc, 0)} vs ${fmt(hc, 0)})`;
       };
       check(`(b) CPU µs per request, ${keys} − hot key, saturated`, `${extraCpu(saturated, 'service')}; ${extraCpu(rawSaturated, 'raw')}`, 'reported', true);
-      const l2 = exact(many, `service L1=64MiB (default), keys ${at}`).p50 / exact(many, `${big}, hot key ${at}`).p50;
+      const l2 = exact(many, `service L1=128MiB (default), keys ${at}`).p50 / exact(many, `${big}, hot key ${at}`).p50;
       check(`(b) p50 ${keys} ÷ hot key, default L1 (Redis reads), ${at}`, `${fmt(l2)}×`, 'reported', true);
     }
   }

@@ -246,7 +246,8 @@ describe('hit path (e2e): a hit answers like the miss before it', () => {
       } finally {
         fake.padTo = null;
       }
-      const url = await boot({ L1_MAX_BYTES: '4096' });
+      // Less than any entry's fixed part and key (l1-memory.ts): even a compressed answer cannot fit.
+      const url = await boot({ L1_MAX_BYTES: '512' });
       const before = fake.count();
       const gets = await redis.commandCalls();
       const answers = await Promise.all(Array.from({ length: 10 }, () => send(`${url}${path}`)));

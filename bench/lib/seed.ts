@@ -4,9 +4,9 @@
  * (JSON), the expiry the service gives it. 100k answers then take seconds instead of 100k paced
  * upstream calls. The naive baseline's entries are written the way it writes them (raw q, JSON, EX).
  */
-import { gzipSync } from 'node:zlib';
 import type { RedisClientType } from 'redis';
 import { CachedAnswer } from '../../src/places/cache/cached-answer';
+import { spliceableGzip } from '../../src/places/cache/gzip-splice';
 import { canonicaliseRoute } from '../../src/places/place-routes';
 
 export const JSON_TYPE = 'application/json; charset=utf-8';
@@ -26,10 +26,10 @@ export interface SeedPolicy {
 }
 
 /** The service's defaults (src/config/configuration.ts). */
-export const DEFAULT_POLICY: SeedPolicy = { ttlSeconds: 3600, keepSeconds: 86_400, compressMinBytes: 1024 };
+export const DEFAULT_POLICY: SeedPolicy = { ttlSeconds: 3600, keepSeconds: 86_400, compressMinBytes: 256 };
 
 /** One entry as the service stores it: key, JSON value, expiry in ms. */
-export function storedEntry(q: string, body: Buffer, policy: SeedPolicy, gz?: Buffer | null): { key: string; value: string; pxMs: number } {
+export function storedEntry(q: string, body: Buffer, policy: SeedPolicy, gz?: string | null): { key: string; value: string; pxMs: number } {
   const now = Date.now();
   const freshUntil = now + policy.ttlSeconds * 1000;
   const staleUntil = freshUntil + policy.keepSeconds * 1000;
@@ -44,7 +44,7 @@ async function inBatches<T>(items: readonly T[], size: number, fn: (batch: reado
 /** Writes `qs` as service entries that all hold `body`. */
 export async function seedService(redis: RedisClientType, qs: readonly string[], body: Buffer, policy = DEFAULT_POLICY): Promise<void> {
   // Same bytes for every key: compress once and hand the gzip to each entry (toStored uses it as-is).
-  const gz = body.length >= policy.compressMinBytes ? gzipSync(body) : null;
+  const gz = body.length >= policy.compressMinBytes ? spliceableGzip(body) : null;
   await inBatches(qs, 2000, async (batch) => {
     const multi = redis.multi();
     for (const q of batch) {

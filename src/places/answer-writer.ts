@@ -81,17 +81,19 @@ export function writeAnswer(
 ): void {
   const a = r.answer;
   const fromCache = r.outcome === 'HIT' || r.outcome === 'STALE';
-  let body: Buffer;
-  let gz: Buffer | null = null;
+  let body: Buffer | string;
+  // gzip members are latin1 strings (see gzip-splice.ts): written as they are, one byte a char.
+  let gz: string | null = null;
   let contentType: string;
   const wantsGzip = acceptsGzip(req);
+  // The plain body only when it is sent: an L1 answer may have to be decompressed for it.
   if (variant === 'api') {
-    body = a.apiBody(fromCache);
     if (wantsGzip) gz = fromCache ? a.apiHitGzip(compressMinBytes) : a.apiMissGzip(compressMinBytes);
+    body = gz ?? a.apiBody(fromCache);
     contentType = API_CONTENT_TYPE;
   } else {
-    body = a.body;
     if (wantsGzip) gz = a.gzip(compressMinBytes);
+    body = gz ?? a.body;
     contentType = a.contentType;
   }
   const h = head ?? [];
@@ -112,5 +114,6 @@ export function writeAnswer(
     for (let i = 0; i < h.length; i += 2) res.setHeader(h[i], h[i + 1]);
     res.statusCode = a.status;
   }
-  res.end(req.method === 'HEAD' ? undefined : body);
+  if (req.method === 'HEAD') res.end();
+  else res.end(body, 'latin1');
 }

@@ -1,37 +1,17 @@
-import { gunzipSync, gzip as gzipOnPool, gzipSync, type ZlibOptions } from 'node:zlib';
+import { gunzipSync } from 'node:zlib';
+import { gunzipMember, gzipSize, looksSpliceable, spliceableGzip, spliceableGzipLater, spliceGzip, splicePiece } from './gzip-splice';
+import { stringBytes } from './l1-memory';
+import { PlainCopies, type PlainHolder } from './plain-copies';
 
-/** deflate looks back at most its window less this much (zlib's MIN_LOOKAHEAD) */
-const MIN_LOOKAHEAD = 262;
-
-/**
- * zlib options for compressing `length` bytes: the smallest window (and a hash table in the same
- * proportion as zlib's default, memLevel = windowBits - 7) that still covers the whole input. deflate
- * cannot refer further back than the input's start, so this compresses as well as the default 32 KiB
- * window, while zlib sets up 64 KiB instead of 256 KiB for a 5 KB answer and compresses it in ~40 %
- * of the time (measured here; the fill of a miss and the first gzip hit of an entry pay it).
- */
-export function gzipOptionsFor(length: number): ZlibOptions {
-  const windowBits = Math.min(15, Math.max(9, Math.ceil(Math.log2(length + MIN_LOOKAHEAD))));
-  return { windowBits, memLevel: windowBits - 7 };
-}
-
-function gzip(bytes: Buffer): Buffer {
-  return gzipSync(bytes, gzipOptionsFor(bytes.length));
-}
+export { gzipOptionsFor } from './gzip-splice';
 
 /**
- * Bodies from this size are compressed on libuv's thread pool, never on the event loop: gzipSync of a
- * 2 MiB answer holds every request of the process for tens of milliseconds, while a 5 KB one takes
- * ~0.1 ms, less than the thread-pool round trip. Until its gzip is ready such an answer is served
- * uncompressed (compression is the server's choice).
+ * Bodies from this size are compressed on libuv's thread pool, never on the event loop: a 2 MiB answer's
+ * gzip holds every request of the process for tens of milliseconds, while a 5 KB one takes ~0.1 ms, less
+ * than the thread-pool round trip. Until its gzip is ready such an answer is served uncompressed
+ * (compression is the server's choice).
  */
 export const ASYNC_GZIP_MIN_BYTES = 64 * 1024;
-
-function gzipLater(bytes: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    gzipOnPool(bytes, gzipOptionsFor(bytes.length), (err, gz) => (err === null ? resolve(gz) : reject(err))),
-  );
-}
 
 /** The form an answer takes in Redis (cache-manager stores values as JSON). */
 export interface StoredAnswer {
@@ -43,6 +23,8 @@ export interface StoredAnswer {
   /** body: UTF-8 text, or base64 of its gzip bytes when `z` */
   b: string;
   z: boolean;
+  /** the gzip bytes are spliceable (see gzip-splice.ts); older entries' are read, then compressed again */
+  f?: 1;
   /** stored at, fresh until (epoch ms) */
   at: number;
   fu: number;
@@ -50,143 +32,216 @@ export interface StoredAnswer {
   e: boolean;
 }
 
+const HIT_PREFIX = '{"cache":true,"data":';
+const MISS_PREFIX = '{"cache":false,"data":';
+const HIT_PIECE = splicePiece(HIT_PREFIX, false);
+const MISS_PIECE = splicePiece(MISS_PREFIX, false);
+const END_PIECE = splicePiece('}', true);
+const HIT_HEAD = Buffer.from(HIT_PREFIX);
+const MISS_HEAD = Buffer.from(MISS_PREFIX);
+const END = Buffer.from('}');
+
+/** Content-Types are a handful of strings: one copy of each, not one per answer. */
+const contentTypes = new Map<string, string>();
+function intern(t: string): string {
+  const known = contentTypes.get(t);
+  if (known !== undefined) return known;
+  if (contentTypes.size < 64) contentTypes.set(t, t);
+  return t;
+}
+
 /**
  * An answer ready to be served: the upstream status, Content-Type and body bytes exactly as received,
- * plus the times that decide whether it is fresh or stale. Variants (/api's wrapper, gzip) are built
- * once, on first use, and kept with the entry.
+ * plus the times that decide whether it is fresh or stale.
+ *
+ * Kept in L1 in one compact form (`compact`): the spliceable gzip member when the body is worth
+ * compressing (the very bytes Redis keeps), else the body itself, as a latin1 string. A gzip client
+ * gets the member as it is (/api's wrapper spliced around it); any other client a plain copy,
+ * decompressed on first use and kept within the L1's budget while it is asked for (PlainCopies).
  */
-export class CachedAnswer {
-  private gzipBytes: Buffer | null;
-  private apiBodies: { hit?: Buffer; miss?: Buffer; hitGzip?: Buffer; missGzip?: Buffer } = {};
-  /** gzips of large bodies under way on the thread pool (see ASYNC_GZIP_MIN_BYTES) */
-  private gzipping?: { body?: Promise<void>; hitGzip?: true; missGzip?: true };
+export class CachedAnswer implements PlainHolder {
+  readonly contentType: string;
+  /** the compact form: a gzip member when `zipped`, else the body's bytes (latin1) */
+  private data: string | null = null;
+  private zipped = false;
+  /** /api's hit body `{"cache":true,"data":<body>}`, of which the body is a view; null once dropped */
+  private plain: Buffer | null;
+  /** where the plain copy is counted while the answer is in L1 */
+  private copies: PlainCopies | null = null;
+  /** a large body's gzip under way on the thread pool (see ASYNC_GZIP_MIN_BYTES) */
+  private gzipping: Promise<void> | null = null;
 
   constructor(
     readonly status: number,
-    readonly contentType: string,
-    readonly body: Buffer,
+    contentType: string,
+    body: Buffer | null,
     readonly storedAt: number,
     readonly freshUntil: number,
     /** when the copy may no longer be served even as stale (its Redis expiry) */
     readonly staleUntil: number,
     readonly empty: boolean,
-    gzip: Buffer | null = null,
+    /** the body's spliceable gzip member (latin1), when known: what `body` is then made from */
+    gzip: string | null = null,
+    /** or the body's bytes as latin1 text */
+    text: string | null = null,
   ) {
-    this.gzipBytes = gzip;
+    this.contentType = intern(contentType);
+    this.plain = body === null ? null : wrap(body);
+    if (gzip !== null) {
+      this.data = gzip;
+      this.zipped = true;
+    } else if (text !== null) {
+      this.data = text;
+    }
+    if (this.plain === null && this.data === null) throw new Error('a CachedAnswer needs a body or its gzip');
   }
 
-  /** Approximate memory held, for the L1 byte bound. */
+  /** Memory the compact form holds (besides the entry's fixed part and key, which L1 counts); see `compact`. */
   get size(): number {
-    return 256 + this.body.length * 2 + (this.gzipBytes?.length ?? 0) + this.contentType.length;
+    return this.data === null ? 16 + this.bodyLength : stringBytes(this.data);
+  }
+
+  get bodyLength(): number {
+    if (this.plain !== null) return this.plain.length - HIT_HEAD.length - END.length;
+    return this.zipped ? gzipSize(this.data!) : this.data!.length;
   }
 
   isFresh(now: number): boolean {
     return now < this.freshUntil;
   }
 
-  /** gzip bytes, if the body is worth compressing; null while a large body's gzip is being made. */
-  gzip(minBytes: number): Buffer | null {
-    if (this.gzipBytes === null && this.body.length >= minBytes) {
-      if (this.body.length < ASYNC_GZIP_MIN_BYTES) this.gzipBytes = gzip(this.body);
-      else void this.compressing(minBytes);
-    }
-    return this.gzipBytes;
+  /** The body's bytes. */
+  get body(): Buffer {
+    const p = this.plainCopy();
+    return p.subarray(HIT_HEAD.length, p.length - END.length);
   }
 
-  /**
-   * For a fill, before the answer is stored: the gzip of a large body, made on the thread pool.
-   * undefined when there is nothing to wait for (small bodies are compressed when stored).
-   */
-  compressing(minBytes: number): Promise<void> | undefined {
-    if (this.gzipBytes !== null || this.body.length < Math.max(minBytes, ASYNC_GZIP_MIN_BYTES)) return undefined;
-    this.gzipping ??= {};
-    this.gzipping.body ??= gzipLater(this.body).then(
-      (gz) => {
-        this.gzipBytes = gz;
-      },
-      () => {
-        // Stored uncompressed then; the next use tries again.
-        this.gzipping!.body = undefined;
-      },
-    );
-    return this.gzipping.body;
-  }
-
-  /** The tutorial contract: {"cache": <hit>, "data": <upstream array>} built by concatenation, not re-serialisation. */
-  apiBody(cacheHit: boolean): Buffer {
-    const slot = cacheHit ? 'hit' : 'miss';
-    let b = this.apiBodies[slot];
-    if (!b) {
-      b = Buffer.concat([Buffer.from(`{"cache":${cacheHit},"data":`), this.body, Buffer.from('}')]);
-      this.apiBodies[slot] = b;
-    }
-    return b;
-  }
-
-  apiHitGzip(minBytes: number): Buffer | null {
-    if (this.body.length < minBytes) return null;
-    return this.apiGzip('hitGzip', true);
-  }
-
-  /** The miss's wrapper gzip-compressed, for the requests that fill (or join the fill of) this entry. */
-  apiMissGzip(minBytes: number): Buffer | null {
-    if (this.body.length < minBytes) return null;
-    return this.apiGzip('missGzip', false);
-  }
-
-  private apiGzip(slot: 'hitGzip' | 'missGzip', cacheHit: boolean): Buffer | null {
-    const made = this.apiBodies[slot];
-    if (made !== undefined) return made;
-    const plain = this.apiBody(cacheHit);
-    if (plain.length < ASYNC_GZIP_MIN_BYTES) return (this.apiBodies[slot] = gzip(plain));
-    this.gzipping ??= {};
-    if (this.gzipping[slot] === undefined) {
-      const gzipping = this.gzipping;
-      gzipping[slot] = true;
-      gzipLater(plain).then(
-        (gz) => (this.apiBodies[slot] = gz),
-        () => (gzipping[slot] = undefined),
-      );
+  /** The spliceable gzip member (latin1), if the body is worth compressing; null while a large one's is made. */
+  gzip(minBytes: number): string | null {
+    if (this.zipped) return this.data;
+    if (this.data === null && this.bodyLength >= minBytes) {
+      if (this.bodyLength >= ASYNC_GZIP_MIN_BYTES) {
+        void this.compressing(minBytes);
+        return null;
+      }
+      this.data = spliceableGzip(this.body);
+      this.zipped = true;
+      return this.data;
     }
     return null;
   }
 
+  /**
+   * For a fill, before the answer is kept: the gzip of a large body, made on the thread pool.
+   * undefined when there is nothing to wait for (small bodies are compressed when first needed).
+   */
+  compressing(minBytes: number): Promise<void> | undefined {
+    if (this.zipped || this.data !== null || this.bodyLength < Math.max(minBytes, ASYNC_GZIP_MIN_BYTES)) return undefined;
+    this.gzipping ??= spliceableGzipLater(this.body).then(
+      (gz) => {
+        if (this.zipped || this.data !== null) return;
+        this.data = gz;
+        this.zipped = true;
+      },
+      () => {
+        // Kept uncompressed then; the next use tries again.
+        this.gzipping = null;
+      },
+    );
+    return this.gzipping;
+  }
+
+  /** The tutorial contract: {"cache": <hit>, "data": <upstream array>} built by concatenation, not re-serialisation. */
+  apiBody(cacheHit: boolean): Buffer {
+    if (cacheHit) return this.plainCopy();
+    return Buffer.concat([MISS_HEAD, this.body, END]);
+  }
+
+  apiHitGzip(minBytes: number): string | null {
+    const gz = this.gzip(minBytes);
+    return gz === null ? null : spliceGzip(HIT_PIECE, gz, END_PIECE);
+  }
+
+  /** The miss's wrapper gzip-compressed, for the requests that fill (or join the fill of) this entry. */
+  apiMissGzip(minBytes: number): string | null {
+    const gz = this.gzip(minBytes);
+    return gz === null ? null : spliceGzip(MISS_PIECE, gz, END_PIECE);
+  }
+
+  /**
+   * Into the compact form, as L1 keeps it: the gzip member (made now if the body is worth it) or the
+   * body as a string; the plain copy stays only while `copies` has room for it.
+   */
+  compact(minBytes: number, copies: PlainCopies): void {
+    if (this.gzip(minBytes) === null && this.data === null) this.data = this.body.toString('latin1');
+    this.copies = copies;
+    if (this.plain !== null && !copies.add(this, PlainCopies.bytesOf(this.plain))) this.plain = null;
+  }
+
+  /** Leaves the L1: its plain copy is no longer counted there (nor kept). */
+  release(): void {
+    if (this.copies === null) return;
+    this.copies.forget(this);
+    this.copies = null;
+    if (this.data !== null) this.plain = null;
+  }
+
+  dropPlain(): void {
+    if (this.data !== null) this.plain = null;
+  }
+
+  /** /api's hit body (the body a view on it), decompressed and counted in L1's copies when not at hand. */
+  private plainCopy(): Buffer {
+    if (this.plain !== null) return this.plain;
+    const body = this.zipped ? gunzipMember(this.data!) : Buffer.from(this.data!, 'latin1');
+    const p = wrap(body);
+    if (this.copies === null || this.copies.add(this, PlainCopies.bytesOf(p))) this.plain = p;
+    return p;
+  }
+
   toStored(compressMinBytes: number): StoredAnswer {
     const gz = this.gzip(compressMinBytes);
-    return {
+    const stored: StoredAnswer = {
       v: 1,
       s: this.status,
       t: this.contentType,
-      b: gz ? gz.toString('base64') : this.body.toString('utf8'),
+      b: gz !== null ? Buffer.from(gz, 'latin1').toString('base64') : this.body.toString('utf8'),
       z: gz !== null,
       at: this.storedAt,
       fu: this.freshUntil,
       e: this.empty,
     };
+    if (gz !== null) stored.f = 1;
+    return stored;
   }
 
   static fromStored(stored: StoredAnswer, staleUntil: number): CachedAnswer | null {
     if (stored === null || typeof stored !== 'object' || stored.v !== 1) return null;
-    let body: Buffer;
-    let gz: Buffer | null = null;
     if (stored.z) {
-      gz = Buffer.from(stored.b, 'base64');
-      body = gunzipSync(gz, { chunkSize: outputChunk(gz) });
-    } else {
-      body = Buffer.from(stored.b, 'utf8');
+      const gz = Buffer.from(stored.b, 'base64');
+      const member = stored.f === 1 ? gz.toString('latin1') : null;
+      if (member !== null && looksSpliceable(member)) {
+        return new CachedAnswer(stored.s, stored.t, null, stored.at, stored.fu, staleUntil, stored.e, member);
+      }
+      // An entry stored before the spliceable form: its body now, compressed again when L1 keeps it.
+      const body = gunzipSync(gz);
+      return new CachedAnswer(stored.s, stored.t, body, stored.at, stored.fu, staleUntil, stored.e);
     }
-    return new CachedAnswer(stored.s, stored.t, body, stored.at, stored.fu, staleUntil, stored.e, gz);
+    const text = Buffer.from(stored.b, 'utf8').toString('latin1');
+    return new CachedAnswer(stored.s, stored.t, null, stored.at, stored.fu, staleUntil, stored.e, null, text);
   }
 }
 
 /**
- * gunzip's output buffer size for `gz`: its uncompressed size (the gzip trailer's ISIZE) and a little.
- * With zlib's default 16 KB chunk a 5 KB body would be a view on a 16 KB allocation, kept as long as
- * the entry lives in L1: three times the memory the L1 byte bound counts.
+ * `{"cache":true,"data":<body>}` in a Buffer of its own, exactly its size: a view on a pool slab or on
+ * zlib's output chunk would keep the whole slab or chunk alive as long as the copy lives.
  */
-function outputChunk(gz: Buffer): number {
-  const size = gz.length >= 18 ? gz.readUInt32LE(gz.length - 4) : 0;
-  return size > 0 && size <= 8 * 1024 * 1024 ? size + 64 : 16 * 1024;
+function wrap(body: Buffer): Buffer {
+  const out = Buffer.allocUnsafeSlow(HIT_HEAD.length + body.length + END.length);
+  HIT_HEAD.copy(out, 0);
+  body.copy(out, HIT_HEAD.length);
+  END.copy(out, HIT_HEAD.length + body.length);
+  return out;
 }
 
 const EMPTY_BODIES = new Set(['[]', '{"error":"Unable to geocode"}']);

@@ -186,10 +186,10 @@ export class Fills implements OnModuleDestroy {
     const ttlSeconds = empty ? Math.min(this.config.emptyTtlSeconds, this.ttlFor(req)) : this.ttlFor(req);
     const freshUntil = now + ttlSeconds * 1000;
     const answer = new CachedAnswer(200, up.contentType, up.body, now, freshUntil, freshUntil + this.places.keepMs, empty);
-    this.places.l1.set(req.key, answer, now);
-    // A large body's gzip is made off the event loop before it is stored (see ASYNC_GZIP_MIN_BYTES).
+    // A large body's gzip is made off the event loop before it is kept (see ASYNC_GZIP_MIN_BYTES).
     const compressing = answer.compressing(this.config.compressMinBytes);
     if (compressing !== undefined) await compressing;
+    this.places.l1.set(req.key, answer, now);
     if (!bypass) {
       try {
         const stored = this.redis.run('set', () =>

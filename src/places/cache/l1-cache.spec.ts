@@ -1,12 +1,14 @@
+import { randomBytes } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
 import { CachedAnswer } from './cached-answer';
-import { L1_BUMP_MS, L1Cache } from './l1-cache';
+import { entryBytes, L1_BUMP_MS, L1Cache } from './l1-cache';
 
 describe(L1Cache.name, () => {
   const T0 = 1_000_000;
   const answer = (staleUntil = T0 + 3_600_000) =>
     new CachedAnswer(200, 'application/json; charset=utf-8', Buffer.alloc(1000, 'a'), T0, T0 + 1000, staleUntil, false);
-  /** room for two answers, not three */
-  const twoEntries = () => new L1Cache(answer().size * 2 + 10);
+  /** room for two answers, not three (a sixteenth of the budget is kept for plain copies) */
+  const twoEntries = () => new L1Cache(Math.ceil(((entryBytes('k', answer()) * 2 + 10) * 16) / 15));
 
   it('gives a held slot the answer that get gives, without bytes once the entry is dropped', () => {
     const l1 = twoEntries();
@@ -93,7 +95,7 @@ describe(L1Cache.name, () => {
     const kept = l1.set('k', answer(), T0);
     expect(kept).toBe(l1.slot('k', T0));
     expect(l1.set('expired', answer(T0), T0)).toBeUndefined();
-    expect(l1.set('too large', new CachedAnswer(200, 'text/plain', Buffer.alloc(10_000), T0, T0, T0 + 1000, false), T0)).toBeUndefined();
+    expect(l1.set('too large', new CachedAnswer(200, 'text/plain', randomBytes(10_000), T0, T0, T0 + 1000, false), T0)).toBeUndefined();
     expect(l1.entries).toBe(1);
   });
 
@@ -102,5 +104,34 @@ describe(L1Cache.name, () => {
     expect(l1.set('k', answer(), T0)).toBeUndefined();
     expect(l1.slot('k', T0)).toBeUndefined();
     expect(l1.entries).toBe(0);
+  });
+
+  it('keeps its entries and their plain copies together within its budget', () => {
+    const max = 64 * 1024;
+    const l1 = new L1Cache(max, 256);
+    for (let i = 0; i < 300; i++) {
+      const body = Buffer.from(JSON.stringify([{ place_id: i, display_name: `${i} Main Street`, pad: randomBytes(200 + (i % 300)).toString('hex') }]));
+      l1.set(`k${i}`, new CachedAnswer(200, 'application/json', body, T0, T0 + 1000, T0 + 3_600_000, false), T0);
+      // a client without gzip asks for an older one: its plain copy is made again
+      void l1.get(`k${Math.floor(i / 2)}`, T0)?.body;
+      expect(l1.bytes).toBeLessThanOrEqual(max);
+    }
+    expect(l1.entries).toBeGreaterThan(20);
+    expect(l1.entries).toBeLessThan(300);
+    expect(l1.plainCopies).toBeGreaterThan(0);
+  });
+
+  it('serves the same bytes from its compact form as it was given, gzip or not', () => {
+    const l1 = new L1Cache(1024 * 1024, 256);
+    const body = Buffer.from(JSON.stringify(Array.from({ length: 20 }, (_, i) => ({ place_id: i, name: `Straße ${i}` }))));
+    l1.set('k', new CachedAnswer(200, 'application/json', body, T0, T0 + 1000, T0 + 3_600_000, false), T0);
+    l1.clear();
+    l1.set('k', CachedAnswer.fromStored(new CachedAnswer(200, 'application/json', body, T0, T0 + 1000, T0 + 3_600_000, false).toStored(256), T0 + 3_600_000)!, T0);
+    const a = l1.get('k', T0)!;
+    expect(l1.plainCopies).toBe(0);
+    expect(gunzipSync(Buffer.from(a.gzip(256)!, 'latin1')).equals(body)).toBe(true);
+    expect(a.body.equals(body)).toBe(true);
+    expect(l1.plainCopies).toBe(1);
+    expect(a.apiBody(true).toString()).toBe(`{"cache":true,"data":${body.toString()}}`);
   });
 });

@@ -1,5 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { CachedAnswer } from './cached-answer';
+import { ENTRY_OVERHEAD_BYTES, stringBytes } from './l1-memory';
+import { PlainCopies } from './plain-copies';
 
 /**
  * How often a hit held by slot refreshes its entry's place in the LRU order: memcached's
@@ -24,25 +26,44 @@ export interface L1Holder {
   slot?: L1Slot;
 }
 
+/** What an entry costs the L1: its answer's compact form, its key and the fixed part (l1-memory.ts). */
+export function entryBytes(key: string, answer: CachedAnswer): number {
+  return ENTRY_OVERHEAD_BYTES + stringBytes(key, isOneByte(key)) + answer.size;
+}
+
+function isOneByte(s: string): boolean {
+  // eslint-disable-next-line no-control-regex
+  return !/[^\u0000-\u00ff]/.test(s);
+}
+
 /**
  * The in-process tier over Redis: bounded by bytes, and an entry never outlives its Redis copy
- * (its TTL is the time left until the shared entry's own expiry).
+ * (its TTL is the time left until the shared entry's own expiry). Every answer in it is in its compact
+ * form (see CachedAnswer.compact); the plain copies of those asked for without gzip share the budget:
+ * at least a sixteenth of it, and whatever the entries leave free.
  */
 export class L1Cache {
   private readonly lru: LRUCache<string, L1Slot> | null;
+  private readonly copies: PlainCopies;
 
-  constructor(maxBytes: number) {
+  constructor(
+    maxBytes: number,
+    private readonly compressMinBytes = 1024,
+  ) {
+    const reserve = Math.floor(maxBytes / 16);
     this.lru =
       maxBytes > 0
         ? new LRUCache<string, L1Slot>({
-            maxSize: maxBytes,
-            sizeCalculation: (s) => Math.max(1, s.answer!.size),
+            maxSize: maxBytes - reserve,
+            sizeCalculation: (s, key) => Math.max(1, entryBytes(key, s.answer!)),
             ttlAutopurge: false,
             dispose: (s) => {
+              s.answer?.release();
               s.answer = null;
             },
           })
         : null;
+    this.copies = new PlainCopies(this.lru ? reserve : 0, () => (this.lru ? maxBytes - this.lru.calculatedSize : 0));
   }
 
   get(key: string, now: number): CachedAnswer | undefined {
@@ -89,9 +110,22 @@ export class L1Cache {
   set(key: string, answer: CachedAnswer, now: number): L1Slot | undefined {
     if (!this.lru) return undefined;
     const ttl = answer.staleUntil - now;
-    if (ttl <= 0 || answer.size > this.lru.maxSize) return undefined;
+    if (ttl <= 0) return undefined;
+    const held = this.lru.peek(key, { allowStale: true });
+    if (held?.answer === answer) {
+      // The same answer again (a fill that reads what this process stored): its slot stays.
+      this.lru.set(key, held, { ttl });
+      return held;
+    }
+    answer.compact(this.compressMinBytes, this.copies);
+    if (entryBytes(key, answer) > this.lru.maxSize) {
+      answer.release();
+      return undefined;
+    }
     const slot: L1Slot = { key, answer, bumped: now };
     this.lru.set(key, slot, { ttl });
+    // The entries took room the copies may have had.
+    this.copies.trim();
     return slot;
   }
 
@@ -114,10 +148,17 @@ export class L1Cache {
 
   clear(): void {
     this.lru?.clear();
+    this.copies.clear();
   }
 
+  /** What the entries and the plain copies cost, together never over L1_MAX_BYTES. */
   get bytes(): number {
-    return this.lru?.calculatedSize ?? 0;
+    return (this.lru?.calculatedSize ?? 0) + this.copies.bytes;
+  }
+
+  /** Of `entries`, how many keep a plain copy too (for the bench and tests). */
+  get plainCopies(): number {
+    return this.copies.entries;
   }
 
   get entries(): number {

@@ -1,5 +1,6 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Cache } from 'cache-manager';
+import { getHeapStatistics } from 'node:v8';
 import { CACHE_MANAGER } from '../../cache/cache.constants';
 import { RedisConnectionService } from '../../cache/redis-connection.service';
 import { cacheConfig, CacheConfig } from '../../config/configuration';
@@ -7,6 +8,7 @@ import { CounterSeries, MetricsService } from '../../metrics/metrics.service';
 import { CanonicalRequest } from '../nominatim/nominatim-request';
 import { CachedAnswer, StoredAnswer } from './cached-answer';
 import { L1Cache, L1Holder } from './l1-cache';
+import { heapWarning } from './l1-memory';
 
 /** What the cache did for one request; it becomes X-Cache / Cache-Status / Age and /api's `cache` flag. */
 export type CacheOutcome = 'HIT' | 'MISS' | 'STALE' | 'BYPASS';
@@ -42,6 +44,7 @@ export interface Lookup {
  */
 @Injectable()
 export class PlacesCacheService {
+  private readonly logger = new Logger(PlacesCacheService.name);
   readonly l1: L1Cache;
   /** how long an entry is kept past its freshness: as long as either stale policy may serve it */
   readonly keepMs: number;
@@ -54,7 +57,9 @@ export class PlacesCacheService {
     private readonly redis: RedisConnectionService,
     private readonly metrics: MetricsService,
   ) {
-    this.l1 = new L1Cache(config.l1MaxBytes);
+    this.l1 = new L1Cache(config.l1MaxBytes, config.compressMinBytes);
+    const tooLarge = heapWarning(config.l1MaxBytes, getHeapStatistics().heap_size_limit);
+    if (tooLarge !== undefined) this.logger.warn(tooLarge);
     this.hits = {
       l1: metrics.tally(metrics.cacheOutcomes, { outcome: 'hit', tier: 'l1' }),
       l2: metrics.tally(metrics.cacheOutcomes, { outcome: 'hit', tier: 'l2' }),

@@ -1,0 +1,187 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { join } from 'node:path';
+import { createClient, RedisClientType } from 'redis';
+import { BuiltApp, buildApp } from './support/build-app';
+import { FakeNominatim } from './support/fake-nominatim';
+import { parsePrometheus, sampleValue } from './support/prometheus';
+import { freePort, RedisProcess, startRedis } from './support/redis-server';
+import { seedTypical, typicalApiPath } from './support/typical-answers';
+
+jest.setTimeout(600_000);
+
+const ANSWERS = 20_000;
+const MB = 1024 * 1024;
+
+/** The node flags `npm start` runs the service with (package.json), so this test measures what production runs. */
+function startFlags(): string[] {
+  const pkg = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { scripts: { start: string } };
+  const words = pkg.scripts.start.split(/\s+/);
+  expect(words[0]).toBe('node');
+  return words.slice(1).filter((w) => w.startsWith('--'));
+}
+
+interface Running {
+  child: ChildProcess;
+  url: string;
+  /** what it wrote so far (pino JSON lines and stderr) */
+  output: () => string;
+}
+
+/**
+ * Issue 18, failure 7: the process's memory follows L1_MAX_BYTES. 20,000 distinct typical answers
+ * (0.5-1.5 KB of JSON, in Redis as the service stores them) are asked once each, half by clients that
+ * take gzip, through the service started as `npm start` starts it with the default L1, and through the
+ * same service with L1 off (the baseline, in the same test): the default one stays under 300 MB RSS,
+ * and what it holds more than the baseline is what its L1 counts, within the allocator's slack.
+ */
+describe('L1 memory (e2e, the app as its own process)', () => {
+  let build: BuiltApp;
+  let redis: RedisProcess;
+  let client: RedisClientType;
+  let upstream: FakeNominatim;
+  const running = new Set<ChildProcess>();
+
+  beforeAll(async () => {
+    [build, redis] = await Promise.all([buildApp(), startRedis()]);
+    upstream = new FakeNominatim({ latencyMs: 0 });
+    await upstream.start();
+    client = createClient({ url: redis.url });
+    client.on('error', () => undefined);
+    await client.connect();
+    await seedTypical(client, 0, ANSWERS, { ttlSeconds: 86_400, keepSeconds: 86_400, compressMinBytes: 256 });
+  }, 180_000);
+
+  afterAll(async () => {
+    for (const child of running) if (child.exitCode === null) child.kill('SIGKILL');
+    await client?.quit().catch(() => undefined);
+    await upstream?.stop();
+    await redis?.stop();
+    build?.remove();
+  });
+
+  async function start(env: Record<string, string>): Promise<Running> {
+    const port = await freePort();
+    const child = spawn(process.execPath, [...startFlags(), build.main], {
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        ...build.env,
+        NODE_ENV: 'production',
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        REDIS_URL: redis.url,
+        NOMINATIM_URL: upstream.url,
+        LOG_LEVEL: 'warn',
+        RATE_LIMIT_HITS: '100000000',
+        RATE_LIMIT_MISSES: '1000000',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    running.add(child);
+    let output = '';
+    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    const url = `http://127.0.0.1:${port}`;
+    for (let i = 0; ; i++) {
+      const text = await fetch(`${url}/metrics`).then((r) => r.text(), () => '');
+      if (/^places_redis_connected 1$/m.test(text)) break;
+      if (i > 600 || child.exitCode !== null) throw new Error('the service did not start');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return { child, url, output: () => output };
+  }
+
+  async function stop(app: Running): Promise<void> {
+    const exited = new Promise((r) => app.child.once('exit', r));
+    app.child.kill('SIGTERM');
+    await exited;
+    running.delete(app.child);
+  }
+
+  /** Every answer once, on 8 keep-alive connections; every other one with Accept-Encoding: gzip. */
+  async function askAll(url: string): Promise<Record<string, number>> {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    const outcomes: Record<string, number> = {};
+    let next = 0;
+    const worker = async () => {
+      while (next < ANSWERS) {
+        const i = next++;
+        const headers: Record<string, string> = i % 2 === 0 ? { 'Accept-Encoding': 'gzip' } : {};
+        const cache = await new Promise<string>((resolve, reject) => {
+          http
+            .get(`${url}${typicalApiPath(i)}`, { agent, headers }, (res) => {
+              res.resume();
+              res.on('end', () => resolve(`${res.statusCode} ${String(res.headers['x-cache'])}`));
+            })
+            .on('error', reject);
+        });
+        outcomes[cache] = (outcomes[cache] ?? 0) + 1;
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
+    agent.destroy();
+    return outcomes;
+  }
+
+  async function memory(url: string): Promise<{ rss: number; heap: number; external: number; l1Bytes: number; l1Entries: number; l1Hits: number }> {
+    // Let the process settle (pending GC work, freed sockets) as a long-running one would.
+    await new Promise((r) => setTimeout(r, 3000));
+    const samples = parsePrometheus(await (await fetch(`${url}/metrics`)).text());
+    const value = (name: string, labels: Record<string, string> = {}) => {
+      const v = sampleValue(samples, name, labels);
+      if (v === undefined) throw new Error(`/metrics has no ${name}`);
+      return v;
+    };
+    return {
+      rss: value('places_process_resident_memory_bytes'),
+      heap: value('places_nodejs_heap_size_used_bytes'),
+      external: value('places_nodejs_external_memory_bytes'),
+      l1Bytes: value('places_l1_bytes'),
+      l1Entries: value('places_l1_entries'),
+      l1Hits: sampleValue(samples, 'places_cache_outcomes_total', { outcome: 'hit', tier: 'l1' }) ?? 0,
+    };
+  }
+
+  it('warns at start-up when L1_MAX_BYTES is more than half the heap npm start gives node', async () => {
+    const quiet = await start({});
+    const large = await start({ L1_MAX_BYTES: String(200 * MB) });
+    try {
+      expect(large.output()).toContain('L1_MAX_BYTES (200 MiB) is more than half the V8 heap limit');
+      expect(quiet.output()).not.toContain('L1_MAX_BYTES');
+    } finally {
+      await Promise.all([stop(quiet), stop(large)]);
+    }
+  });
+
+  it('20,000 distinct answers: under 300 MB RSS with the default L1, and no more above L1 off than the L1 counts', async () => {
+    const measure = async (env: Record<string, string>) => {
+      const app = await start(env);
+      try {
+        const outcomes = await askAll(app.url);
+        expect(outcomes).toEqual({ '200 HIT': ANSWERS });
+        // and once more: with the L1 on, these are L1 hits
+        const mem = await memory(app.url);
+        return mem;
+      } finally {
+        await stop(app);
+      }
+    };
+    const off = await measure({ L1_MAX_BYTES: '0' });
+    const on = await measure({});
+    const report = {
+      off: { rssMB: Math.round(off.rss / MB), heapMB: Math.round(off.heap / MB), externalMB: Math.round(off.external / MB) },
+      on: { rssMB: Math.round(on.rss / MB), heapMB: Math.round(on.heap / MB), externalMB: Math.round(on.external / MB), l1MB: Math.round(on.l1Bytes / MB), entries: on.l1Entries },
+    };
+    process.stderr.write(`L1 memory: ${JSON.stringify(report)}\n`);
+    expect(off.l1Entries).toBe(0);
+    // All of them in the default L1 (typical answers fit 20k times over in it)...
+    expect(on.l1Entries).toBe(ANSWERS);
+    // ...the process under the bound issue 18 sets...
+    expect(on.rss).toBeLessThanOrEqual(300 * 1000 * 1000);
+    // ...and what it holds above L1 off is what the L1 counts, with room for the allocators' slack
+    // (V8's heap grows in pages and keeps free space; malloc arenas) of at most as much again, plus 48 MB.
+    expect(on.rss - off.rss).toBeLessThanOrEqual(2 * on.l1Bytes + 48 * MB);
+  });
+});
