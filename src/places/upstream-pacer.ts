@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import type { RedisClientType } from 'redis';
 import type { RedisGuard } from '../cache/redis-guard';
 import { withTimeout } from '../cache/with-timeout';
+import { PacingWindow, windowFor } from './pacing-arithmetic';
 
 /** The queue for an upstream slot is longer than callers may wait: answer 503 with Retry-After. */
 export class QueueFullError extends Error {
@@ -36,9 +37,8 @@ export interface UpstreamPacerOptions {
   guard?: RedisGuard;
   /**
    * Added to the interval (default 5% of minIntervalMs, at most 50 ms) so that jitter between instances
-   * cannot squeeze two starts closer than minIntervalMs: a caller that cannot start within guardMs of
-   * its shared slot (a late Redis reply, event-loop lag, clocks known too loosely) gives the slot up and
-   * queues again. It also absorbs the jitter between a start and the request reaching upstream.
+   * cannot squeeze two starts closer than minIntervalMs: a caller that cannot start within its window
+   * (guardMs, see pacing-arithmetic.ts) of its shared slot gives the slot up and queues again.
    */
   guardMs?: number;
   /** Local monotonic clock (ms), performance.now() by default. Only used for relative delays, never compared across instances. */
@@ -50,29 +50,29 @@ export type PacerMode = 'redis' | 'local';
 /*
  * One shared "next free slot" per application (GCRA with a burst of 1), kept in Redis and computed on
  * Redis's own clock (TIME), so instances with skewed clocks still agree. Effects replication (default
- * since Redis 5, the only mode in 7) makes TIME inside a writing script safe.
+ * since Redis 5, the only mode in 7) makes TIME inside a writing script safe. Microseconds: at
+ * 1000 requests/s the interval is one millisecond, which whole milliseconds cannot space.
  *
- * KEYS[1] next free slot (ms, Redis clock)   KEYS[2] cool-down flag (its PTTL is the remaining cool-down)
- * ARGV[1] interval ms (guard included)        ARGV[2] max wait ms for this call
- * ARGV[3] minimum delay ms the calling process needs (its own slots already handed out)
- * ARGV[4] horizon ms: a stored slot further ahead than this means Redis's clock stepped back; reset it
- * Returns {0, delayMs, nowUs} granted | {1, waitMs, nowUs} queue full | {2, pttlMs, 0} cooling down.
+ * KEYS[1] next free slot (µs, Redis clock)   KEYS[2] cool-down flag (its PTTL is the remaining cool-down)
+ * ARGV[1] interval µs (guard included)        ARGV[2] max wait µs for this call
+ * ARGV[3] minimum delay µs the calling process needs (its own slots already handed out)
+ * ARGV[4] horizon µs: a stored slot further ahead than this means Redis's clock stepped back; reset it
+ * Returns {0, delayUs, nowUs} granted | {1, waitUs, nowUs} queue full | {2, pttlMs, 0} cooling down.
  */
 const ACQUIRE_SCRIPT = `
 if redis.replicate_commands then redis.replicate_commands() end
 local cooling = redis.call('PTTL', KEYS[2])
 if cooling > 0 then return {2, cooling, 0} end
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local nxt = tonumber(redis.call('GET', KEYS[1]) or now)
 if nxt > now + tonumber(ARGV[4]) then nxt = now end
 local slot = math.max(now + tonumber(ARGV[3]), nxt)
 local wait = slot - now
-if wait > tonumber(ARGV[2]) then return {1, wait, nowUs} end
+if wait > tonumber(ARGV[2]) then return {1, wait, now} end
 local interval = tonumber(ARGV[1])
-redis.call('SET', KEYS[1], string.format('%.0f', slot + interval), 'PX', string.format('%.0f', wait + interval))
-return {0, wait, nowUs}
+redis.call('SET', KEYS[1], string.format('%.0f', slot + interval), 'PX', string.format('%.0f', math.ceil((wait + interval) / 1000)))
+return {0, wait, now}
 `;
 
 /* Sets the cool-down unless a longer one is already running. KEYS[1] cool-down flag, ARGV[1] ms. */
@@ -95,6 +95,22 @@ interface ClockOffset {
   errorMs: number;
   at: number;
 }
+
+/** What a caller gets with its slot. */
+export interface PacerGrant {
+  waitedMs: number;
+  mode: PacerMode;
+  /**
+   * To call when the request has been written to the socket (or will not be: call it on failure too).
+   * With `signalsSend`, this process's next request waits for it: spacing is then measured from the
+   * moment a request really left, not from its slot, so a slow start (a new connection, a busy event
+   * loop) cannot bunch two requests together. Idempotent.
+   */
+  sent(): void;
+}
+
+/** Longest a caller waits for the request before it to be sent; past it that one counts as sent now. */
+const SEND_WAIT_CAP_MS = 1000;
 
 interface Sleeper {
   timer?: NodeJS.Timeout;
@@ -120,9 +136,14 @@ export class UpstreamPacer {
   private readonly sleepers = new Set<Sleeper>();
   /** Earliest start this process may use next, on the local clock (slots from Redis included). */
   private localNext = -Infinity;
-  private lastStart = -Infinity;
+  /** When this process's last request left (its start until the caller says it was sent). */
+  private lastSent = -Infinity;
+  /** Settles when the latest granted request that signals its send has been sent. */
+  private unsent: Promise<void> | null = null;
   private localCoolDownUntil = -Infinity;
-  private readonly guardMs: number;
+  private readonly window: PacingWindow;
+  private readonly lateMs: number;
+  private readonly localGapMs: number;
   private readonly horizonMs: number;
   private clock?: ClockOffset;
   private missedSlots = 0;
@@ -135,10 +156,10 @@ export class UpstreamPacer {
   ) {
     if (!(options.minIntervalMs > 0)) throw new RangeError('minIntervalMs must be > 0');
     if (!(options.maxWaitMs >= 0)) throw new RangeError('maxWaitMs must be >= 0');
-    // The guard is also the lateness a caller's timer may have; below ~10 ms no event loop meets it
-    // (a 1000 req/s setting would re-queue every caller), and at such rates the spacing is not a policy.
-    this.guardMs = Math.max(0, options.guardMs ?? Math.min(50, Math.max(10, options.minIntervalMs / 20)));
-    this.intervalMs = Math.ceil(options.minIntervalMs + this.guardMs);
+    this.window = windowFor(options.minIntervalMs * 1000, options.guardMs === undefined ? undefined : Math.max(0, options.guardMs) * 1000);
+    this.intervalMs = this.window.slotIntervalUs / 1000;
+    this.lateMs = this.window.lateUs / 1000;
+    this.localGapMs = this.window.localGapUs / 1000;
     this.horizonMs = Math.ceil(options.maxWaitMs) + this.intervalMs;
     this.now = options.now ?? (() => performance.now());
     this.nextKey = `${options.keyPrefix}pacer:next`;
@@ -150,12 +171,18 @@ export class UpstreamPacer {
     return this.sleepers.size;
   }
 
+  /** The spacing in force (see pacing-arithmetic.ts). */
+  get pacing(): PacingWindow {
+    return this.window;
+  }
+
   /**
    * Resolves when the caller may start its upstream request. Rejects with QueueFullError or
    * CoolingDownError (both carry retryAfterSeconds), or with the signal's reason when aborted; an
-   * aborted caller's slot is not given back (pacing stays strict, one slot is lost).
+   * aborted caller's slot is not given back (pacing stays strict, one slot is lost). `signalsSend`:
+   * the caller will call the grant's sent() when its request is written (see PacerGrant).
    */
-  async acquire(signal?: AbortSignal): Promise<{ waitedMs: number; mode: PacerMode }> {
+  async acquire(signal?: AbortSignal, signalsSend = false): Promise<PacerGrant> {
     const askedAt = this.now();
     signal?.throwIfAborted();
     this.throwIfCoolingDownLocally();
@@ -166,17 +193,14 @@ export class UpstreamPacer {
       await this.sleepUntilSlot(slot, mode === 'redis', signal);
 
       const startAt = this.now();
-      if (startAt <= deadline) {
-        this.lastStart = startAt;
-        return { waitedMs: startAt - askedAt, mode };
-      }
+      if (startAt <= deadline) return { waitedMs: startAt - askedAt, mode, sent: this.started(startAt, signalsSend) };
       this.noteMissedSlot(startAt - slot);
     }
   }
 
   /**
    * Reserves a slot, shared when Redis is usable, else local. `slot` is the local time to start at
-   * and `deadline` the latest start that keeps the spacing (local slots have none: lastStart keeps
+   * and `deadline` the latest start that keeps the spacing (local slots have none: lastSent keeps
    * this process's own starts apart exactly).
    */
   private async reserve(maxWaitMs: number): Promise<{ slot: number; deadline: number; mode: PacerMode }> {
@@ -235,33 +259,35 @@ export class UpstreamPacer {
    * turn as the reply so that concurrent callers of this process see each other's slots.
    */
   private async reserveShared(maxWaitMs: number): Promise<{ slot: number; deadline: number }> {
-    const ownDelay = Math.max(0, Math.ceil(this.localNext - this.now()));
+    const ownDelayUs = Math.max(0, Math.ceil((this.localNext - this.now()) * 1000));
     let sentAt = this.now();
     const reply = await this.redisCall('pacer acquire', () =>
       this.runScript(
         ACQUIRE_SCRIPT,
         this.acquireSha,
         [this.nextKey, this.coolDownKey],
-        [String(this.intervalMs), String(Math.floor(maxWaitMs)), String(ownDelay), String(this.horizonMs)],
+        [String(this.window.slotIntervalUs), String(Math.floor(maxWaitMs * 1000)), String(ownDelayUs), String(Math.ceil(this.horizonMs * 1000))],
         () => (sentAt = this.now()),
       ),
     );
     const arrivedAt = this.now();
     if (!Array.isArray(reply) || reply.length !== 3) throw new Error(`unexpected pacer script reply ${JSON.stringify(reply)}`);
-    const [status, ms, redisNowUs] = reply.map(Number);
+    const [status, amount, redisNowUs] = reply.map(Number);
     if (status === 2) {
-      this.localCoolDownUntil = Math.max(this.localCoolDownUntil, arrivedAt + ms);
-      throw new CoolingDownError(this.secondsFor(ms));
+      this.localCoolDownUntil = Math.max(this.localCoolDownUntil, arrivedAt + amount);
+      throw new CoolingDownError(this.secondsFor(amount));
     }
+    const ms = amount / 1000;
     if (status === 1) throw new QueueFullError(this.secondsFor(ms));
 
-    const [earliest, latest] = this.locateSlot(Math.floor(redisNowUs / 1000) + ms, redisNowUs / 1000, ms, sentAt, arrivedAt);
+    const [earliest, latest] = this.locateSlot((redisNowUs + amount) / 1000, redisNowUs / 1000, ms, sentAt, arrivedAt);
     this.localNext = Math.max(this.localNext, latest + this.intervalMs);
-    // Starting at `latest` is never early; starting by earliest + guard is never late enough to come
-    // within minIntervalMs of the next slot. A window wider than the guard (clocks known too loosely, a
-    // slow round trip) has no safe start: the slot is given up and the caller queues again. Starting
-    // late "best effort" instead put starts of two instances 950 ms apart in the pacing e2e test.
-    const deadline = earliest + this.guardMs;
+    // Starting at `latest` is never early; starting by earliest + the allowed lateness is never late
+    // enough to come within the window's closest spacing of the next slot. A window wider than that
+    // (clocks known too loosely, a slow round trip) has no safe start: the slot is given up and the
+    // caller queues again. Starting late "best effort" instead put starts of two instances 950 ms
+    // apart in the pacing e2e test.
+    const deadline = earliest + this.lateMs;
     return { slot: latest, deadline };
   }
 
@@ -271,7 +297,7 @@ export class UpstreamPacer {
    * (NTP-style) narrows that, since this round trip may have queued behind others or retried.
    */
   private locateSlot(redisSlotMs: number, redisNowMs: number, delayMs: number, sentAt: number, arrivedAt: number): [number, number] {
-    const roundTrip: [number, number] = [sentAt + delayMs - 1, arrivedAt + delayMs]; // -1: Redis floors its ms
+    const roundTrip: [number, number] = [sentAt + delayMs - 0.001, arrivedAt + delayMs]; // Redis's clock is in whole µs
     const errorMs = (arrivedAt - sentAt) / 2;
     const agedError = (c: ClockOffset) => c.errorMs + (arrivedAt - c.at) * CLOCK_DRIFT_ALLOWANCE;
     if (!this.clock || errorMs <= agedError(this.clock)) {
@@ -301,8 +327,9 @@ export class UpstreamPacer {
 
   /**
    * Sleeps until `slot` (local clock). Before a shared slot it re-reads the shared cool-down in the
-   * background, never delaying the start for it. On waking it also keeps this process's own starts
-   * at least minIntervalMs apart on the local clock, whatever timer or event-loop jitter did.
+   * background, never delaying the start for it. On waking it also keeps this process's own requests
+   * at least the window's local gap apart, counted from when the one before was really sent (waiting
+   * for that when it has not been yet), whatever timer, event-loop or connection jitter did.
    */
   private async sleepUntilSlot(slot: number, sharedRecheck: boolean, signal?: AbortSignal): Promise<void> {
     if (sharedRecheck && slot - this.now() > COOL_DOWN_RECHECK_LEAD_MS) {
@@ -310,10 +337,59 @@ export class UpstreamPacer {
       this.recheckSharedCoolDown();
     }
     for (;;) {
-      await this.sleep(Math.max(slot, this.lastStart + this.options.minIntervalMs), signal);
+      await this.sleep(Math.max(slot, this.lastSent + this.localGapMs), signal);
       this.throwIfCoolingDownLocally();
-      if (this.now() >= this.lastStart + this.options.minIntervalMs) return;
+      if (this.unsent !== null && this.localGapMs > 0) {
+        await this.untilSent(this.unsent, signal);
+        continue;
+      }
+      if (this.now() >= this.lastSent + this.localGapMs) return;
     }
+  }
+
+  /** Books a start; returns its sent() (see PacerGrant). */
+  private started(startAt: number, signalsSend: boolean): () => void {
+    this.lastSent = Math.max(this.lastSent, startAt);
+    if (!signalsSend || !this.window.waitsForSend) return () => undefined;
+    let settle!: () => void;
+    const unsent = new Promise<void>((resolve) => (settle = resolve));
+    this.unsent = unsent;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.lastSent = Math.max(this.lastSent, this.now());
+      if (this.unsent === unsent) this.unsent = null;
+      settle();
+    };
+  }
+
+  /** Waits for a granted request to be sent, at most SEND_WAIT_CAP_MS (then it counts as sent now). */
+  private untilSent(unsent: Promise<void>, signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) return reject(toError(signal.reason));
+      const finish = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const onAbort = () => {
+        finish();
+        reject(toError(signal?.reason));
+      };
+      const timer = setTimeout(() => {
+        if (this.unsent === unsent) {
+          this.unsent = null;
+          this.lastSent = Math.max(this.lastSent, this.now());
+        }
+        finish();
+        resolve();
+      }, SEND_WAIT_CAP_MS);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      void unsent.then(() => {
+        finish();
+        resolve();
+      });
+    });
   }
 
   private recheckSharedCoolDown(): void {
@@ -392,7 +468,7 @@ export class UpstreamPacer {
   private noteMissedSlot(lateMs: number): void {
     if (this.missedSlots++ % 100 !== 0) return;
     this.logger.warn(
-      `Upstream slot missed by ${lateMs.toFixed(1)} ms (event-loop lag or a late Redis reply beyond guardMs); re-queued, ${this.missedSlots} so far`,
+      `Upstream slot missed by ${lateMs.toFixed(1)} ms (event-loop lag or a late Redis reply beyond its window); re-queued, ${this.missedSlots} so far`,
     );
   }
 
