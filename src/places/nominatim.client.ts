@@ -6,8 +6,9 @@ import { nominatimConfig, NominatimConfig } from '../config/configuration';
 import { MetricsService } from '../metrics/metrics.service';
 import { GatewayError, upstreamBusy, upstreamFailed, upstreamTimeout } from './gateway.errors';
 import { CanonicalRequest } from './nominatim-request';
-import { CoolingDownError, QueueFullError, UpstreamPacer } from './upstream-pacer';
+import { CoolingDownError, PacerGrant, QueueFullError, UpstreamPacer } from './upstream-pacer';
 import { UpstreamStatus } from './upstream-status';
+import { UpstreamTransport } from './upstream-transport';
 
 export interface UpstreamAnswer {
   status: number;
@@ -31,6 +32,8 @@ export class NominatimClient {
   private readonly logger = new Logger(NominatimClient.name);
   private backoffMs = FIRST_BACKOFF_MS;
   private coolingEpisode = false;
+  /** Keep-alive sockets, enough for every request the pacer lets overlap; and the moment each is sent. */
+  private readonly transport = new UpstreamTransport({ maxSockets: 256, maxFreeSockets: 64 });
 
   constructor(
     private readonly http: HttpService,
@@ -41,7 +44,7 @@ export class NominatimClient {
   ) {}
 
   async fetch(request: CanonicalRequest): Promise<UpstreamAnswer> {
-    await this.waitForSlot();
+    const slot = await this.waitForSlot();
     const query = this.config.email
       ? `${request.upstreamQuery}${request.upstreamQuery ? '&' : ''}email=${encodeURIComponent(this.config.email)}`
       : request.upstreamQuery;
@@ -58,6 +61,9 @@ export class NominatimClient {
           maxRedirects: 0,
           validateStatus: () => true,
           headers: { 'User-Agent': this.config.userAgent, Accept: '*/*' },
+          httpAgent: this.transport.httpAgent,
+          httpsAgent: this.transport.httpsAgent,
+          transport: this.transport.forRequest(slot.sent),
         }),
       );
       endTimer();
@@ -68,6 +74,7 @@ export class NominatimClient {
       return this.interpret(res.status, contentType, body, res.headers['retry-after'] as string | undefined);
     } catch (e) {
       if (e instanceof GatewayError) throw e;
+      slot.sent(); // never sent (an invalid URL, …): the next request need not wait for it
       endTimer();
       const err = e as AxiosError;
       const timedOut =
@@ -84,11 +91,12 @@ export class NominatimClient {
     }
   }
 
-  private async waitForSlot(): Promise<void> {
+  private async waitForSlot(): Promise<PacerGrant> {
     this.metrics.pacingWaiting.set(this.pacer.waiting + 1);
     try {
-      const { waitedMs } = await this.pacer.acquire();
-      this.metrics.pacingWait.observe(waitedMs / 1000);
+      const grant = await this.pacer.acquire(undefined, true);
+      this.metrics.pacingWait.observe(grant.waitedMs / 1000);
+      return grant;
     } catch (e) {
       if (e instanceof QueueFullError) {
         this.metrics.pacingRejected.inc({ reason: 'queue_full' });
