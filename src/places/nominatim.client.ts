@@ -8,7 +8,7 @@ import { GatewayError, upstreamBusy, upstreamFailed, upstreamTimeout } from './g
 import { CanonicalRequest } from './nominatim-request';
 import { CoolingDownError, PacerGrant, QueueFullError, UpstreamPacer } from './upstream-pacer';
 import { UpstreamStatus } from './upstream-status';
-import { UpstreamTransport } from './upstream-transport';
+import { signallingTransport } from './upstream-transport';
 
 export interface UpstreamAnswer {
   status: number;
@@ -32,8 +32,6 @@ export class NominatimClient {
   private readonly logger = new Logger(NominatimClient.name);
   private backoffMs = FIRST_BACKOFF_MS;
   private coolingEpisode = false;
-  /** Keep-alive sockets, enough for every request the pacer lets overlap; and the moment each is sent. */
-  private readonly transport = new UpstreamTransport({ maxSockets: 256, maxFreeSockets: 64 });
 
   constructor(
     private readonly http: HttpService,
@@ -61,9 +59,7 @@ export class NominatimClient {
           maxRedirects: 0,
           validateStatus: () => true,
           headers: { 'User-Agent': this.config.userAgent, Accept: '*/*' },
-          httpAgent: this.transport.httpAgent,
-          httpsAgent: this.transport.httpsAgent,
-          transport: this.transport.forRequest(slot.sent),
+          transport: signallingTransport(slot.sent),
         }),
       );
       endTimer();

@@ -112,6 +112,14 @@ export interface PacerGrant {
 /** Longest a caller waits for the request before it to be sent; past it that one counts as sent now. */
 const SEND_WAIT_CAP_MS = 1000;
 
+/** A slot on the local clock: start no sooner than `slot`, no later than `deadline`. */
+interface PlacedSlot {
+  slot: number;
+  deadline: number;
+  /** Forgets the slot as one of this process's pending ones (once the caller starts or gives it up). */
+  release?: () => void;
+}
+
 interface Sleeper {
   timer?: NodeJS.Timeout;
   fail(error: Error): void;
@@ -136,10 +144,14 @@ export class UpstreamPacer {
   private readonly sleepers = new Set<Sleeper>();
   /** Earliest start this process may use next, on the local clock (slots from Redis included). */
   private localNext = -Infinity;
+  /** The end of the slots this process gave itself without Redis: shared slots are kept clear of them. */
+  private localOnlyNext = -Infinity;
   /** When this process's last request left (its start until the caller says it was sent). */
   private lastSent = -Infinity;
   /** Settles when the latest granted request that signals its send has been sent. */
   private unsent: Promise<void> | null = null;
+  /** Shared slots (Redis µs) granted to callers of this process that have not started yet. */
+  private readonly pendingSlots = new Set<number>();
   private localCoolDownUntil = -Infinity;
   private readonly window: PacingWindow;
   private readonly lateMs: number;
@@ -189,34 +201,46 @@ export class UpstreamPacer {
 
     for (;;) {
       // A re-reservation after a missed slot must still fit in what is left of maxWaitMs.
-      const { slot, deadline, mode } = await this.reserve(Math.max(0, this.options.maxWaitMs - (this.now() - askedAt)));
-      await this.sleepUntilSlot(slot, mode === 'redis', signal);
+      const { place, mode } = await this.reserve(Math.max(0, this.options.maxWaitMs - (this.now() - askedAt)));
+      try {
+        await this.sleepUntilSlot(place, mode === 'redis', signal);
+      } catch (error) {
+        place().release?.();
+        throw error;
+      }
 
       const startAt = this.now();
+      const { slot, deadline, release } = place();
+      release?.();
       if (startAt <= deadline) return { waitedMs: startAt - askedAt, mode, sent: this.started(startAt, signalsSend) };
       this.noteMissedSlot(startAt - slot);
     }
   }
 
   /**
-   * Reserves a slot, shared when Redis is usable, else local. `slot` is the local time to start at
-   * and `deadline` the latest start that keeps the spacing (local slots have none: lastSent keeps
-   * this process's own starts apart exactly).
+   * Reserves a slot, shared when Redis is usable, else local. `place()` gives the local time to start
+   * at (`slot`) and the latest start that keeps the spacing (`deadline`; local slots have none:
+   * lastSent keeps this process's own requests apart), as well as this process knows them now.
    */
-  private async reserve(maxWaitMs: number): Promise<{ slot: number; deadline: number; mode: PacerMode }> {
+  private async reserve(maxWaitMs: number): Promise<{ place: () => PlacedSlot; mode: PacerMode }> {
     if (!this.redisUsable()) {
       if (this.client) this.noteRedisFailure('client not ready or reported unusable');
-      return { slot: this.reserveLocal(maxWaitMs), deadline: Infinity, mode: 'local' };
+      return this.localSlot(maxWaitMs);
     }
     try {
-      const shared = await this.reserveShared(maxWaitMs);
+      const place = await this.reserveShared(maxWaitMs);
       this.noteRedisHealthy();
-      return { ...shared, mode: 'redis' };
+      return { place, mode: 'redis' };
     } catch (error) {
       if (error instanceof QueueFullError || error instanceof CoolingDownError) throw error;
       this.noteRedisFailure(error);
-      return { slot: this.reserveLocal(maxWaitMs), deadline: Infinity, mode: 'local' };
+      return this.localSlot(maxWaitMs);
     }
+  }
+
+  private localSlot(maxWaitMs: number): { place: () => PlacedSlot; mode: PacerMode } {
+    const placed = { slot: this.reserveLocal(maxWaitMs), deadline: Infinity };
+    return { place: () => placed, mode: 'local' };
   }
 
   /**
@@ -258,8 +282,8 @@ export class UpstreamPacer {
    * Reserves the next shared slot and maps it onto the local clock. Bookkeeping happens in the same
    * turn as the reply so that concurrent callers of this process see each other's slots.
    */
-  private async reserveShared(maxWaitMs: number): Promise<{ slot: number; deadline: number }> {
-    const ownDelayUs = Math.max(0, Math.ceil((this.localNext - this.now()) * 1000));
+  private async reserveShared(maxWaitMs: number): Promise<() => PlacedSlot> {
+    const ownDelayUs = Math.max(0, Math.ceil((this.localOnlyNext - this.now()) * 1000));
     let sentAt = this.now();
     const reply = await this.redisCall('pacer acquire', () =>
       this.runScript(
@@ -281,14 +305,40 @@ export class UpstreamPacer {
     if (status === 1) throw new QueueFullError(this.secondsFor(ms));
 
     const [earliest, latest] = this.locateSlot((redisNowUs + amount) / 1000, redisNowUs / 1000, ms, sentAt, arrivedAt);
-    this.localNext = Math.max(this.localNext, latest + this.intervalMs);
+    // For a fall-back to local slots only. Redis spaces its own slots: asking it for our next one no
+    // sooner than this would add each round trip's uncertainty to every interval (30/s delivered for
+    // 50 asked on a loaded machine) and break the exact chain of slots that followedByOwn relies on.
+    this.localNext = Math.max(this.localNext, earliest + this.intervalMs);
     // Starting at `latest` is never early; starting by earliest + the allowed lateness is never late
     // enough to come within the window's closest spacing of the next slot. A window wider than that
     // (clocks known too loosely, a slow round trip) has no safe start: the slot is given up and the
     // caller queues again. Starting late "best effort" instead put starts of two instances 950 ms
     // apart in the pacing e2e test.
-    const deadline = earliest + this.lateMs;
-    return { slot: latest, deadline };
+    // While the caller sleeps, later round trips may tell the clocks' offset more closely (the
+    // cool-down re-check before a slot takes a sample): placing the slot again with that knowledge,
+    // within this round trip's bounds, only narrows the window, so that a caller whose own reply came
+    // slowly (a loaded machine) can still use its slot.
+    const redisSlotMs = (redisNowUs + amount) / 1000;
+    // Shared slots are whole µs: the one right after ours is exactly one interval later, or further.
+    const slotUs = redisNowUs + amount;
+    this.pendingSlots.add(slotUs);
+    const release = () => this.pendingSlots.delete(slotUs);
+    // In the allowance band a caller may also start later than its window when the next shared slot
+    // is this process's own and not yet used: that one waits for our send (localGapUs) and keeps its
+    // own deadline towards whatever instance follows, so being late costs nobody else any spacing.
+    // A loaded machine's timers fire 2-20 ms late; without this most slots at 50/s were given up.
+    const followedByOwn = () => this.window.mode === 'allowance' && this.pendingSlots.has(slotUs + this.window.slotIntervalUs);
+    return () => {
+      let [low, high] = [earliest, latest];
+      const clock = this.clock;
+      if (clock !== undefined) {
+        const error = clock.errorMs + (this.now() - clock.at) * CLOCK_DRIFT_ALLOWANCE;
+        const estimate = redisSlotMs - clock.offsetMs;
+        const narrowed = [Math.max(earliest, estimate - error), Math.min(latest, estimate + error)];
+        if (narrowed[0] <= narrowed[1]) [low, high] = narrowed;
+      }
+      return { slot: high, deadline: followedByOwn() ? Infinity : low + this.lateMs, release };
+    };
   }
 
   /**
@@ -300,11 +350,9 @@ export class UpstreamPacer {
     const roundTrip: [number, number] = [sentAt + delayMs - 0.001, arrivedAt + delayMs]; // Redis's clock is in whole µs
     const errorMs = (arrivedAt - sentAt) / 2;
     const agedError = (c: ClockOffset) => c.errorMs + (arrivedAt - c.at) * CLOCK_DRIFT_ALLOWANCE;
-    if (!this.clock || errorMs <= agedError(this.clock)) {
-      this.clock = { offsetMs: redisNowMs - (sentAt + arrivedAt) / 2, errorMs, at: arrivedAt };
-    }
-    const estimate = redisSlotMs - this.clock.offsetMs;
-    const error = agedError(this.clock);
+    const clock = this.noteClockSample(redisNowMs, sentAt, arrivedAt);
+    const estimate = redisSlotMs - clock.offsetMs;
+    const error = agedError(clock);
     const earliest = Math.max(roundTrip[0], estimate - error);
     const latest = Math.min(roundTrip[1], estimate + error);
     if (earliest > latest) {
@@ -315,6 +363,14 @@ export class UpstreamPacer {
     return [earliest, latest];
   }
 
+  /** Keeps a Redis clock reading taken between sentAt and arrivedAt if it is the most precise one now. */
+  private noteClockSample(redisNowMs: number, sentAt: number, arrivedAt: number): ClockOffset {
+    const errorMs = (arrivedAt - sentAt) / 2;
+    const c = this.clock;
+    if (c && errorMs > c.errorMs + (arrivedAt - c.at) * CLOCK_DRIFT_ALLOWANCE) return c;
+    return (this.clock = { offsetMs: redisNowMs - (sentAt + arrivedAt) / 2, errorMs, at: arrivedAt });
+  }
+
   /** The same next-slot scheduler, per process; resolves the slot on the local clock. */
   private reserveLocal(maxWaitMs: number): number {
     const now = this.now();
@@ -322,6 +378,7 @@ export class UpstreamPacer {
     const wait = slot - now;
     if (wait > maxWaitMs) throw new QueueFullError(this.secondsFor(wait));
     this.localNext = slot + this.intervalMs;
+    this.localOnlyNext = this.localNext;
     return slot;
   }
 
@@ -331,13 +388,13 @@ export class UpstreamPacer {
    * at least the window's local gap apart, counted from when the one before was really sent (waiting
    * for that when it has not been yet), whatever timer, event-loop or connection jitter did.
    */
-  private async sleepUntilSlot(slot: number, sharedRecheck: boolean, signal?: AbortSignal): Promise<void> {
-    if (sharedRecheck && slot - this.now() > COOL_DOWN_RECHECK_LEAD_MS) {
-      await this.sleep(slot - COOL_DOWN_RECHECK_LEAD_MS, signal);
+  private async sleepUntilSlot(place: () => PlacedSlot, sharedRecheck: boolean, signal?: AbortSignal): Promise<void> {
+    if (sharedRecheck && place().slot - this.now() > COOL_DOWN_RECHECK_LEAD_MS) {
+      await this.sleep(place().slot - COOL_DOWN_RECHECK_LEAD_MS, signal);
       this.recheckSharedCoolDown();
     }
     for (;;) {
-      await this.sleep(Math.max(slot, this.lastSent + this.localGapMs), signal);
+      await this.sleep(Math.max(place().slot, this.lastSent + this.localGapMs), signal);
       this.throwIfCoolingDownLocally();
       if (this.unsent !== null && this.localGapMs > 0) {
         await this.untilSent(this.unsent, signal);
@@ -395,6 +452,10 @@ export class UpstreamPacer {
   private recheckSharedCoolDown(): void {
     if (!this.client || !this.redisUsable()) return;
     const client = this.client;
+    const sentAt = this.now();
+    // A clock reading rides along (the same connection, one round trip): see reserveShared's place().
+    const time = client.sendCommand<string[]>(['TIME']).then((t) => this.noteClockSample(Number(t[0]) * 1000 + Number(t[1]) / 1000, sentAt, this.now()));
+    time.catch(() => undefined);
     this.redisCall('pacer cool-down check', () => client.pTTL(this.coolDownKey)).then(
       (pttl) => {
         if (pttl > 0) this.localCoolDownUntil = Math.max(this.localCoolDownUntil, this.now() + pttl);
