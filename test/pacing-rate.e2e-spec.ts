@@ -64,7 +64,7 @@ describe('upstream pacing at NOMINATIM_MAX_RPS=50 (e2e)', () => {
     await redis?.stop();
   });
 
-  it(`delivers at least 90 % of the rate while demand exceeds it, never two arrivals closer than ${MIN_ARRIVAL_GAP_MS} ms`, async () => {
+  it(`delivers at least 90 % of the rate while demand exceeds it (typical spacing), never two arrivals closer than ${MIN_ARRIVAL_GAP_MS} ms`, async () => {
     // Warm the miss path (JIT, connections) before counting.
     for (let i = 0; i < 3; i++) expect((await rawGet(`${app.url}/search?q=warm+${i}&format=json`)).status).toBe(200);
     const from = fake.requests.length;
@@ -83,12 +83,15 @@ describe('upstream pacing at NOMINATIM_MAX_RPS=50 (e2e)', () => {
     expect(upstream).toHaveLength(MISSES);
     for (const r of upstream) expect(r.userAgent).toBe(USER_AGENT);
 
-    // Rate: arrivals over the time this process was running (its lag taken out).
+    // Rate: the typical (median) spacing of arrivals. A stall of a loaded machine delays a few sends,
+    // after which the queued ones go back to back (19 ms from each other's send), so it hardly moves
+    // the median; a 10 ms guard (slots 30 ms apart, 33/s) would. Not discounted for lag: under load a
+    // 1 ms ticker counts most of the time as lag, and then hid even that.
     const first = upstream[0].startedAtHr;
     const last = upstream[upstream.length - 1].startedAtHr;
-    const ownSeconds = (last - first - lag.within(first, last)) / 1000;
-    const rate = (upstream.length - 1) / ownSeconds;
-    expect(rate >= 0.9 * MAX_RPS ? 'at least 45/s' : `${rate.toFixed(1)}/s over ${ownSeconds.toFixed(2)} s of own time`).toBe('at least 45/s');
+    const arrivalGaps = upstream.slice(1).map((r, i) => r.startedAtHr - upstream[i].startedAtHr);
+    const typical = [...arrivalGaps].sort((x, y) => x - y)[Math.floor(arrivalGaps.length / 2)];
+    expect(typical).toBeLessThanOrEqual(1000 / (0.9 * MAX_RPS));
     // Not above the budget either (slots 21 ms apart: 47.6/s), lag or not.
     expect((upstream.length - 1) / ((last - first) / 1000)).toBeLessThanOrEqual(MAX_RPS);
 
