@@ -118,6 +118,8 @@ interface PlacedSlot {
   deadline: number;
   /** Forgets the slot as one of this process's pending ones (once the caller starts or gives it up). */
   release?: () => void;
+  /** The shared slot (Redis µs): this process's callers start in this order. */
+  order?: number;
 }
 
 interface Sleeper {
@@ -152,6 +154,8 @@ export class UpstreamPacer {
   private unsent: Promise<void> | null = null;
   /** Shared slots (Redis µs) granted to callers of this process that have not started yet. */
   private readonly pendingSlots = new Set<number>();
+  private turn?: Promise<void>;
+  private endTurn?: () => void;
   private localCoolDownUntil = -Infinity;
   private readonly window: PacingWindow;
   private readonly lateMs: number;
@@ -322,7 +326,9 @@ export class UpstreamPacer {
     // Shared slots are whole µs: the one right after ours is exactly one interval later, or further.
     const slotUs = redisNowUs + amount;
     this.pendingSlots.add(slotUs);
-    const release = () => this.pendingSlots.delete(slotUs);
+    const release = () => {
+      if (this.pendingSlots.delete(slotUs)) this.passTurn();
+    };
     // In the allowance band a caller may also start later than its window when the next shared slot
     // is this process's own and not yet used: that one waits for our send (localGapUs) and keeps its
     // own deadline towards whatever instance follows, so being late costs nobody else any spacing.
@@ -337,7 +343,7 @@ export class UpstreamPacer {
         const narrowed = [Math.max(earliest, estimate - error), Math.min(latest, estimate + error)];
         if (narrowed[0] <= narrowed[1]) [low, high] = narrowed;
       }
-      return { slot: high, deadline: followedByOwn() ? Infinity : low + this.lateMs, release };
+      return { slot: high, deadline: followedByOwn() ? Infinity : low + this.lateMs, release, order: slotUs };
     };
   }
 
@@ -393,6 +399,7 @@ export class UpstreamPacer {
       await this.sleep(place().slot - COOL_DOWN_RECHECK_LEAD_MS, signal);
       this.recheckSharedCoolDown();
     }
+    const order = place().order;
     for (;;) {
       await this.sleep(Math.max(place().slot, this.lastSent + this.localGapMs), signal);
       this.throwIfCoolingDownLocally();
@@ -400,8 +407,31 @@ export class UpstreamPacer {
         await this.untilSent(this.unsent, signal);
         continue;
       }
+      // Callers woken together (the send they waited for came) go in slot order: one that kept
+      // losing the race to later slots was seen starting 2 s after its slot, and giving it up.
+      if (order !== undefined && this.localGapMs > 0 && this.earliestPending() < order) {
+        await this.nextTurn();
+        continue;
+      }
       if (this.now() >= this.lastSent + this.localGapMs) return;
     }
+  }
+
+  /** Settles when one of this process's pending shared slots starts or is given up. */
+  private nextTurn(): Promise<void> {
+    return (this.turn ??= new Promise<void>((resolve) => (this.endTurn = resolve)));
+  }
+
+  private passTurn(): void {
+    const end = this.endTurn;
+    this.turn = this.endTurn = undefined;
+    end?.();
+  }
+
+  private earliestPending(): number {
+    let first = Infinity;
+    for (const slot of this.pendingSlots) if (slot < first) first = slot;
+    return first;
   }
 
   /** Books a start; returns its sent() (see PacerGrant). */
