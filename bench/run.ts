@@ -17,6 +17,7 @@ import { canonicaliseRoute, PLACE_ROUTES, splitTarget } from '../src/places/plac
 import { FakeNominatim } from '../test/support/fake-nominatim';
 import { RedisProcess, startRedis } from '../test/support/redis-server';
 import { burst, openConnections } from './lib/burst';
+import { evaluateMissPath, MissPath, missPath } from './miss-path';
 import { Answer, countAsOwn, drive, get, HAS_WRK, latencyOf, Latency, load, LoadRun, measure, Measured, setBeforeRun, untilQuiet } from './lib/load';
 import { BaselineName, hasCommand, ROOT, SERVICE_ENV, startBaseline, startService, Target } from './lib/procs';
 import { naivePathOf, noisyPath, PLACE_NAMES, prng, questions, zipf } from './lib/questions';
@@ -28,7 +29,7 @@ const QUIET = !SMOKE && !process.argv.includes('--no-wait');
 const LOAD_BEFORE = loadavg();
 const PROFILE = process.argv.includes('--profile');
 /** `--only a,c`: run only these scenarios (a development aid; targets of skipped scenarios are not checked). */
-const ONLY = new Set((process.argv.find((a) => a.startsWith('--only='))?.slice(7) ?? 'a,b,c,d,e,f').split(','));
+const ONLY = new Set((process.argv.find((a) => a.startsWith('--only='))?.slice(7) ?? 'a,b,c,d,e,f,g').split(','));
 
 /** Sizes: full run, or tiny (about a second per run) for CI. */
 const CFG = SMOKE
@@ -576,6 +577,20 @@ function pooledMeasured(runs: Measured[]): Measured {
 const pooled = (runs: LoadRun[]): LoadRun => combined(runs, meanOf);
 
 // ------------------------------------------------------------------------------------------------
+// (g) the miss path (bench/miss-path.ts)
+
+function missPathRuns(ctx: Ctx): Promise<MissPath> {
+  return missPath({
+    fake: ctx.fake,
+    service: (name, env) => service(ctx, name, env, [], true),
+    quiet,
+    flush: async () => void (await ctx.client.flushDb()),
+    log,
+    smoke: SMOKE,
+  });
+}
+
+// ------------------------------------------------------------------------------------------------
 // (f) Redis bytes per answer, and what compression costs on the hit path
 
 interface Compression {
@@ -850,9 +865,10 @@ async function main(): Promise<void> {
     const noisyRuns = ONLY.has('d') ? await step('(d) noisy stream', () => noisy(ctx)) : undefined;
     const pace = ONLY.has('e') ? await step('(e) pacing burst', () => pacing(ctx)) : undefined;
     const comp = ONLY.has('f') ? await step('(f) compression', () => compression(ctx)) : undefined;
-    Object.assign(results, { hotKey: hot, hotKeyInstructions: hotInstructions, manyKeys: many, stampede: stamp, noisy: noisyRuns, pacing: pace, compression: comp });
+    const miss = ONLY.has('g') ? await step('(g) miss path', () => missPathRuns(ctx)) : undefined;
+    Object.assign(results, { hotKey: hot, hotKeyInstructions: hotInstructions, manyKeys: many, stampede: stamp, noisy: noisyRuns, pacing: pace, compression: comp, missPath: miss });
 
-    const outcome = { hot, hotInstructions, many, stamp, noisyRuns, pace, comp };
+    const outcome = { hot, hotInstructions, many, stamp, noisyRuns, pace, comp, miss };
     evaluate(outcome);
     print(outcome);
   } catch (e) {
@@ -907,6 +923,7 @@ interface Outcome {
   noisyRuns?: Noisy[];
   pace?: Pacing;
   comp?: Compression;
+  miss?: MissPath;
 }
 
 function exact(runs: Measured[], name: string): Measured {
@@ -921,7 +938,8 @@ function by(runs: Measured[], name: string): Measured {
   return r;
 }
 
-function evaluate({ hot, hotInstructions, many, stamp, noisyRuns, pace, comp }: Outcome): void {
+function evaluate({ hot, hotInstructions, many, stamp, noisyRuns, pace, comp, miss }: Outcome): void {
+  if (miss) evaluateMissPath(miss, check, SMOKE);
   for (const r of [...(hot ?? []), ...(many ?? []), ...(comp?.runs ?? [])]) {
     const ok = r.ok === r.requests && r.errors === 0 && r.requests > 0;
     check(`${r.target}: every answer 2xx`, `${r.requests - r.ok} non-2xx, ${r.errors} errors of ${r.requests}`, '0', ok, true);
