@@ -225,8 +225,8 @@ const median = (v: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-/** Targets of issue 18; smoke runs check only that every miss was answered and spacing held. */
-export function evaluateMissPath(g: MissPath, check: CheckFn, smoke: boolean): void {
+/** Targets of issue 18. Only "every miss answered" is an invariant (smoke runs fail on it); the rest are timings. */
+export function evaluateMissPath(g: MissPath, check: CheckFn): void {
   const all = [...g.latency.map((l) => l.statuses), ...g.throughput.map((t) => t.statuses), ...g.rate.map((r) => r.statuses)];
   const non200 = all.reduce((a, s) => a + Object.entries(s).reduce((b, [k, v]) => b + (k === '200' ? 0 : v), 0), 0);
   check('(g) miss path: every miss answered 200', `${non200} not 200`, '0', non200 === 0, true);
@@ -238,7 +238,7 @@ export function evaluateMissPath(g: MissPath, check: CheckFn, smoke: boolean): v
     `${f(median(added))} ms (rounds ${each(added)}; upstream own ${each(g.latency.map((l) => l.upstreamOwn.p50))} ms; ` +
       `gateway p50 ${each(g.latency.map((l) => l.gateway.p50))} vs direct ${each(g.latency.map((l) => l.direct.p50))} ms)`,
     '≤ 3 ms',
-    smoke || median(added) <= 3,
+    median(added) <= 3,
   );
   const ratios = g.throughput.map((t) => t.gatewayRps / t.directRps);
   check(
@@ -247,14 +247,14 @@ export function evaluateMissPath(g: MissPath, check: CheckFn, smoke: boolean): v
       `upstream in flight at most ${g.throughput.map((t) => t.maxUpstreamInFlight).join(', ')}; ` +
       `gateway CPU per miss ${g.throughput.map((t) => f(t.cpuUsPerMiss, 0)).join(', ')} µs)`,
     '≥ 0.3×',
-    smoke || median(ratios) >= 0.3,
+    median(ratios) >= 0.3,
   );
   const rates = g.rate.map((r) => r.upstreamRps);
   check(
     `(g) upstream req/s at NOMINATIM_MAX_RPS=50 (median of ${rates.length})`,
     `${f(median(rates), 1)}/s (${each(rates, 1)})`,
     '≥ 45/s',
-    smoke || median(rates) >= 45,
+    median(rates) >= 45,
   );
   const minGap = Math.min(...g.rate.map((r) => r.minGapMs));
   const close = g.rate.flatMap((r) => r.closePairs);
@@ -263,6 +263,6 @@ export function evaluateMissPath(g: MissPath, check: CheckFn, smoke: boolean): v
     `${f(minGap)} ms (${each(g.rate.map((r) => r.minGapMs))}; ${close.length} gaps < 18 ms of ${g.rate.reduce((a, r) => a + r.upstreamRequests - 1, 0)}` +
       `${close.length > 0 ? `, each after: ${close.slice(0, 6).join(', ')} ms` : ''})`,
     '≥ 18 ms',
-    smoke || minGap >= 18,
+    minGap >= 18,
   );
 }

@@ -939,7 +939,7 @@ function by(runs: Measured[], name: string): Measured {
 }
 
 function evaluate({ hot, hotInstructions, many, stamp, noisyRuns, pace, comp, miss }: Outcome): void {
-  if (miss) evaluateMissPath(miss, check, SMOKE);
+  if (miss) evaluateMissPath(miss, check);
   for (const r of [...(hot ?? []), ...(many ?? []), ...(comp?.runs ?? [])]) {
     const ok = r.ok === r.requests && r.errors === 0 && r.requests > 0;
     check(`${r.target}: every answer 2xx`, `${r.requests - r.ok} non-2xx, ${r.errors} errors of ${r.requests}`, '0', ok, true);
