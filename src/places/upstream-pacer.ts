@@ -1,9 +1,10 @@
 import { Logger } from '@nestjs/common';
-import { createHash } from 'node:crypto';
 import type { RedisClientType } from 'redis';
 import type { RedisGuard } from '../cache/redis-guard';
 import { withTimeout } from '../cache/with-timeout';
 import { PacingWindow, windowFor } from './pacing-arithmetic';
+import { ACQUIRE_SCRIPT, COOL_DOWN_SCRIPT, sha1 } from './pacer-scripts';
+import { RedisClock } from './redis-clock';
 
 /** The queue for an upstream slot is longer than callers may wait: answer 503 with Retry-After. */
 export class QueueFullError extends Error {
@@ -47,55 +48,8 @@ export interface UpstreamPacerOptions {
 
 export type PacerMode = 'redis' | 'local';
 
-/*
- * One shared "next free slot" per application (GCRA with a burst of 1), kept in Redis and computed on
- * Redis's own clock (TIME), so instances with skewed clocks still agree. Effects replication (default
- * since Redis 5, the only mode in 7) makes TIME inside a writing script safe. Microseconds: at
- * 1000 requests/s the interval is one millisecond, which whole milliseconds cannot space.
- *
- * KEYS[1] next free slot (µs, Redis clock)   KEYS[2] cool-down flag (its PTTL is the remaining cool-down)
- * ARGV[1] interval µs (guard included)        ARGV[2] max wait µs for this call
- * ARGV[3] minimum delay µs the calling process needs (its own slots already handed out)
- * ARGV[4] horizon µs: a stored slot further ahead than this means Redis's clock stepped back; reset it
- * Returns {0, delayUs, nowUs} granted | {1, waitUs, nowUs} queue full | {2, pttlMs, 0} cooling down.
- */
-const ACQUIRE_SCRIPT = `
-if redis.replicate_commands then redis.replicate_commands() end
-local cooling = redis.call('PTTL', KEYS[2])
-if cooling > 0 then return {2, cooling, 0} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local nxt = tonumber(redis.call('GET', KEYS[1]) or now)
-if nxt > now + tonumber(ARGV[4]) then nxt = now end
-local slot = math.max(now + tonumber(ARGV[3]), nxt)
-local wait = slot - now
-if wait > tonumber(ARGV[2]) then return {1, wait, now} end
-local interval = tonumber(ARGV[1])
-redis.call('SET', KEYS[1], string.format('%.0f', slot + interval), 'PX', string.format('%.0f', math.ceil((wait + interval) / 1000)))
-return {0, wait, now}
-`;
-
-/* Sets the cool-down unless a longer one is already running. KEYS[1] cool-down flag, ARGV[1] ms. */
-const COOL_DOWN_SCRIPT = `
-local ms = tonumber(ARGV[1])
-if redis.call('PTTL', KEYS[1]) < ms then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
-return 1
-`;
-
-const sha1 = (text: string) => createHash('sha1').update(text).digest('hex');
-
 /** How long before its slot a sleeping caller re-reads the shared cool-down (set by another instance meanwhile). */
 const COOL_DOWN_RECHECK_LEAD_MS = 50;
-/** How fast a Redis-clock offset sample loses precision (ms per ms): drift of the wall clock Redis reads against our monotonic one; 0.2 % was seen on a loaded VM. */
-const CLOCK_DRIFT_ALLOWANCE = 0.005;
-
-/** Redis clock minus local clock, from the round trip with the best recent precision (NTP-style). */
-interface ClockOffset {
-  offsetMs: number;
-  errorMs: number;
-  at: number;
-}
-
 /** What a caller gets with its slot. */
 export interface PacerGrant {
   waitedMs: number;
@@ -161,7 +115,7 @@ export class UpstreamPacer {
   private readonly lateMs: number;
   private readonly localGapMs: number;
   private readonly horizonMs: number;
-  private clock?: ClockOffset;
+  private readonly clock = new RedisClock();
   private missedSlots = 0;
   private degraded = false;
 
@@ -308,7 +262,7 @@ export class UpstreamPacer {
     const ms = amount / 1000;
     if (status === 1) throw new QueueFullError(this.secondsFor(ms));
 
-    const [earliest, latest] = this.locateSlot((redisNowUs + amount) / 1000, redisNowUs / 1000, ms, sentAt, arrivedAt);
+    const [earliest, latest] = this.clock.locate((redisNowUs + amount) / 1000, redisNowUs / 1000, ms, sentAt, arrivedAt);
     // For a fall-back to local slots only. Redis spaces its own slots: asking it for our next one no
     // sooner than this would add each round trip's uncertainty to every interval (30/s delivered for
     // 50 asked on a loaded machine) and break the exact chain of slots that followedByOwn relies on.
@@ -335,46 +289,9 @@ export class UpstreamPacer {
     // A loaded machine's timers fire 2-20 ms late; without this most slots at 50/s were given up.
     const followedByOwn = () => this.window.mode === 'allowance' && this.pendingSlots.has(slotUs + this.window.slotIntervalUs);
     return () => {
-      let [low, high] = [earliest, latest];
-      const clock = this.clock;
-      if (clock !== undefined) {
-        const error = clock.errorMs + (this.now() - clock.at) * CLOCK_DRIFT_ALLOWANCE;
-        const estimate = redisSlotMs - clock.offsetMs;
-        const narrowed = [Math.max(earliest, estimate - error), Math.min(latest, estimate + error)];
-        if (narrowed[0] <= narrowed[1]) [low, high] = narrowed;
-      }
+      const [low, high] = this.clock.narrow(redisSlotMs, earliest, latest, this.now());
       return { slot: high, deadline: followedByOwn() ? Infinity : low + this.lateMs, release, order: slotUs };
     };
-  }
-
-  /**
-   * Where a Redis-clock slot lies on the local clock, as [earliest, latest]. The script ran between
-   * sentAt and arrivedAt; the offset between the clocks measured on the best recent round trip
-   * (NTP-style) narrows that, since this round trip may have queued behind others or retried.
-   */
-  private locateSlot(redisSlotMs: number, redisNowMs: number, delayMs: number, sentAt: number, arrivedAt: number): [number, number] {
-    const roundTrip: [number, number] = [sentAt + delayMs - 0.001, arrivedAt + delayMs]; // Redis's clock is in whole µs
-    const errorMs = (arrivedAt - sentAt) / 2;
-    const agedError = (c: ClockOffset) => c.errorMs + (arrivedAt - c.at) * CLOCK_DRIFT_ALLOWANCE;
-    const clock = this.noteClockSample(redisNowMs, sentAt, arrivedAt);
-    const estimate = redisSlotMs - clock.offsetMs;
-    const error = agedError(clock);
-    const earliest = Math.max(roundTrip[0], estimate - error);
-    const latest = Math.min(roundTrip[1], estimate + error);
-    if (earliest > latest) {
-      // The stored offset no longer fits (a clock step): trust this round trip alone.
-      this.clock = { offsetMs: redisNowMs - (sentAt + arrivedAt) / 2, errorMs, at: arrivedAt };
-      return roundTrip;
-    }
-    return [earliest, latest];
-  }
-
-  /** Keeps a Redis clock reading taken between sentAt and arrivedAt if it is the most precise one now. */
-  private noteClockSample(redisNowMs: number, sentAt: number, arrivedAt: number): ClockOffset {
-    const errorMs = (arrivedAt - sentAt) / 2;
-    const c = this.clock;
-    if (c && errorMs > c.errorMs + (arrivedAt - c.at) * CLOCK_DRIFT_ALLOWANCE) return c;
-    return (this.clock = { offsetMs: redisNowMs - (sentAt + arrivedAt) / 2, errorMs, at: arrivedAt });
   }
 
   /** The same next-slot scheduler, per process; resolves the slot on the local clock. */
@@ -484,7 +401,7 @@ export class UpstreamPacer {
     const client = this.client;
     const sentAt = this.now();
     // A clock reading rides along (the same connection, one round trip): see reserveShared's place().
-    const time = client.sendCommand<string[]>(['TIME']).then((t) => this.noteClockSample(Number(t[0]) * 1000 + Number(t[1]) / 1000, sentAt, this.now()));
+    const time = client.sendCommand<string[]>(['TIME']).then((t) => this.clock.sample(Number(t[0]) * 1000 + Number(t[1]) / 1000, sentAt, this.now()));
     time.catch(() => undefined);
     this.redisCall('pacer cool-down check', () => client.pTTL(this.coolDownKey)).then(
       (pttl) => {
