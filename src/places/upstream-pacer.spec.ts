@@ -263,7 +263,7 @@ describe(UpstreamPacer.name, () => {
     const client = await connect();
     const opts = options({ minIntervalMs: 100 });
     await new UpstreamPacer(client, opts).acquire();
-    const pttl = await client.pTTL(`${opts.keyPrefix}pacer:next`);
+    const pttl = await client.pTTL(`${opts.keyPrefix}pacer:next-us`);
     expect(pttl).toBeGreaterThan(0);
     expect(pttl).toBeLessThanOrEqual(130);
   });
@@ -271,7 +271,7 @@ describe(UpstreamPacer.name, () => {
   it('resets a schedule left far in the future by a Redis clock step', async () => {
     const client = await connect();
     const opts = options({ minIntervalMs: 100, maxWaitMs: 500 });
-    await client.set(`${opts.keyPrefix}pacer:next`, String(Date.now() + 3_600_000), { PX: 10_000 });
+    await client.set(`${opts.keyPrefix}pacer:next-us`, String((Date.now() + 3_600_000) * 1000), { PX: 10_000 });
     await expect(new UpstreamPacer(client, opts).acquire()).resolves.toMatchObject({ mode: 'redis' });
   });
 

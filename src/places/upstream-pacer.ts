@@ -132,7 +132,9 @@ export class UpstreamPacer {
     this.localGapMs = this.window.localGapUs / 1000;
     this.horizonMs = Math.ceil(options.maxWaitMs) + this.intervalMs;
     this.now = options.now ?? (() => performance.now());
-    this.nextKey = `${options.keyPrefix}pacer:next`;
+    // In µs: a key of its own, so that an instance of the ms version reading it during a rolling deploy
+    // does not take µs for ms (it would see a schedule hours ahead, and both would reset it).
+    this.nextKey = `${options.keyPrefix}pacer:next-us`;
     this.coolDownKey = `${options.keyPrefix}pacer:cooldown`;
   }
 
