@@ -17,6 +17,7 @@ import { canonicaliseRoute, PLACE_ROUTES, splitTarget } from '../src/places/plac
 import { FakeNominatim } from '../test/support/fake-nominatim';
 import { RedisProcess, startRedis } from '../test/support/redis-server';
 import { burst, openConnections } from './lib/burst';
+import { evaluateMissPath, MissPath, missPath } from './miss-path';
 import { Answer, countAsOwn, drive, get, HAS_WRK, latencyOf, Latency, load, LoadRun, measure, Measured, setBeforeRun, untilQuiet } from './lib/load';
 import { BaselineName, hasCommand, ROOT, SERVICE_ENV, startBaseline, startService, Target } from './lib/procs';
 import { naivePathOf, noisyPath, PLACE_NAMES, prng, questions, zipf } from './lib/questions';
@@ -29,7 +30,7 @@ const QUIET = !SMOKE && !process.argv.includes('--no-wait');
 const LOAD_BEFORE = loadavg();
 const PROFILE = process.argv.includes('--profile');
 /** `--only a,c`: run only these scenarios (a development aid; targets of skipped scenarios are not checked). */
-const ONLY = new Set((process.argv.find((a) => a.startsWith('--only='))?.slice(7) ?? 'a,b,c,d,e,f,i').split(','));
+const ONLY = new Set((process.argv.find((a) => a.startsWith('--only='))?.slice(7) ?? 'a,b,c,d,e,f,g,i').split(','));
 
 /** Sizes: full run, or tiny (about a second per run) for CI. */
 const CFG = SMOKE
@@ -582,6 +583,20 @@ function pooledMeasured(runs: Measured[]): Measured {
 const pooled = (runs: LoadRun[]): LoadRun => combined(runs, meanOf);
 
 // ------------------------------------------------------------------------------------------------
+// (g) the miss path (bench/miss-path.ts)
+
+function missPathRuns(ctx: Ctx): Promise<MissPath> {
+  return missPath({
+    fake: ctx.fake,
+    service: (name, env) => service(ctx, name, env, [], true),
+    quiet,
+    flush: async () => void (await ctx.client.flushDb()),
+    log,
+    smoke: SMOKE,
+  });
+}
+
+// ------------------------------------------------------------------------------------------------
 // (f) Redis bytes per answer, and what compression costs on the hit path
 
 interface Compression {
@@ -856,15 +871,16 @@ async function main(): Promise<void> {
     const noisyRuns = ONLY.has('d') ? await step('(d) noisy stream', () => noisy(ctx)) : undefined;
     const pace = ONLY.has('e') ? await step('(e) pacing burst', () => pacing(ctx)) : undefined;
     const comp = ONLY.has('f') ? await step('(f) compression', () => compression(ctx)) : undefined;
+    const miss = ONLY.has('g') ? await step('(g) miss path', () => missPathRuns(ctx)) : undefined;
     const capacity = ONLY.has('i')
       ? await step('(i) L1 capacity', () => {
           const answers = SMOKE ? 2000 : 100_000;
           return l1Capacity({ client: ctx.client, answers, sample: SMOKE ? 200 : 1000, connections: CFG.connections, log, start: (env, nodeArgs) => service(ctx, `service (L1 capacity, ${answers})`, env, nodeArgs) });
         })
       : undefined;
-    Object.assign(results, { hotKey: hot, hotKeyInstructions: hotInstructions, manyKeys: many, stampede: stamp, noisy: noisyRuns, pacing: pace, compression: comp, l1Capacity: capacity });
+    Object.assign(results, { hotKey: hot, hotKeyInstructions: hotInstructions, manyKeys: many, stampede: stamp, noisy: noisyRuns, pacing: pace, compression: comp, l1Capacity: capacity, missPath: miss });
 
-    const outcome = { hot, hotInstructions, many, stamp, noisyRuns, pace, comp, capacity };
+    const outcome = { hot, hotInstructions, many, stamp, noisyRuns, pace, comp, capacity, miss };
     evaluate(outcome);
     print(outcome);
   } catch (e) {
@@ -920,6 +936,7 @@ interface Outcome {
   pace?: Pacing;
   comp?: Compression;
   capacity?: L1Capacity;
+  miss?: MissPath;
 }
 
 function exact(runs: Measured[], name: string): Measured {
@@ -934,8 +951,9 @@ function by(runs: Measured[], name: string): Measured {
   return r;
 }
 
-function evaluate({ hot, hotInstructions, many, stamp, noisyRuns, pace, comp, capacity }: Outcome): void {
+function evaluate({ hot, hotInstructions, many, stamp, noisyRuns, pace, comp, capacity, miss }: Outcome): void {
   if (capacity) for (const c of l1CapacityChecks(capacity, SMOKE)) check(c.name, c.measured, c.target, c.met, c.invariant);
+  if (miss) evaluateMissPath(miss, check);
   for (const r of [...(hot ?? []), ...(many ?? []), ...(comp?.runs ?? [])]) {
     const ok = r.ok === r.requests && r.errors === 0 && r.requests > 0;
     check(`${r.target}: every answer 2xx`, `${r.requests - r.ok} non-2xx, ${r.errors} errors of ${r.requests}`, '0', ok, true);

@@ -8,8 +8,9 @@ import { GatewayError } from '../../common/gateway.errors';
 import { upstreamBusy, upstreamFailed, upstreamInvalid, upstreamTimeout, upstreamTooLarge } from './upstream-errors';
 import { CanonicalRequest } from './nominatim-request';
 import { upstreamBodyProblem } from './upstream-body';
-import { CoolingDownError, QueueFullError, UpstreamPacer } from './upstream-pacer';
+import { CoolingDownError, PacerGrant, QueueFullError, UpstreamPacer } from './upstream-pacer';
 import { UpstreamStatus } from './upstream-status';
+import { signallingTransport } from './upstream-transport';
 
 export interface UpstreamAnswer {
   status: number;
@@ -43,7 +44,7 @@ export class NominatimClient {
   ) {}
 
   async fetch(request: CanonicalRequest): Promise<UpstreamAnswer> {
-    await this.waitForSlot();
+    const slot = await this.waitForSlot();
     const query = this.config.email
       ? `${request.upstreamQuery}${request.upstreamQuery ? '&' : ''}email=${encodeURIComponent(this.config.email)}`
       : request.upstreamQuery;
@@ -62,6 +63,7 @@ export class NominatimClient {
           maxRedirects: 0,
           validateStatus: () => true,
           headers: { 'User-Agent': this.config.userAgent, Accept: '*/*' },
+          transport: signallingTransport(slot.sent),
         }),
       );
       endTimer();
@@ -80,6 +82,7 @@ export class NominatimClient {
       return this.interpret(res.status, contentType, body, res.headers['retry-after'] as string | undefined);
     } catch (e) {
       if (e instanceof GatewayError) throw e;
+      slot.sent(); // never sent (an invalid URL, …): the next request need not wait for it
       endTimer();
       const err = e as AxiosError;
       if (err.code === AxiosError.ERR_BAD_RESPONSE && err.message.includes('maxContentLength')) {
@@ -103,11 +106,12 @@ export class NominatimClient {
     }
   }
 
-  private async waitForSlot(): Promise<void> {
+  private async waitForSlot(): Promise<PacerGrant> {
     this.metrics.pacingWaiting.set(this.pacer.waiting + 1);
     try {
-      const { waitedMs } = await this.pacer.acquire();
-      this.metrics.pacingWait.observe(waitedMs / 1000);
+      const grant = await this.pacer.acquire(undefined, true);
+      this.metrics.pacingWait.observe(grant.waitedMs / 1000);
+      return grant;
     } catch (e) {
       if (e instanceof QueueFullError) {
         this.metrics.pacingRejected.inc({ reason: 'queue_full' });

@@ -135,6 +135,64 @@ describe(UpstreamPacer.name, () => {
     expect(warn.mock.calls.some(([message]) => String(message).startsWith('Upstream slot missed'))).toBe(true);
   });
 
+  /** `n` callers at once that each say their request was sent `sendDelayMs()` after their grant. */
+  async function sendingCallers(pacer: UpstreamPacer, n: number, sendDelayMs: () => number) {
+    return Promise.all(
+      Array.from({ length: n }, async () => {
+        const grant = await pacer.acquire(undefined, true);
+        const startedAt = performance.now();
+        const delay = sendDelayMs();
+        if (delay > 0) await sleep(delay);
+        const sentAt = performance.now();
+        grant.sent();
+        return { startedAt, sentAt, mode: grant.mode };
+      }),
+    );
+  }
+
+  /** Start of each request less the send of the one before it (in start order). */
+  function startAfterPreviousSend(calls: Array<{ startedAt: number; sentAt: number }>): number[] {
+    const sorted = [...calls].sort((x, y) => x.startedAt - y.startedAt);
+    return sorted.slice(1).map((c, i) => c.startedAt - sorted[i].sentAt);
+  }
+
+  it('at 50/s spaces requests from when the one before was really sent, never closer than the window (19 ms)', async () => {
+    const pacer = new UpstreamPacer(await connect(), options({ minIntervalMs: 20, guardMs: undefined }));
+    expect(pacer.pacing).toMatchObject({ mode: 'allowance', slotIntervalUs: 21_000, localGapUs: 19_000 });
+    // Sends that lag their grant by up to 8 ms (a new connection, a busy loop): spacing counted from
+    // the grant would let the next request leave up to 8 ms early.
+    let i = 0;
+    const calls = await sendingCallers(pacer, 40, () => [0, 8, 1, 5][i++ % 4]);
+    expect(calls.every((c) => c.mode === 'redis')).toBe(true);
+    const sorted = [...calls].sort((x, y) => x.startedAt - y.startedAt);
+    const sentGaps = gaps(sorted.map((c) => c.sentAt));
+    expect(Math.min(...startAfterPreviousSend(calls))).toBeGreaterThanOrEqual(19 - 0.01);
+    expect(Math.min(...sentGaps)).toBeGreaterThanOrEqual(19 - 0.01);
+    // The budget holds: 40 requests take at least 39 slots' time.
+    expect(sorted[39].startedAt - sorted[0].startedAt).toBeGreaterThanOrEqual(39 * 21 - 2);
+  });
+
+  it('strict at 5/s: a request sent late pushes the next one back to a full interval after it', async () => {
+    const pacer = new UpstreamPacer(await connect(), options({ minIntervalMs: 200, guardMs: 30 }));
+    const calls = await sendingCallers(pacer, 4, () => 60);
+    expect(Math.min(...startAfterPreviousSend(calls))).toBeGreaterThanOrEqual(200 - 0.01);
+  });
+
+  it('above 100/s runs on plain timers: no wait for the previous send, and the budget still holds on average', async () => {
+    const pacer = new UpstreamPacer(await connect(), options({ minIntervalMs: 1, guardMs: undefined }));
+    expect(pacer.pacing).toMatchObject({ mode: 'timer', slotIntervalUs: 1050, waitsForSend: false });
+    // Callers that never say they sent: a pacer waiting for the send would hold each one SEND_WAIT_CAP (1 s).
+    const t0 = performance.now();
+    const run = await measure(() => Promise.all(Array.from({ length: 100 }, () => timedAcquire(pacer))));
+    const starts = run.result.map((r) => ('startedAt' in r ? r.startedAt : NaN));
+    expect(starts.every(Number.isFinite)).toBe(true);
+    // The 100th slot is 99 slots after the first, which came after t0. (Starts themselves may bunch
+    // when Redis's replies come later than their slots, as on a loaded machine.)
+    expect(Math.max(...starts) - t0).toBeGreaterThanOrEqual(99 * 1.05 - 0.01);
+    expect(run.ownMs < 1000 ? 'no send waits' : run.detail).toBe('no send waits');
+    expect(warn.mock.calls.filter(([m]) => String(m).startsWith('Upstream slot missed'))).toEqual([]);
+  });
+
   it('refuses at once with QueueFullError and a Retry-After when the next slot is beyond maxWaitMs', async () => {
     const opts = options({ minIntervalMs: 400, maxWaitMs: 1000 });
     const [a, b] = [new UpstreamPacer(await connect(), opts), new UpstreamPacer(await connect(), opts)];
@@ -205,7 +263,7 @@ describe(UpstreamPacer.name, () => {
     const client = await connect();
     const opts = options({ minIntervalMs: 100 });
     await new UpstreamPacer(client, opts).acquire();
-    const pttl = await client.pTTL(`${opts.keyPrefix}pacer:next`);
+    const pttl = await client.pTTL(`${opts.keyPrefix}pacer:next-us`);
     expect(pttl).toBeGreaterThan(0);
     expect(pttl).toBeLessThanOrEqual(130);
   });
@@ -213,7 +271,7 @@ describe(UpstreamPacer.name, () => {
   it('resets a schedule left far in the future by a Redis clock step', async () => {
     const client = await connect();
     const opts = options({ minIntervalMs: 100, maxWaitMs: 500 });
-    await client.set(`${opts.keyPrefix}pacer:next`, String(Date.now() + 3_600_000), { PX: 10_000 });
+    await client.set(`${opts.keyPrefix}pacer:next-us`, String((Date.now() + 3_600_000) * 1000), { PX: 10_000 });
     await expect(new UpstreamPacer(client, opts).acquire()).resolves.toMatchObject({ mode: 'redis' });
   });
 

@@ -1,8 +1,10 @@
 import { Logger } from '@nestjs/common';
-import { createHash } from 'node:crypto';
 import type { RedisCommandClient } from '../../cache/redis-commands';
 import type { RedisGuard } from '../../cache/redis-guard';
 import { withTimeout } from '../../cache/with-timeout';
+import { PacingWindow, windowFor } from './pacing-arithmetic';
+import { ACQUIRE_SCRIPT, COOL_DOWN_SCRIPT, sha1, TIME_SCRIPT } from './pacer-scripts';
+import { RedisClock } from './redis-clock';
 
 /** The queue for an upstream slot is longer than callers may wait: answer 503 with Retry-After. */
 export class QueueFullError extends Error {
@@ -36,9 +38,8 @@ export interface UpstreamPacerOptions {
   guard?: RedisGuard;
   /**
    * Added to the interval (default 5% of minIntervalMs, at most 50 ms) so that jitter between instances
-   * cannot squeeze two starts closer than minIntervalMs: a caller that cannot start within guardMs of
-   * its shared slot (a late Redis reply, event-loop lag, clocks known too loosely) gives the slot up and
-   * queues again. It also absorbs the jitter between a start and the request reaching upstream.
+   * cannot squeeze two starts closer than minIntervalMs: a caller that cannot start within its window
+   * (guardMs, see pacing-arithmetic.ts) of its shared slot gives the slot up and queues again.
    */
   guardMs?: number;
   /** Local monotonic clock (ms), performance.now() by default. Only used for relative delays, never compared across instances. */
@@ -47,53 +48,32 @@ export interface UpstreamPacerOptions {
 
 export type PacerMode = 'redis' | 'local';
 
-/*
- * One shared "next free slot" per application (GCRA with a burst of 1), kept in Redis and computed on
- * Redis's own clock (TIME), so instances with skewed clocks still agree. Effects replication (default
- * since Redis 5, the only mode in 7) makes TIME inside a writing script safe.
- *
- * KEYS[1] next free slot (ms, Redis clock)   KEYS[2] cool-down flag (its PTTL is the remaining cool-down)
- * ARGV[1] interval ms (guard included)        ARGV[2] max wait ms for this call
- * ARGV[3] minimum delay ms the calling process needs (its own slots already handed out)
- * ARGV[4] horizon ms: a stored slot further ahead than this means Redis's clock stepped back; reset it
- * Returns {0, delayMs, nowUs} granted | {1, waitMs, nowUs} queue full | {2, pttlMs, 0} cooling down.
- */
-const ACQUIRE_SCRIPT = `
-if redis.replicate_commands then redis.replicate_commands() end
-local cooling = redis.call('PTTL', KEYS[2])
-if cooling > 0 then return {2, cooling, 0} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local nxt = tonumber(redis.call('GET', KEYS[1]) or now)
-if nxt > now + tonumber(ARGV[4]) then nxt = now end
-local slot = math.max(now + tonumber(ARGV[3]), nxt)
-local wait = slot - now
-if wait > tonumber(ARGV[2]) then return {1, wait, nowUs} end
-local interval = tonumber(ARGV[1])
-redis.call('SET', KEYS[1], string.format('%.0f', slot + interval), 'PX', string.format('%.0f', wait + interval))
-return {0, wait, nowUs}
-`;
-
-/* Sets the cool-down unless a longer one is already running. KEYS[1] cool-down flag, ARGV[1] ms. */
-const COOL_DOWN_SCRIPT = `
-local ms = tonumber(ARGV[1])
-if redis.call('PTTL', KEYS[1]) < ms then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
-return 1
-`;
-
-const sha1 = (text: string) => createHash('sha1').update(text).digest('hex');
-
 /** How long before its slot a sleeping caller re-reads the shared cool-down (set by another instance meanwhile). */
 const COOL_DOWN_RECHECK_LEAD_MS = 50;
-/** How fast a Redis-clock offset sample loses precision (ms per ms): drift of the wall clock Redis reads against our monotonic one; 0.2 % was seen on a loaded VM. */
-const CLOCK_DRIFT_ALLOWANCE = 0.005;
+/** What a caller gets with its slot. */
+export interface PacerGrant {
+  waitedMs: number;
+  mode: PacerMode;
+  /**
+   * To call when the request has been written to the socket (or will not be: call it on failure too).
+   * With `signalsSend`, this process's next request waits for it: spacing is then measured from the
+   * moment a request really left, not from its slot, so a slow start (a new connection, a busy event
+   * loop) cannot bunch two requests together. Idempotent.
+   */
+  sent(): void;
+}
 
-/** Redis clock minus local clock, from the round trip with the best recent precision (NTP-style). */
-interface ClockOffset {
-  offsetMs: number;
-  errorMs: number;
-  at: number;
+/** Longest a caller waits for the request before it to be sent; past it that one counts as sent now. */
+const SEND_WAIT_CAP_MS = 1000;
+
+/** A slot on the local clock: start no sooner than `slot`, no later than `deadline`. */
+interface PlacedSlot {
+  slot: number;
+  deadline: number;
+  /** Forgets the slot as one of this process's pending ones (once the caller starts or gives it up). */
+  release?: () => void;
+  /** The shared slot (Redis µs): this process's callers start in this order. */
+  order?: number;
 }
 
 interface Sleeper {
@@ -120,11 +100,22 @@ export class UpstreamPacer {
   private readonly sleepers = new Set<Sleeper>();
   /** Earliest start this process may use next, on the local clock (slots from Redis included). */
   private localNext = -Infinity;
-  private lastStart = -Infinity;
+  /** The end of the slots this process gave itself without Redis: shared slots are kept clear of them. */
+  private localOnlyNext = -Infinity;
+  /** When this process's last request left (its start until the caller says it was sent). */
+  private lastSent = -Infinity;
+  /** Settles when the latest granted request that signals its send has been sent. */
+  private unsent: Promise<void> | null = null;
+  /** Shared slots (Redis µs) granted to callers of this process that have not started yet. */
+  private readonly pendingSlots = new Set<number>();
+  private turn?: Promise<void>;
+  private endTurn?: () => void;
   private localCoolDownUntil = -Infinity;
-  private readonly guardMs: number;
+  private readonly window: PacingWindow;
+  private readonly lateMs: number;
+  private readonly localGapMs: number;
   private readonly horizonMs: number;
-  private clock?: ClockOffset;
+  private readonly clock = new RedisClock();
   private missedSlots = 0;
   private degraded = false;
 
@@ -135,13 +126,15 @@ export class UpstreamPacer {
   ) {
     if (!(options.minIntervalMs > 0)) throw new RangeError('minIntervalMs must be > 0');
     if (!(options.maxWaitMs >= 0)) throw new RangeError('maxWaitMs must be >= 0');
-    // The guard is also the lateness a caller's timer may have; below ~10 ms no event loop meets it
-    // (a 1000 req/s setting would re-queue every caller), and at such rates the spacing is not a policy.
-    this.guardMs = Math.max(0, options.guardMs ?? Math.min(50, Math.max(10, options.minIntervalMs / 20)));
-    this.intervalMs = Math.ceil(options.minIntervalMs + this.guardMs);
+    this.window = windowFor(options.minIntervalMs * 1000, options.guardMs === undefined ? undefined : Math.max(0, options.guardMs) * 1000);
+    this.intervalMs = this.window.slotIntervalUs / 1000;
+    this.lateMs = this.window.lateUs / 1000;
+    this.localGapMs = this.window.localGapUs / 1000;
     this.horizonMs = Math.ceil(options.maxWaitMs) + this.intervalMs;
     this.now = options.now ?? (() => performance.now());
-    this.nextKey = `${options.keyPrefix}pacer:next`;
+    // In µs: a key of its own, so that an instance of the ms version reading it during a rolling deploy
+    // does not take µs for ms (it would see a schedule hours ahead, and both would reset it).
+    this.nextKey = `${options.keyPrefix}pacer:next-us`;
     this.coolDownKey = `${options.keyPrefix}pacer:cooldown`;
   }
 
@@ -150,49 +143,64 @@ export class UpstreamPacer {
     return this.sleepers.size;
   }
 
+  /** The spacing in force (see pacing-arithmetic.ts). */
+  get pacing(): PacingWindow {
+    return this.window;
+  }
+
   /**
    * Resolves when the caller may start its upstream request. Rejects with QueueFullError or
    * CoolingDownError (both carry retryAfterSeconds), or with the signal's reason when aborted; an
-   * aborted caller's slot is not given back (pacing stays strict, one slot is lost).
+   * aborted caller's slot is not given back (pacing stays strict, one slot is lost). `signalsSend`:
+   * the caller will call the grant's sent() when its request is written (see PacerGrant).
    */
-  async acquire(signal?: AbortSignal): Promise<{ waitedMs: number; mode: PacerMode }> {
+  async acquire(signal?: AbortSignal, signalsSend = false): Promise<PacerGrant> {
     const askedAt = this.now();
     signal?.throwIfAborted();
     this.throwIfCoolingDownLocally();
 
     for (;;) {
       // A re-reservation after a missed slot must still fit in what is left of maxWaitMs.
-      const { slot, deadline, mode } = await this.reserve(Math.max(0, this.options.maxWaitMs - (this.now() - askedAt)));
-      await this.sleepUntilSlot(slot, mode === 'redis', signal);
+      const { place, mode } = await this.reserve(Math.max(0, this.options.maxWaitMs - (this.now() - askedAt)));
+      try {
+        await this.sleepUntilSlot(place, mode === 'redis', signal);
+      } catch (error) {
+        place().release?.();
+        throw error;
+      }
 
       const startAt = this.now();
-      if (startAt <= deadline) {
-        this.lastStart = startAt;
-        return { waitedMs: startAt - askedAt, mode };
-      }
+      const { slot, deadline, release } = place();
+      release?.();
+      if (startAt <= deadline) return { waitedMs: startAt - askedAt, mode, sent: this.started(startAt, signalsSend) };
       this.noteMissedSlot(startAt - slot);
     }
   }
 
   /**
-   * Reserves a slot, shared when Redis is usable, else local. `slot` is the local time to start at
-   * and `deadline` the latest start that keeps the spacing (local slots have none: lastStart keeps
-   * this process's own starts apart exactly).
+   * Reserves a slot, shared when Redis is usable, else local. `place()` gives the local time to start
+   * at (`slot`) and the latest start that keeps the spacing (`deadline`; local slots have none:
+   * lastSent keeps this process's own requests apart), as well as this process knows them now.
    */
-  private async reserve(maxWaitMs: number): Promise<{ slot: number; deadline: number; mode: PacerMode }> {
+  private async reserve(maxWaitMs: number): Promise<{ place: () => PlacedSlot; mode: PacerMode }> {
     if (!this.redisUsable()) {
       if (this.client) this.noteRedisFailure('client not ready or reported unusable');
-      return { slot: this.reserveLocal(maxWaitMs), deadline: Infinity, mode: 'local' };
+      return this.localSlot(maxWaitMs);
     }
     try {
-      const shared = await this.reserveShared(maxWaitMs);
+      const place = await this.reserveShared(maxWaitMs);
       this.noteRedisHealthy();
-      return { ...shared, mode: 'redis' };
+      return { place, mode: 'redis' };
     } catch (error) {
       if (error instanceof QueueFullError || error instanceof CoolingDownError) throw error;
       this.noteRedisFailure(error);
-      return { slot: this.reserveLocal(maxWaitMs), deadline: Infinity, mode: 'local' };
+      return this.localSlot(maxWaitMs);
     }
+  }
+
+  private localSlot(maxWaitMs: number): { place: () => PlacedSlot; mode: PacerMode } {
+    const placed = { slot: this.reserveLocal(maxWaitMs), deadline: Infinity };
+    return { place: () => placed, mode: 'local' };
   }
 
   /**
@@ -234,59 +242,58 @@ export class UpstreamPacer {
    * Reserves the next shared slot and maps it onto the local clock. Bookkeeping happens in the same
    * turn as the reply so that concurrent callers of this process see each other's slots.
    */
-  private async reserveShared(maxWaitMs: number): Promise<{ slot: number; deadline: number }> {
-    const ownDelay = Math.max(0, Math.ceil(this.localNext - this.now()));
+  private async reserveShared(maxWaitMs: number): Promise<() => PlacedSlot> {
+    const ownDelayUs = Math.max(0, Math.ceil((this.localOnlyNext - this.now()) * 1000));
     let sentAt = this.now();
     const reply = await this.redisCall('pacer acquire', () =>
       this.runScript(
         ACQUIRE_SCRIPT,
         this.acquireSha,
         [this.nextKey, this.coolDownKey],
-        [String(this.intervalMs), String(Math.floor(maxWaitMs)), String(ownDelay), String(this.horizonMs)],
+        [String(this.window.slotIntervalUs), String(Math.floor(maxWaitMs * 1000)), String(ownDelayUs), String(Math.ceil(this.horizonMs * 1000))],
         () => (sentAt = this.now()),
       ),
     );
     const arrivedAt = this.now();
     if (!Array.isArray(reply) || reply.length !== 3) throw new Error(`unexpected pacer script reply ${JSON.stringify(reply)}`);
-    const [status, ms, redisNowUs] = reply.map(Number);
+    const [status, amount, redisNowUs] = reply.map(Number);
     if (status === 2) {
-      this.localCoolDownUntil = Math.max(this.localCoolDownUntil, arrivedAt + ms);
-      throw new CoolingDownError(this.secondsFor(ms));
+      this.localCoolDownUntil = Math.max(this.localCoolDownUntil, arrivedAt + amount);
+      throw new CoolingDownError(this.secondsFor(amount));
     }
+    const ms = amount / 1000;
     if (status === 1) throw new QueueFullError(this.secondsFor(ms));
 
-    const [earliest, latest] = this.locateSlot(Math.floor(redisNowUs / 1000) + ms, redisNowUs / 1000, ms, sentAt, arrivedAt);
-    this.localNext = Math.max(this.localNext, latest + this.intervalMs);
-    // Starting at `latest` is never early; starting by earliest + guard is never late enough to come
-    // within minIntervalMs of the next slot. A window wider than the guard (clocks known too loosely, a
-    // slow round trip) has no safe start: the slot is given up and the caller queues again. Starting
-    // late "best effort" instead put starts of two instances 950 ms apart in the pacing e2e test.
-    const deadline = earliest + this.guardMs;
-    return { slot: latest, deadline };
-  }
-
-  /**
-   * Where a Redis-clock slot lies on the local clock, as [earliest, latest]. The script ran between
-   * sentAt and arrivedAt; the offset between the clocks measured on the best recent round trip
-   * (NTP-style) narrows that, since this round trip may have queued behind others or retried.
-   */
-  private locateSlot(redisSlotMs: number, redisNowMs: number, delayMs: number, sentAt: number, arrivedAt: number): [number, number] {
-    const roundTrip: [number, number] = [sentAt + delayMs - 1, arrivedAt + delayMs]; // -1: Redis floors its ms
-    const errorMs = (arrivedAt - sentAt) / 2;
-    const agedError = (c: ClockOffset) => c.errorMs + (arrivedAt - c.at) * CLOCK_DRIFT_ALLOWANCE;
-    if (!this.clock || errorMs <= agedError(this.clock)) {
-      this.clock = { offsetMs: redisNowMs - (sentAt + arrivedAt) / 2, errorMs, at: arrivedAt };
-    }
-    const estimate = redisSlotMs - this.clock.offsetMs;
-    const error = agedError(this.clock);
-    const earliest = Math.max(roundTrip[0], estimate - error);
-    const latest = Math.min(roundTrip[1], estimate + error);
-    if (earliest > latest) {
-      // The stored offset no longer fits (a clock step): trust this round trip alone.
-      this.clock = { offsetMs: redisNowMs - (sentAt + arrivedAt) / 2, errorMs, at: arrivedAt };
-      return roundTrip;
-    }
-    return [earliest, latest];
+    const [earliest, latest] = this.clock.locate((redisNowUs + amount) / 1000, redisNowUs / 1000, ms, sentAt, arrivedAt);
+    // For a fall-back to local slots only. Redis spaces its own slots: asking it for our next one no
+    // sooner than this would add each round trip's uncertainty to every interval (30/s delivered for
+    // 50 asked on a loaded machine) and break the exact chain of slots that followedByOwn relies on.
+    this.localNext = Math.max(this.localNext, earliest + this.intervalMs);
+    // Starting at `latest` is never early; starting by earliest + the allowed lateness is never late
+    // enough to come within the window's closest spacing of the next slot. A window wider than that
+    // (clocks known too loosely, a slow round trip) has no safe start: the slot is given up and the
+    // caller queues again. Starting late "best effort" instead put starts of two instances 950 ms
+    // apart in the pacing e2e test.
+    // While the caller sleeps, later round trips may tell the clocks' offset more closely (the
+    // cool-down re-check before a slot takes a sample): placing the slot again with that knowledge,
+    // within this round trip's bounds, only narrows the window, so that a caller whose own reply came
+    // slowly (a loaded machine) can still use its slot.
+    const redisSlotMs = (redisNowUs + amount) / 1000;
+    // Shared slots are whole µs: the one right after ours is exactly one interval later, or further.
+    const slotUs = redisNowUs + amount;
+    this.pendingSlots.add(slotUs);
+    const release = () => {
+      if (this.pendingSlots.delete(slotUs)) this.passTurn();
+    };
+    // In the allowance band a caller may also start later than its window when the next shared slot
+    // is this process's own and not yet used: that one waits for our send (localGapUs) and keeps its
+    // own deadline towards whatever instance follows, so being late costs nobody else any spacing.
+    // A loaded machine's timers fire 2-20 ms late; without this most slots at 50/s were given up.
+    const followedByOwn = () => this.window.mode === 'allowance' && this.pendingSlots.has(slotUs + this.window.slotIntervalUs);
+    return () => {
+      const [low, high] = this.clock.narrow(redisSlotMs, earliest, latest, this.now());
+      return { slot: high, deadline: followedByOwn() ? Infinity : low + this.lateMs, release, order: slotUs };
+    };
   }
 
   /** The same next-slot scheduler, per process; resolves the slot on the local clock. */
@@ -296,29 +303,111 @@ export class UpstreamPacer {
     const wait = slot - now;
     if (wait > maxWaitMs) throw new QueueFullError(this.secondsFor(wait));
     this.localNext = slot + this.intervalMs;
+    this.localOnlyNext = this.localNext;
     return slot;
   }
 
   /**
    * Sleeps until `slot` (local clock). Before a shared slot it re-reads the shared cool-down in the
-   * background, never delaying the start for it. On waking it also keeps this process's own starts
-   * at least minIntervalMs apart on the local clock, whatever timer or event-loop jitter did.
+   * background, never delaying the start for it. On waking it also keeps this process's own requests
+   * at least the window's local gap apart, counted from when the one before was really sent (waiting
+   * for that when it has not been yet), whatever timer, event-loop or connection jitter did.
    */
-  private async sleepUntilSlot(slot: number, sharedRecheck: boolean, signal?: AbortSignal): Promise<void> {
-    if (sharedRecheck && slot - this.now() > COOL_DOWN_RECHECK_LEAD_MS) {
-      await this.sleep(slot - COOL_DOWN_RECHECK_LEAD_MS, signal);
+  private async sleepUntilSlot(place: () => PlacedSlot, sharedRecheck: boolean, signal?: AbortSignal): Promise<void> {
+    if (sharedRecheck && place().slot - this.now() > COOL_DOWN_RECHECK_LEAD_MS) {
+      await this.sleep(place().slot - COOL_DOWN_RECHECK_LEAD_MS, signal);
       this.recheckSharedCoolDown();
     }
+    const order = place().order;
     for (;;) {
-      await this.sleep(Math.max(slot, this.lastStart + this.options.minIntervalMs), signal);
+      await this.sleep(Math.max(place().slot, this.lastSent + this.localGapMs), signal);
       this.throwIfCoolingDownLocally();
-      if (this.now() >= this.lastStart + this.options.minIntervalMs) return;
+      if (this.unsent !== null && this.localGapMs > 0) {
+        await this.untilSent(this.unsent, signal);
+        continue;
+      }
+      // Callers woken together (the send they waited for came) go in slot order: one that kept
+      // losing the race to later slots was seen starting 2 s after its slot, and giving it up.
+      if (order !== undefined && this.localGapMs > 0 && this.earliestPending() < order) {
+        await this.nextTurn();
+        continue;
+      }
+      if (this.now() >= this.lastSent + this.localGapMs) return;
     }
+  }
+
+  /** Settles when one of this process's pending shared slots starts or is given up. */
+  private nextTurn(): Promise<void> {
+    return (this.turn ??= new Promise<void>((resolve) => (this.endTurn = resolve)));
+  }
+
+  private passTurn(): void {
+    const end = this.endTurn;
+    this.turn = this.endTurn = undefined;
+    end?.();
+  }
+
+  private earliestPending(): number {
+    let first = Infinity;
+    for (const slot of this.pendingSlots) if (slot < first) first = slot;
+    return first;
+  }
+
+  /** Books a start; returns its sent() (see PacerGrant). */
+  private started(startAt: number, signalsSend: boolean): () => void {
+    this.lastSent = Math.max(this.lastSent, startAt);
+    if (!signalsSend || !this.window.waitsForSend) return () => undefined;
+    let settle!: () => void;
+    const unsent = new Promise<void>((resolve) => (settle = resolve));
+    this.unsent = unsent;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.lastSent = Math.max(this.lastSent, this.now());
+      if (this.unsent === unsent) this.unsent = null;
+      settle();
+    };
+  }
+
+  /** Waits for a granted request to be sent, at most SEND_WAIT_CAP_MS (then it counts as sent now). */
+  private untilSent(unsent: Promise<void>, signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) return reject(toError(signal.reason));
+      const finish = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const onAbort = () => {
+        finish();
+        reject(toError(signal?.reason));
+      };
+      const timer = setTimeout(() => {
+        if (this.unsent === unsent) {
+          this.unsent = null;
+          this.lastSent = Math.max(this.lastSent, this.now());
+        }
+        finish();
+        resolve();
+      }, SEND_WAIT_CAP_MS);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      void unsent.then(() => {
+        finish();
+        resolve();
+      });
+    });
   }
 
   private recheckSharedCoolDown(): void {
     if (!this.client || !this.redisUsable()) return;
     const client = this.client;
+    const sentAt = this.now();
+    // A clock reading rides along (the same connection, one round trip): see reserveShared's place().
+    // TIME through a script keyed like the cool-down, so that on a cluster it reaches that key's node.
+    const time = (client.eval(TIME_SCRIPT, { keys: [this.coolDownKey] }) as Promise<string[]>).then((t) =>
+      this.clock.sample(Number(t[0]) * 1000 + Number(t[1]) / 1000, sentAt, this.now()),
+    );
+    time.catch(() => undefined);
     this.redisCall('pacer cool-down check', () => client.pTTL(this.coolDownKey)).then(
       (pttl) => {
         if (pttl > 0) this.localCoolDownUntil = Math.max(this.localCoolDownUntil, this.now() + pttl);
@@ -392,7 +481,7 @@ export class UpstreamPacer {
   private noteMissedSlot(lateMs: number): void {
     if (this.missedSlots++ % 100 !== 0) return;
     this.logger.warn(
-      `Upstream slot missed by ${lateMs.toFixed(1)} ms (event-loop lag or a late Redis reply beyond guardMs); re-queued, ${this.missedSlots} so far`,
+      `Upstream slot missed by ${lateMs.toFixed(1)} ms (event-loop lag or a late Redis reply beyond its window); re-queued, ${this.missedSlots} so far`,
     );
   }
 

@@ -1,0 +1,41 @@
+import { createHash } from 'node:crypto';
+
+/*
+ * One shared "next free slot" per application (GCRA with a burst of 1), kept in Redis and computed on
+ * Redis's own clock (TIME), so instances with skewed clocks still agree. Effects replication (default
+ * since Redis 5, the only mode in 7) makes TIME inside a writing script safe. Microseconds: at
+ * 1000 requests/s the interval is one millisecond, which whole milliseconds cannot space.
+ *
+ * KEYS[1] next free slot (µs, Redis clock)   KEYS[2] cool-down flag (its PTTL is the remaining cool-down)
+ * ARGV[1] interval µs (guard included)        ARGV[2] max wait µs for this call
+ * ARGV[3] minimum delay µs the calling process needs (its own slots already handed out)
+ * ARGV[4] horizon µs: a stored slot further ahead than this means Redis's clock stepped back; reset it
+ * Returns {0, delayUs, nowUs} granted | {1, waitUs, nowUs} queue full | {2, pttlMs, 0} cooling down.
+ */
+export const ACQUIRE_SCRIPT = `
+if redis.replicate_commands then redis.replicate_commands() end
+local cooling = redis.call('PTTL', KEYS[2])
+if cooling > 0 then return {2, cooling, 0} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local nxt = tonumber(redis.call('GET', KEYS[1]) or now)
+if nxt > now + tonumber(ARGV[4]) then nxt = now end
+local slot = math.max(now + tonumber(ARGV[3]), nxt)
+local wait = slot - now
+if wait > tonumber(ARGV[2]) then return {1, wait, now} end
+local interval = tonumber(ARGV[1])
+redis.call('SET', KEYS[1], string.format('%.0f', slot + interval), 'PX', string.format('%.0f', math.ceil((wait + interval) / 1000)))
+return {0, wait, now}
+`;
+
+/* Sets the cool-down unless a longer one is already running. KEYS[1] cool-down flag, ARGV[1] ms. */
+export const COOL_DOWN_SCRIPT = `
+local ms = tonumber(ARGV[1])
+if redis.call('PTTL', KEYS[1]) < ms then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
+return 1
+`;
+
+export const sha1 = (text: string) => createHash('sha1').update(text).digest('hex');
+
+/** Redis's clock, as the scripts above read it (a script, so that a cluster routes it by key). */
+export const TIME_SCRIPT = "return redis.call('TIME')";

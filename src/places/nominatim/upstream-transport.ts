@@ -1,0 +1,27 @@
+import http from 'node:http';
+import https from 'node:https';
+
+/** The part of node:http axios calls as its `transport` (the http adapter's `transport.request`). */
+export interface Transport {
+  request(options: http.RequestOptions, callback: (res: http.IncomingMessage) => void): http.ClientRequest;
+}
+
+/**
+ * A transport for one upstream request that reports when the request has been written to its socket
+ * (its 'finish'), or has failed before that, so that a pacer waiting for it is never held. The pacer
+ * counts spacing from that moment: a new connection or a busy event loop between a slot and the write
+ * would otherwise let two requests reach the upstream closer than their slots. Axios takes it as the
+ * request config's `transport` (the client stays on @nestjs/axios HttpService) and still chooses the
+ * agent: Node's global agent keeps connections alive and has no socket limit.
+ */
+export function signallingTransport(onWritten: () => void): Transport {
+  return {
+    request: (options, callback) => {
+      const req = (options.protocol === 'https:' ? https : http).request(options, callback);
+      req.once('finish', onWritten);
+      req.once('error', onWritten);
+      req.once('close', onWritten);
+      return req;
+    },
+  };
+}
