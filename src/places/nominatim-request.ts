@@ -6,10 +6,13 @@
  *
  * Source facts relied on (osm-search/Nominatim, src/nominatim_api/):
  * - server/falcon/server.py: parameters come from Falcon's `get_param`, which returns the LAST value of a
- *   repeated name; names are case-sensitive there (we match them case-insensitively, see below).
- * - server/asgi_adaptor.py: `get_int` = Python `int()`, `get_float` = Python `float()` without nan/inf,
+ *   repeated name; names are case-sensitive (`Q`, `FORMAT`, `featuretype` are unknown names, ignored).
+ * - server/asgi_adaptor.py: `get` hands the value over as sent (never trimmed or folded); `get_int` =
+ *   Python `int()` and `get_float` = Python `float()` without nan/inf (both skip surrounding whitespace),
  *   messages "Parameter 'x' missing." / "Parameter 'x' must be a number."; `get_bool` is false only for
- *   the exact value '0', anything else (even '' or 'false') is true.
+ *   the exact value '0', anything else (even '', ' 0' or 'false') is true.
+ * So a value is trimmed or folded below only where the function Nominatim reads it with does so too;
+ * two requests share a key only when Nominatim reads them alike.
  * - v1/format.py: error bodies per content type (xml, json, else `ERROR <status>: <msg>` as text/plain);
  *   the format list order used in "Parameter 'format' must be one of: ...".
  * - v1/server_glue.py: endpoint order of checks, defaults (search jsonv2, reverse/lookup xml, status text,
@@ -88,8 +91,8 @@ type ErrorShape = 'text' | 'xml' | 'json';
 
 interface EndpointSpec {
   readonly path: string;
-  /** lower-cased name as a client may spell it -> Nominatim's spelling */
-  readonly names: ReadonlyMap<string, string>;
+  /** Nominatim's spelling of each name it reads (matched exactly: Falcon's get_param is case-sensitive) */
+  readonly names: ReadonlySet<string>;
   /** in the order Nominatim lists them in its error message (registration order in v1/format.py) */
   readonly formats: readonly ResponseFormat[];
   readonly defaultFormat: ResponseFormat;
@@ -104,8 +107,8 @@ const OUTPUT_DETAILS = ['addressdetails', 'extratags', 'namedetails', 'entrances
 const POLYGONS = ['polygon_geojson', 'polygon_kml', 'polygon_svg', 'polygon_text', 'polygon_threshold'];
 const PLACE_FORMATS: readonly ResponseFormat[] = ['xml', 'geojson', 'geocodejson', 'json', 'jsonv2'];
 
-function nameTable(names: readonly string[]): ReadonlyMap<string, string> {
-  return new Map(names.map((n) => [n.toLowerCase(), n]));
+function nameTable(names: readonly string[]): ReadonlySet<string> {
+  return new Set(names);
 }
 
 // `email` (the gateway sends its own) and `debug` (HTML developer output that replaces the requested
@@ -166,8 +169,8 @@ const FORMAT_MESSAGES: ReadonlyMap<EndpointSpec, string> = new Map(
   Object.values(SPECS).map((s) => [s, `Parameter 'format' must be one of: ${s.formats.join(', ')}`]),
 );
 
-/** DataLayer members (types.py); get_layers upper-cases each entry. */
-const LAYERS = new Set(['address', 'poi', 'railway', 'natural', 'manmade']);
+/** DataLayer members (types.py); get_layers upper-cases each entry (and does not strip it). */
+const LAYERS = new Set(['ADDRESS', 'POI', 'RAILWAY', 'NATURAL', 'MANMADE']);
 /** helpers.FEATURE_TYPE_TO_RANK keys; matched case-sensitively by Nominatim. */
 const FEATURE_TYPES = new Set(['country', 'state', 'city', 'settlement']);
 
@@ -209,8 +212,8 @@ export function normaliseText(s: string): string {
  * `query` is what the client sent (repeated names allowed); `acceptLanguageHeader` is the request's
  * Accept-Language header.
  *
- * Names are matched case-insensitively onto Nominatim's spelling (`featuretype` -> `featureType`,
- * `Accept-Language` -> `accept-language`). A repeated name (in any spelling) takes its LAST value, as
+ * Names are matched exactly as Nominatim spells them (`Q`, `FORMAT` and geopy's `featuretype` are
+ * unknown names there, so they are dropped like any other). A repeated name takes its LAST value, as
  * Falcon's `get_param` does for Nominatim.
  */
 export function canonicaliseNominatim(
@@ -230,13 +233,13 @@ export function canonicaliseNominatim(
       tooMany = true;
       break;
     }
-    const canonical = spec.names.get(name.toLowerCase());
-    if (canonical !== undefined) raw.set(canonical, value);
+    if (spec.names.has(name)) raw.set(name, value);
   }
 
   // 1. format, checked first by every endpoint while the error shape is still plain text.
   const rawFormat = raw.get('format');
-  const fmt = rawFormat === undefined ? spec.defaultFormat : (rawFormat.trim() as ResponseFormat);
+  // parse_format: the value as sent (`%20json` is an unknown format there).
+  const fmt = rawFormat === undefined ? spec.defaultFormat : (rawFormat as ResponseFormat);
   if (!spec.formats.includes(fmt)) return fail('text', FORMAT_MESSAGES.get(spec) as string);
   const shape: ErrorShape = fmt === 'xml' ? 'xml' : fmt === 'text' ? 'text' : 'json';
 
@@ -246,9 +249,9 @@ export function canonicaliseNominatim(
   for (const [name, value] of raw) {
     if (value.length > MAX_VALUE_LENGTH) return fail(shape, `Parameter '${name}' is too long.`);
     if (BAD_CHARS.test(value)) return fail(shape, `Parameter '${name}' contains invalid characters.`);
-    const v = ASCII_PRINTABLE.test(value) ? value.trim() : value.normalize('NFC').trim();
-    if (FREE_TEXT_NAMES.has(name) && tooLongText(v)) return fail(shape, `Parameter '${name}' is too long.`);
-    p.set(name, v);
+    if (FREE_TEXT_NAMES.has(name) && tooLongText(value.trim())) return fail(shape, `Parameter '${name}' is too long.`);
+    // Kept as sent: each reader below trims or folds only as Nominatim's reader of that parameter does.
+    p.set(name, value);
   }
 
   const out = new Out();
@@ -460,7 +463,8 @@ function lookup(p: Map<string, string>, fmt: ResponseFormat, out: Out): string |
   const rawIds = p.get('osm_ids');
   if (rawIds) {
     for (const entry of rawIds.split(',')) {
-      const oid = entry.trim();
+      // lookup_endpoint: `oid.strip()` per entry, type letter in 'RNWrnw', then `oid[1:].isdigit()`.
+      const oid = pyStrip(entry);
       if (oid.length < 2) continue;
       const type = oid[0].toUpperCase();
       if (type !== 'N' && type !== 'W' && type !== 'R') continue;
@@ -555,32 +559,34 @@ function outputDetails(p: Map<string, string>, out: Out, addressDefault: boolean
 }
 
 /**
- * get_layers: comma-separated DataLayer names, case-insensitive. Nominatim crashes (500) on an unknown
- * name; we answer a 400 instead of sending it upstream.
+ * server_glue.get_layers: `getattr(DataLayer, s.upper())` for each comma-separated entry, not stripped.
+ * Nominatim crashes (500) on an unknown name (` poi` included); we answer a 400 instead of sending it upstream.
  */
 function layers(value: string | undefined, out: Out): string | undefined {
   if (value === undefined) return undefined;
   const set = new Set<string>();
   for (const entry of value.split(',')) {
-    const name = entry.trim().toLowerCase();
+    const name = entry.toUpperCase();
     if (!LAYERS.has(name)) return "Parameter 'layer' must be a comma-separated list of: address, poi, railway, natural, manmade.";
-    set.add(name);
+    set.add(name.toLowerCase());
   }
   out.set('layer', [...set].sort().join(','));
   return undefined;
 }
 
-/** Nominatim's get_bool: only '0' is false (we compare after trimming); absent gives the default. */
+/** asgi_adaptor.get_bool: only the exact value '0' is false (' 0' is true); absent gives the default. */
 function bool(value: string | undefined, fallback: boolean): boolean {
   return value === undefined ? fallback : value !== '0';
 }
 
-/** format_country: entries of exactly two characters, lower-cased; others ignored. Sorted, de-duplicated. */
+/**
+ * types.format_country: entries of exactly two characters (not stripped: ` de` is ignored), lower-cased;
+ * others ignored. Sorted and de-duplicated: the list is a filter, its order does not matter.
+ */
 function countryCodes(value: string | undefined): string {
   if (!value) return '';
   const set = new Set<string>();
-  for (const entry of value.split(',')) {
-    const cc = entry.trim();
+  for (const cc of value.split(',')) {
     if (cc.length >= 2 && cc.length <= 4 && codePointCount(cc) === 2) set.add(cc.toLowerCase());
   }
   return [...set].sort().join(',');
@@ -595,7 +601,8 @@ function placeIds(value: string): string | undefined {
   const numeric = new Set<string>();
   const osm = new Set<string>();
   for (const entry of value.split(',')) {
-    const id = entry.trim();
+    // format_excluded strips each entry.
+    const id = pyStrip(entry);
     if (id === '') continue;
     const digits = digitString(id);
     if (digits !== undefined) {
@@ -630,22 +637,40 @@ function bbox(value: string): { value: string; error?: undefined } | { value?: u
   };
 }
 
-/** accept-language: the parameter, else the header; trimmed, lower-cased, spaces removed; absent -> omitted. */
+/**
+ * server_glue.get_accepted_languages: the parameter if non-empty, else the header (absent -> omitted, so
+ * upstream's DEFAULT_LANGUAGE applies). The value is keyed as the language list Nominatim derives from it.
+ */
 function acceptLanguage(param: string | undefined, header: string | undefined): string | undefined {
-  if (param) {
-    const v = compactLanguage(param);
-    if (v !== '') return v;
-  }
+  if (param) return languageList(param);
   // The header is not a parameter: oversized or broken ones are ignored rather than answered with a 400.
-  if (typeof header === 'string' && header.length <= MAX_VALUE_LENGTH && !BAD_CHARS.test(header)) {
-    const v = compactLanguage(ASCII_PRINTABLE.test(header) ? header : header.normalize('NFC'));
-    if (v !== '') return v;
-  }
+  if (header && header.length <= MAX_VALUE_LENGTH && !BAD_CHARS.test(header)) return languageList(header);
   return undefined;
 }
 
-function compactLanguage(s: string): string {
-  return s.replace(WHITESPACE_RUN, '').toLowerCase();
+/** localization.Locales.from_accept_languages: `\s*([a-z_-]+)(?:;\s*q\s*=\s*([01](?:\.\d+)?))?\s*`, re.I. */
+const LANGUAGE_RANGE = /^\s*([a-z_-]+)(?:;\s*q\s*=\s*([01](?:\.\p{Nd}+)?))?\s*$/iu;
+
+/**
+ * The list Locales.from_accept_languages builds (case kept: it looks names up as `name:<lang>`, so `DE`
+ * is not `de`), written back comma-separated: Nominatim reads that list back as the same list. A value
+ * in which no part parses is kept as sent (Nominatim then localises nothing, unlike an absent one).
+ */
+function languageList(value: string): string {
+  const candidates: Array<[string, number]> = [];
+  for (const desc of value.split(',')) {
+    const m = LANGUAGE_RANGE.exec(desc);
+    if (m) candidates.push([m[1], m[2] === undefined ? 1 : Number(asciiDigits(m[2]))]);
+  }
+  if (candidates.length === 0) return value;
+  candidates.sort((a, b) => b[1] - a[1]);
+  const languages: string[] = [];
+  for (const [lid] of candidates) {
+    languages.push(lid);
+    const dash = lid.indexOf('-');
+    if (dash !== -1 && candidates.every((c) => c[0] !== lid.slice(0, dash))) languages.push(lid.slice(0, dash));
+  }
+  return languages.join(',');
 }
 
 /** Free text of a structured field; a value of spaces only still counts upstream, kept as one space. */
@@ -674,9 +699,9 @@ function validCallback(value: string): boolean {
 // ---------------------------------------------------------------------------------------------------------
 // Numbers, parsed like Python's int() and float() (underscores between digits, any Unicode decimal digit)
 
-/** Python int(): returns the canonical decimal string (sign, no leading zeros), any size. */
+/** Python int() (asgi_adaptor.get_int): returns the canonical decimal string (sign, no leading zeros), any size. */
 function pyInt(value: string): string | undefined {
-  const s = asciiDigits(value);
+  const s = asciiDigits(pyStrip(value));
   if (!PY_INT.test(s)) return undefined;
   const negative = s[0] === '-';
   const digits = s.replace(/^[+-]/, '').replace(/_/g, '').replace(/^0+(?=.)/, '');
@@ -690,11 +715,21 @@ function pyFloat(value: string): number | undefined {
 }
 
 function pyFloatOrInfinite(value: string): number | undefined {
-  const s = asciiDigits(value.trim());
+  const s = asciiDigits(pyStrip(value));
   if (!PY_FLOAT.test(s)) return undefined;
   if (PY_NOT_FINITE.test(s)) return Number.NaN;
   const n = Number(s.replace(/_/g, ''));
   return Number.isNaN(n) ? undefined : n;
+}
+
+/**
+ * The whitespace Python's int(), float() and str.strip() skip. JavaScript's trim() also drops U+FEFF,
+ * which Python keeps (`int('\ufeff1')` fails); the C0/C1 separators Python also skips are refused earlier.
+ */
+const PY_SPACE_RUN = /^[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
+
+function pyStrip(value: string): string {
+  return value.replace(PY_SPACE_RUN, '');
 }
 
 /** Shortest round-trip form; Python's float() reads it back to the same value. */
