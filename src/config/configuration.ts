@@ -38,6 +38,8 @@ export interface CacheConfig {
   compressMinBytes: number;
   /** how long a request waits for another instance's fill before going itself */
   fillWaitMs: number;
+  /** REVERSE_SNAP_METERS: above 0, reverse questions are snapped to a grid cell about this wide */
+  reverseSnapMeters: number;
 }
 
 export interface NominatimConfig {
@@ -107,6 +109,7 @@ export function loadConfig(env: Env): Config {
     l1MaxBytes: r.int('L1_MAX_BYTES', 64 * 1024 * 1024, 0, 16 * 1024 * 1024 * 1024),
     compressMinBytes: r.int('COMPRESS_MIN_BYTES', 1024, 0, 1024 * 1024 * 1024),
     fillWaitMs: 0,
+    reverseSnapMeters: r.number('REVERSE_SNAP_METERS', 0, 0, 100_000),
   };
 
   const baseUrl = r.httpUrl('NOMINATIM_URL', PUBLIC_NOMINATIM_URL);

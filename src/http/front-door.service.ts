@@ -298,7 +298,7 @@ export class FrontDoor {
     const key = lang === undefined ? target : `${target}\n${lang}`;
     const known = this.canonical.get(key);
     if (known !== undefined) return known;
-    const c = canonicaliseRoute(route, query, lang);
+    const c = canonicaliseRoute(route, query, lang, this.cacheCfg.reverseSnapMeters);
     return c.ok && c.request.cacheable ? remember(this.canonical, key, { request: c.request }, this.memoEntries) : undefined;
   }
 

@@ -709,7 +709,7 @@ function pyInt(value: string): string | undefined {
 }
 
 /** Python float() without nan/inf (get_float rejects those): a finite number or undefined. */
-function pyFloat(value: string): number | undefined {
+export function pyFloat(value: string): number | undefined {
   const n = pyFloatOrInfinite(value);
   return n !== undefined && Number.isFinite(n) ? n : undefined;
 }

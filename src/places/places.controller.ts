@@ -65,7 +65,7 @@ export class PlacesController {
   private async answer(req: Request, res: Response): Promise<void> {
     const { path, query } = splitTarget(req.originalUrl);
     const route = findRoute(path) as PlaceRoute;
-    const canonical = canonicaliseRoute(route, query, req.headers['accept-language']);
+    const canonical = canonicaliseRoute(route, query, req.headers['accept-language'], this.config.reverseSnapMeters);
     if (!canonical.ok) {
       const e = canonical.error;
       res.status(e.status).setHeader('Content-Type', e.contentType);
