@@ -37,6 +37,7 @@ const BAD: Record<string, [value: string, accepts: string]> = {
   L1_MAX_BYTES: ['64MiB', 'L1_MAX_BYTES must be a whole number from 0 to'],
   COMPRESS_MIN_BYTES: ['-1', 'COMPRESS_MIN_BYTES must be a whole number from 0 to'],
   REVERSE_SNAP_METERS: ['-5', 'REVERSE_SNAP_METERS must be a number from 0 to 100000 (got "-5")'],
+  CLIENT_CACHE_CONTROL: ['always', 'CLIENT_CACHE_CONTROL must be one of'],
   NOMINATIM_URL: ['nominatim.example', 'NOMINATIM_URL must be an http:// or https:// URL (got "nominatim.example")'],
   NOMINATIM_USER_AGENT: ['my-app/1.0\r\nX-Injected: 1', 'NOMINATIM_USER_AGENT must be one line'],
   NOMINATIM_EMAIL: ['ops at example.org', 'NOMINATIM_EMAIL must be an e-mail address (got "ops at example.org")'],

@@ -40,6 +40,8 @@ export interface CacheConfig {
   fillWaitMs: number;
   /** REVERSE_SNAP_METERS: above 0, reverse questions are snapped to a grid cell about this wide */
   reverseSnapMeters: number;
+  /** CLIENT_CACHE_CONTROL: honour the client's Cache-Control request directives, or ignore them */
+  clientCacheControl: 'honour' | 'ignore';
 }
 
 export interface NominatimConfig {
@@ -110,6 +112,7 @@ export function loadConfig(env: Env): Config {
     compressMinBytes: r.int('COMPRESS_MIN_BYTES', 1024, 0, 1024 * 1024 * 1024),
     fillWaitMs: 0,
     reverseSnapMeters: r.number('REVERSE_SNAP_METERS', 0, 0, 100_000),
+    clientCacheControl: r.oneOf('CLIENT_CACHE_CONTROL', 'honour', ['honour', 'ignore'] as const),
   };
 
   const baseUrl = r.httpUrl('NOMINATIM_URL', PUBLIC_NOMINATIM_URL);

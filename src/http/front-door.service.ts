@@ -11,6 +11,7 @@ import { MetricsService } from '../metrics/metrics.service';
 import { writeAnswer } from '../places/answer-writer';
 import { L1Holder } from '../places/l1-cache';
 import { CanonicalRequest } from '../places/nominatim-request';
+import { hasRequestDirectives } from '../places/cache-control';
 import { canonicaliseRoute, PLACE_ROUTES, PlaceRoute, splitTarget } from '../places/place-routes';
 import { PlacesCacheService, Resolution } from '../places/places-cache.service';
 import { clientIp } from './client-ip';
@@ -189,6 +190,8 @@ export class FrontDoor {
     }
     const route = PLACE_ROUTES.get(x.path);
     if (route === undefined || (req.method !== 'GET' && req.method !== 'HEAD')) return pass();
+    // The client's Cache-Control decides what may be served: the full way, counted as a miss by the limiter.
+    if (this.cacheCfg.clientCacheControl === 'honour' && hasRequestDirectives(req)) return pass();
     const lang = req.headers['accept-language'];
     const known = this.cacheable(route, url, x.query, typeof lang === 'string' ? lang : undefined);
     if (known === undefined) return pass();

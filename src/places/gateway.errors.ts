@@ -26,5 +26,9 @@ export const upstreamTimeout = (ms: number) =>
 export const upstreamFailed = (detail: string, upstreamStatus?: number) =>
   new GatewayError(502, `Nominatim request failed: ${detail}`, 'upstream_error', undefined, upstreamStatus);
 
+/** RFC 9111 5.2.1.7: only-if-cached and nothing usable is stored. */
+export const notCached = () =>
+  new GatewayError(504, 'Nothing usable is cached for this question (the request said only-if-cached)', 'not_cached');
+
 export const upstreamBusy = (message: string, code: string, retryAfterSeconds: number, upstreamStatus?: number) =>
   new GatewayError(503, message, code, Math.max(1, Math.ceil(retryAfterSeconds)), upstreamStatus);

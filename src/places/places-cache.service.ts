@@ -7,7 +7,8 @@ import { cacheConfig, CacheConfig } from '../config/configuration';
 import { CounterSeries, MetricsService } from '../metrics/metrics.service';
 import { CachedAnswer, isEmptyAnswer, StoredAnswer } from './cached-answer';
 import { FillLock } from './fill-lock';
-import { GatewayError } from './gateway.errors';
+import { judge, RequestDirectives } from './cache-control';
+import { GatewayError, notCached } from './gateway.errors';
 import { L1Cache, L1Holder } from './l1-cache';
 import { NominatimClient, UpstreamAnswer } from './nominatim.client';
 import { CanonicalRequest } from './nominatim-request';
@@ -236,6 +237,49 @@ export class PlacesCacheService implements OnModuleDestroy {
     }
   }
 
+  // --- The client's Cache-Control (RFC 9111 5.2.1), see cache-control.ts ---------------------------------
+
+  /**
+   * `resolve` for a request carrying Cache-Control directives: a stored copy is used only as they allow
+   * (never to start a background refresh); otherwise only-if-cached answers 504 without asking upstream,
+   * no-store asks upstream (paced) and keeps nothing, and anything else fills as a miss does (paced,
+   * coalesced), the fresh answer replacing the entry.
+   */
+  async resolveDirected(req: CanonicalRequest, d: RequestDirectives): Promise<Resolution> {
+    if (!req.cacheable) {
+      if (d.onlyIfCached) throw notCached();
+      return this.resolve(req);
+    }
+    const asked = Date.now();
+    let answer = this.l1.get(req.key, asked);
+    let tier: 'l1' | 'l2' = 'l1';
+    if (answer === undefined || judge(answer, asked, d) === 'unusable') {
+      const shared = d.noCache ? undefined : await this.readShared(req.key).catch(() => undefined);
+      if (shared !== undefined && (answer === undefined || shared.storedAt > answer.storedAt)) {
+        answer = shared;
+        tier = 'l2';
+        this.l1.set(req.key, shared, asked);
+      }
+    }
+    const now = Date.now();
+    const usable = answer === undefined ? 'unusable' : judge(answer, now, d);
+    if (answer !== undefined && usable !== 'unusable') {
+      if (usable === 'fresh') this.hits[tier].inc();
+      else this.metrics.cacheOutcomes.inc({ outcome: 'stale', tier });
+      return { answer, outcome: usable === 'fresh' ? 'HIT' : 'STALE', stored: true, tier };
+    }
+    if (d.onlyIfCached) throw notCached();
+    if (d.noStore) {
+      const up = await this.nominatim.fetch(req);
+      this.metrics.cacheOutcomes.inc({ outcome: 'miss', tier: 'none' });
+      return { answer: this.transient(up), outcome: 'MISS', stored: false };
+    }
+    // An entry filled elsewhere counts only if it was filled after this request asked (no-cache, max-age=0).
+    return this.fill(req, undefined, asked);
+  }
+
+  // -----------------------------------------------------------------------------------------------------
+
   private servable(req: CanonicalRequest, answer: CachedAnswer, tier: 'l1' | 'l2', now: number): Resolution | undefined {
     if (answer.isFresh(now)) {
       this.hits[tier].inc();
@@ -262,13 +306,13 @@ export class PlacesCacheService implements OnModuleDestroy {
    * One upstream call per key in this process: concurrent callers share the leader's promise.
    * `attempt`: the fill lock asked for ahead (lockAhead), used by this fill or given back.
    */
-  private fill(req: CanonicalRequest, attempt?: LockAttempt): Promise<Resolution> {
+  private fill(req: CanonicalRequest, attempt?: LockAttempt, filledSince = 0): Promise<Resolution> {
     const running = this.inflight.get(req.key);
     if (running !== undefined) {
       if (attempt !== undefined) giveBack(attempt);
       return this.joinFill(running);
     }
-    const p = this.fillAcrossInstances(req, attempt).finally(() => this.inflight.delete(req.key));
+    const p = this.fillAcrossInstances(req, attempt, filledSince).finally(() => this.inflight.delete(req.key));
     this.inflight.set(req.key, p);
     const joiners = this.refreshing.has(req.key) ? undefined : this.waiting.get(req.key);
     if (joiners !== undefined) {
@@ -284,7 +328,7 @@ export class PlacesCacheService implements OnModuleDestroy {
   }
 
   /** Across instances: the fill-lock holder calls upstream; the others wait for its pub/sub notice. */
-  private async fillAcrossInstances(req: CanonicalRequest, ahead?: LockAttempt): Promise<Resolution> {
+  private async fillAcrossInstances(req: CanonicalRequest, ahead?: LockAttempt, filledSince = 0): Promise<Resolution> {
     const lock = this.redis.isUsable() ? this.fillLock : null;
     if (lock === null) {
       if (ahead !== undefined) giveBack(ahead);
@@ -296,7 +340,7 @@ export class PlacesCacheService implements OnModuleDestroy {
       const giveUpAt = Date.now() + this.config.fillWaitMs;
       const attempt = ahead ?? this.attemptLock(lock, req.key);
       token = await attempt.token;
-      const filled = this.asFilledElsewhere(req, await attempt.entry);
+      const filled = this.asFilledElsewhere(req, await attempt.entry, filledSince);
       if (filled !== undefined) {
         if (token !== null) void lock.release(req.key, token).catch(() => undefined);
         return filled;
@@ -305,7 +349,7 @@ export class PlacesCacheService implements OnModuleDestroy {
       // Past fillWaitMs, go without the lock.
       while (token === null && Date.now() < giveUpAt) {
         await lock.waitForFill(req.key, giveUpAt - Date.now());
-        const filled = await this.filledElsewhere(req);
+        const filled = await this.filledElsewhere(req, filledSince);
         if (filled !== undefined) return filled;
         token = await lock.tryAcquire(req.key);
       }
@@ -334,12 +378,12 @@ export class PlacesCacheService implements OnModuleDestroy {
   }
 
   /** A fresh entry another instance filled meanwhile, as a collapsed miss; throws when Redis is unusable. */
-  private async filledElsewhere(req: CanonicalRequest): Promise<Resolution | undefined> {
-    return this.asFilledElsewhere(req, await this.readShared(req.key));
+  private async filledElsewhere(req: CanonicalRequest, filledSince = 0): Promise<Resolution | undefined> {
+    return this.asFilledElsewhere(req, await this.readShared(req.key), filledSince);
   }
 
-  private asFilledElsewhere(req: CanonicalRequest, filled: CachedAnswer | undefined): Resolution | undefined {
-    if (filled === undefined || !filled.isFresh(Date.now())) return undefined;
+  private asFilledElsewhere(req: CanonicalRequest, filled: CachedAnswer | undefined, filledSince = 0): Resolution | undefined {
+    if (filled === undefined || !filled.isFresh(Date.now()) || filled.storedAt < filledSince) return undefined;
     this.l1.set(req.key, filled, Date.now());
     this.metrics.cacheOutcomes.inc({ outcome: 'coalesced', tier: 'l2' });
     return { answer: filled, outcome: 'MISS', stored: true, collapsed: true, tier: 'l2' };

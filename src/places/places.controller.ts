@@ -3,6 +3,7 @@ import { ApiExcludeEndpoint } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { cacheConfig, CacheConfig } from '../config/configuration';
 import { writeAnswer } from './answer-writer';
+import { parseRequestDirectives } from './cache-control';
 import { upstreamFailed } from './gateway.errors';
 import { canonicaliseRoute, findRoute, PlaceRoute, splitTarget } from './place-routes';
 import { PlacesCacheService } from './places-cache.service';
@@ -73,7 +74,12 @@ export class PlacesController {
       res.end(e.body);
       return;
     }
-    const resolution = await this.places.resolve(canonical.request, req);
+    const directives =
+      this.config.clientCacheControl === 'honour'
+        ? parseRequestDirectives(req.headers['cache-control'], req.headers.pragma)
+        : undefined;
+    const resolution =
+      directives === undefined ? await this.places.resolve(canonical.request, req) : await this.places.resolveDirected(canonical.request, directives);
     if (route.variant === 'api' && resolution.answer.status !== 200) {
       throw upstreamFailed(`Nominatim answered ${resolution.answer.status}`, resolution.answer.status);
     }
