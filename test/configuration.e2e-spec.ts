@@ -42,6 +42,7 @@ const BAD: Record<string, [value: string, accepts: string]> = {
   NOMINATIM_USER_AGENT: ['my-app/1.0\r\nX-Injected: 1', 'NOMINATIM_USER_AGENT must be one line'],
   NOMINATIM_EMAIL: ['ops at example.org', 'NOMINATIM_EMAIL must be an e-mail address (got "ops at example.org")'],
   NOMINATIM_MAX_RPS: ['0', 'NOMINATIM_MAX_RPS must be a number from 0.01 to 1000 (got "0")'],
+  UPSTREAM_BACKOFF_MAX_SECONDS: ['0', 'UPSTREAM_BACKOFF_MAX_SECONDS must be a whole number from 1 to 3600 (got "0")'],
   UPSTREAM_TIMEOUT_MS: ['50', 'UPSTREAM_TIMEOUT_MS must be a whole number from 100 to 25000 (got "50")'],
   UPSTREAM_QUEUE_MAX_WAIT_MS: ['30000', 'UPSTREAM_QUEUE_MAX_WAIT_MS must be a whole number from 0 to 25000 (got "30000")'],
   RATE_LIMIT_ENABLED: ['sometimes', 'RATE_LIMIT_ENABLED must be true or false (got "sometimes")'],

@@ -1,6 +1,7 @@
 import { registerAs } from '@nestjs/config';
 import { ConfigValidationError, Env, EnvReader } from './env-parsers';
 import { RedisConnection, resolveRedisConnection } from './redis-url';
+import { readUpstreams, UpstreamConfig } from './upstreams';
 
 export const PUBLIC_NOMINATIM_URL = 'https://nominatim.openstreetmap.org';
 // Kept in step with package.json by a unit test.
@@ -45,7 +46,12 @@ export interface CacheConfig {
 }
 
 export interface NominatimConfig {
+  /** the preferred upstream (the first of `upstreams`) */
   baseUrl: string;
+  /** NOMINATIM_URL's list, in order of preference, each with its NOMINATIM_MAX_RPS */
+  upstreams: UpstreamConfig[];
+  /** UPSTREAM_BACKOFF_MAX_SECONDS: longest a failing upstream of several is passed over */
+  backoffMaxMs: number;
   userAgent: string;
   userAgentIsDefault: boolean;
   email: string | undefined;
@@ -115,21 +121,24 @@ export function loadConfig(env: Env): Config {
     clientCacheControl: r.oneOf('CLIENT_CACHE_CONTROL', 'honour', ['honour', 'ignore'] as const),
   };
 
-  const baseUrl = r.httpUrl('NOMINATIM_URL', PUBLIC_NOMINATIM_URL);
+  const upstreams = readUpstreams(r, PUBLIC_NOMINATIM_URL);
+  const baseUrl = upstreams[0].baseUrl;
   const ua = r.optionalString('NOMINATIM_USER_AGENT');
   const timeoutMs = r.int('UPSTREAM_TIMEOUT_MS', 10000, 100, 25000);
   const queueMaxWaitMs = r.int('UPSTREAM_QUEUE_MAX_WAIT_MS', 10000, 0, 25000);
   const nominatim: NominatimConfig = {
     baseUrl,
+    upstreams,
+    backoffMaxMs: r.int('UPSTREAM_BACKOFF_MAX_SECONDS', 30, 1, 3600) * 1000,
     userAgent: ua ?? DEFAULT_USER_AGENT,
     userAgentIsDefault: ua === undefined,
     email: r.optionalString('NOMINATIM_EMAIL'),
     timeoutMs,
-    maxRps: r.number('NOMINATIM_MAX_RPS', 1, 0.01, 1000),
+    maxRps: upstreams[0].maxRps,
     queueMaxWaitMs,
     // A holder may wait its pacing turn and then the upstream timeout; past that its lease lapses.
     fillLeaseMs: queueMaxWaitMs + timeoutMs + 1000,
-    isPublicServer: new URL(baseUrl).hostname === 'nominatim.openstreetmap.org',
+    isPublicServer: upstreams.some((u) => new URL(u.baseUrl).hostname === 'nominatim.openstreetmap.org'),
   };
   cache.fillWaitMs = nominatim.fillLeaseMs;
   if (nominatim.email !== undefined && !/^[^\s@]+@[^\s@]+$/.test(nominatim.email)) {

@@ -6,8 +6,9 @@ import { nominatimConfig, NominatimConfig } from '../config/configuration';
 import { MetricsService } from '../metrics/metrics.service';
 import { GatewayError, upstreamBusy, upstreamFailed, upstreamTimeout } from './gateway.errors';
 import { CanonicalRequest } from './nominatim-request';
-import { CoolingDownError, QueueFullError, UpstreamPacer } from './upstream-pacer';
-import { UpstreamStatus } from './upstream-status';
+import { CoolingDownError, QueueFullError } from './upstream-pacer';
+import { retryAfterMs, UpstreamPreference } from './upstream-preference';
+import { UpstreamTarget, UPSTREAMS } from './upstream-target';
 
 export interface UpstreamAnswer {
   status: number;
@@ -15,40 +16,79 @@ export interface UpstreamAnswer {
   body: Buffer;
 }
 
+/** The preferred upstream's pacer (the only one with a single NOMINATIM_URL). */
 export const UPSTREAM_PACER = 'UPSTREAM_PACER';
 
 /** Longest cool-down we accept from a Retry-After header, and our own back-off bounds. */
 const MAX_COOLDOWN_MS = 10 * 60_000;
-const FIRST_BACKOFF_MS = 5_000;
+export const FIRST_BACKOFF_MS = 5_000;
+
+/** GatewayError codes after which the next upstream of several is asked (the failing one demoted). */
+const DEMOTING = new Set(['upstream_timeout', 'upstream_error', 'upstream_refused', 'upstream_cooldown']);
 
 /**
- * The only code that knows Nominatim: base URL, User-Agent, e-mail, timeout, pacing and how its
+ * The only code that knows Nominatim: base URLs, User-Agent, e-mail, timeout, pacing and how its
  * refusals look. Every request waits for its slot (the usage policy allows 1 request/second for the
- * whole application); 429/403 start a cool-down during which nothing is sent.
+ * whole application); 429/403 start a cool-down during which nothing is sent. With several upstreams
+ * (NOMINATIM_URL list), each has its own pacer, and a failing one hands the request to the next.
  */
 @Injectable()
 export class NominatimClient {
   private readonly logger = new Logger(NominatimClient.name);
-  private backoffMs = FIRST_BACKOFF_MS;
-  private coolingEpisode = false;
+  private readonly preference: UpstreamPreference;
 
   constructor(
     private readonly http: HttpService,
     @Inject(nominatimConfig.KEY) private readonly config: NominatimConfig,
-    @Inject(UPSTREAM_PACER) private readonly pacer: UpstreamPacer,
+    @Inject(UPSTREAMS) private readonly targets: UpstreamTarget[],
     private readonly metrics: MetricsService,
-    private readonly upstreamStatus: UpstreamStatus,
-  ) {}
+  ) {
+    this.preference = new UpstreamPreference(targets.length, config.backoffMaxMs);
+  }
 
   async fetch(request: CanonicalRequest): Promise<UpstreamAnswer> {
-    await this.waitForSlot();
+    return this.targets.length === 1 ? this.fetchFrom(this.targets[0], request) : this.fetchWithFailover(request);
+  }
+
+  /**
+   * Several upstreams: each not demoted, in order of preference, until one answers. Connection refused,
+   * timeout, 5xx, 429 and 403 demote the upstream (see UpstreamPreference) and move on; a full queue
+   * moves on without demoting. Nominatim's own answers (200, 400, 404…) end the search.
+   */
+  private async fetchWithFailover(request: CanonicalRequest): Promise<UpstreamAnswer> {
+    const order = this.preference.order(Date.now());
+    if (order.length === 0) {
+      throw upstreamBusy('Every upstream is failing; try again later', 'upstream_unavailable', this.preference.soonestMs(Date.now()) / 1000);
+    }
+    let last: GatewayError | undefined;
+    for (const i of order) {
+      const target = this.targets[i];
+      target.lastRetryAfterMs = undefined;
+      try {
+        const answer = await this.fetchFrom(target, request);
+        this.preference.succeeded(i);
+        return answer;
+      } catch (e) {
+        if (!(e instanceof GatewayError)) throw e;
+        last = e;
+        if (!DEMOTING.has(e.code)) continue;
+        const hinted = target.lastRetryAfterMs ?? (e.code === 'upstream_cooldown' ? (e.retryAfterSeconds ?? 0) * 1000 : undefined);
+        const ms = this.preference.demote(i, Date.now(), hinted);
+        this.logger.warn(`Upstream ${target.host} failed (${e.code}); passed over for ${Math.ceil(ms / 1000)} s`);
+      }
+    }
+    throw last as GatewayError;
+  }
+
+  private async fetchFrom(target: UpstreamTarget, request: CanonicalRequest): Promise<UpstreamAnswer> {
+    await this.waitForSlot(target);
     const query = this.config.email
       ? `${request.upstreamQuery}${request.upstreamQuery ? '&' : ''}email=${encodeURIComponent(this.config.email)}`
       : request.upstreamQuery;
     // The path comes from a fixed table in nominatim-request.ts, never from the caller.
-    const url = `${this.config.baseUrl}${request.upstreamPath}${query ? `?${query}` : ''}`;
+    const url = `${target.baseUrl}${request.upstreamPath}${query ? `?${query}` : ''}`;
     const started = performance.now();
-    const endTimer = this.metrics.upstreamDuration.startTimer({ endpoint: request.endpoint });
+    const endTimer = this.metrics.upstreamDuration.startTimer({ endpoint: request.endpoint, upstream: target.host });
     try {
       const res = await firstValueFrom(
         this.http.get<ArrayBuffer>(url, {
@@ -61,20 +101,22 @@ export class NominatimClient {
         }),
       );
       endTimer();
-      this.metrics.upstreamRequests.inc({ endpoint: request.endpoint, status: String(res.status) });
-      this.upstreamStatus.record(request.endpoint, res.status, performance.now() - started);
+      this.metrics.upstreamRequests.inc({ endpoint: request.endpoint, status: String(res.status), upstream: target.host });
+      target.status.record(request.endpoint, res.status, performance.now() - started);
       const body = Buffer.from(res.data);
       const contentType = String(res.headers['content-type'] ?? 'application/octet-stream');
-      return this.interpret(res.status, contentType, body, res.headers['retry-after'] as string | undefined);
+      const retryAfter = res.headers['retry-after'] as string | undefined;
+      target.lastRetryAfterMs = retryAfterMs(retryAfter);
+      return this.interpret(target, res.status, contentType, body, retryAfter);
     } catch (e) {
       if (e instanceof GatewayError) throw e;
       endTimer();
       const err = e as AxiosError;
       const timedOut =
         err.code === 'ECONNABORTED' || err.code === 'ETIMEDOUT' || err.name === 'CanceledError' || err.name === 'AbortError';
-      this.metrics.upstreamRequests.inc({ endpoint: request.endpoint, status: timedOut ? 'timeout' : 'error' });
+      this.metrics.upstreamRequests.inc({ endpoint: request.endpoint, status: timedOut ? 'timeout' : 'error', upstream: target.host });
       const ms = Math.round(performance.now() - started);
-      this.upstreamStatus.record(request.endpoint, timedOut ? 'timeout' : 'error', ms);
+      target.status.record(request.endpoint, timedOut ? 'timeout' : 'error', ms);
       if (timedOut) {
         this.logger.warn(`Nominatim ${request.endpoint} timed out after ${ms} ms`);
         throw upstreamTimeout(this.config.timeoutMs);
@@ -84,10 +126,11 @@ export class NominatimClient {
     }
   }
 
-  private async waitForSlot(): Promise<void> {
-    this.metrics.pacingWaiting.set(this.pacer.waiting + 1);
+  private async waitForSlot(target: UpstreamTarget): Promise<void> {
+    const waiting = () => this.targets.reduce((n, t) => n + t.pacer.waiting, 0);
+    this.metrics.pacingWaiting.set(waiting() + 1);
     try {
-      const { waitedMs } = await this.pacer.acquire();
+      const { waitedMs } = await target.pacer.acquire();
       this.metrics.pacingWait.observe(waitedMs / 1000);
     } catch (e) {
       if (e instanceof QueueFullError) {
@@ -104,40 +147,48 @@ export class NominatimClient {
       }
       throw e;
     } finally {
-      this.metrics.pacingWaiting.set(this.pacer.waiting);
+      this.metrics.pacingWaiting.set(waiting());
     }
   }
 
-  private async interpret(status: number, contentType: string, body: Buffer, retryAfter?: string): Promise<UpstreamAnswer> {
+  private async interpret(
+    target: UpstreamTarget,
+    status: number,
+    contentType: string,
+    body: Buffer,
+    retryAfter?: string,
+  ): Promise<UpstreamAnswer> {
     if (status === 429 || status === 403) {
-      const ms = this.coolDownMs(retryAfter);
-      await this.pacer.coolDown(ms);
-      if (!this.coolingEpisode) {
-        this.coolingEpisode = true;
+      const ms = this.coolDownMs(target, retryAfter);
+      await target.pacer.coolDown(ms);
+      if (!target.coolingEpisode) {
+        target.coolingEpisode = true;
         this.logger.error(
-          `Nominatim answered ${status}: sending nothing upstream for ${Math.ceil(ms / 1000)} s. ` +
+          `Nominatim ${target.host} answered ${status}: sending nothing to it for ${Math.ceil(ms / 1000)} s. ` +
             'Check NOMINATIM_USER_AGENT / NOMINATIM_EMAIL and the usage policy.',
         );
       }
       throw upstreamBusy('Nominatim is refusing requests for now; try again later', 'upstream_refused', ms / 1000, status);
     }
-    if (this.coolingEpisode) {
-      this.coolingEpisode = false;
-      this.backoffMs = FIRST_BACKOFF_MS;
-      this.logger.log('Nominatim accepts requests again');
+    if (target.coolingEpisode) {
+      target.coolingEpisode = false;
+      target.backoffMs = FIRST_BACKOFF_MS;
+      this.logger.log(`Nominatim ${target.host} accepts requests again`);
     }
     if (status >= 500) throw upstreamFailed(`status ${status}`, status);
     return { status, contentType, body };
   }
 
-  /** Retry-After (seconds or HTTP date) when given, else exponential back-off. */
-  private coolDownMs(retryAfter: string | undefined): number {
-    if (retryAfter !== undefined) {
-      const secs = /^\d+$/.test(retryAfter.trim()) ? Number(retryAfter) * 1000 : Date.parse(retryAfter) - Date.now();
-      if (Number.isFinite(secs) && secs > 0) return Math.min(secs, MAX_COOLDOWN_MS);
-    }
-    const ms = this.backoffMs;
-    this.backoffMs = Math.min(this.backoffMs * 2, MAX_COOLDOWN_MS);
+  /**
+   * Retry-After (seconds or HTTP date) when given, else exponential back-off. With several upstreams it
+   * is at most UPSTREAM_BACKOFF_MAX_SECONDS, as the demotion is: the others carry the load meanwhile.
+   */
+  private coolDownMs(target: UpstreamTarget, retryAfter: string | undefined): number {
+    const max = this.targets.length === 1 ? MAX_COOLDOWN_MS : Math.min(MAX_COOLDOWN_MS, this.config.backoffMaxMs);
+    const given = retryAfterMs(retryAfter);
+    if (given !== undefined) return Math.min(given, max);
+    const ms = Math.min(target.backoffMs, max);
+    target.backoffMs = Math.min(target.backoffMs * 2, MAX_COOLDOWN_MS);
     return ms;
   }
 }

@@ -4,11 +4,12 @@ import { KEY_PREFIX } from '../cache/cache.constants';
 import { RedisConnectionService } from '../cache/redis-connection.service';
 import { nominatimConfig, NominatimConfig, redisConfig, RedisConfig } from '../config/configuration';
 import { FillLock } from './fill-lock';
-import { NominatimClient, UPSTREAM_PACER } from './nominatim.client';
+import { FIRST_BACKOFF_MS, NominatimClient, UPSTREAM_PACER } from './nominatim.client';
 import { FILL_LOCK, PlacesCacheService } from './places-cache.service';
 import { PlacesController } from './places.controller';
 import { UpstreamPacer } from './upstream-pacer';
 import { UpstreamStatus } from './upstream-status';
+import { pacerKeyPrefix, UpstreamTarget, UPSTREAMS } from './upstream-target';
 
 @Module({
   imports: [HttpModule],
@@ -17,21 +18,25 @@ import { UpstreamStatus } from './upstream-status';
     NominatimClient,
     PlacesCacheService,
     {
-      provide: UPSTREAM_PACER,
+      provide: UPSTREAMS,
       inject: [RedisConnectionService, nominatimConfig.KEY, redisConfig.KEY],
-      useFactory: (conn: RedisConnectionService, n: NominatimConfig, r: RedisConfig) =>
-        new UpstreamPacer(
-          conn.client,
-          {
-            minIntervalMs: 1000 / n.maxRps,
-            maxWaitMs: n.queueMaxWaitMs,
-            keyPrefix: KEY_PREFIX,
-            opTimeoutMs: r.opTimeoutMs,
-            guard: (op, call) => conn.run(op, call),
-          },
-          () => conn.isUsable(),
-        ),
+      useFactory: (conn: RedisConnectionService, n: NominatimConfig, r: RedisConfig): UpstreamTarget[] =>
+        n.upstreams.map((u, i) => {
+          const pacer = new UpstreamPacer(
+            conn.client,
+            {
+              minIntervalMs: 1000 / u.maxRps,
+              maxWaitMs: n.queueMaxWaitMs,
+              keyPrefix: pacerKeyPrefix(KEY_PREFIX, n.upstreams, i),
+              opTimeoutMs: r.opTimeoutMs,
+              guard: (op, call) => conn.run(op, call),
+            },
+            () => conn.isUsable(),
+          );
+          return { ...u, pacer, status: new UpstreamStatus(pacer), backoffMs: FIRST_BACKOFF_MS, coolingEpisode: false };
+        }),
     },
+    { provide: UPSTREAM_PACER, inject: [UPSTREAMS], useFactory: (targets: UpstreamTarget[]) => targets[0].pacer },
     {
       provide: FILL_LOCK,
       inject: [RedisConnectionService, nominatimConfig.KEY, redisConfig.KEY],
@@ -45,9 +50,10 @@ import { UpstreamStatus } from './upstream-status';
             })
           : null,
     },
-    { provide: UpstreamStatus, inject: [UPSTREAM_PACER], useFactory: (pacer: UpstreamPacer) => new UpstreamStatus(pacer) },
+    // The preferred upstream's status; /health/upstream lists every upstream from UPSTREAMS.
+    { provide: UpstreamStatus, inject: [UPSTREAMS], useFactory: (targets: UpstreamTarget[]) => targets[0].status },
   ],
-  exports: [PlacesCacheService, UpstreamStatus],
+  exports: [PlacesCacheService, UpstreamStatus, UPSTREAMS],
 })
 export class PlacesModule implements OnApplicationBootstrap, OnModuleDestroy {
   constructor(
