@@ -140,6 +140,26 @@ describe('several upstreams (e2e)', () => {
     await sleep(BACKOFF_MAX_MS + 300);
   });
 
+  it('with every upstream failing: the last failure, then 503 with Retry-After until a back-off ends', async () => {
+    own.failAll({ status: 500 });
+    pub.failAll({ status: 500 });
+    try {
+      const first = await ask();
+      expect(first.status).toBe(502);
+      const before = counts();
+      const next = await ask();
+      expect(next.status).toBe(503);
+      expect(JSON.parse(next.body.toString())).toMatchObject({ code: 'upstream_unavailable' });
+      expect(Number(next.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      expect(counts()).toEqual(before);
+    } finally {
+      own.failAll(null);
+      pub.failAll(null);
+    }
+    await sleep(BACKOFF_MAX_MS + 300);
+    expect((await ask()).status).toBe(200);
+  });
+
   it('fails over on a refused connection', async () => {
     const port = await closedPort();
     const app = await startApp({ NOMINATIM_URL: `http://127.0.0.1:${port},${pub.url}`, NOMINATIM_MAX_RPS: '50,1' });
