@@ -77,5 +77,13 @@ function warnAboutPolicy(app: INestApplication): void {
         'NOMINATIM_EMAIL) to identify your application, as its usage policy requires.',
     );
   }
-  logger.log(`Upstream ${n.baseUrl} at most ${n.maxRps} request(s)/s, timeout ${n.timeoutMs} ms`);
+  if (n.upstreams.length === 1) {
+    logger.log(`Upstream ${n.baseUrl} at most ${n.maxRps} request(s)/s, timeout ${n.timeoutMs} ms`);
+  } else {
+    // In order of preference; the URL without credentials (a private server behind basic auth).
+    const list = n.upstreams.map((u, i) => `${i + 1}. ${new URL(u.baseUrl).origin}${new URL(u.baseUrl).pathname.replace(/\/+$/, '')} at most ${u.maxRps}/s`);
+    logger.log(
+      `Upstreams, in order of preference: ${list.join('; ')}; timeout ${n.timeoutMs} ms, a failing one passed over for at most ${n.backoffMaxMs / 1000} s`,
+    );
+  }
 }

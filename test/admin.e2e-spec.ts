@@ -118,13 +118,17 @@ describe(AdminController.name, () => {
     await eventually(() => !l1Has(a, key));
     expect(await get(a, target)).toBe('MISS');
 
-    // A Nominatim route with its parameters in any order and case: the same entry as the request's.
+    // A Nominatim route with its parameters in any order and q in any case: the same entry as the
+    // request's. Names are Nominatim's, case-sensitive: LIMIT=5 is not limit=5 there.
     const search = '/search?format=json&q=Berlin&limit=5';
     expect(await get(a, search)).toBe('MISS');
-    const again = await purge(a, '/admin/cache/question?LIMIT=5&path=/search.php&q=berlin&format=json');
+    const other = await purge(a, '/admin/cache/question?LIMIT=5&path=/search.php&q=berlin&format=json');
+    expect(other.body).toMatchObject({ deleted: 0 });
+    expect((other.body as { key: string }).key).not.toBe(keyOf(search));
+    const again = await purge(a, '/admin/cache/question?limit=5&path=/search.php&q=berlin&format=json');
     expect(again.body).toEqual({ key: keyOf(search), deleted: 1, l1Deleted: 1, complete: true });
     // Nothing left to purge the second time.
-    const twice = await purge(a, '/admin/cache/question?LIMIT=5&path=/search.php&q=berlin&format=json');
+    const twice = await purge(a, '/admin/cache/question?limit=5&path=/search.php&q=berlin&format=json');
     expect(twice.body).toMatchObject({ deleted: 0, l1Deleted: 0 });
   });
 

@@ -122,9 +122,9 @@ describe('operations (e2e): health, metrics, request ids and logs', () => {
       expect(sampleValue(samples, 'places_cache_outcomes_total', { outcome: 'miss', tier: 'l2' })).toBe(1);
       expect(sampleValue(samples, 'places_cache_outcomes_total', { outcome: 'hit', tier: 'l1' })).toBe(1);
       expect(samples.filter((s) => s.name === 'places_cache_outcomes_total').map((s) => s.value)).toEqual([1, 1]);
-      expect(sampleValue(samples, 'places_upstream_requests_total', { endpoint: 'search', status: '200' })).toBe(1);
-      expect(sampleValue(samples, 'places_upstream_duration_seconds_count', { endpoint: 'search' })).toBe(1);
-      expect(sampleValue(samples, 'places_upstream_duration_seconds_sum', { endpoint: 'search' })).toBeGreaterThan(0);
+      expect(sampleValue(samples, 'places_upstream_requests_total', { endpoint: 'search', status: '200', upstream: new URL(upstream.url).host })).toBe(1);
+      expect(sampleValue(samples, 'places_upstream_duration_seconds_count', { endpoint: 'search', upstream: new URL(upstream.url).host })).toBe(1);
+      expect(sampleValue(samples, 'places_upstream_duration_seconds_sum', { endpoint: 'search', upstream: new URL(upstream.url).host })).toBeGreaterThan(0);
       expect(sampleValue(samples, 'places_pacing_wait_seconds_count')).toBe(1);
       expect(sampleValue(samples, 'places_pacing_queue_length')).toBe(0);
       expect(sampleValue(samples, 'places_http_requests_total', { route: '/api', method: 'GET', status: '200' })).toBe(2);
@@ -185,8 +185,8 @@ describe('operations (e2e): health, metrics, request ids and logs', () => {
         coolDownRemainingSeconds: 2,
       });
       const { samples } = await scrape(svc);
-      expect(sampleValue(samples, 'places_upstream_requests_total', { endpoint: 'search', status: '500' })).toBe(1);
-      expect(sampleValue(samples, 'places_upstream_requests_total', { endpoint: 'search', status: '429' })).toBe(1);
+      expect(sampleValue(samples, 'places_upstream_requests_total', { endpoint: 'search', status: '500', upstream: new URL(upstream.url).host })).toBe(1);
+      expect(sampleValue(samples, 'places_upstream_requests_total', { endpoint: 'search', status: '429', upstream: new URL(upstream.url).host })).toBe(1);
       expect(upstream.count()).toBe(2);
 
       // The 2 s cool-down ends (whenever this machine gets there), so the next test starts without it.

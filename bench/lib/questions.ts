@@ -86,11 +86,13 @@ function encodeText(text: string, random: () => number): string {
 
 /** One spelling of `q`: the service must map every spelling of a question to one cache key. */
 export function noisyPath(q: Question, random: () => number): string {
-  const nameCase = (n: string) => pick(random, [n, n, n.toUpperCase(), n[0].toUpperCase() + n.slice(1)]);
+  // Names exactly as Nominatim spells them (it reads them case-sensitively); a name given twice keeps
+  // its last value there, so the pair stays together through the shuffle below.
+  const twice = (name: string, value: string) => (random() < 0.25 ? `${name}=0&${name}=${value}` : `${name}=${value}`);
   const params = [
-    `${nameCase('q')}=${encodeText(spellText(q.name, random), random)}`,
-    `${nameCase('format')}=json`,
-    `${nameCase('limit')}=${random() < 0.3 ? `0${q.limit}` : q.limit}`,
+    twice('q', encodeText(spellText(q.name, random), random)),
+    twice('format', 'json'),
+    twice('limit', pick(random, [String(q.limit), String(q.limit), `0${q.limit}`, `%20${q.limit}`])),
   ];
   // Parameters the canonicaliser drops (unknown, or never forwarded).
   if (random() < 0.2) params.push(pick(random, ['utm_source=newsletter', 'email=someone%40example.org', 'debug=0']));

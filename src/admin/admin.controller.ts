@@ -1,4 +1,4 @@
-import { BadRequestException, Controller, Delete, HttpException, HttpStatus, Req, Res, UseGuards } from '@nestjs/common';
+import { BadRequestException, Controller, Delete, HttpException, HttpStatus, Inject, Req, Res, UseGuards } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
   ApiBearerAuth,
@@ -10,6 +10,7 @@ import {
 } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { ApiQueryModel } from '../common/api-query-model';
+import { cacheConfig, CacheConfig } from '../config/configuration';
 import { GatewayErrorDto } from '../common/dto/error.dto';
 import { canonicaliseRoute, findRoute, splitTarget } from '../places/place-routes';
 import { ErrorAnswer } from '../places/nominatim/nominatim-request';
@@ -32,7 +33,10 @@ export const ADMIN_BEARER = 'admin';
 @UseGuards(AdminTokenGuard)
 @Controller('admin/cache')
 export class AdminController {
-  constructor(private readonly purger: CachePurgeService) {}
+  constructor(
+    private readonly purger: CachePurgeService,
+    @Inject(cacheConfig.KEY) private readonly cacheCfg: CacheConfig,
+  ) {}
 
   @Delete()
   @ApiOperation({
@@ -67,7 +71,7 @@ export class AdminController {
     if (route === undefined) throw new BadRequestException('path must be one of /api, /search, /reverse, /lookup, /status');
     // Keyed as the same request would be: an accept-language parameter, else this request's header.
     const lang = req.headers['accept-language'];
-    const canonical = canonicaliseRoute(route, params.toString(), typeof lang === 'string' ? lang : undefined);
+    const canonical = canonicaliseRoute(route, params.toString(), typeof lang === 'string' ? lang : undefined, this.cacheCfg.reverseSnapMeters);
     if (!canonical.ok) throw new BadRequestException(`Not a valid question: ${errorText(canonical.error)}`);
     if (!canonical.request.cacheable) throw new BadRequestException(`Answers of ${canonical.request.upstreamPath} are never cached`);
     const key = canonical.request.key;

@@ -4,6 +4,7 @@ import { RedisUnavailableError } from '../cache/redis-guard';
 import { GatewayError } from '../common/gateway.errors';
 import { CanonicalRequest, canonicaliseApi } from '../places/nominatim/nominatim-request';
 import { canonicaliseRoute, findRoute, splitTarget } from '../places/place-routes';
+import { cacheConfig, CacheConfig } from '../config/configuration';
 import { Fills } from '../places/cache/fills';
 import { countLines, readLines } from './line-input';
 import { Progress, ProgressOutput, WarmCounts } from './progress';
@@ -16,7 +17,7 @@ const REDIS_RETRIES = 3;
 export type Question = { ok: true; request: CanonicalRequest } | { ok: false; reason: string };
 
 /** One line of a warm file: free text is an /api question, a line starting with / a Nominatim request. */
-export function questionOf(line: string): Question | undefined {
+export function questionOf(line: string, reverseSnapMeters = 0): Question | undefined {
   const text = line.trim();
   if (text === '' || text.startsWith('#')) return undefined;
   if (!text.startsWith('/')) {
@@ -26,7 +27,7 @@ export function questionOf(line: string): Question | undefined {
   const { path, query } = splitTarget(text);
   const route = findRoute(path);
   if (route === undefined) return { ok: false, reason: `${path} is not a Nominatim endpoint (/search, /reverse, /lookup, /status)` };
-  const r = canonicaliseRoute(route, query, undefined);
+  const r = canonicaliseRoute(route, query, undefined, reverseSnapMeters);
   if (!r.ok) return { ok: false, reason: `${r.error.status} ${errorText(r.error.body)}` };
   if (!r.request.cacheable) return { ok: false, reason: `${path} answers are never cached` };
   return r;
@@ -82,6 +83,8 @@ export async function warm(
   err: ProgressOutput = process.stderr,
 ): Promise<number> {
   const places = app.get(Fills);
+  // The service's own question rules, REVERSE_SNAP_METERS included: the same keys as its requests.
+  const { reverseSnapMeters } = app.get<CacheConfig>(cacheConfig.KEY);
   const total = await countLines(file);
   const counts: WarmCounts = { asked: 0, cached: 0, failed: 0, blank: 0 };
   const progress = new Progress(err, total, options.everySeconds * 1000);
@@ -94,7 +97,7 @@ export async function warm(
   let n = 0;
   for await (const line of readLines(file)) {
     n++;
-    const q = questionOf(line);
+    const q = questionOf(line, reverseSnapMeters);
     if (q === undefined) {
       counts.blank++;
       progress.update(counts);

@@ -124,6 +124,30 @@ describe(loadConfig.name, () => {
     expect(() => loadConfig({ REDIS_URL: 'redis://:hunter2@h:6379/x' })).not.toThrow(/hunter2/);
   });
 
+  it('takes several upstreams in order of preference, with one rate for all or one each', () => {
+    const one = loadConfig({ NOMINATIM_URL: 'http://own:8080/, https://nominatim.openstreetmap.org', NOMINATIM_MAX_RPS: '5' });
+    expect(one.nominatim.upstreams).toEqual([
+      { baseUrl: 'http://own:8080', host: 'own:8080', maxRps: 5 },
+      { baseUrl: 'https://nominatim.openstreetmap.org', host: 'nominatim.openstreetmap.org', maxRps: 5 },
+    ]);
+    expect(one.nominatim.baseUrl).toBe('http://own:8080');
+    expect(one.nominatim.isPublicServer).toBe(true);
+    expect(one.nominatim.backoffMaxMs).toBe(30_000);
+    const each = loadConfig({ NOMINATIM_URL: 'http://own:8080,https://nominatim.openstreetmap.org', NOMINATIM_MAX_RPS: '50,1' });
+    expect(each.nominatim.upstreams.map((u) => u.maxRps)).toEqual([50, 1]);
+    expect(loadConfig({}).nominatim.upstreams).toEqual([{ baseUrl: 'https://nominatim.openstreetmap.org', host: 'nominatim.openstreetmap.org', maxRps: 1 }]);
+  });
+
+  it('refuses a rate list of another length, an empty entry, a bad URL or a host listed twice', () => {
+    expect(() => loadConfig({ NOMINATIM_URL: 'http://a,http://b', NOMINATIM_MAX_RPS: '1,2,3' })).toThrow(
+      'NOMINATIM_MAX_RPS must be one number or one per NOMINATIM_URL entry (2)',
+    );
+    expect(() => loadConfig({ NOMINATIM_URL: 'http://a,,http://b' })).toThrow('NOMINATIM_URL must be one URL or a comma-separated list');
+    expect(() => loadConfig({ NOMINATIM_URL: 'http://a,ftp://b' })).toThrow('NOMINATIM_URL must be an http:// or https:// URL (got "ftp://b")');
+    expect(() => loadConfig({ NOMINATIM_URL: 'http://a/x,http://a/y' })).toThrow('NOMINATIM_URL lists a twice');
+    expect(() => loadConfig({ NOMINATIM_URL: 'http://a,http://b', NOMINATIM_MAX_RPS: '1,0' })).toThrow('NOMINATIM_MAX_RPS must be a number from 0.01 to 1000 (got "0")');
+  });
+
   it('keeps APP_VERSION in step with package.json', () => {
     const pkg = JSON.parse(readFileSync(join(__dirname, '../../package.json'), 'utf8')) as { version: string };
     expect(APP_VERSION).toBe(pkg.version);

@@ -2,6 +2,7 @@ import { registerAs } from '@nestjs/config';
 import { ConfigValidationError, Env, EnvReader } from './env-parsers';
 import { RedisClusterConnection, resolveRedisClusterNodes } from './redis-cluster-nodes';
 import { RedisConnection, resolveRedisConnection } from './redis-url';
+import { readUpstreams, UpstreamConfig } from './upstreams';
 
 export const PUBLIC_NOMINATIM_URL = 'https://nominatim.openstreetmap.org';
 // Kept in step with package.json by a unit test.
@@ -47,10 +48,19 @@ export interface CacheConfig {
   compressMinBytes: number;
   /** how long a request waits for another instance's fill before going itself */
   fillWaitMs: number;
+  /** REVERSE_SNAP_METERS: above 0, reverse questions are snapped to a grid cell about this wide */
+  reverseSnapMeters: number;
+  /** CLIENT_CACHE_CONTROL: honour the client's Cache-Control request directives, or ignore them */
+  clientCacheControl: 'honour' | 'ignore';
 }
 
 export interface NominatimConfig {
+  /** the preferred upstream (the first of `upstreams`) */
   baseUrl: string;
+  /** NOMINATIM_URL's list, in order of preference, each with its NOMINATIM_MAX_RPS */
+  upstreams: UpstreamConfig[];
+  /** UPSTREAM_BACKOFF_MAX_SECONDS: longest a failing upstream of several is passed over */
+  backoffMaxMs: number;
   userAgent: string;
   userAgentIsDefault: boolean;
   email: string | undefined;
@@ -141,24 +151,29 @@ export function loadConfig(env: Env): Config {
     l1MaxBytes: r.int('L1_MAX_BYTES', 128 * 1024 * 1024, 0, 16 * 1024 * 1024 * 1024),
     compressMinBytes: r.int('COMPRESS_MIN_BYTES', 256, 0, 1024 * 1024 * 1024),
     fillWaitMs: 0,
+    reverseSnapMeters: r.number('REVERSE_SNAP_METERS', 0, 0, 100_000),
+    clientCacheControl: r.oneOf('CLIENT_CACHE_CONTROL', 'honour', ['honour', 'ignore'] as const),
   };
 
-  const baseUrl = r.httpUrl('NOMINATIM_URL', PUBLIC_NOMINATIM_URL);
+  const upstreams = readUpstreams(r, PUBLIC_NOMINATIM_URL);
+  const baseUrl = upstreams[0].baseUrl;
   const ua = r.optionalString('NOMINATIM_USER_AGENT');
   const timeoutMs = r.int('UPSTREAM_TIMEOUT_MS', 10000, 100, 25000);
   const queueMaxWaitMs = r.int('UPSTREAM_QUEUE_MAX_WAIT_MS', 10000, 0, 25000);
   const nominatim: NominatimConfig = {
     baseUrl,
+    upstreams,
+    backoffMaxMs: r.int('UPSTREAM_BACKOFF_MAX_SECONDS', 30, 1, 3600) * 1000,
     userAgent: ua ?? DEFAULT_USER_AGENT,
     userAgentIsDefault: ua === undefined,
     email: r.optionalString('NOMINATIM_EMAIL'),
     timeoutMs,
     maxBytes: r.int('UPSTREAM_MAX_BYTES', 2 * 1024 * 1024, 1024, 256 * 1024 * 1024),
-    maxRps: r.number('NOMINATIM_MAX_RPS', 1, 0.01, 1000),
+    maxRps: upstreams[0].maxRps,
     queueMaxWaitMs,
     // A holder may wait its pacing turn and then the upstream timeout; past that its lease lapses.
     fillLeaseMs: queueMaxWaitMs + timeoutMs + 1000,
-    isPublicServer: new URL(baseUrl).hostname === 'nominatim.openstreetmap.org',
+    isPublicServer: upstreams.some((u) => new URL(u.baseUrl).hostname === 'nominatim.openstreetmap.org'),
   };
   cache.fillWaitMs = nominatim.fillLeaseMs;
   if (nominatim.email !== undefined && !/^[^\s@]+@[^\s@]+$/.test(nominatim.email)) {

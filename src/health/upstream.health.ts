@@ -1,7 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
 import { nominatimConfig, NominatimConfig } from '../config/configuration';
-import { UpstreamStatus } from '../places/nominatim/upstream-status';
+import { UpstreamSnapshot, UpstreamStatus } from '../places/nominatim/upstream-status';
+import { UpstreamTarget, UPSTREAMS } from '../places/nominatim/upstream-target';
 
 /**
  * Upstream reachability as the last real Nominatim call showed it. It never sends a request itself:
@@ -17,35 +18,60 @@ export class UpstreamHealthIndicator {
     private readonly health: HealthIndicatorService,
     private readonly status: UpstreamStatus,
     @Inject(nominatimConfig.KEY) config: NominatimConfig,
+    @Inject(UPSTREAMS) private readonly targets: UpstreamTarget[],
   ) {
-    const url = new URL(config.baseUrl);
-    // Credentials in NOMINATIM_URL (a private server behind basic auth) stay out of the answer.
-    this.upstream = `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+    this.upstream = publicUrl(config.baseUrl);
   }
 
+  /**
+   * The preferred upstream at the top level (as with a single one); with several, `upstreams` lists each
+   * (host, url and the same fields), and any failing or cooling down makes the whole `degraded`.
+   */
   check(key = 'upstream', now = Date.now()): HealthIndicatorResult {
     const s = this.status.snapshot();
-    const data = {
-      state: s.state,
-      url: this.upstream,
-      lastCall:
-        s.lastCall === null
-          ? null
-          : {
-              endpoint: s.lastCall.endpoint,
-              status: s.lastCall.status,
-              durationMs: s.lastCall.durationMs,
-              at: new Date(s.lastCall.at).toISOString(),
-              ageSeconds: ageSeconds(s.lastCall.at, now),
-            },
-      lastSuccessAgeSeconds: s.lastSuccessAt === null ? null : ageSeconds(s.lastSuccessAt, now),
-      consecutiveFailures: s.consecutiveFailures,
-      coolDownRemainingSeconds: Math.ceil(s.coolDownRemainingMs / 1000),
-      queued: s.queued,
-    };
+    const data: Record<string, unknown> = describe(s, this.upstream, now);
+    let troubled = isTroubled(s);
+    if (this.targets.length > 1) {
+      data.upstreams = this.targets.map((t) => {
+        const snap = t.status.snapshot();
+        troubled ||= isTroubled(snap);
+        return { host: t.host, ...describe(snap, publicUrl(t.baseUrl), now) };
+      });
+    }
     const session = this.health.check(key);
-    return s.state === 'failing' || s.state === 'cooling_down' ? session.degraded(data) : session.up(data);
+    return troubled ? session.degraded(data) : session.up(data);
   }
+}
+
+function isTroubled(s: UpstreamSnapshot): boolean {
+  return s.state === 'failing' || s.state === 'cooling_down';
+}
+
+/** Credentials in NOMINATIM_URL (a private server behind basic auth) stay out of the answer. */
+function publicUrl(baseUrl: string): string {
+  const url = new URL(baseUrl);
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+function describe(s: UpstreamSnapshot, url: string, now: number) {
+  return {
+    state: s.state,
+    url,
+    lastCall:
+      s.lastCall === null
+        ? null
+        : {
+            endpoint: s.lastCall.endpoint,
+            status: s.lastCall.status,
+            durationMs: s.lastCall.durationMs,
+            at: new Date(s.lastCall.at).toISOString(),
+            ageSeconds: ageSeconds(s.lastCall.at, now),
+          },
+    lastSuccessAgeSeconds: s.lastSuccessAt === null ? null : ageSeconds(s.lastSuccessAt, now),
+    consecutiveFailures: s.consecutiveFailures,
+    coolDownRemainingSeconds: Math.ceil(s.coolDownRemainingMs / 1000),
+    queued: s.queued,
+  };
 }
 
 function ageSeconds(at: number, now: number): number {

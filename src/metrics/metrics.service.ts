@@ -95,15 +95,15 @@ export class MetricsService implements OnModuleDestroy {
 
   readonly upstreamRequests = new Counter({
     name: 'places_upstream_requests_total',
-    help: 'Requests sent to Nominatim, by endpoint and status (or timeout/error)',
-    labelNames: ['endpoint', 'status'] as const,
+    help: 'Requests sent to Nominatim, by endpoint, status (or timeout/error) and upstream (its host)',
+    labelNames: ['endpoint', 'status', 'upstream'] as const,
     registers: [this.registry],
   });
 
   readonly upstreamDuration = new Histogram({
     name: 'places_upstream_duration_seconds',
-    help: 'Nominatim response time',
-    labelNames: ['endpoint'] as const,
+    help: 'Nominatim response time, by endpoint and upstream (its host)',
+    labelNames: ['endpoint', 'upstream'] as const,
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20],
     registers: [this.registry],
   });

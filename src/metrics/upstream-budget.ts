@@ -3,7 +3,7 @@ import { nominatimConfig, NominatimConfig } from '../config/configuration';
 import { MetricsService } from './metrics.service';
 
 /**
- * Publishes the fleet's upstream budget (NOMINATIM_MAX_RPS) as a gauge, labelled with the upstream's
+ * Publishes the fleet's upstream budget (NOMINATIM_MAX_RPS, per upstream) as a gauge, labelled with the upstream's
  * host only (never its full URL, which may carry credentials), so that a panel or an alert can put the
  * upstream request rate against it without knowing the configuration.
  */
@@ -15,6 +15,6 @@ export class UpstreamBudget implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    this.metrics.upstreamBudget.set({ upstream: new URL(this.config.baseUrl).host }, this.config.maxRps);
+    for (const u of this.config.upstreams) this.metrics.upstreamBudget.set({ upstream: u.host }, u.maxRps);
   }
 }

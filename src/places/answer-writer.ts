@@ -98,7 +98,8 @@ export function writeAnswer(
   }
   const h = head ?? [];
   h.push('Content-Type', contentType, 'X-Cache', r.outcome, 'Cache-Status', cacheStatus(r, now));
-  if (fromCache) h.push('Age', String(Math.max(0, Math.floor((now - a.storedAt) / 1000))));
+  // On every answer (RFC 9111 5.1): 0 for one just fetched, so a client's max-age has something to compare.
+  h.push('Age', String(Math.max(0, Math.floor((now - a.storedAt) / 1000))));
   h.push('Cache-Control', r.stored ? `public, max-age=${Math.max(0, Math.floor((a.freshUntil - now) / 1000))}` : 'no-store');
   // Keep what CORS already put there (Vary: Origin when CORS_ORIGINS lists origins).
   const vary = head === undefined ? res.getHeader('Vary') : undefined;

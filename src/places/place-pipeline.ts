@@ -1,7 +1,9 @@
+import type { IncomingMessage } from 'node:http';
 import { Inject, Injectable } from '@nestjs/common';
 import { GatewayError } from '../common/gateway.errors';
 import { cacheConfig, CacheConfig } from '../config/configuration';
 import { RateLimits } from '../throttle/rate-limits';
+import { parseRequestDirectives, RequestDirectives } from './cache/cache-control';
 import { Fills, LockAttempt } from './cache/fills';
 import { Lookup, PlacesCacheService, Resolution } from './cache/places-cache.service';
 import { Decision } from './decision';
@@ -13,6 +15,7 @@ import { memoEntries, Questions } from './questions';
  * One way through for every place request, whichever entry received it:
  *
  *   1 question  canonicalise once (Nominatim's 400s)            -> invalid | question
+ *     (the client's Cache-Control directives, when honoured, take the request to Fills.directed)
  *   2 memory    L1, synchronously; a hit pays the hit allowance  -> answer | limited
  *   3 flight    one per key (cache/fills.ts): L2, then the miss allowance, then the fill lock and
  *               one paced upstream call, kept in L2 and L1; others asking meanwhile join it
@@ -24,6 +27,8 @@ import { memoEntries, Questions } from './questions';
 @Injectable()
 export class PlacePipeline {
   readonly questions: Questions;
+  /** CLIENT_CACHE_CONTROL=honour */
+  private readonly honourDirectives: boolean;
 
   constructor(
     @Inject(cacheConfig.KEY) config: CacheConfig,
@@ -31,13 +36,17 @@ export class PlacePipeline {
     private readonly fills: Fills,
     private readonly limits: RateLimits,
   ) {
-    this.questions = new Questions(memoEntries(config.l1MaxBytes));
+    this.questions = new Questions(memoEntries(config.l1MaxBytes), config.reverseSnapMeters);
+    this.honourDirectives = config.clientCacheControl === 'honour';
   }
 
   run(x: Exchange, target: string, acceptLanguage: string | undefined): Decision | Promise<Decision> {
     const q = this.questions.of(x.route!, target, x.query, acceptLanguage);
     if ('ok' in q) return this.refusedOrNot(x, { kind: 'invalid', error: q.error });
     x.question = q;
+    // The client's Cache-Control (RFC 9111 5.2.1) decides what may be served: the full way, off the hit path.
+    const directives = this.honourDirectives ? directivesOf(x.req) : undefined;
+    if (directives !== undefined) return this.directed(x, q, directives);
     if (!q.request.cacheable) return this.passThrough(x, q);
     const now = Date.now();
     const hit = this.cache.fromMemory(q.request, now, q);
@@ -134,6 +143,21 @@ export class PlacePipeline {
     }
   }
 
+  /** A request with Cache-Control directives: counted against the miss allowance, as a miss is. */
+  private async directed(x: Exchange, q: Question, d: RequestDirectives): Promise<Decision> {
+    const refused = await this.limits.miss(x.client);
+    x.mark('limit');
+    if (refused > 0) return { kind: 'limited', retryAfterSeconds: refused };
+    try {
+      const r = await this.fills.directed(q.request, d);
+      x.mark('answer');
+      return this.checked(x, r);
+    } catch (e) {
+      x.mark('answer');
+      return failed(e);
+    }
+  }
+
   /** /details: never cached, so nothing to look up or join. */
   private async passThrough(x: Exchange, q: Question): Promise<Decision> {
     const refused = await this.limits.miss(x.client);
@@ -160,4 +184,10 @@ export class PlacePipeline {
 function failed(e: unknown): Decision {
   if (e instanceof GatewayError) return { kind: 'failed', error: e };
   throw e;
+}
+
+/** The request's Cache-Control directives that change what is served, or undefined (cheap when absent). */
+function directivesOf(req: IncomingMessage): RequestDirectives | undefined {
+  const { 'cache-control': cc, pragma } = req.headers;
+  return cc === undefined && pragma === undefined ? undefined : parseRequestDirectives(cc, pragma);
 }

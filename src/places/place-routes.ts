@@ -1,4 +1,6 @@
 import { canonicaliseApi, canonicaliseNominatim, CanonicalResult, NominatimEndpoint } from './nominatim/nominatim-request';
+import { pyFloat } from './nominatim/python-values';
+import { snapReverseQuery } from './nominatim/reverse-snap';
 
 export type PlaceRoute = { variant: 'api' } | { variant: 'raw'; endpoint: NominatimEndpoint };
 
@@ -32,8 +34,15 @@ export function splitTarget(url: string): { path: string; query: string } {
   return q === -1 ? { path: url, query: '' } : { path: url.slice(0, q), query: url.slice(q + 1) };
 }
 
-export function canonicaliseRoute(route: PlaceRoute, query: string, acceptLanguage: string | undefined): CanonicalResult {
+/** `reverseSnapMeters` (REVERSE_SNAP_METERS): above 0, a reverse question is asked for its cell's centre. */
+export function canonicaliseRoute(
+  route: PlaceRoute,
+  query: string,
+  acceptLanguage: string | undefined,
+  reverseSnapMeters = 0,
+): CanonicalResult {
   const params = new URLSearchParams(query);
+  if (reverseSnapMeters > 0 && route.variant === 'raw' && route.endpoint === 'reverse') snapReverseQuery(params, reverseSnapMeters, pyFloat);
   return route.variant === 'api'
     ? canonicaliseApi(params, acceptLanguage)
     : canonicaliseNominatim(route.endpoint, params, acceptLanguage);

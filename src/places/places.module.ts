@@ -8,11 +8,12 @@ import { CachePurgeService } from './cache/cache-purge.service';
 import { FillLock } from './cache/fill-lock';
 import { FILL_LOCK, Fills } from './cache/fills';
 import { PlacesCacheService } from './cache/places-cache.service';
-import { NominatimClient, UPSTREAM_PACER } from './nominatim/nominatim.client';
+import { FIRST_BACKOFF_MS, NominatimClient, UPSTREAM_PACER } from './nominatim/nominatim.client';
 import { PlacePipeline } from './place-pipeline';
 import { PlacesController } from './places.controller';
 import { UpstreamPacer } from './nominatim/upstream-pacer';
 import { UpstreamStatus } from './nominatim/upstream-status';
+import { pacerKeyPrefix, UpstreamTarget, UPSTREAMS } from './nominatim/upstream-target';
 
 /**
  * The place routes: the pipeline and its steps, the cache and Nominatim. Purging (and its broadcast)
@@ -29,22 +30,26 @@ import { UpstreamStatus } from './nominatim/upstream-status';
     PlacePipeline,
     CachePurgeService,
     {
-      provide: UPSTREAM_PACER,
+      provide: UPSTREAMS,
       inject: [RedisConnectionService, nominatimConfig.KEY, redisConfig.KEY],
-      useFactory: (conn: RedisConnectionService, n: NominatimConfig, r: RedisConfig) =>
-        new UpstreamPacer(
-          conn.client,
-          {
-            minIntervalMs: 1000 / n.maxRps,
-            maxWaitMs: n.queueMaxWaitMs,
-            // On a cluster both pacer keys carry the tag {pacer}: one script reads and writes them together.
-            keyPrefix: conn.cluster ? `${KEY_PREFIX}${conn.keys.tag('pacer')}:` : KEY_PREFIX,
-            opTimeoutMs: r.opTimeoutMs,
-            guard: (op, call) => conn.run(op, call),
-          },
-          () => conn.isUsable(),
-        ),
+      useFactory: (conn: RedisConnectionService, n: NominatimConfig, r: RedisConfig): UpstreamTarget[] =>
+        n.upstreams.map((u, i) => {
+          const pacer = new UpstreamPacer(
+            conn.client,
+            {
+              minIntervalMs: 1000 / u.maxRps,
+              maxWaitMs: n.queueMaxWaitMs,
+              // On a cluster both pacer keys carry the tag {pacer}: one script reads and writes them together.
+              keyPrefix: conn.cluster ? `${pacerKeyPrefix(KEY_PREFIX, n.upstreams, i)}${conn.keys.tag('pacer')}:` : pacerKeyPrefix(KEY_PREFIX, n.upstreams, i),
+              opTimeoutMs: r.opTimeoutMs,
+              guard: (op, call) => conn.run(op, call),
+            },
+            () => conn.isUsable(),
+          );
+          return { ...u, pacer, status: new UpstreamStatus(pacer), backoffMs: FIRST_BACKOFF_MS, coolingEpisode: false };
+        }),
     },
+    { provide: UPSTREAM_PACER, inject: [UPSTREAMS], useFactory: (targets: UpstreamTarget[]) => targets[0].pacer },
     {
       provide: FILL_LOCK,
       inject: [RedisConnectionService, nominatimConfig.KEY, redisConfig.KEY],
@@ -59,9 +64,10 @@ import { UpstreamStatus } from './nominatim/upstream-status';
             })
           : null,
     },
-    { provide: UpstreamStatus, inject: [UPSTREAM_PACER], useFactory: (pacer: UpstreamPacer) => new UpstreamStatus(pacer) },
+    // The preferred upstream's status; /health/upstream lists every upstream from UPSTREAMS.
+    { provide: UpstreamStatus, inject: [UPSTREAMS], useFactory: (targets: UpstreamTarget[]) => targets[0].status },
   ],
-  exports: [PlacesCacheService, PlacePipeline, CachePurgeService, UpstreamStatus],
+  exports: [PlacesCacheService, PlacePipeline, Fills, CachePurgeService, UpstreamStatus, UPSTREAMS],
 })
 export class PlacesModule implements OnApplicationBootstrap, OnModuleDestroy {
   constructor(

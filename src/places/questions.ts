@@ -31,13 +31,17 @@ export function remember<V>(memo: Map<string, V>, key: string, value: V, entries
 export class Questions {
   private readonly memo = new Map<string, Question>();
 
-  constructor(private readonly entries: number) {}
+  constructor(
+    private readonly entries: number,
+    /** REVERSE_SNAP_METERS: a reverse question is keyed and asked for its cell (0: off) */
+    private readonly reverseSnapMeters = 0,
+  ) {}
 
   of(route: PlaceRoute, target: string, query: string, lang: string | undefined): Question | CanonicalResult & { ok: false } {
     const key = lang === undefined ? target : `${target}\n${lang}`;
     const known = this.memo.get(key);
     if (known !== undefined) return known;
-    const c = canonicaliseRoute(route, query, lang);
+    const c = canonicaliseRoute(route, query, lang, this.reverseSnapMeters);
     if (!c.ok) return c;
     const question: Question = { request: c.request };
     return c.request.cacheable ? remember(this.memo, key, question, this.entries) : question;

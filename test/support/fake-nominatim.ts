@@ -502,10 +502,11 @@ function parseLanguages(accept: string): string[] {
   }
   langs.sort((a, b) => b[1] - a[1]);
   const out: string[] = [];
+  // Locales.from_accept_languages: a region variant adds its language unless that was asked for itself.
   for (const [lang] of langs) {
     out.push(lang);
-    const parts = lang.split(/[_-]/);
-    if (parts.length > 1) out.push(parts[0]);
+    const dash = lang.indexOf('-');
+    if (dash !== -1 && langs.every(([l]) => l !== lang.slice(0, dash))) out.push(lang.slice(0, dash));
   }
   return out;
 }
@@ -1475,10 +1476,11 @@ export class FakeNominatim {
   private search(params: Params, baseUri: string): string {
     const fmt = parseFormat(params, FORMATS, 'jsonv2');
     const geometry = parseGeometry(params, fmt);
+    // types.format_country: entries of exactly two characters, not stripped, lower-cased.
     const countries = (params.get('countrycodes') ?? '')
       .split(',')
-      .map((c) => c.trim().toLowerCase())
-      .filter((c) => /^[a-z]{2}$/.test(c));
+      .filter((c) => [...c].length === 2)
+      .map((c) => c.toLowerCase());
     const excluded = (params.get('exclude_place_ids') ?? '')
       .split(/[\s,]+/)
       .filter((s) => /^\d+$/.test(s))

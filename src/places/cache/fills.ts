@@ -7,6 +7,8 @@ import { cacheConfig, CacheConfig } from '../../config/configuration';
 import { MetricsService } from '../../metrics/metrics.service';
 import { NominatimClient } from '../nominatim/nominatim.client';
 import { CanonicalRequest } from '../nominatim/nominatim-request';
+import { notCached } from '../nominatim/upstream-errors';
+import { judge, RequestDirectives } from './cache-control';
 import { CachedAnswer, isEmptyAnswer } from './cached-answer';
 import { FillLock } from './fill-lock';
 import { CacheOutcome, PlacesCacheService, Resolution } from './places-cache.service';
@@ -115,8 +117,53 @@ export class Fills implements OnModuleDestroy {
     return this.running(req.key) ?? this.lead(req.key, this.fill(req));
   }
 
-  /** Across instances: the fill-lock holder calls upstream; the others wait for its pub/sub notice. */
-  async fill(req: CanonicalRequest, ahead?: LockAttempt): Promise<Resolution> {
+  /**
+   * A request carrying Cache-Control directives (RFC 9111 5.2.1, see cache-control.ts): a stored copy
+   * is used only as they allow (never to start a background refresh); otherwise only-if-cached answers
+   * 504 without asking upstream, no-store asks upstream (paced) and keeps nothing, and anything else
+   * fills as a miss does (paced, joined to the key's flight), the fresh answer replacing the entry.
+   */
+  async directed(req: CanonicalRequest, d: RequestDirectives): Promise<Resolution> {
+    if (!req.cacheable) {
+      if (d.onlyIfCached) throw notCached();
+      return this.passThrough(req);
+    }
+    const asked = Date.now();
+    const l1 = this.places.l1;
+    let answer = l1.get(req.key, asked);
+    let tier: 'l1' | 'l2' = 'l1';
+    if (answer === undefined || judge(answer, asked, d) === 'unusable') {
+      const shared = d.noCache ? undefined : await this.places.readShared(req.key).catch(() => undefined);
+      if (shared !== undefined && (answer === undefined || shared.storedAt > answer.storedAt)) {
+        answer = shared;
+        tier = 'l2';
+        l1.set(req.key, shared, asked);
+      }
+    }
+    const usable = answer === undefined ? 'unusable' : judge(answer, Date.now(), d);
+    if (answer !== undefined && usable !== 'unusable') {
+      const r: Resolution = { kind: 'answer', answer, outcome: usable === 'fresh' ? 'HIT' : 'STALE', stored: true, tier };
+      this.places.countHit(r);
+      return r;
+    }
+    if (d.onlyIfCached) throw notCached();
+    if (d.noStore) {
+      const up = await this.nominatim.fetch(req);
+      this.metrics.cacheOutcomes.inc({ outcome: 'miss', tier: 'none' });
+      return { kind: 'answer', answer: this.places.transient(up.status, up.contentType, up.body), outcome: 'MISS', stored: false };
+    }
+    const running = this.running(req.key);
+    const joined = running === undefined ? undefined : await running;
+    if (joined !== undefined && joined.answer.storedAt >= asked) return this.collapsed(joined);
+    // An entry filled elsewhere counts only if it was filled after this request asked (no-cache, max-age=0).
+    return (await this.lead(req.key, this.fill(req, undefined, asked)))!;
+  }
+
+  /**
+   * Across instances: the fill-lock holder calls upstream; the others wait for its pub/sub notice.
+   * `filledSince`: an entry another instance stored before then does not count (a no-cache request's).
+   */
+  async fill(req: CanonicalRequest, ahead?: LockAttempt, filledSince = 0): Promise<Resolution> {
     const lock = this.redis.isUsable() ? this.fillLock : null;
     if (lock === null) {
       this.giveBack(ahead);
@@ -128,7 +175,7 @@ export class Fills implements OnModuleDestroy {
       const giveUpAt = Date.now() + this.config.fillWaitMs;
       const attempt = ahead ?? this.attemptLock(lock, req.key);
       token = await attempt.token;
-      const filled = this.asFilledElsewhere(req, await attempt.entry);
+      const filled = this.asFilledElsewhere(req, await attempt.entry, filledSince);
       if (filled !== undefined) {
         if (token !== null) void lock.release(req.key, token).catch(() => undefined);
         return filled;
@@ -137,7 +184,7 @@ export class Fills implements OnModuleDestroy {
       // Past fillWaitMs, go without the lock.
       while (token === null && Date.now() < giveUpAt) {
         await lock.waitForFill(req.key, giveUpAt - Date.now());
-        const filled = this.asFilledElsewhere(req, await this.places.readShared(req.key));
+        const filled = this.asFilledElsewhere(req, await this.places.readShared(req.key), filledSince);
         if (filled !== undefined) return filled;
         token = await lock.tryAcquire(req.key);
       }
@@ -165,8 +212,8 @@ export class Fills implements OnModuleDestroy {
     return { lock, key, token, entry: this.places.readShared(key).catch(() => undefined) };
   }
 
-  private asFilledElsewhere(req: CanonicalRequest, filled: CachedAnswer | undefined): Resolution | undefined {
-    if (filled === undefined || !filled.isFresh(Date.now())) return undefined;
+  private asFilledElsewhere(req: CanonicalRequest, filled: CachedAnswer | undefined, filledSince = 0): Resolution | undefined {
+    if (filled === undefined || !filled.isFresh(Date.now()) || filled.storedAt < filledSince) return undefined;
     this.places.l1.set(req.key, filled, Date.now());
     this.metrics.cacheOutcomes.inc({ outcome: 'coalesced', tier: 'l2' });
     return { kind: 'answer', answer: filled, outcome: 'MISS', stored: true, collapsed: true, tier: 'l2' };

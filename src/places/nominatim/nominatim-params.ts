@@ -70,8 +70,8 @@ export type ErrorShape = 'text' | 'xml' | 'json';
 
 interface EndpointSpec {
   readonly path: string;
-  /** lower-cased name as a client may spell it -> Nominatim's spelling */
-  readonly names: ReadonlyMap<string, string>;
+  /** Nominatim's spelling of each name it reads (matched exactly: Falcon's get_param is case-sensitive) */
+  readonly names: ReadonlySet<string>;
   /** in the order Nominatim lists them in its error message (registration order in v1/format.py) */
   readonly formats: readonly ResponseFormat[];
   readonly defaultFormat: ResponseFormat;
@@ -86,8 +86,8 @@ export const OUTPUT_DETAILS = ['addressdetails', 'extratags', 'namedetails', 'en
 export const POLYGONS = ['polygon_geojson', 'polygon_kml', 'polygon_svg', 'polygon_text', 'polygon_threshold'];
 export const PLACE_FORMATS: readonly ResponseFormat[] = ['xml', 'geojson', 'geocodejson', 'json', 'jsonv2'];
 
-function nameTable(names: readonly string[]): ReadonlyMap<string, string> {
-  return new Map(names.map((n) => [n.toLowerCase(), n]));
+function nameTable(names: readonly string[]): ReadonlySet<string> {
+  return new Set(names);
 }
 
 // `email` (the gateway sends its own) and `debug` (HTML developer output that replaces the requested
@@ -148,7 +148,7 @@ export const FORMAT_MESSAGES: ReadonlyMap<EndpointSpec, string> = new Map(
   Object.values(SPECS).map((s) => [s, `Parameter 'format' must be one of: ${s.formats.join(', ')}`]),
 );
 
-/** DataLayer members (types.py); get_layers upper-cases each entry. */
-export const LAYERS = new Set(['address', 'poi', 'railway', 'natural', 'manmade']);
+/** DataLayer members (types.py); get_layers upper-cases each entry (and does not strip it). */
+export const LAYERS = new Set(['ADDRESS', 'POI', 'RAILWAY', 'NATURAL', 'MANMADE']);
 /** helpers.FEATURE_TYPE_TO_RANK keys; matched case-sensitively by Nominatim. */
 export const FEATURE_TYPES = new Set(['country', 'state', 'city', 'settlement']);

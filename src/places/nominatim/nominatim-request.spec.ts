@@ -92,15 +92,20 @@ describe(canonicaliseNominatim.name, () => {
       expect(junk.upstreamQuery).not.toMatch(/email|debug|foo|proto/);
     });
 
-    it('matches names case-insensitively onto Nominatim spelling (geopy sends featuretype)', () => {
-      expect(q('search', 'Q=Berlin&FORMAT=json&featuretype=city&Accept-Language=de')).toBe(
-        'accept-language=de&addressdetails=0&extratags=0&featureType=city&format=json&limit=10&namedetails=0&q=berlin',
-      );
+    it('matches names exactly as Nominatim spells them; other spellings are unknown names, dropped', () => {
+      // Falcon's get_param is case-sensitive: Q, FORMAT, LAT and geopy's featuretype are not read.
+      expect(err('search', 'Q=Berlin&format=json')).toEqual(jsonError('Nothing to search for.'));
+      expect(ok('search', 'q=Berlin&FORMAT=xml').key).toBe(ok('search', 'q=Berlin').key);
+      expect(ok('search', 'q=Berlin&FORMAT=xml').format).toBe('jsonv2');
+      expect(err('reverse', 'LAT=52.5&lon=13.4&format=json')).toEqual(jsonError("Parameter 'lat' missing."));
+      expect(q('search', 'q=Berlin&format=json&featuretype=country')).toBe(q('search', 'q=Berlin&format=json'));
+      expect(q('search', 'q=Berlin&format=json&featureType=country')).toContain('featureType=country');
+      expect(q('search', 'q=x&Accept-Language=de')).not.toContain('accept-language');
     });
 
-    it('takes the last value of a repeated name, in any spelling (Falcon get_param)', () => {
+    it('takes the last value of a repeated name (Falcon get_param)', () => {
       expect(ok('search', 'q=Paris&q=Berlin').key).toBe(ok('search', 'q=Berlin').key);
-      expect(ok('search', 'q=Berlin&format=xml&Format=json').format).toBe('json');
+      expect(ok('search', 'q=Berlin&format=xml&format=json').format).toBe('json');
       expect(ok('search', 'q=Berlin&limit=abc&limit=5').upstreamQuery).toContain('limit=5');
     });
   });
@@ -169,7 +174,23 @@ describe(canonicaliseNominatim.name, () => {
         expect(q('search', `q=x&extratags=${v}`)).toContain('extratags=1');
       }
       expect(q('search', 'q=x&extratags=0')).toContain('extratags=0');
-      expect(q('search', 'q=x&extratags=%200%20')).toContain('extratags=0');
+      // get_bool compares the value as sent: ' 0' is true in Nominatim.
+      expect(q('search', 'q=x&extratags=%200%20')).toContain('extratags=1');
+      expect(q('search', 'q=x&addressdetails=%200')).toContain('addressdetails=1');
+      expect(ok('search', 'q=x&addressdetails=%200').key).not.toBe(ok('search', 'q=x&addressdetails=0').key);
+    });
+
+    it('keeps values as sent where Nominatim reads them so (format, featureType, json_callback, layer)', () => {
+      expect(err('search', 'q=Berlin&format=%20json')).toEqual({
+        status: 400,
+        contentType: 'text/plain; charset=utf-8',
+        body: "ERROR 400: Parameter 'format' must be one of: xml, geojson, geocodejson, json, jsonv2",
+      });
+      expect(q('search', 'q=x&featureType=%20city')).toContain('featureType=&');
+      expect(err('search', 'q=x&format=json&json_callback=%20cb')).toEqual(jsonError('Invalid json_callback value'));
+      // Python's int() and float() skip surrounding whitespace, so these still merge.
+      expect(ok('search', 'q=x&limit=%205%20').key).toBe(ok('search', 'q=x&limit=5').key);
+      expect(ok('reverse', 'lat=%2052.5&lon=13.4%20').key).toBe(ok('reverse', 'lat=52.5&lon=13.4').key);
     });
 
     it('omits other parameters at their default value', () => {
@@ -182,15 +203,25 @@ describe(canonicaliseNominatim.name, () => {
   });
 
   describe('accept-language', () => {
-    it('comes from the parameter, else the header, normalised; absent is omitted', () => {
-      expect(q('search', 'q=x&accept-language=%20DE-de,%20en%3Bq%3D0.5')).toContain('accept-language=de-de%2Cen%3Bq%3D0.5&');
-      expect(q('search', 'q=x', 'en-US,en;q=0.9')).toContain('accept-language=en-us%2Cen%3Bq%3D0.9&');
+    it('comes from the parameter, else the header, as the list Locales.from_accept_languages reads; absent is omitted', () => {
+      // Case is kept (names are looked up as name:<lang>); weights order the list; a region adds its language.
+      expect(q('search', 'q=x&accept-language=%20en%3Bq%3D0.5,%20DE-de')).toContain('accept-language=DE-de%2CDE%2Cen&');
+      expect(q('search', 'q=x', 'en-US,en;q=0.9')).toContain('accept-language=en-US%2Cen&');
       expect(q('search', 'q=x&accept-language=fr', 'en')).toContain('accept-language=fr&');
       expect(q('search', 'q=x')).not.toContain('accept-language');
     });
 
+    it('merges only what Nominatim reads as the same list', () => {
+      expect(ok('search', 'q=x&accept-language=de%20,%20en').key).toBe(ok('search', 'q=x&accept-language=de,en').key);
+      expect(ok('search', 'q=x&accept-language=en;q=0.1,de').key).toBe(ok('search', 'q=x&accept-language=de,en').key);
+      // 'd e' is no language at all there (nothing localised), 'DE' another name tag than 'de'.
+      expect(ok('search', 'q=x&accept-language=d%20e').key).not.toBe(ok('search', 'q=x&accept-language=de').key);
+      expect(q('search', 'q=x&accept-language=d%20e')).toContain('accept-language=d%20e&');
+      expect(ok('search', 'q=x&accept-language=DE').key).not.toBe(ok('search', 'q=x&accept-language=de').key);
+    });
+
     it('gives the header and the parameter one key', () => {
-      expect(ok('search', 'q=x', 'EN').key).toBe(ok('search', 'q=x&Accept-Language=en').key);
+      expect(ok('search', 'q=x', 'en').key).toBe(ok('search', 'q=x&accept-language=en').key);
       expect(ok('search', 'q=x', 'en').key).not.toBe(ok('search', 'q=x').key);
     });
 
@@ -290,7 +321,9 @@ describe(canonicaliseNominatim.name, () => {
       const message = "Parameter 'layer' must be a comma-separated list of: address, poi, railway, natural, manmade.";
       expect(err('search', 'q=x&layer=foo')).toEqual(jsonError(message));
       expect(err('reverse', 'lat=1&lon=2&layer=address,')).toEqual(xmlError(message));
-      expect(q('search', 'q=x&layer=POI,%20address,poi')).toContain('layer=address%2Cpoi&');
+      expect(q('search', 'q=x&layer=POI,address,poi')).toContain('layer=address%2Cpoi&');
+      // get_layers does not strip the entries: ' address' is no layer there.
+      expect(err('search', 'q=x&layer=poi,%20address')).toEqual(jsonError(message));
     });
 
     it('rejects an invalid json_callback, checked last and only for JSON output', () => {
@@ -330,6 +363,8 @@ describe(canonicaliseNominatim.name, () => {
 
     it('keeps country codes of two characters only, lower-cased, sorted', () => {
       expect(q('search', 'q=x&countrycodes=FR,de,%20DE,xyz,d')).toContain('countrycodes=de%2Cfr&');
+      // format_country does not strip: ' it' has three characters and is ignored.
+      expect(ok('search', 'q=x&countrycodes=%20it').key).toBe(ok('search', 'q=x').key);
       expect(ok('search', 'q=x&countrycodes=xyz').key).toBe(ok('search', 'q=x').key);
     });
 

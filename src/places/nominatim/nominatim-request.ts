@@ -6,10 +6,13 @@
  *
  * Source facts relied on (osm-search/Nominatim, src/nominatim_api/):
  * - server/falcon/server.py: parameters come from Falcon's `get_param`, which returns the LAST value of a
- *   repeated name; names are case-sensitive there (we match them case-insensitively, see below).
- * - server/asgi_adaptor.py: `get_int` = Python `int()`, `get_float` = Python `float()` without nan/inf,
+ *   repeated name; names are case-sensitive (`Q`, `FORMAT`, `featuretype` are unknown names, ignored).
+ * - server/asgi_adaptor.py: `get` hands the value over as sent (never trimmed or folded); `get_int` =
+ *   Python `int()` and `get_float` = Python `float()` without nan/inf (both skip surrounding whitespace),
  *   messages "Parameter 'x' missing." / "Parameter 'x' must be a number."; `get_bool` is false only for
- *   the exact value '0', anything else (even '' or 'false') is true.
+ *   the exact value '0', anything else (even '', ' 0' or 'false') is true.
+ * So a value is trimmed or folded below only where the function Nominatim reads it with does so too;
+ * two requests share a key only when Nominatim reads them alike.
  * - v1/format.py: error bodies per content type (xml, json, else `ERROR <status>: <msg>` as text/plain);
  *   the format list order used in "Parameter 'format' must be one of: ...".
  * - v1/server_glue.py: endpoint order of checks, defaults (search jsonv2, reverse/lookup xml, status text,
@@ -21,7 +24,7 @@
 import { createHash } from 'node:crypto';
 import { KEY_PREFIX } from '../../cache/cache.constants';
 import { CanonicalResult, CT_JSON, CT_JSONP, CT_TEXT, CT_XML, ErrorShape, FEATURE_TYPES, FORMAT_MESSAGES, FREE_TEXT_NAMES, KEY_MAX_LENGTH, LIMIT_DEFAULT, LIMIT_MAX, LIMIT_MIN, LOOKUP_MAX_COUNT, MAX_PARAMS, MAX_TEXT_LENGTH, MAX_VALUE_LENGTH, NominatimEndpoint, ResponseFormat, SPECS, STRUCTURED, ZOOM_DEFAULT, ZOOM_MAX, ZOOM_MIN } from './nominatim-params';
-import { ASCII_PRINTABLE, BAD_CHARS, clampInt, COORDINATE_ONLY, digitString, floatString, HAS_DIGIT, pyFloat, pyInt, tooLongText } from './python-values';
+import { BAD_CHARS, clampInt, COORDINATE_ONLY, digitString, floatString, HAS_DIGIT, pyFloat, pyInt, pyStrip, tooLongText } from './python-values';
 import { acceptLanguage, bbox, bool, countryCodes, freeText, geometry, layers, mustBeNumber, Out, outputDetails, placeIds, searchText, validCallback } from './parameter-groups';
 import { apiFail, fail } from './nominatim-errors';
 export type { CanonicalRequest, CanonicalResult, ErrorAnswer, NominatimEndpoint, ResponseFormat, ResultKind } from './nominatim-params';
@@ -32,8 +35,8 @@ export { normaliseText } from './python-values';
  * `query` is what the client sent (repeated names allowed); `acceptLanguageHeader` is the request's
  * Accept-Language header.
  *
- * Names are matched case-insensitively onto Nominatim's spelling (`featuretype` -> `featureType`,
- * `Accept-Language` -> `accept-language`). A repeated name (in any spelling) takes its LAST value, as
+ * Names are matched exactly as Nominatim spells them (`Q`, `FORMAT` and geopy's `featuretype` are
+ * unknown names there, so they are dropped like any other). A repeated name takes its LAST value, as
  * Falcon's `get_param` does for Nominatim.
  */
 export function canonicaliseNominatim(
@@ -53,13 +56,13 @@ export function canonicaliseNominatim(
       tooMany = true;
       break;
     }
-    const canonical = spec.names.get(name.toLowerCase());
-    if (canonical !== undefined) raw.set(canonical, value);
+    if (spec.names.has(name)) raw.set(name, value);
   }
 
   // 1. format, checked first by every endpoint while the error shape is still plain text.
   const rawFormat = raw.get('format');
-  const fmt = rawFormat === undefined ? spec.defaultFormat : (rawFormat.trim() as ResponseFormat);
+  // parse_format: the value as sent (`%20json` is an unknown format there).
+  const fmt = rawFormat === undefined ? spec.defaultFormat : (rawFormat as ResponseFormat);
   if (!spec.formats.includes(fmt)) return fail('text', FORMAT_MESSAGES.get(spec) as string);
   const shape: ErrorShape = fmt === 'xml' ? 'xml' : fmt === 'text' ? 'text' : 'json';
 
@@ -69,9 +72,9 @@ export function canonicaliseNominatim(
   for (const [name, value] of raw) {
     if (value.length > MAX_VALUE_LENGTH) return fail(shape, `Parameter '${name}' is too long.`);
     if (BAD_CHARS.test(value)) return fail(shape, `Parameter '${name}' contains invalid characters.`);
-    const v = ASCII_PRINTABLE.test(value) ? value.trim() : value.normalize('NFC').trim();
-    if (FREE_TEXT_NAMES.has(name) && tooLongText(v)) return fail(shape, `Parameter '${name}' is too long.`);
-    p.set(name, v);
+    if (FREE_TEXT_NAMES.has(name) && tooLongText(value.trim())) return fail(shape, `Parameter '${name}' is too long.`);
+    // Kept as sent: each reader below trims or folds only as Nominatim's reader of that parameter does.
+    p.set(name, value);
   }
 
   const out = new Out();
@@ -283,7 +286,8 @@ function lookup(p: Map<string, string>, fmt: ResponseFormat, out: Out): string |
   const rawIds = p.get('osm_ids');
   if (rawIds) {
     for (const entry of rawIds.split(',')) {
-      const oid = entry.trim();
+      // lookup_endpoint: `oid.strip()` per entry, type letter in 'RNWrnw', then `oid[1:].isdigit()`.
+      const oid = pyStrip(entry);
       if (oid.length < 2) continue;
       const type = oid[0].toUpperCase();
       if (type !== 'N' && type !== 'W' && type !== 'R') continue;

@@ -1,6 +1,6 @@
 /** Parameter groups several endpoints share (server_glue.py, types.py), and the canonical output they fill. */
 import { LAYERS, MAX_VALUE_LENGTH, POLYGON_OUTPUT_MAX_TYPES, ResponseFormat } from './nominatim-params';
-import { ASCII_PRINTABLE, BAD_CHARS, codePointCount, compareDigits, compareOsmIds, digitString, floatString, HAS_DIGIT, HEMISPHERE, IDENTIFIER, normaliseText, pyFloat, pyFloatOrInfinite, WHITESPACE_RUN } from './python-values';
+import { asciiDigits, BAD_CHARS, codePointCount, compareDigits, compareOsmIds, digitString, floatString, HAS_DIGIT, HEMISPHERE, IDENTIFIER, normaliseText, pyFloat, pyFloatOrInfinite, pyStrip } from './python-values';
 
 // ---------------------------------------------------------------------------------------------------------
 // Shared parameter groups
@@ -48,32 +48,34 @@ export function outputDetails(p: Map<string, string>, out: Out, addressDefault: 
 }
 
 /**
- * get_layers: comma-separated DataLayer names, case-insensitive. Nominatim crashes (500) on an unknown
- * name; we answer a 400 instead of sending it upstream.
+ * server_glue.get_layers: `getattr(DataLayer, s.upper())` for each comma-separated entry, not stripped.
+ * Nominatim crashes (500) on an unknown name (` poi` included); we answer a 400 instead of sending it upstream.
  */
 export function layers(value: string | undefined, out: Out): string | undefined {
   if (value === undefined) return undefined;
   const set = new Set<string>();
   for (const entry of value.split(',')) {
-    const name = entry.trim().toLowerCase();
+    const name = entry.toUpperCase();
     if (!LAYERS.has(name)) return "Parameter 'layer' must be a comma-separated list of: address, poi, railway, natural, manmade.";
-    set.add(name);
+    set.add(name.toLowerCase());
   }
   out.set('layer', [...set].sort().join(','));
   return undefined;
 }
 
-/** Nominatim's get_bool: only '0' is false (we compare after trimming); absent gives the default. */
+/** asgi_adaptor.get_bool: only the exact value '0' is false (' 0' is true); absent gives the default. */
 export function bool(value: string | undefined, fallback: boolean): boolean {
   return value === undefined ? fallback : value !== '0';
 }
 
-/** format_country: entries of exactly two characters, lower-cased; others ignored. Sorted, de-duplicated. */
+/**
+ * types.format_country: entries of exactly two characters (not stripped: ` de` is ignored), lower-cased;
+ * others ignored. Sorted and de-duplicated: the list is a filter, its order does not matter.
+ */
 export function countryCodes(value: string | undefined): string {
   if (!value) return '';
   const set = new Set<string>();
-  for (const entry of value.split(',')) {
-    const cc = entry.trim();
+  for (const cc of value.split(',')) {
     if (cc.length >= 2 && cc.length <= 4 && codePointCount(cc) === 2) set.add(cc.toLowerCase());
   }
   return [...set].sort().join(',');
@@ -88,7 +90,8 @@ export function placeIds(value: string): string | undefined {
   const numeric = new Set<string>();
   const osm = new Set<string>();
   for (const entry of value.split(',')) {
-    const id = entry.trim();
+    // format_excluded strips each entry.
+    const id = pyStrip(entry);
     if (id === '') continue;
     const digits = digitString(id);
     if (digits !== undefined) {
@@ -123,22 +126,40 @@ export function bbox(value: string): { value: string; error?: undefined } | { va
   };
 }
 
-/** accept-language: the parameter, else the header; trimmed, lower-cased, spaces removed; absent -> omitted. */
+/**
+ * server_glue.get_accepted_languages: the parameter if non-empty, else the header (absent -> omitted, so
+ * upstream's DEFAULT_LANGUAGE applies). The value is keyed as the language list Nominatim derives from it.
+ */
 export function acceptLanguage(param: string | undefined, header: string | undefined): string | undefined {
-  if (param) {
-    const v = compactLanguage(param);
-    if (v !== '') return v;
-  }
+  if (param) return languageList(param);
   // The header is not a parameter: oversized or broken ones are ignored rather than answered with a 400.
-  if (typeof header === 'string' && header.length <= MAX_VALUE_LENGTH && !BAD_CHARS.test(header)) {
-    const v = compactLanguage(ASCII_PRINTABLE.test(header) ? header : header.normalize('NFC'));
-    if (v !== '') return v;
-  }
+  if (header && header.length <= MAX_VALUE_LENGTH && !BAD_CHARS.test(header)) return languageList(header);
   return undefined;
 }
 
-function compactLanguage(s: string): string {
-  return s.replace(WHITESPACE_RUN, '').toLowerCase();
+/** localization.Locales.from_accept_languages: `\s*([a-z_-]+)(?:;\s*q\s*=\s*([01](?:\.\d+)?))?\s*`, re.I. */
+const LANGUAGE_RANGE = /^\s*([a-z_-]+)(?:;\s*q\s*=\s*([01](?:\.\p{Nd}+)?))?\s*$/iu;
+
+/**
+ * The list Locales.from_accept_languages builds (case kept: it looks names up as `name:<lang>`, so `DE`
+ * is not `de`), written back comma-separated: Nominatim reads that list back as the same list. A value
+ * in which no part parses is kept as sent (Nominatim then localises nothing, unlike an absent one).
+ */
+function languageList(value: string): string {
+  const candidates: Array<[string, number]> = [];
+  for (const desc of value.split(',')) {
+    const m = LANGUAGE_RANGE.exec(desc);
+    if (m) candidates.push([m[1], m[2] === undefined ? 1 : Number(asciiDigits(m[2]))]);
+  }
+  if (candidates.length === 0) return value;
+  candidates.sort((a, b) => b[1] - a[1]);
+  const languages: string[] = [];
+  for (const [lid] of candidates) {
+    languages.push(lid);
+    const dash = lid.indexOf('-');
+    if (dash !== -1 && candidates.every((c) => c[0] !== lid.slice(0, dash))) languages.push(lid.slice(0, dash));
+  }
+  return languages.join(',');
 }
 
 /** Free text of a structured field; a value of spaces only still counts upstream, kept as one space. */

@@ -41,9 +41,9 @@ export function normaliseText(s: string): string {
 // ---------------------------------------------------------------------------------------------------------
 // Numbers, parsed like Python's int() and float() (underscores between digits, any Unicode decimal digit)
 
-/** Python int(): returns the canonical decimal string (sign, no leading zeros), any size. */
+/** Python int() (asgi_adaptor.get_int): returns the canonical decimal string (sign, no leading zeros), any size. */
 export function pyInt(value: string): string | undefined {
-  const s = asciiDigits(value);
+  const s = asciiDigits(pyStrip(value));
   if (!PY_INT.test(s)) return undefined;
   const negative = s[0] === '-';
   const digits = s.replace(/^[+-]/, '').replace(/_/g, '').replace(/^0+(?=.)/, '');
@@ -57,11 +57,21 @@ export function pyFloat(value: string): number | undefined {
 }
 
 export function pyFloatOrInfinite(value: string): number | undefined {
-  const s = asciiDigits(value.trim());
+  const s = asciiDigits(pyStrip(value));
   if (!PY_FLOAT.test(s)) return undefined;
   if (PY_NOT_FINITE.test(s)) return Number.NaN;
   const n = Number(s.replace(/_/g, ''));
   return Number.isNaN(n) ? undefined : n;
+}
+
+/**
+ * The whitespace Python's int(), float() and str.strip() skip. JavaScript's trim() also drops U+FEFF,
+ * which Python keeps (`int('\ufeff1')` fails); the C0/C1 separators Python also skips are refused earlier.
+ */
+const PY_SPACE_RUN = /^[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
+
+export function pyStrip(value: string): string {
+  return value.replace(PY_SPACE_RUN, '');
 }
 
 /** Shortest round-trip form; Python's float() reads it back to the same value. */
@@ -84,7 +94,7 @@ export function digitString(value: string): string | undefined {
 }
 
 /** Replaces every Unicode decimal digit by its ASCII digit (Python's int()/float() accept them all). */
-function asciiDigits(s: string): string {
+export function asciiDigits(s: string): string {
   if (ASCII_PRINTABLE.test(s)) return s;
   return s.replace(UNICODE_DIGITS_G, (d) => String(unicodeDigitValue(d.codePointAt(0) as number)));
 }

@@ -17,3 +17,7 @@ export const upstreamInvalid = (problem: string) =>
 /** An answer past UPSTREAM_MAX_BYTES: its connection is cut as soon as the limit is passed. */
 export const upstreamTooLarge = (maxBytes: number) =>
   new GatewayError(502, `Nominatim's answer is larger than ${maxBytes} bytes (UPSTREAM_MAX_BYTES)`, 'upstream_too_large');
+
+/** RFC 9111 5.2.1.7: only-if-cached and nothing usable is stored. */
+export const notCached = () =>
+  new GatewayError(504, 'Nothing usable is cached for this question (the request said only-if-cached)', 'not_cached');

@@ -1,0 +1,47 @@
+import { retryAfterMs, UpstreamPreference } from './upstream-preference';
+
+describe(UpstreamPreference.name, () => {
+  const t0 = 1_000_000;
+
+  it('tries every upstream in order of preference while none failed', () => {
+    expect(new UpstreamPreference(3, 30_000).order(t0)).toEqual([0, 1, 2]);
+  });
+
+  it('passes over a demoted upstream until its back-off ends, then tries it first again', () => {
+    const p = new UpstreamPreference(2, 30_000);
+    expect(p.demote(0, t0)).toBe(1000);
+    expect(p.order(t0)).toEqual([1]);
+    expect(p.order(t0 + 999)).toEqual([1]);
+    expect(p.order(t0 + 1000)).toEqual([0, 1]);
+    expect(p.remainingMs(0, t0 + 400)).toBe(600);
+  });
+
+  it('doubles the back-off with each failure in a row, up to the cap; a success resets it', () => {
+    const p = new UpstreamPreference(2, 5000);
+    expect([1, 2, 3, 4, 5].map(() => p.demote(0, t0))).toEqual([1000, 2000, 4000, 5000, 5000]);
+    p.succeeded(0);
+    expect(p.order(t0)).toEqual([0, 1]);
+    expect(p.demote(0, t0)).toBe(1000);
+  });
+
+  it('honours Retry-After, capped', () => {
+    const p = new UpstreamPreference(2, 30_000);
+    expect(p.demote(0, t0, 7000)).toBe(7000);
+    expect(p.demote(1, t0, 3_600_000)).toBe(30_000);
+    expect(p.order(t0 + 6999)).toEqual([]);
+    expect(p.soonestMs(t0)).toBe(7000);
+    expect(p.order(t0 + 7000)).toEqual([0]);
+  });
+});
+
+describe('retryAfterMs', () => {
+  it('reads delta-seconds and HTTP dates; ignores the rest', () => {
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    expect(retryAfterMs('5', now)).toBe(5000);
+    expect(retryAfterMs(' 2 ', now)).toBe(2000);
+    expect(retryAfterMs('Thu, 01 Jan 2026 00:00:09 GMT', now)).toBe(9000);
+    expect(retryAfterMs('0', now)).toBeUndefined();
+    expect(retryAfterMs('soon', now)).toBeUndefined();
+    expect(retryAfterMs(undefined, now)).toBeUndefined();
+  });
+});

@@ -1,0 +1,61 @@
+/**
+ * Which of several upstreams to ask, in NOMINATIM_URL's order of preference. One that fails (refused,
+ * timed out, 5xx, 429/403) is demoted: passed over until its back-off ends, then tried again first.
+ * The back-off is the upstream's Retry-After when it sent one, else 1 s doubling with each failure in
+ * a row; either way at most `maxBackoffMs` (UPSTREAM_BACKOFF_MAX_SECONDS). Pure and in-process: a 429
+ * or 403 is also shared with the fleet through that upstream's pacer cool-down.
+ */
+export class UpstreamPreference {
+  private readonly demotedUntil: number[];
+  private readonly failures: number[];
+
+  constructor(
+    readonly count: number,
+    private readonly maxBackoffMs: number,
+    private readonly firstBackoffMs = 1000,
+  ) {
+    this.demotedUntil = new Array<number>(count).fill(0);
+    this.failures = new Array<number>(count).fill(0);
+  }
+
+  /** The upstreams to try now, best first: every one not demoted, in order of preference. */
+  order(now: number): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < this.count; i++) if (this.demotedUntil[i] <= now) out.push(i);
+    return out;
+  }
+
+  /** Demotes upstream `i` after a failure; returns the back-off in ms. */
+  demote(i: number, now: number, retryAfterMs?: number): number {
+    this.failures[i]++;
+    const exponential = this.firstBackoffMs * 2 ** Math.min(30, this.failures[i] - 1);
+    const ms = Math.min(this.maxBackoffMs, retryAfterMs !== undefined && retryAfterMs > 0 ? retryAfterMs : exponential);
+    this.demotedUntil[i] = Math.max(this.demotedUntil[i], now + ms);
+    return ms;
+  }
+
+  succeeded(i: number): void {
+    this.failures[i] = 0;
+    this.demotedUntil[i] = 0;
+  }
+
+  /** ms until upstream `i` may be asked again (0 when it may be now). */
+  remainingMs(i: number, now: number): number {
+    return Math.max(0, this.demotedUntil[i] - now);
+  }
+
+  /** ms until the first demoted upstream may be asked again (0 when one may be now). */
+  soonestMs(now: number): number {
+    let soonest = Infinity;
+    for (let i = 0; i < this.count; i++) soonest = Math.min(soonest, this.remainingMs(i, now));
+    return soonest === Infinity ? 0 : soonest;
+  }
+}
+
+/** Retry-After as ms (delta-seconds or an HTTP date), or undefined when absent or unusable. */
+export function retryAfterMs(header: string | undefined, now = Date.now()): number | undefined {
+  if (header === undefined) return undefined;
+  const v = header.trim();
+  const ms = /^\d+$/.test(v) ? Number(v) * 1000 : Date.parse(v) - now;
+  return Number.isFinite(ms) && ms > 0 ? ms : undefined;
+}

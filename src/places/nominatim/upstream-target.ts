@@ -1,0 +1,26 @@
+import { UpstreamConfig } from '../../config/upstreams';
+import { UpstreamPacer } from './upstream-pacer';
+import { UpstreamStatus } from './upstream-status';
+
+/** Provider token: the upstreams (UpstreamTarget[]) in NOMINATIM_URL's order of preference. */
+export const UPSTREAMS = 'UPSTREAMS';
+
+/** One upstream Nominatim: where it is, its own fleet-wide pacer, and what its last calls showed. */
+export interface UpstreamTarget extends UpstreamConfig {
+  pacer: UpstreamPacer;
+  status: UpstreamStatus;
+  /** next 429/403 cool-down when the upstream gives no Retry-After (doubles per refusal) */
+  backoffMs: number;
+  /** a 429/403 episode is running (logged once, at its start and its end) */
+  coolingEpisode: boolean;
+  /** the Retry-After of this upstream's last answer, for the demotion it may cause */
+  lastRetryAfterMs?: number;
+}
+
+/**
+ * The Redis namespace of an upstream's pacer: with one upstream exactly today's (`places:v1:pacer:…`),
+ * so a fleet can be upgraded instance by instance; with several, one per host.
+ */
+export function pacerKeyPrefix(keyPrefix: string, upstreams: readonly UpstreamConfig[], i: number): string {
+  return upstreams.length === 1 ? keyPrefix : `${keyPrefix}upstream:${upstreams[i].host}:`;
+}

@@ -1,0 +1,197 @@
+import { RedisConnectionService } from '../src/cache/redis-connection.service';
+import { eventually, RunningApp, startApp } from './support/app-harness';
+import { FakeNominatim } from './support/fake-nominatim';
+import { RawAnswer, rawGet } from './support/raw-http';
+import { RedisProcess, startRedis } from './support/redis-server';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const MISS_LIMIT = 60;
+
+/**
+ * Issue 20: the client's Cache-Control request directives (RFC 9111 5.2.1), honoured by default and
+ * ignored with CLIENT_CACHE_CONTROL=ignore, against real Redis and the fake Nominatim. Entries are
+ * fresh for 2 s and kept an hour after (stale-if-error), with no stale-while-revalidate, so staleness
+ * can be observed.
+ */
+describe('client Cache-Control (e2e)', () => {
+  let fake: FakeNominatim;
+  let redis: RedisProcess;
+  let svc: RunningApp;
+  let ignoring: RunningApp;
+  let n = 0;
+
+  beforeAll(async () => {
+    fake = new FakeNominatim();
+    await fake.start();
+    redis = await startRedis();
+    const env = {
+      REDIS_URL: redis.url,
+      NOMINATIM_URL: fake.url,
+      NOMINATIM_MAX_RPS: '50',
+      CACHE_TTL_SECONDS: '2',
+      STALE_WHILE_REVALIDATE_SECONDS: '0',
+      STALE_IF_ERROR_SECONDS: '3600',
+      RATE_LIMIT_ENABLED: 'true',
+      RATE_LIMIT_MISSES: String(MISS_LIMIT),
+    };
+    svc = await startApp(env);
+    ignoring = await startApp({ ...env, REDIS_URL: `${redis.url}/1`, CLIENT_CACHE_CONTROL: 'ignore' });
+    await eventually(
+      () => svc.app.get(RedisConnectionService).state === 'ready' && ignoring.app.get(RedisConnectionService).state === 'ready',
+    );
+  });
+
+  afterAll(async () => {
+    await svc?.close();
+    await ignoring?.close();
+    await fake.stop();
+    await redis.stop();
+  });
+
+  /** A question no other test asks. */
+  const fresh = () => `/search?q=Berlin&format=json&limit=${++n}`;
+  const get = (target: string, headers: Record<string, string> = {}, app = svc) => rawGet(`${app.url}${target}`, headers);
+  const upstream = () => fake.count('/search');
+  const cache = (a: RawAnswer) => a.headers['x-cache'];
+
+  it('every answer carries Age: 0 on a miss, the copy\'s age on a hit', async () => {
+    const q = fresh();
+    const miss = await get(q);
+    expect(cache(miss)).toBe('MISS');
+    expect(miss.headers.age).toBe('0');
+    await sleep(1100);
+    const hit = await get(q);
+    expect(cache(hit)).toBe('HIT');
+    expect(Number(hit.headers.age)).toBeGreaterThanOrEqual(1);
+  });
+
+  it('no-cache asks upstream again and the fresh answer replaces the entry', async () => {
+    const q = fresh();
+    await get(q);
+    await sleep(1100);
+    const before = upstream();
+    const again = await get(q, { 'Cache-Control': 'no-cache' });
+    expect(again.status).toBe(200);
+    expect(cache(again)).toBe('MISS');
+    expect(again.headers.age).toBe('0');
+    expect(upstream()).toBe(before + 1);
+    // The entry is the new copy: a plain request now finds it 0 s old, not 1 s.
+    const after = await get(q);
+    expect(cache(after)).toBe('HIT');
+    expect(after.headers.age).toBe('0');
+    expect(upstream()).toBe(before + 1);
+  });
+
+  it('no-cache is still coalesced: concurrent ones make one upstream call', async () => {
+    const q = fresh();
+    await get(q);
+    const before = upstream();
+    // A slow upstream, so that all six are asked while the first one's call runs.
+    fake.latencyMs = 500;
+    try {
+      const answers = await Promise.all(Array.from({ length: 6 }, () => get(q, { 'Cache-Control': 'no-cache' })));
+      for (const a of answers) expect(a.status).toBe(200);
+      expect(answers.filter((a) => a.headers['cache-status']?.includes('collapsed')).length).toBe(5);
+    } finally {
+      fake.latencyMs = 0;
+    }
+    expect(upstream()).toBe(before + 1);
+  });
+
+  it('Pragma: no-cache counts as no-cache only without Cache-Control', async () => {
+    const q = fresh();
+    await get(q);
+    const before = upstream();
+    expect(cache(await get(q, { Pragma: 'no-cache' }))).toBe('MISS');
+    expect(upstream()).toBe(before + 1);
+    expect(cache(await get(q, { Pragma: 'no-cache', 'Cache-Control': 'max-stale=10' }))).toBe('HIT');
+    expect(upstream()).toBe(before + 1);
+  });
+
+  it('max-age=N does not use a copy older than N seconds', async () => {
+    const q = fresh();
+    await get(q);
+    await sleep(1100);
+    const before = upstream();
+    expect(cache(await get(q, { 'Cache-Control': 'max-age=60' }))).toBe('HIT');
+    expect(upstream()).toBe(before);
+    expect(cache(await get(q, { 'Cache-Control': 'max-age=0' }))).toBe('MISS');
+    expect(upstream()).toBe(before + 1);
+  });
+
+  it('min-fresh=N does not use a copy fresh for less than N more seconds', async () => {
+    const q = fresh();
+    await get(q);
+    const before = upstream();
+    expect(cache(await get(q, { 'Cache-Control': 'min-fresh=0' }))).toBe('HIT');
+    expect(cache(await get(q, { 'Cache-Control': 'min-fresh=60' }))).toBe('MISS');
+    expect(upstream()).toBe(before + 1);
+  });
+
+  it('max-stale[=N] accepts a stale copy, within N seconds of staleness', async () => {
+    const q = fresh();
+    await get(q);
+    await sleep(2300);
+    const before = upstream();
+    const stale = await get(q, { 'Cache-Control': 'max-stale=60' });
+    expect(stale.status).toBe(200);
+    expect(cache(stale)).toBe('STALE');
+    expect(cache(await get(q, { 'Cache-Control': 'max-stale' }))).toBe('STALE');
+    expect(upstream()).toBe(before);
+    expect(cache(await get(q, { 'Cache-Control': 'max-stale=0' }))).toBe('MISS');
+    expect(upstream()).toBe(before + 1);
+  });
+
+  it('only-if-cached answers 504 and sends nothing upstream when nothing usable is stored', async () => {
+    const q = fresh();
+    const before = upstream();
+    const none = await get(q, { 'Cache-Control': 'only-if-cached' });
+    expect(none.status).toBe(504);
+    expect(JSON.parse(none.body.toString())).toMatchObject({ statusCode: 504, code: 'not_cached' });
+    expect(upstream()).toBe(before);
+    await get(q);
+    const some = await get(q, { 'Cache-Control': 'only-if-cached' });
+    expect(some.status).toBe(200);
+    expect(cache(some)).toBe('HIT');
+    expect(upstream()).toBe(before + 1);
+    const api = await get('/api?q=Nowhere%20Cached', { 'Cache-Control': 'only-if-cached' });
+    expect(api.status).toBe(504);
+    expect(upstream()).toBe(before + 1);
+  });
+
+  it('no-store does not keep the answer', async () => {
+    const q = fresh();
+    const before = upstream();
+    const a = await get(q, { 'Cache-Control': 'no-store' });
+    expect(a.status).toBe(200);
+    expect(cache(a)).toBe('MISS');
+    expect(a.headers['cache-control']).toBe('no-store');
+    expect(upstream()).toBe(before + 1);
+    expect(cache(await get(q))).toBe('MISS');
+    expect(upstream()).toBe(before + 2);
+  });
+
+  it('CLIENT_CACHE_CONTROL=ignore answers as if no directive were sent', async () => {
+    const q = fresh();
+    await get(q, {}, ignoring);
+    const before = upstream();
+    expect(cache(await get(q, { 'Cache-Control': 'no-cache' }, ignoring))).toBe('HIT');
+    expect(cache(await get(q, { Pragma: 'no-cache' }, ignoring))).toBe('HIT');
+    expect(cache(await get(fresh(), { 'Cache-Control': 'only-if-cached' }, ignoring))).toBe('MISS');
+    expect(upstream()).toBe(before + 1);
+  });
+
+  // Last: it spends this client's miss budget.
+  it('the per-client limiter counts requests with directives as misses', async () => {
+    const q = fresh();
+    await get(q);
+    for (let i = 0; i < 3 * MISS_LIMIT; i++) expect((await get(q)).status).toBe(200);
+    let refused: RawAnswer | undefined;
+    for (let i = 0; i <= MISS_LIMIT && refused === undefined; i++) {
+      const a = await get(q, { 'Cache-Control': 'max-stale' });
+      if (a.status === 429) refused = a;
+      else expect(cache(a)).toBe('HIT');
+    }
+    expect(refused?.status).toBe(429);
+  });
+});
