@@ -88,9 +88,10 @@ describe('configuration: what the README table promises', () => {
 
   it('refuses WEB_CONCURRENCY above 1 without Redis, naming both variables', () => {
     expect(problemsOf({ WEB_CONCURRENCY: '3' })).toBe(
-      'Invalid configuration: WEB_CONCURRENCY=3 needs REDIS_URL (or REDIS_TLS_URL): the workers share the upstream pacer and rate limits through Redis',
+      'Invalid configuration: WEB_CONCURRENCY=3 needs REDIS_URL (or REDIS_TLS_URL, or REDIS_CLUSTER_NODES): the workers share the upstream pacer and rate limits through Redis',
     );
     expect(problemsOf({ WEB_CONCURRENCY: '3', REDIS_URL: 'redis://127.0.0.1:6379' })).toBe('accepted');
+    expect(problemsOf({ WEB_CONCURRENCY: '3', REDIS_CLUSTER_NODES: 'redis://127.0.0.1:7000,redis://127.0.0.1:7001' })).toBe('accepted');
     expect(problemsOf({ WEB_CONCURRENCY: '3', REDIS_TLS_URL: 'rediss://:pw@127.0.0.1:6380' })).toBe('accepted');
     expect(problemsOf({ WEB_CONCURRENCY: '1' })).toBe('accepted');
   });

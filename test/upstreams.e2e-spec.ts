@@ -182,7 +182,7 @@ describe('several upstreams (e2e)', () => {
       const client = createClient({ url: `${redis.url}/2` });
       await client.connect();
       try {
-        expect(await client.keys('places:v1:*pacer:*')).toContain('places:v1:pacer:next');
+        expect(await client.keys('places:v1:*pacer:*')).toContain('places:v1:pacer:next-us');
       } finally {
         await client.quit();
       }
