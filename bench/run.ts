@@ -103,6 +103,7 @@ function service(ctx: Ctx, name: string, env: Record<string, string> = {}, nodeA
 const naive = (ctx: Ctx) =>
   startBaseline('naive', { REDIS_URL: ctx.redis.url, NOMINATIM_URL: ctx.fake.url }, logFile('naive'));
 const floor = (ctx: Ctx) => startBaseline('floor', { BODY_FILE: ctx.bodyFile }, logFile('floor'));
+const fastify = (ctx: Ctx) => startBaseline('fastify', { BODY_FILE: ctx.bodyFile }, logFile('fastify'));
 const raw = (ctx: Ctx, keysFile: string, label = 'raw') =>
   startBaseline('raw', { BODY_FILE: ctx.bodyFile, KEYS_FILE: keysFile }, logFile(label), label);
 
@@ -150,6 +151,7 @@ async function hotKey(ctx: Ctx, round: number): Promise<Measured[]> {
       () => withTarget(() => service(ctx, 'service', {}, profile), (t) => firstThenMeasure(ctx, t, hot)),
       () => withTarget(() => naive(ctx), (t) => firstThenMeasure(ctx, t, hot)),
       () => withTarget(() => floor(ctx), (t) => firstThenMeasure(ctx, t, hot)),
+      () => withTarget(() => fastify(ctx), (t) => firstThenMeasure(ctx, t, hot)),
       () => withTarget(() => raw(ctx, hotKeysFile), (t) => firstThenMeasure(ctx, t, hot)),
       // The same service as two node:cluster workers (README: WEB_CONCURRENCY), side by side with one.
       () => withTarget(() => service(ctx, WORKERS_2, { WEB_CONCURRENCY: '2' }), (t) => firstThenMeasure(ctx, t, hot)),
@@ -976,6 +978,13 @@ function evaluate({ hot, hotInstructions, many, stamp, noisyRuns, pace, comp, ca
     check(
       '(a) hit req/s, WEB_CONCURRENCY=2 ÷ 1 (saturated)',
       `${fmt(group.rps / svc.rps)}× (${fmt(group.rps, 0)} vs ${fmt(svc.rps, 0)}; CPU ${fmt(group.cpuUsPerReq, 0)} vs ${fmt(svc.cpuUsPerReq, 0)} µs/req)`,
+      'reported',
+      true,
+    );
+    const fy = exact(hot, 'fastify');
+    check(
+      '(a) hit req/s ÷ bare Fastify (saturated)',
+      `${fmt(svc.rps / fy.rps)}× (${fmt(svc.rps, 0)} vs ${fmt(fy.rps, 0)}; CPU ${fmt(svc.cpuUsPerReq, 0)} vs ${fmt(fy.cpuUsPerReq, 0)} µs/req)`,
       'reported',
       true,
     );

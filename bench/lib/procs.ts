@@ -187,7 +187,7 @@ async function waitForRedisConnected(url: string, timeoutMs: number, workers = 1
   }
 }
 
-export type BaselineName = 'naive' | 'floor' | 'raw';
+export type BaselineName = 'naive' | 'floor' | 'fastify' | 'raw';
 
 /** Forks bench/baselines/<name>.ts (through @swc-node/register) and waits for its "ready". */
 export async function startBaseline(
