@@ -103,7 +103,7 @@ describe('hostile upstreams (e2e)', () => {
 
       // Logged at warn with endpoint and duration, without the question.
       const warned = warnings(app, logsFrom, 'NominatimClient');
-      expect(warned.map((l) => l.msg)).toEqual([expect.stringMatching(new RegExp(`^Nominatim search answered 200 after \\d+ ms with .*; not stored$`))]);
+      expect(warned.map((l) => l.msg)).toEqual([expect.stringMatching(new RegExp(`^Nominatim 127\\.0\\.0\\.1:\\d+ search answered 200 after \\d+ ms with .*; not stored$`))]);
       expect(warned[0].raw).not.toContain(q);
 
       // Nothing was kept: the same question goes upstream again and gets the real answer, stored.
@@ -167,7 +167,7 @@ describe('hostile upstreams (e2e)', () => {
       expect(sent.bytesSent).toBeLessThan(huge / 4);
       const warned = app.logs.filter((l) => l.level === 'warn' && l.context === 'NominatimClient').map((l) => l.msg);
       expect(warned).toEqual([
-        expect.stringMatching(new RegExp(`^Nominatim search answered more than ${limit} bytes \\(UPSTREAM_MAX_BYTES\\); cut off after \\d+ ms$`)),
+        expect.stringMatching(new RegExp(`^Nominatim 127\\.0\\.0\\.1:\\d+ search answered more than ${limit} bytes \\(UPSTREAM_MAX_BYTES\\); cut off after \\d+ ms$`)),
       ]);
     });
 
@@ -242,8 +242,8 @@ describe('hostile clients (e2e)', () => {
 
       const warned = app.logs.slice(from).filter((l) => l.level === 'warn');
       expect(warned.map((l) => [l.context, l.msg])).toEqual([
-        ['NominatimClient', expect.stringMatching(/^Nominatim search answered 503 after \d+ ms$/)],
-        ['NominatimClient', expect.stringMatching(/^Nominatim reverse timed out after \d+ ms$/)],
+        ['NominatimClient', expect.stringMatching(/^Nominatim 127\.0\.0\.1:\d+ search answered 503 after \d+ ms$/)],
+        ['NominatimClient', expect.stringMatching(/^Nominatim 127\.0\.0\.1:\d+ reverse timed out after \d+ ms$/)],
       ]);
       for (const line of app.logs.slice(from).filter((l) => l.level === 'warn' || l.level === 'info')) {
         expect(line.raw).not.toMatch(/Secretstrasse|secretstrasse|52\.5163/);

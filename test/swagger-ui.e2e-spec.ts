@@ -41,7 +41,10 @@ describe('Swagger UI in headless Chromium (e2e)', () => {
     }
     upstream = new FakeNominatim();
     await upstream.start();
-    svc = await startApp({ NOMINATIM_URL: upstream.url, CACHE_TTL_SECONDS: '600' });
+    // page.route below (which blocks foreign requests) makes Chromium bypass its own cache and send
+    // Cache-Control: no-cache and Pragma: no-cache on every request, seen at the server; honoured, each
+    // Try-it-out would be asked upstream again. A browser without interception sends neither.
+    svc = await startApp({ NOMINATIM_URL: upstream.url, CACHE_TTL_SECONDS: '600', CLIENT_CACHE_CONTROL: 'ignore' });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
     page = await browser.newPage({ viewport: { width: 1280, height: 1600 } });
     page.setDefaultTimeout(UI_TIMEOUT_MS);
