@@ -37,8 +37,12 @@ export interface LockAttempt {
 @Injectable()
 export class Fills implements OnModuleDestroy {
   private readonly logger = new Logger(Fills.name);
-  /** what runs for a key now; settles with its answer, or undefined when its leader gave up (refused, gone) */
-  private readonly flights = new Map<string, Promise<Resolution | undefined>>();
+  /**
+   * What runs for a key now; settles with its answer, or undefined when its leader gave up (refused,
+   * gone). A background refresh (stale-while-revalidate) is here too, so that it runs once, but nobody
+   * joins it: while it runs, the stale copy is what a request gets, at once.
+   */
+  private readonly flights = new Map<string, { work: Promise<Resolution | undefined>; background: boolean }>();
   private destroyed = false;
 
   constructor(
@@ -53,23 +57,25 @@ export class Fills implements OnModuleDestroy {
 
   /** The work running for `key`, if any: a request for the key joins it instead of starting its own. */
   running(key: string): Promise<Resolution | undefined> | undefined {
-    return this.flights.get(key);
+    const flight = this.flights.get(key);
+    return flight === undefined || flight.background ? undefined : flight.work;
   }
 
   /** Runs `work` as the one flight of `key` until it settles. */
-  lead(key: string, work: Promise<Resolution | undefined>): Promise<Resolution | undefined> {
-    this.flights.set(key, work);
+  lead(key: string, work: Promise<Resolution | undefined>, background = false): Promise<Resolution | undefined> {
+    const flight = { work, background };
+    this.flights.set(key, flight);
     const forget = () => {
-      if (this.flights.get(key) === work) this.flights.delete(key);
+      if (this.flights.get(key) === flight) this.flights.delete(key);
     };
     work.then(forget, forget);
     return work;
   }
 
-  /** RFC 5861 stale-while-revalidate: one refresh, through the same single flight and pacing; never throws. */
+  /** RFC 5861 stale-while-revalidate: one refresh, through the same flights and pacing; never throws. */
   refresh(req: CanonicalRequest): void {
     if (this.flights.has(req.key) || this.destroyed) return;
-    this.lead(req.key, this.fill(req)).catch((e: Error) => this.logger.debug(`background refresh failed: ${e.message}`));
+    this.lead(req.key, this.fill(req), true).catch((e: Error) => this.logger.debug(`background refresh failed: ${e.message}`));
   }
 
   /**
