@@ -77,7 +77,10 @@ describe('L1 memory accounting', () => {
   ])('counts %s at what they hold, or a little more', (_what, bytes, compressMinBytes, plain) => {
     const { counted, real, entries, copies } = fill(10_000, bytes, { compressMinBytes, plain });
     expect([entries, copies]).toEqual([10_000, plain ? 10_000 : 0]);
-    expect({ perEntryCounted: Math.round(counted / entries), covers: counted >= real }).toEqual({
+    // heapUsed after two full collections still moves by a few per cent with whatever else the worker
+    // holds at that moment (seen once in a full run on a loaded machine): 3 % of slack, far below what an
+    // uncounted key or Buffer header (tens of per cent) would take.
+    expect({ perEntryCounted: Math.round(counted / entries), covers: counted >= real * 0.97 }).toEqual({
       perEntryCounted: Math.round(counted / entries),
       covers: true,
     });
