@@ -64,7 +64,7 @@ describe('upstream pacing at NOMINATIM_MAX_RPS=50 (e2e)', () => {
     await redis?.stop();
   });
 
-  it(`delivers at least 90 % of the rate while demand exceeds it (typical spacing), never two arrivals closer than ${MIN_ARRIVAL_GAP_MS} ms`, async () => {
+  it(`delivers close to the rate while demand exceeds it (no 10 ms guard per interval), never two arrivals closer than ${MIN_ARRIVAL_GAP_MS} ms`, async () => {
     // Warm the miss path (JIT, connections) before counting.
     for (let i = 0; i < 3; i++) expect((await rawGet(`${app.url}/search?q=warm+${i}&format=json`)).status).toBe(200);
     const from = fake.requests.length;
