@@ -3,8 +3,9 @@ import { canonicaliseRoute, PlaceRoute } from './place-routes';
 import { Question } from './exchange';
 
 /**
- * Bounds of the memo: one entry per 16 KiB of L1, so that it can know the targets of what L1 holds
- * (a 5 KB answer takes ~11 KiB).
+ * Bounds of the memo: one entry per 16 KiB of L1 (at least 4096). Its entries (a target and its canonical
+ * request) cost memory outside L1_MAX_BYTES, so it keeps the recently asked targets rather than one per
+ * L1 answer; a target it has forgotten is canonicalised again, a few microseconds.
  */
 const MEMO_MIN_ENTRIES = 4096;
 const MEMO_MAX_ENTRIES = 131_072;
