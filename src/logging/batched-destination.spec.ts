@@ -36,7 +36,7 @@ describe('batchedDestination (pino.destination with minLength and periodicFlush)
       await eventually(() => written() !== '');
       expect(written()).toBe('a\nb\n');
       // Only this destination's writes: the worker's own output goes through fs.write too.
-      expect(writes.mock.calls.filter((c) => c[0] === dest.fd)).toHaveLength(1);
+      expect(writes.mock.calls.filter((c) => c[0] === (dest as unknown as { fd: number }).fd)).toHaveLength(1);
     } finally {
       writes.mockRestore();
     }
