@@ -75,11 +75,14 @@ describe('L1 memory accounting', () => {
     ['gzip members and plain copies of ~3 KB answers', 3000, 256, true],
     ['uncompressed ~500 B answers', 500, 1024, false],
   ])('counts %s at what they hold, or a little more', (_what, bytes, compressMinBytes, plain) => {
-    const { counted, real, entries, copies } = fill(10_000, bytes, { compressMinBytes, plain });
+    // heapUsed after two full collections still moves with whatever else the worker holds at that moment
+    // (seen in full runs on a loaded machine, both ways): the median of three fills, and 3 % of slack, far
+    // below what an uncounted key or Buffer header (tens of per cent) would take.
+    const runs = [1, 2, 3].map(() => fill(10_000, bytes, { compressMinBytes, plain }));
+    const { counted, entries, copies } = runs[0];
+    const real = runs.map((r) => r.real).sort((a, b) => a - b)[1];
+    expect(runs.map((r) => r.counted)).toEqual([counted, counted, counted]);
     expect([entries, copies]).toEqual([10_000, plain ? 10_000 : 0]);
-    // heapUsed after two full collections still moves by a few per cent with whatever else the worker
-    // holds at that moment (seen once in a full run on a loaded machine): 3 % of slack, far below what an
-    // uncounted key or Buffer header (tens of per cent) would take.
     expect({ perEntryCounted: Math.round(counted / entries), covers: counted >= real * 0.97 }).toEqual({
       perEntryCounted: Math.round(counted / entries),
       covers: true,
