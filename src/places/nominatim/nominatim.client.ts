@@ -1,7 +1,6 @@
 import { HttpService } from '@nestjs/axios';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AxiosError } from 'axios';
-import { firstValueFrom } from 'rxjs';
 import { nominatimConfig, NominatimConfig } from '../../config/configuration';
 import { MetricsService } from '../../metrics/metrics.service';
 import { GatewayError } from '../../common/gateway.errors';
@@ -93,19 +92,20 @@ export class NominatimClient {
     const started = performance.now();
     const endTimer = this.metrics.upstreamDuration.startTimer({ endpoint: request.endpoint, upstream: target.host });
     try {
-      const res = await firstValueFrom(
-        this.http.get<ArrayBuffer>(url, {
-          responseType: 'arraybuffer',
-          timeout: this.config.timeoutMs,
-          // Counted as the body arrives (decompressed): past it axios destroys the connection at once.
-          maxContentLength: this.config.maxBytes,
-          signal: AbortSignal.timeout(this.config.timeoutMs + 50),
-          maxRedirects: 0,
-          validateStatus: () => true,
-          headers: { 'User-Agent': this.config.userAgent, Accept: '*/*' },
-          transport: signallingTransport(slot.sent),
-        }),
-      );
+      // HttpModule's axios instance, called directly: HttpService.get's Observable cancels the request
+      // when firstValueFrom unsubscribes, which builds a CanceledError with its stack for every answer
+      // (~3 % of a miss's CPU, measured), and the time until the request is written counts against pacing.
+      const res = await this.http.axiosRef.get<ArrayBuffer>(url, {
+        responseType: 'arraybuffer',
+        timeout: this.config.timeoutMs,
+        // Counted as the body arrives (decompressed): past it axios destroys the connection at once.
+        maxContentLength: this.config.maxBytes,
+        signal: AbortSignal.timeout(this.config.timeoutMs + 50),
+        maxRedirects: 0,
+        validateStatus: () => true,
+        headers: { 'User-Agent': this.config.userAgent, Accept: '*/*' },
+        transport: signallingTransport(slot.sent),
+      });
       endTimer();
       const body = Buffer.from(res.data);
       const contentType = String(res.headers['content-type'] ?? 'application/octet-stream');
