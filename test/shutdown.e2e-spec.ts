@@ -71,8 +71,8 @@ describe('graceful shutdown (e2e, the app as its own process)', () => {
     return list.split('\n').filter((l) => l.trim() !== '' && !l.includes('name=shutdown-test-control')).length;
   };
 
-  async function spawnApp(env: Record<string, string>): Promise<AppProcess> {
-    const port = await freePort();
+  /** Starts the built app on `port` (it is not waited for: see spawnApp). */
+  function launch(env: Record<string, string>, port: number): AppProcess {
     const child = spawn(process.execPath, [build.main], {
       env: {
         PATH: process.env.PATH ?? '',
@@ -98,17 +98,23 @@ describe('graceful shutdown (e2e, the app as its own process)', () => {
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
       child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
     );
-    const app: AppProcess = { child, port, url: `http://127.0.0.1:${port}`, stdout: () => out, stderr: () => err, exited };
+    return { child, port, url: `http://127.0.0.1:${port}`, stdout: () => out, stderr: () => err, exited };
+  }
+
+  /** The app on a free port, once it reports Redis ready. */
+  async function spawnApp(env: Record<string, string>): Promise<AppProcess> {
+    const app = launch(env, await freePort());
+    const { child } = app;
     try {
       await eventually(async () => {
-        if (child.exitCode !== null) throw new Error(`the app exited with ${child.exitCode}:\n${err}\n${out}`);
+        if (child.exitCode !== null) throw new Error(`the app exited with ${child.exitCode}:\n${app.stderr()}\n${app.stdout()}`);
         const res = await fetch(`${app.url}/health/ready`).catch(() => null);
         if (res === null) return false;
         const body = (await res.json()) as { details: { redis: { state: string } } };
         return body.details.redis.state === 'ready';
       }, 30_000, 100);
     } catch (e) {
-      throw new Error(`${(e as Error).message}\nstderr: ${err}\nstdout: ${out}`, { cause: e });
+      throw new Error(`${(e as Error).message}\nstderr: ${app.stderr()}\nstdout: ${app.stdout()}`, { cause: e });
     }
     return app;
   }
@@ -166,27 +172,11 @@ describe('graceful shutdown (e2e, the app as its own process)', () => {
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const port = (taken.address() as net.AddressInfo).port;
     try {
-      const child = spawn(process.execPath, [build.main], {
-        env: {
-          PATH: process.env.PATH ?? '',
-          ...build.env,
-          PORT: String(port),
-          HOST: '127.0.0.1',
-          LOG_LEVEL: 'info',
-          NOMINATIM_URL: upstream.url,
-          NOMINATIM_USER_AGENT: 'places-cache-tests/1.0 (tests@places-cache.test)',
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      running.add(child);
-      let out = '';
-      let err = '';
-      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-      const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+      const app = launch({}, port);
+      const code = await new Promise<number | null>((resolve) => app.child.once('close', (c) => resolve(c)));
       expect(code).toBe(1);
-      expect(err.split('\n')[0]).toMatch(/^places-cache could not start: Error: listen EADDRINUSE/);
-      expect(out).not.toContain('Exiting with code');
+      expect(app.stderr().split('\n')[0]).toMatch(/^places-cache could not start: Error: listen EADDRINUSE/);
+      expect(app.stdout()).not.toContain('Exiting with code');
     } finally {
       await new Promise((resolve) => taken.close(resolve));
     }
