@@ -11,6 +11,7 @@
  *    shares its event loop with the load and reads arrivals in batches.
  */
 import http from 'node:http';
+import { pacingWindow, slotRate } from '../src/places/nominatim/pacing-arithmetic';
 import type { FakeNominatim } from '../test/support/fake-nominatim';
 import { FakeProcess, startFakeProcess } from './lib/fake-process';
 import { startWireArrivals } from './lib/wire-arrivals';
@@ -261,6 +262,16 @@ export function evaluateMissPath(g: MissPath, check: CheckFn): void {
       `gateway CPU per miss ${g.throughput.map((t) => f(t.cpuUsPerMiss, 0)).join(', ')} µs)`,
     '≥ 0.3×',
     median(ratios) >= 0.3,
+  );
+  // What the budget lets through at most (slots 5 % apart beyond the interval): 0.3× of a fake that
+  // answers above 1000 ÷ 0.3 per second asks for more than NOMINATIM_MAX_RPS=1000 allows.
+  const budget = slotRate(pacingWindow(1000));
+  const used = g.throughput.map((t) => t.gatewayRps / budget);
+  check(
+    `(g) misses/s at 1000 rps ÷ the pacer's slot rate (${f(budget, 0)}/s)`,
+    `${f(median(used))}× (${each(used)})`,
+    'reported',
+    true,
   );
   const rates = g.rate.map((r) => r.upstreamRps);
   check(
