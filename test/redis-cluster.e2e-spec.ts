@@ -14,7 +14,15 @@ import { describeSamples, startTraffic } from './support/traffic';
  */
 const TOKEN = 'cluster-admin-token-0123456789';
 const MAX_RPS = 2;
-const MIN_GAP_MS = 1000 / MAX_RPS;
+/**
+ * What two instances pacing through the cluster's shared slots leave between arrivals at the fake, at
+ * least. The pacer spaces the starts of requests (slots 525 ms apart, a start at most 25 ms late: 500 ms);
+ * here both instances, the fake and the client share this test's event loop, so a request can reach
+ * the fake's handler a few ms after its start (seen: 492.7 ms in CI). 95 % of the interval allows that
+ * and still fails pacing that is not shared, whose two instances start together (gaps near 0).
+ * Arrivals at least a whole second apart at 1/s, the public server's rule, are pacing.e2e-spec's.
+ */
+const MIN_GAP_MS = 0.95 * (1000 / MAX_RPS);
 
 jest.setTimeout(180_000);
 
