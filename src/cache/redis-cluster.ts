@@ -4,6 +4,7 @@ import { types } from 'node:util';
 import { createCluster, type RedisClientType, type RedisClusterType } from 'redis';
 import type { RedisClusterConnection } from '../config/redis-cluster-nodes';
 import { clusterSlot } from './cluster-slot';
+import { redisClientBehaviour } from './redis-client-options';
 import type { RedisCommandClient, RedisSubscriberClient } from './redis-commands';
 import { withTimeout } from './with-timeout';
 
@@ -49,12 +50,7 @@ export class ClusterConnection extends EventEmitter {
       defaults: {
         username: config.username,
         password: config.password,
-        disableOfflineQueue: true,
-        socket: {
-          connectTimeout: 2000,
-          ...(config.tls ? { tls: true as const, rejectUnauthorized: false } : {}),
-          reconnectStrategy: (retries: number) => Math.min(100 + retries * 100, 1000),
-        },
+        ...redisClientBehaviour(config.tls),
       },
     }) as unknown as Cluster;
     this.commands = new ClusterCommands(this) as unknown as RedisCommandClient;

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/commo
 import { createClient, RedisClientType } from 'redis';
 import { redisConfig, RedisConfig } from '../config/configuration';
 import { MetricsService } from '../metrics/metrics.service';
+import { redisClientBehaviour } from './redis-client-options';
 import { ClusterConnection } from './redis-cluster';
 import type { RedisCommandClient, RedisSubscriberClient } from './redis-commands';
 import { RedisUnavailableError } from './redis-guard';
@@ -68,15 +69,7 @@ export class RedisConnectionService implements OnApplicationShutdown {
     metrics.redisConnected.set(0);
     this.single = createClient({
       url: connection.url,
-      // Fail fast while disconnected instead of queueing commands for an unknown time.
-      disableOfflineQueue: true,
-      socket: {
-        connectTimeout: 2000,
-        // Heroku Redis presents a self-signed certificate: trust it for this connection only.
-        ...(connection.tls ? { tls: true as const, rejectUnauthorized: false } : {}),
-        // Retry quickly and keep trying: caching must resume within seconds of Redis coming back.
-        reconnectStrategy: (retries: number) => Math.min(100 + retries * 100, 1000),
-      },
+      ...redisClientBehaviour(connection.tls),
     }) as RedisClientType;
     const subscriber = this.single.duplicate() as RedisClientType;
     this.client = this.single;

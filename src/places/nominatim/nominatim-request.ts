@@ -167,14 +167,8 @@ function search(p: Map<string, string>, raw: Map<string, string>, fmt: ResponseF
   if (bool(p.get('bounded'), false)) out.set('bounded', '1');
   if (!bool(p.get('dedupe'), true)) out.set('dedupe', '0');
 
-  const limit = p.get('limit');
-  let limitValue = LIMIT_DEFAULT;
-  if (limit !== undefined) {
-    const n = pyInt(limit);
-    if (n === undefined) return mustBeNumber('limit');
-    limitValue = clampInt(n, LIMIT_MIN, LIMIT_MAX);
-  }
-  out.set('limit', String(limitValue));
+  const limitError = clampedInt(p, 'limit', LIMIT_DEFAULT, LIMIT_MIN, LIMIT_MAX, out);
+  if (limitError !== undefined) return limitError;
 
   // featureType, when present at all, replaces the layer parameter (which is then not even parsed).
   const featureType = p.get('featureType');
@@ -246,6 +240,22 @@ function search(p: Map<string, string>, raw: Map<string, string>, fmt: ResponseF
   return undefined;
 }
 
+/**
+ * An integer parameter Nominatim reads with a default and then clamps (limit, zoom): written as the
+ * value it will use, so every spelling of one value shares a key. Returns the 400 text of a non-number.
+ */
+function clampedInt(p: Map<string, string>, name: string, dflt: number, min: number, max: number, out: Out): string | undefined {
+  const raw = p.get(name);
+  let value = dflt;
+  if (raw !== undefined) {
+    const n = pyInt(raw);
+    if (n === undefined) return mustBeNumber(name);
+    value = clampInt(n, min, max);
+  }
+  out.set(name, String(value));
+  return undefined;
+}
+
 function reverse(p: Map<string, string>, fmt: ResponseFormat, out: Out): string | undefined {
   // Point(params.get_float('lon'), params.get_float('lat')): lon is read first. Out-of-range coordinates
   // are valid requests (Nominatim answers 200 "Unable to geocode").
@@ -260,14 +270,8 @@ function reverse(p: Map<string, string>, fmt: ResponseFormat, out: Out): string 
   const geometryError = geometry(p, fmt, out);
   if (geometryError !== undefined) return geometryError;
 
-  const zoom = p.get('zoom');
-  let zoomValue = ZOOM_DEFAULT;
-  if (zoom !== undefined) {
-    const n = pyInt(zoom);
-    if (n === undefined) return mustBeNumber('zoom');
-    zoomValue = clampInt(n, ZOOM_MIN, ZOOM_MAX);
-  }
-  out.set('zoom', String(zoomValue));
+  const zoomError = clampedInt(p, 'zoom', ZOOM_DEFAULT, ZOOM_MIN, ZOOM_MAX, out);
+  if (zoomError !== undefined) return zoomError;
 
   const layerError = layers(p.get('layer'), out);
   if (layerError !== undefined) return layerError;
