@@ -62,6 +62,7 @@ const BAD: Record<string, [value: string, accepts: string]> = {
   REQUEST_TIMEOUT_MS: ['50', 'REQUEST_TIMEOUT_MS must be a whole number from 100 to 600000 (got "50")'],
   KEEP_ALIVE_TIMEOUT_MS: ['5s', 'KEEP_ALIVE_TIMEOUT_MS must be a whole number from 1000 to 600000 (got "5s")'],
   WEB_CONCURRENCY: ['0', 'WEB_CONCURRENCY must be a whole number from 1 to 64 (got "0")'],
+  FLEET_INSTANCES: ['2 dynos', 'FLEET_INSTANCES must be a whole number from 1 to 1000 (got "2 dynos")'],
 };
 
 function problemsOf(env: Record<string, string>): string {
@@ -84,6 +85,11 @@ describe('configuration: what the README table promises', () => {
     expect([...listed].sort()).toEqual(configVariables());
     // Nothing is set by copying it: every line is a comment or blank.
     expect(example.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'))).toEqual([]);
+  });
+
+  it('shares the upstream budget among FLEET_INSTANCES × WEB_CONCURRENCY processes when Redis is down', () => {
+    expect(loadConfig({}).nominatim.pacingProcesses).toBe(1);
+    expect(loadConfig({ FLEET_INSTANCES: '2', WEB_CONCURRENCY: '3', REDIS_URL: 'redis://127.0.0.1:6379' }).nominatim.pacingProcesses).toBe(6);
   });
 
   it('refuses WEB_CONCURRENCY above 1 without Redis, naming both variables', () => {

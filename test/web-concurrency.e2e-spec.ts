@@ -152,6 +152,33 @@ describe('WEB_CONCURRENCY (e2e)', () => {
     }
   });
 
+  it('with Redis frozen, each worker paces its share: the group stays within NOMINATIM_MAX_RPS', async () => {
+    upstream.reset();
+    const n = 12;
+    await redis.pause();
+    let answers: Array<{ status: number; headers: http.IncomingHttpHeaders }>;
+    try {
+      answers = await Promise.all(Array.from({ length: n }, (_, i) => get(`${url}/search?q=frozen%20${i}&format=json`)));
+    } finally {
+      await redis.resume();
+    }
+    searches += n;
+    expect(answers.map((a) => a.status)).toEqual(Array(n).fill(200));
+    expect(new Set(answers.map((a) => a.headers['x-cache']))).toEqual(new Set(['BYPASS']));
+    const arrivals = upstream.requests.map((r) => r.startedAtHr).sort((a, b) => a - b);
+    expect(arrivals).toHaveLength(n);
+    // Each worker paces on its own at MAX_RPS / WORKERS: after each one's first request, the group
+    // sends no more than MAX_RPS × the time taken. Each at the whole MAX_RPS (the fall-back before
+    // FLEET_INSTANCES × WEB_CONCURRENCY shares) sends these in a third of the time.
+    const spanS = (arrivals[n - 1] - arrivals[0]) / 1000;
+    expect(n - WORKERS).toBeLessThanOrEqual(MAX_RPS * spanS);
+    await new Promise((r) => setTimeout(r, 200)); // log lines are batched for at most 50 ms
+    const share = lines().filter((l) => l.context === 'UpstreamPacer' && l.msg.startsWith('Redis unavailable for upstream pacing'));
+    // 5/s with its 5 % guard is 4.76/s; a third of it each.
+    expect(share.length).toBeGreaterThanOrEqual(1);
+    for (const l of share) expect(l.msg).toContain('pacing per process at 1.587/s until it returns');
+  });
+
   it('SIGTERM stops every worker, and the group exits 0', async () => {
     child!.kill('SIGTERM');
     await expect(exited).resolves.toEqual({ code: 0, signal: null });

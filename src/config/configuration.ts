@@ -29,6 +29,8 @@ export interface AppConfig {
   keepAliveTimeoutMs: number;
   /** processes serving the port (node:cluster workers) when above 1 */
   webConcurrency: number;
+  /** FLEET_INSTANCES: instances (dynos, containers) sharing NOMINATIM_MAX_RPS, each with its WEB_CONCURRENCY workers */
+  fleetInstances: number;
 }
 
 export interface RedisConfig {
@@ -68,6 +70,11 @@ export interface NominatimConfig {
   /** an upstream answer larger than this is cut off (502 upstream_too_large) */
   maxBytes: number;
   maxRps: number;
+  /**
+   * Processes pacing the same budget (FLEET_INSTANCES × WEB_CONCURRENCY). While Redis cannot be
+   * reached each paces on its own at this share of each upstream's rate, so the fleet's total holds.
+   */
+  pacingProcesses: number;
   queueMaxWaitMs: number;
   fillLeaseMs: number;
   isPublicServer: boolean;
@@ -111,6 +118,7 @@ export function loadConfig(env: Env): Config {
     requestTimeoutMs: r.int('REQUEST_TIMEOUT_MS', 30_000, 100, 600_000),
     keepAliveTimeoutMs: r.int('KEEP_ALIVE_TIMEOUT_MS', 65_000, 1_000, 600_000),
     webConcurrency: r.int('WEB_CONCURRENCY', 1, 1, 64),
+    fleetInstances: r.int('FLEET_INSTANCES', 1, 1, 1000),
   };
   if (app.requestTimeoutMs < app.headersTimeoutMs) r.problem('REQUEST_TIMEOUT_MS must be at least HEADERS_TIMEOUT_MS');
   for (const [name, token] of [['ADMIN_TOKEN', app.adminToken], ['METRICS_TOKEN', app.metricsToken]] as const) {
@@ -170,6 +178,7 @@ export function loadConfig(env: Env): Config {
     timeoutMs,
     maxBytes: r.int('UPSTREAM_MAX_BYTES', 2 * 1024 * 1024, 1024, 256 * 1024 * 1024),
     maxRps: upstreams[0].maxRps,
+    pacingProcesses: app.fleetInstances * app.webConcurrency,
     queueMaxWaitMs,
     // A holder may wait its pacing turn and then the upstream timeout; past that its lease lapses.
     fillLeaseMs: queueMaxWaitMs + timeoutMs + 1000,

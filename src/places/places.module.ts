@@ -43,6 +43,7 @@ import { pacerKeyPrefix, UpstreamTarget, UPSTREAMS } from './nominatim/upstream-
               keyPrefix: conn.cluster ? `${pacerKeyPrefix(KEY_PREFIX, n.upstreams, i)}${conn.keys.tag('pacer')}:` : pacerKeyPrefix(KEY_PREFIX, n.upstreams, i),
               opTimeoutMs: r.opTimeoutMs,
               guard: (op, call) => conn.run(op, call),
+              processes: n.pacingProcesses,
             },
             () => conn.isUsable(),
           );

@@ -36,6 +36,9 @@ function ownGaps(grants: Array<{ startedAt: number; wallAt: number }>, stalls: S
   return sorted.slice(1).map((g, i) => g.startedAt - sorted[i].startedAt - stalledDuring(stalls, sorted[i].wallAt, g.wallAt));
 }
 
+/** How late this test may see a grant after the pacer made it (resolution and a timer's tick). */
+const TICK_MS = 2;
+
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 describe(UpstreamPacer.name, () => {
@@ -300,6 +303,17 @@ describe(UpstreamPacer.name, () => {
       await expect(new UpstreamPacer(client, options()).acquire()).resolves.toMatchObject({ mode: 'local' });
     });
 
+    it('takes its share of the budget when `processes` pace it (FLEET_INSTANCES × WEB_CONCURRENCY)', async () => {
+      const pacer = new UpstreamPacer(null, options({ minIntervalMs: 50, maxWaitMs: 1000, guardMs: 0, processes: 3 }));
+      const granted = await Promise.all(Array.from({ length: 4 }, () => timedAcquire(pacer)));
+      const starts = granted.map((r) => ('startedAt' in r ? r.startedAt : NaN));
+      // Three processes each at 50 ms would ask 60/s together; each at 150 ms keeps the group at 20/s.
+      // (Slots are never early on the pacer's clock; a grant is seen here up to a timer tick late.)
+      expect(Math.min(...gaps(starts))).toBeGreaterThanOrEqual(150 - TICK_MS);
+      expect(() => new UpstreamPacer(null, options({ processes: 0 }))).toThrow(RangeError);
+      expect(() => new UpstreamPacer(null, options({ processes: 1.5 }))).toThrow(RangeError);
+    });
+
     it('gives the slot up to an abort signal', async () => {
       const pacer = new UpstreamPacer(null, options({ minIntervalMs: 300 }));
       await pacer.acquire();
@@ -334,6 +348,21 @@ describe(UpstreamPacer.name, () => {
       expect(redisWarnings()).toHaveLength(2); // once per instance, not once per call
       await sleep(100);
       await redis.restart();
+    }, 15_000);
+
+    it('paces at its share of the budget while Redis is frozen, and says so once', async () => {
+      const pacer = new UpstreamPacer(await connect(), options({ minIntervalMs: 40, guardMs: 0, opTimeoutMs: 50, processes: 4 }));
+      await redis.pause();
+      try {
+        const granted = await Promise.all(Array.from({ length: 4 }, () => timedAcquire(pacer)));
+        expect(granted.map((r) => ('mode' in r ? r.mode : r.error))).toEqual(['local', 'local', 'local', 'local']);
+        const starts = granted.map((r) => ('startedAt' in r ? r.startedAt : NaN));
+        expect(Math.min(...gaps(starts))).toBeGreaterThanOrEqual(4 * 40 - TICK_MS);
+        expect(redisWarnings().map(([message]) => String(message))).toEqual([expect.stringContaining('pacing per process at 6.25/s until it returns')]);
+      } finally {
+        await redis.resume();
+      }
+      await sleep(100);
     }, 15_000);
 
     it("runs its Redis calls through the app's guard, and falls back when the guard refuses", async () => {

@@ -42,6 +42,12 @@ export interface UpstreamPacerOptions {
    * (guardMs, see pacing-arithmetic.ts) of its shared slot gives the slot up and queues again.
    */
   guardMs?: number;
+  /**
+   * Processes that share this budget (FLEET_INSTANCES × WEB_CONCURRENCY; default 1). Without a usable
+   * Redis each paces on its own, so each then takes this share of the rate: its local slots are this
+   * many intervals apart, and the fleet stays within the budget while Redis is down or slow.
+   */
+  processes?: number;
   /** Local monotonic clock (ms), performance.now() by default. Only used for relative delays, never compared across instances. */
   now?: () => number;
 }
@@ -87,7 +93,8 @@ interface Sleeper {
  * it comes and then start; a caller whose slot is further away than `maxWaitMs` is refused at once.
  *
  * Without a usable Redis (none configured, not ready, reported unhealthy, or a failed/slow call) the
- * same strict scheduler runs in-process, so pacing then holds per process only.
+ * same strict scheduler runs in-process at this process's share of the rate (`processes`), so the
+ * fleet's total still holds, on average: processes no longer see each other's starts.
  */
 export class UpstreamPacer {
   private readonly logger = new Logger(UpstreamPacer.name);
@@ -115,6 +122,8 @@ export class UpstreamPacer {
   private readonly lateMs: number;
   private readonly localGapMs: number;
   private readonly horizonMs: number;
+  /** Spacing of this process's own slots while it paces without Redis: its share of the budget. */
+  private readonly localIntervalMs: number;
   private readonly clock = new RedisClock();
   private missedSlots = 0;
   private degraded = false;
@@ -126,11 +135,14 @@ export class UpstreamPacer {
   ) {
     if (!(options.minIntervalMs > 0)) throw new RangeError('minIntervalMs must be > 0');
     if (!(options.maxWaitMs >= 0)) throw new RangeError('maxWaitMs must be >= 0');
+    const processes = options.processes ?? 1;
+    if (!(Number.isInteger(processes) && processes >= 1)) throw new RangeError('processes must be an integer >= 1');
     this.window = windowFor(options.minIntervalMs * 1000, options.guardMs === undefined ? undefined : Math.max(0, options.guardMs) * 1000);
     this.intervalMs = this.window.slotIntervalUs / 1000;
     this.lateMs = this.window.lateUs / 1000;
     this.localGapMs = this.window.localGapUs / 1000;
     this.horizonMs = Math.ceil(options.maxWaitMs) + this.intervalMs;
+    this.localIntervalMs = this.intervalMs * processes;
     this.now = options.now ?? (() => performance.now());
     // In µs: a key of its own, so that an instance of the ms version reading it during a rolling deploy
     // does not take µs for ms (it would see a schedule hours ahead, and both would reset it).
@@ -268,7 +280,7 @@ export class UpstreamPacer {
     // For a fall-back to local slots only. Redis spaces its own slots: asking it for our next one no
     // sooner than this would add each round trip's uncertainty to every interval (30/s delivered for
     // 50 asked on a loaded machine) and break the exact chain of slots that followedByOwn relies on.
-    this.localNext = Math.max(this.localNext, earliest + this.intervalMs);
+    this.localNext = Math.max(this.localNext, earliest + this.localIntervalMs);
     // Starting at `latest` is never early; starting by earliest + the allowed lateness is never late
     // enough to come within the window's closest spacing of the next slot. A window wider than that
     // (clocks known too loosely, a slow round trip) has no safe start: the slot is given up and the
@@ -302,7 +314,7 @@ export class UpstreamPacer {
     const slot = Math.max(now, this.localNext);
     const wait = slot - now;
     if (wait > maxWaitMs) throw new QueueFullError(this.secondsFor(wait));
-    this.localNext = slot + this.intervalMs;
+    this.localNext = slot + this.localIntervalMs;
     this.localOnlyNext = this.localNext;
     return slot;
   }
@@ -474,7 +486,7 @@ export class UpstreamPacer {
     if (this.degraded) return;
     this.degraded = true;
     this.logger.warn(
-      `Redis unavailable for upstream pacing (${error instanceof Error ? error.message : String(error)}); pacing per process until it returns`,
+      `Redis unavailable for upstream pacing (${error instanceof Error ? error.message : String(error)}); pacing per process at ${formatRate(1000 / this.localIntervalMs)}/s until it returns`,
     );
   }
 
@@ -490,6 +502,11 @@ export class UpstreamPacer {
     this.degraded = false;
     this.logger.log('Redis is back: upstream pacing is global again');
   }
+}
+
+/** A rate as a log reads it: 0.33, 5, 952.4. */
+function formatRate(perSecond: number): string {
+  return String(Number(perSecond.toPrecision(perSecond < 1 ? 2 : 4)));
 }
 
 function toError(reason: unknown): Error {
