@@ -9,7 +9,9 @@
 #     to a Redis with a self-signed certificate; MISS then HIT (one upstream request), the key in Redis,
 #     the password nowhere in the logs, `docker stop` exits 0 within the grace period;
 #  3. docker-compose (v2 plugin or v1): Redis healthy before web starts, web reaches it at `redis`,
-#     MISS then HIT, the key in Redis, `down` leaves nothing behind.
+#     MISS then HIT, the key in Redis; with the `cluster` profile (README's quick start) the six-node
+#     Redis Cluster forms and web-cluster serves MISS then HIT from it; every container exits 0 on
+#     stop; `down` leaves nothing behind.
 # The service's upstream is the test suite's fake Nominatim, reached through the Docker bridge only.
 #
 # Where dockerd cannot run (no privilege), this says so loudly and exits 0 so the rest of CI runs;
@@ -199,9 +201,14 @@ services:
   web:
     environment:
       NOMINATIM_URL: "$upstream"
+  web-cluster:
+    environment:
+      NOMINATIM_URL: "$upstream"
 EOF
-export WEB_HOST_PORT="$compose_port" NOMINATIM_USER_AGENT="places-cache-ci/1.0 (ci@example.org)"
-compose=("${compose_cmd[@]}" -p "$run_id" -f docker-compose.yml -f "$tmp/compose.ci.yml")
+cluster_port="$(free_port)"
+export WEB_HOST_PORT="$compose_port" WEB_CLUSTER_HOST_PORT="$cluster_port" NOMINATIM_USER_AGENT="places-cache-ci/1.0 (ci@example.org)"
+# The cluster profile too, as the README's quick start runs it (stop and down then include its services).
+compose=("${compose_cmd[@]}" -p "$run_id" --profile cluster -f docker-compose.yml -f "$tmp/compose.ci.yml")
 "${compose[@]}" up -d --build >"$tmp/compose-up.log" 2>&1 || { cat "$tmp/compose-up.log" >&2; fail "compose up"; }
 web_id="$("${compose[@]}" ps -q web)"
 redis_id="$("${compose[@]}" ps -q redis)"
@@ -219,8 +226,23 @@ miss_then_hit "$compose_url" "hamburg"
 keys="$("${compose[@]}" exec -T redis redis-cli --scan --pattern 'places:v1:*' | wc -l)"
 [ "$keys" -ge 1 ] || fail "no places:v1: key in the compose Redis"
 say "$keys answer key(s) in the compose Redis"
+
+cluster_web_id="$("${compose[@]}" ps -q web-cluster)"
+[ -n "$cluster_web_id" ] || fail "the cluster profile started no web-cluster"
+cluster_url="http://127.0.0.1:$cluster_port"
+wait_ready "$cluster_url" "$cluster_web_id"
+grep -q '"mode":"cluster"' "$tmp/ready.json" || fail "web-cluster is not on the Redis Cluster: $(cat "$tmp/ready.json")"
+"${compose[@]}" exec -T redis-node-1 redis-cli cluster info | tr -d '\r' | grep -qx 'cluster_known_nodes:6' \
+  || fail "the Redis Cluster does not know its six nodes"
+say "web-cluster reaches the six-node Redis Cluster"
+miss_then_hit "$cluster_url" "bremen"
+# Every node's keys (a replica repeats its master's): the answer lives on one master and its replica.
+cluster_keys="$(for n in 1 2 3 4 5 6; do "${compose[@]}" exec -T "redis-node-$n" redis-cli --scan --pattern 'places:v1:*'; done | tr -d '\r' | sort -u | wc -l)"
+[ "$cluster_keys" -ge 1 ] || fail "no places:v1: key in the Redis Cluster"
+say "$cluster_keys answer key(s) in the Redis Cluster"
+
 "${compose[@]}" stop >/dev/null 2>&1 || fail "compose stop"
-for id in "$web_id" "$redis_id"; do
+for id in "$web_id" "$redis_id" "$cluster_web_id"; do
   code="$(docker inspect -f '{{.State.ExitCode}}' "$id")"
   [ "$code" = 0 ] || { docker logs "$id" >&2 2>&1; fail "$(docker inspect -f '{{.Name}}' "$id") exited $code on stop"; }
 done
@@ -228,7 +250,7 @@ done
 compose=()
 left="$(docker ps -aq --filter "label=com.docker.compose.project=$run_id"; docker network ls -q --filter "label=com.docker.compose.project=$run_id"; docker volume ls -q --filter "label=com.docker.compose.project=$run_id")"
 [ -z "$left" ] || fail "compose down left: $left"
-say "compose: both exit 0 on stop; down removed containers, network and volume"
+say "compose: web, redis and web-cluster exit 0 on stop; down removed containers, network and volume"
 compose_s=$((SECONDS - t))
 
 say "timings: build ${build_s} s, Heroku-style run ${heroku_s} s, compose ${compose_s} s, total $(elapsed "$t_start")"

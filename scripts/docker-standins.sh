@@ -155,7 +155,7 @@ EOF
     -c 'CMD ["redis-server"]' \
     - "$REDIS_TAG" >/dev/null
   rm -rf "$root"
-  log "$REDIS_TAG: stand-in built ($(docker run --rm "$REDIS_TAG" redis-server --version | awk '{print $3}'))"
+  log "$REDIS_TAG: stand-in built ($(docker run --rm --entrypoint redis-server "$REDIS_TAG" --version | awk '{print $3}'))"
 }
 
 main() {
