@@ -46,10 +46,11 @@ describe('pacingWindow', () => {
     }
   });
 
-  it('above 100/s uses plain timers: slots shared, no give-up, no local gap, the rate kept within 5 %', () => {
+  it('above 100/s uses plain timers: slots shared, no guard, no give-up, no local gap: the whole rate', () => {
     const w = pacingWindow(1000);
-    expect(w).toMatchObject({ mode: 'timer', minIntervalUs: 1000, guardUs: 50, slotIntervalUs: 1050, lateUs: Infinity, localGapUs: 0, waitsForSend: false });
-    expect(slotRate(w)).toBeGreaterThan(950);
+    expect(w).toMatchObject({ mode: 'timer', minIntervalUs: 1000, guardUs: 0, slotIntervalUs: 1000, lateUs: Infinity, localGapUs: 0, waitsForSend: false });
+    expect(slotRate(w)).toBe(1000);
+    expect(slotRate(pacingWindow(101))).toBeCloseTo(101, 2); // slots are whole µs
     expect(closestStartsUs(w)).toBe(0);
     expect(pacingWindow(101).mode).toBe('timer');
   });

@@ -11,7 +11,9 @@
  *   least 95 % of the interval apart; those of one process never closer than that either.
  * - timer (above 100/s, a self-hosted upstream): slots are still shared, so the budget holds across
  *   instances on average, but each caller just sleeps until its slot and starts: below 10 ms spacing
- *   is not a policy, and a timer's millisecond granularity would otherwise cap the rate.
+ *   is not a policy, and a timer's millisecond granularity would otherwise cap the rate. No guard
+ *   either: it only keeps starts apart, which this mode does not promise, and it cost 5 % of the
+ *   budget (952 slots/s at 1000).
  */
 export type PacingMode = 'strict' | 'allowance' | 'timer';
 
@@ -62,7 +64,7 @@ export function windowFor(minIntervalUs: number, guardUs?: number): PacingWindow
   if (!(minIntervalUs > 0) || !Number.isFinite(minIntervalUs)) throw new RangeError(`minIntervalUs must be a positive number, got ${minIntervalUs}`);
   const rps = 1e6 / minIntervalUs;
   const mode: PacingMode = rps <= STRICT_MAX_RPS ? 'strict' : rps <= TIMER_MIN_RPS ? 'allowance' : 'timer';
-  const guard = Math.round(guardUs ?? Math.min(GUARD_MAX_US, minIntervalUs * GUARD_SHARE));
+  const guard = Math.round(guardUs ?? (mode === 'timer' ? 0 : Math.min(GUARD_MAX_US, minIntervalUs * GUARD_SHARE)));
   const slotIntervalUs = Math.ceil(minIntervalUs + guard);
   if (mode === 'timer') {
     return { mode, minIntervalUs, guardUs: guard, slotIntervalUs, lateUs: Infinity, localGapUs: 0, waitsForSend: false };
