@@ -1,10 +1,10 @@
-import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from 'redis';
 import { RedisConnectionService } from '../src/cache/redis-connection.service';
 import { eventually, startApp } from './support/app-harness';
+import { AppProcess, spawnApp } from './support/app-process';
 import { buildApp, BuiltApp } from './support/build-app';
 import { FakeNominatim, FakeRequest } from './support/fake-nominatim';
 import { rawGet } from './support/raw-http';
@@ -34,7 +34,7 @@ describe('command line: warm, export, import (e2e)', () => {
   let redisA: RedisProcess;
   let redisB: RedisProcess;
   let dir: string;
-  const children = new Set<ChildProcess>();
+  const children = new Set<AppProcess>();
 
   beforeAll(async () => {
     [built, redisA, redisB] = await Promise.all([buildApp(), startRedis(), startRedis()]);
@@ -44,7 +44,7 @@ describe('command line: warm, export, import (e2e)', () => {
   });
 
   afterAll(async () => {
-    for (const c of children) c.kill('SIGKILL');
+    await Promise.all([...children].map((c) => c.stop()));
     await fake?.stop();
     await Promise.all([redisA?.stop(), redisB?.stop()]);
     built?.remove();
@@ -52,8 +52,6 @@ describe('command line: warm, export, import (e2e)', () => {
   });
 
   const env = (redis: RedisProcess | null, extra: Record<string, string> = {}): Record<string, string> => ({
-    PATH: process.env.PATH ?? '',
-    ...built.env,
     NOMINATIM_URL: fake.url,
     NOMINATIM_USER_AGENT: 'places-cache-cli-e2e/1.0 (cli@places-cache.test)',
     NOMINATIM_MAX_RPS: String(MAX_RPS),
@@ -62,20 +60,13 @@ describe('command line: warm, export, import (e2e)', () => {
     ...extra,
   });
 
-  function start(args: string[], childEnv: Record<string, string>, stdin?: string): { child: ChildProcess; done: Promise<Run> } {
-    const child = spawn(process.execPath, [join(built.main, '..', 'cli.js'), ...args], { env: childEnv, stdio: ['pipe', 'pipe', 'pipe'] });
+  function start(args: string[], childEnv: Record<string, string>, stdin?: string): { child: AppProcess; done: Promise<Run> } {
+    const child = spawnApp(built, { script: 'cli.js', args, env: childEnv, input: stdin ?? '' });
     children.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.stdin!.end(stdin ?? '');
-    const done = new Promise<Run>((resolve) =>
-      child.on('close', (code) => {
-        children.delete(child);
-        resolve({ code, stdout, stderr });
-      }),
-    );
+    const done = child.exited.then(({ code }): Run => {
+      children.delete(child);
+      return { code, stdout: child.stdout(), stderr: child.stderr() };
+    });
     return { child, done };
   }
   const cli = (args: string[], childEnv: Record<string, string>, stdin?: string) => start(args, childEnv, stdin).done;
@@ -195,7 +186,7 @@ describe('command line: warm, export, import (e2e)', () => {
     const before = fake.requests.length;
     const first = start(['warm', '--concurrency', '1', path], env(redisA));
     await eventually(() => fake.requests.length - before >= 4, 30_000);
-    first.child.kill('SIGKILL');
+    await first.child.stop();
     await first.done;
     const stored = (await entryKeys(redisA)).length - keysBefore;
     expect(stored).toBeGreaterThanOrEqual(3);

@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/configuration';
+import { spawnApp } from './support/app-process';
 import { BuiltApp, buildApp } from './support/build-app';
 import { configVariables } from './support/config-variables';
 import { freePort } from './support/redis-server';
@@ -124,26 +124,18 @@ describe('configuration: a bad value stops the process (node main.js)', () => {
 
   afterAll(() => build?.remove());
 
-  /** Runs the app with only `env` (and PATH, NODE_PATH) until it exits. */
-  function run(env: Record<string, string>): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [build.main], {
-        env: { PATH: process.env.PATH ?? '', ...build.env, HOST: '127.0.0.1', NOMINATIM_URL: 'http://127.0.0.1:9', ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.once('error', reject);
-      // A process that did not stop would still be listening: the test times out on it, and the
-      // leftover is killed here rather than left running.
-      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-      child.once('close', (code, signal) => {
-        clearTimeout(timer);
-        resolve({ code, signal, stdout, stderr });
-      });
-    });
+  /** Runs the app with only `env` (over spawnApp's loopback defaults) until it exits. */
+  async function run(env: Record<string, string>): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+    const app = spawnApp(build, { env });
+    // A process that did not stop would still be listening: the test times out on it, and the
+    // leftover is killed here rather than left running.
+    const timer = setTimeout(() => void app.stop(), 30_000);
+    try {
+      const { code, signal } = await app.exited;
+      return { code, signal, stdout: app.stdout(), stderr: app.stderr() };
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   it('exits 1 with one line on stderr naming every bad variable and what it accepts, before starting anything', async () => {

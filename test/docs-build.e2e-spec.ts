@@ -1,20 +1,12 @@
-import { ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
-import { eventually, RunningApp, startApp } from './support/app-harness';
+import { RunningApp, startApp } from './support/app-harness';
+import { AppProcess, spawnApp } from './support/app-process';
+import { freePort } from './support/redis-server';
 
 const ROOT = join(__dirname, '..');
-
-/** A port nothing listens on right now (the built app binds PORT itself). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** Whether `mainJs` exists and was written after the last change to any file under src/ or nest-cli.json. */
 async function builtAfterSources(mainJs: string): Promise<boolean> {
@@ -41,7 +33,7 @@ async function builtAfterSources(mainJs: string): Promise<boolean> {
 describe('OpenAPI document: nest build and the tests agree (e2e)', () => {
   let buildDir: string | undefined;
   let mainJs: string;
-  let built: ChildProcess | undefined;
+  let built: AppProcess | undefined;
   let tested: RunningApp;
 
   beforeAll(async () => {
@@ -74,36 +66,25 @@ describe('OpenAPI document: nest build and the tests agree (e2e)', () => {
   }, 300_000);
 
   afterAll(async () => {
-    if (built !== undefined && built.exitCode === null) {
-      const exited = new Promise((resolve) => built?.once('exit', resolve));
-      built.kill('SIGTERM');
-      await exited;
-    }
+    await built?.stop('SIGTERM');
     await tested?.close();
     if (buildDir !== undefined) await rm(buildDir, { recursive: true, force: true });
   });
 
   it('serves the same /docs-json from dist as from the TypeScript sources', async () => {
     const port = await freePort();
-    // Loopback only: no Redis (in-memory cache), and an upstream nobody listens on (never called here).
-    const env = {
-      PATH: process.env.PATH ?? '',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-      NOMINATIM_URL: 'http://127.0.0.1:9',
-      NOMINATIM_USER_AGENT: 'places-cache-tests/1.0 (tests@places-cache.test)',
-      RATE_LIMIT_ENABLED: 'false',
-    };
-    built = spawn(process.execPath, [mainJs], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'inherit'] });
+    // Loopback only: no Redis (in-memory cache), and spawnApp's upstream nobody listens on (never called
+    // here). The build finds node_modules from where it is, as dist/ does: no NODE_PATH.
+    built = spawnApp({ main: mainJs, env: {} }, { cwd: ROOT, env: { PORT: String(port), LOG_LEVEL: 'warn', RATE_LIMIT_ENABLED: 'false' } });
     const url = `http://127.0.0.1:${port}/docs-json`;
     let fromBuild: unknown;
-    await eventually(async () => {
+    const served = async () => {
       const res = await fetch(url).catch(() => undefined);
       if (res?.status !== 200) return false;
       fromBuild = await res.json();
       return true;
-    }, 60_000, 200);
+    };
+    await built.until(served, 'GET /docs-json', 60_000, 200);
 
     tested = await startApp({ NOMINATIM_URL: 'http://127.0.0.1:9' });
     const fromSources = await (await fetch(`${tested.url}/docs-json`)).json();

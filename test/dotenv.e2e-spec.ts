@@ -1,7 +1,7 @@
-import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { AppProcess, npmStartFlags, spawnApp } from './support/app-process';
 import { BuiltApp, buildApp } from './support/build-app';
 import { FakeNominatim } from './support/fake-nominatim';
 import { freePort } from './support/redis-server';
@@ -15,31 +15,15 @@ jest.setTimeout(90_000);
  * package.json's start command, with the test's build in place of dist/main.js, in a directory of its own.
  */
 
-const ROOT = join(__dirname, '..');
-
-/** package.json's start script, split into node's arguments, with `dist/main.js` replaced by `main`. */
-function startCommand(main: string): string[] {
-  const script = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start;
-  const words = script.split(/\s+/);
-  expect(words[0]).toBe('node');
-  expect(words.at(-1)).toBe('dist/main.js');
-  return [...words.slice(1, -1), main];
-}
-
-async function waitForLive(url: string, child: ChildProcess, output: () => string): Promise<void> {
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the app exited with ${child.exitCode}:\n${output()}`);
-    const ok = await fetch(`${url}/health/live`).then((r) => r.ok, () => false);
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function waitForLive(app: AppProcess, url: string): Promise<void> {
+  return app.until(() => fetch(`${url}/health/live`).then((r) => r.ok, () => false), 'GET /health/live', 60_000);
 }
 
 describe('npm start and .env (e2e)', () => {
   let build: BuiltApp;
   let upstream: FakeNominatim;
   let dir: string;
-  const running = new Set<ChildProcess>();
+  const running = new Set<AppProcess>();
 
   beforeAll(async () => {
     build = await buildApp();
@@ -56,25 +40,17 @@ describe('npm start and .env (e2e)', () => {
     dir = mkdtempSync(join(tmpdir(), 'places-cache-dotenv-'));
   });
 
-  afterEach(() => {
-    for (const child of running) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  afterEach(async () => {
+    await Promise.all([...running].map((app) => app.stop()));
     running.clear();
     rmSync(dir, { recursive: true, force: true });
     upstream.reset();
   });
 
-  async function start(env: Record<string, string>): Promise<{ child: ChildProcess; output: () => string; exited: Promise<number | null> }> {
-    const child = spawn(process.execPath, startCommand(build.main), {
-      cwd: dir,
-      env: { PATH: process.env.PATH ?? '', ...build.env, HOST: '127.0.0.1', RATE_LIMIT_ENABLED: 'false', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    running.add(child);
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    return { child, output: () => out, exited };
+  function start(env: Record<string, string>): AppProcess {
+    const app = spawnApp(build, { nodeFlags: npmStartFlags(), cwd: dir, env: { RATE_LIMIT_ENABLED: 'false', ...env } });
+    running.add(app);
+    return app;
   }
 
   it('reads .env, and a variable set in the real environment wins over the file', async () => {
@@ -90,13 +66,13 @@ describe('npm start and .env (e2e)', () => {
       ].join('\n'),
     );
     // NOMINATIM_URL comes from the real environment, so that even a start that ignored .env asks only the fake.
-    const app = await start({
+    const app = start({
       PORT: String(realPort),
       NOMINATIM_URL: upstream.url,
       NOMINATIM_USER_AGENT: 'from-environment/1.0 (env@places-cache.test)',
     });
     const url = `http://127.0.0.1:${realPort}`;
-    await waitForLive(url, app.child, app.output);
+    await waitForLive(app, url);
     // The file's PORT lost to the real one.
     await expect(fetch(`http://127.0.0.1:${filePort}/health/live`).then(() => 'answered', () => 'refused')).resolves.toBe('refused');
 
@@ -110,21 +86,21 @@ describe('npm start and .env (e2e)', () => {
     expect(upstream.requests[0].userAgent).toBe('from-environment/1.0 (env@places-cache.test)');
 
     app.child.kill('SIGTERM');
-    await expect(app.exited).resolves.toBe(0);
+    await expect(app.exited).resolves.toMatchObject({ code: 0 });
   });
 
   it('starts without a .env file', async () => {
     const port = await freePort();
-    const app = await start({ PORT: String(port), NOMINATIM_URL: upstream.url, NOMINATIM_USER_AGENT: 'no-dotenv/1.0 (t@places-cache.test)' });
-    await waitForLive(`http://127.0.0.1:${port}`, app.child, app.output);
+    const app = start({ PORT: String(port), NOMINATIM_URL: upstream.url, NOMINATIM_USER_AGENT: 'no-dotenv/1.0 (t@places-cache.test)' });
+    await waitForLive(app, `http://127.0.0.1:${port}`);
     app.child.kill('SIGTERM');
-    await expect(app.exited).resolves.toBe(0);
+    await expect(app.exited).resolves.toMatchObject({ code: 0 });
   });
 
   it('a bad value in .env stops the process with the usual one-line message', async () => {
     writeFileSync(join(dir, '.env'), 'CACHE_TTL_SECONDS=soon\n');
-    const app = await start({ PORT: String(await freePort()) });
-    await expect(app.exited).resolves.toBe(1);
+    const app = start({ PORT: String(await freePort()) });
+    await expect(app.exited).resolves.toMatchObject({ code: 1 });
     expect(app.output()).toBe('Invalid configuration: CACHE_TTL_SECONDS must be a whole number from 1 to 31536000 (got "soon")\n');
   });
 });

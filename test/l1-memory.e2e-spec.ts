@@ -1,8 +1,6 @@
-import { ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import { join } from 'node:path';
 import { createClient, RedisClientType } from 'redis';
+import { AppProcess, npmStartFlags, spawnApp } from './support/app-process';
 import { BuiltApp, buildApp } from './support/build-app';
 import { FakeNominatim } from './support/fake-nominatim';
 import { parsePrometheus, sampleValue } from './support/prometheus';
@@ -14,19 +12,8 @@ jest.setTimeout(600_000);
 const ANSWERS = 20_000;
 const MB = 1024 * 1024;
 
-/** The node flags `npm start` runs the service with (package.json), so this test measures what production runs. */
-function startFlags(): string[] {
-  const pkg = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { scripts: { start: string } };
-  const words = pkg.scripts.start.split(/\s+/);
-  expect(words[0]).toBe('node');
-  return words.slice(1).filter((w) => w.startsWith('--'));
-}
-
-interface Running {
-  child: ChildProcess;
+interface Running extends AppProcess {
   url: string;
-  /** what it wrote so far (pino JSON lines and stderr) */
-  output: () => string;
 }
 
 /**
@@ -41,7 +28,7 @@ describe('L1 memory (e2e, the app as its own process)', () => {
   let redis: RedisProcess;
   let client: RedisClientType;
   let upstream: FakeNominatim;
-  const running = new Set<ChildProcess>();
+  const running = new Set<AppProcess>();
 
   beforeAll(async () => {
     [build, redis] = await Promise.all([buildApp(), startRedis()]);
@@ -54,7 +41,7 @@ describe('L1 memory (e2e, the app as its own process)', () => {
   }, 180_000);
 
   afterAll(async () => {
-    for (const child of running) if (child.exitCode === null) child.kill('SIGKILL');
+    await Promise.all([...running].map((app) => app.stop()));
     await client?.quit().catch(() => undefined);
     await upstream?.stop();
     await redis?.stop();
@@ -63,13 +50,12 @@ describe('L1 memory (e2e, the app as its own process)', () => {
 
   async function start(env: Record<string, string>): Promise<Running> {
     const port = await freePort();
-    const child = spawn(process.execPath, [...startFlags(), build.main], {
+    // The node flags `npm start` runs the service with, so that this test measures what production runs.
+    const spawned = spawnApp(build, {
+      nodeFlags: npmStartFlags(),
       env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        ...build.env,
         NODE_ENV: 'production',
         PORT: String(port),
-        HOST: '127.0.0.1',
         REDIS_URL: redis.url,
         NOMINATIM_URL: upstream.url,
         LOG_LEVEL: 'warn',
@@ -77,27 +63,17 @@ describe('L1 memory (e2e, the app as its own process)', () => {
         RATE_LIMIT_MISSES: '1000000',
         ...env,
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    running.add(child);
-    let output = '';
-    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-    const url = `http://127.0.0.1:${port}`;
-    for (let i = 0; ; i++) {
-      const text = await fetch(`${url}/metrics`).then((r) => r.text(), () => '');
-      if (/^places_redis_connected 1$/m.test(text)) break;
-      if (i > 600 || child.exitCode !== null) throw new Error('the service did not start');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    return { child, url, output: () => output };
+    const app: Running = Object.assign(spawned, { url: `http://127.0.0.1:${port}` });
+    running.add(app);
+    const connected = async () => /^places_redis_connected 1$/m.test(await fetch(`${app.url}/metrics`).then((r) => r.text(), () => ''));
+    await app.until(connected, 'places_redis_connected 1 on /metrics', 60_000);
+    return app;
   }
 
   async function stop(app: Running): Promise<void> {
-    const exited = new Promise((r) => app.child.once('exit', r));
-    app.child.kill('SIGTERM');
-    await exited;
-    running.delete(app.child);
+    await app.stop('SIGTERM');
+    running.delete(app);
   }
 
   /** Every answer once, on 8 keep-alive connections; every other one with Accept-Encoding: gzip. */

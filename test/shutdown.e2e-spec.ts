@@ -1,7 +1,7 @@
-import { ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import { createClient } from 'redis';
 import { eventually } from './support/app-harness';
+import { AppProcess, spawnApp } from './support/app-process';
 import { BuiltApp, buildApp } from './support/build-app';
 import { FakeNominatim } from './support/fake-nominatim';
 import { freePort, RedisProcess, startRedis } from './support/redis-server';
@@ -9,14 +9,19 @@ import { freePort, RedisProcess, startRedis } from './support/redis-server';
 // The e2e project's testTimeout is not applied per project by Jest 30; these tests spawn processes and wait.
 jest.setTimeout(60_000);
 
-interface AppProcess {
-  child: ChildProcess;
+interface App extends AppProcess {
   url: string;
   port: number;
-  /** stdout so far (pino JSON lines) */
-  stdout(): string;
-  stderr(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+}
+
+/** The fields of the app's log lines these tests look at. */
+interface Logged {
+  level: string;
+  msg: string;
+  context?: string;
+  reqId?: string;
+  status?: number;
+  code?: number;
 }
 
 /** TCP connect to the port: true when it is refused (nothing listens any more). */
@@ -40,7 +45,7 @@ describe('graceful shutdown (e2e, the app as its own process)', () => {
   let upstream: FakeNominatim;
   let redis: RedisProcess;
   let control: ReturnType<typeof createClient>;
-  const running = new Set<ChildProcess>();
+  const running = new Set<App>();
 
   beforeAll(async () => {
     [build, redis] = await Promise.all([buildApp(), startRedis()]);
@@ -58,9 +63,9 @@ describe('graceful shutdown (e2e, the app as its own process)', () => {
     build?.remove();
   });
 
-  afterEach(() => {
+  afterEach(async () => {
     // A failed test must not leave its app running.
-    for (const child of running) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await Promise.all([...running].map((app) => app.stop()));
     running.clear();
     upstream.reset();
   });
@@ -71,63 +76,42 @@ describe('graceful shutdown (e2e, the app as its own process)', () => {
     return list.split('\n').filter((l) => l.trim() !== '' && !l.includes('name=shutdown-test-control')).length;
   };
 
-  /** Starts the built app on `port` (it is not waited for: see spawnApp). */
-  function launch(env: Record<string, string>, port: number): AppProcess {
-    const child = spawn(process.execPath, [build.main], {
+  /** Starts the built app on `port` (it is not waited for: see startReady). */
+  function launch(env: Record<string, string>, port: number): App {
+    const spawned = spawnApp(build, {
       env: {
-        PATH: process.env.PATH ?? '',
-        ...build.env,
         PORT: String(port),
-        HOST: '127.0.0.1',
         LOG_LEVEL: 'info',
         REDIS_URL: redis.url,
         NOMINATIM_URL: upstream.url,
-        NOMINATIM_USER_AGENT: 'places-cache-tests/1.0 (tests@places-cache.test)',
         // The shared pacer's start guard is 5% of the interval: 10/s leaves it 5 ms (1000/s: 0.05 ms).
         NOMINATIM_MAX_RPS: '10',
         RATE_LIMIT_ENABLED: 'false',
         ...env,
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    running.add(child);
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
-    );
-    return { child, port, url: `http://127.0.0.1:${port}`, stdout: () => out, stderr: () => err, exited };
-  }
-
-  /** The app on a free port, once it reports Redis ready. */
-  async function spawnApp(env: Record<string, string>): Promise<AppProcess> {
-    const app = launch(env, await freePort());
-    const { child } = app;
-    try {
-      await eventually(async () => {
-        if (child.exitCode !== null) throw new Error(`the app exited with ${child.exitCode}:\n${app.stderr()}\n${app.stdout()}`);
-        const res = await fetch(`${app.url}/health/ready`).catch(() => null);
-        if (res === null) return false;
-        const body = (await res.json()) as { details: { redis: { state: string } } };
-        return body.details.redis.state === 'ready';
-      }, 30_000, 100);
-    } catch (e) {
-      throw new Error(`${(e as Error).message}\nstderr: ${app.stderr()}\nstdout: ${app.stdout()}`, { cause: e });
-    }
+    const app: App = Object.assign(spawned, { port, url: `http://127.0.0.1:${port}` });
+    running.add(app);
     return app;
   }
 
-  const lines = (app: AppProcess) =>
-    app
-      .stdout()
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .map((l) => JSON.parse(l) as { level: string; msg: string; context?: string; reqId?: string; status?: number; code?: number });
+  /** The app on a free port, once it reports Redis ready. */
+  async function startReady(env: Record<string, string>): Promise<App> {
+    const app = launch(env, await freePort());
+    const redisReady = async () => {
+      const res = await fetch(`${app.url}/health/ready`).catch(() => null);
+      if (res === null) return false;
+      const body = (await res.json()) as { details: { redis: { state: string } } };
+      return body.details.redis.state === 'ready';
+    };
+    await app.until(redisReady, 'Redis ready on /health/ready', 30_000);
+    return app;
+  }
+
+  const lines = (app: App) => app.lines<Logged>();
 
   it('finishes the running miss, refuses new connections, closes Redis, flushes its logs and exits 0', async () => {
-    const app = await spawnApp({ SHUTDOWN_TIMEOUT_MS: '10000' });
+    const app = await startReady({ SHUTDOWN_TIMEOUT_MS: '10000' });
     expect(await appRedisClients()).toBeGreaterThanOrEqual(2);
 
     let settled = false;
@@ -173,7 +157,7 @@ describe('graceful shutdown (e2e, the app as its own process)', () => {
     const port = (taken.address() as net.AddressInfo).port;
     try {
       const app = launch({}, port);
-      const code = await new Promise<number | null>((resolve) => app.child.once('close', (c) => resolve(c)));
+      const { code } = await app.exited;
       expect(code).toBe(1);
       expect(app.stderr().split('\n')[0]).toMatch(/^places-cache could not start: Error: listen EADDRINUSE/);
       expect(app.stdout()).not.toContain('Exiting with code');
@@ -183,7 +167,7 @@ describe('graceful shutdown (e2e, the app as its own process)', () => {
   });
 
   it('exits 0 in time when Redis is frozen at shutdown (QUIT is not waited for forever)', async () => {
-    const app = await spawnApp({ SHUTDOWN_TIMEOUT_MS: '2000', REDIS_OP_TIMEOUT_MS: '200' });
+    const app = await startReady({ SHUTDOWN_TIMEOUT_MS: '2000', REDIS_OP_TIMEOUT_MS: '200' });
     await redis.pause();
     try {
       app.child.kill('SIGTERM');
@@ -200,7 +184,7 @@ describe('graceful shutdown (e2e, the app as its own process)', () => {
 
   it('cuts off a request still running at SHUTDOWN_TIMEOUT_MS, and still exits 0 in time', async () => {
     upstream.latencyMs = 8000;
-    const app = await spawnApp({ SHUTDOWN_TIMEOUT_MS: '1000', UPSTREAM_TIMEOUT_MS: '9000' });
+    const app = await startReady({ SHUTDOWN_TIMEOUT_MS: '1000', UPSTREAM_TIMEOUT_MS: '9000' });
     const inflight = fetch(`${app.url}/api?q=Zurich`).then(
       (r) => r.status,
       (e: Error) => e.message,

@@ -1,5 +1,5 @@
-import { ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
+import { AppProcess, spawnApp } from './support/app-process';
 import { BuiltApp, buildApp } from './support/build-app';
 import { FakeNominatim } from './support/fake-nominatim';
 import { freePort, RedisProcess, startRedis } from './support/redis-server';
@@ -43,18 +43,12 @@ describe('WEB_CONCURRENCY (e2e)', () => {
   let build: BuiltApp;
   let redis: RedisProcess;
   let upstream: FakeNominatim;
-  let child: ChildProcess | undefined;
-  let out = '';
+  let group: AppProcess | undefined;
   let url: string;
-  let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** /search requests sent so far, whichever worker answered. */
   let searches = 0;
 
-  const lines = (): Line[] =>
-    out
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Line);
+  const lines = (): Line[] => group!.lines<Line>();
 
   beforeAll(async () => {
     [build, redis] = await Promise.all([buildApp(), startRedis()]);
@@ -62,34 +56,22 @@ describe('WEB_CONCURRENCY (e2e)', () => {
     await upstream.start();
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
-    child = spawn(process.execPath, [build.main], {
+    group = spawnApp(build, {
       env: {
-        PATH: process.env.PATH ?? '',
-        ...build.env,
         WEB_CONCURRENCY: String(WORKERS),
         PORT: String(port),
-        HOST: '127.0.0.1',
         REDIS_URL: redis.url,
         NOMINATIM_URL: upstream.url,
-        NOMINATIM_USER_AGENT: 'places-cache-tests/1.0 (tests@places-cache.test)',
         NOMINATIM_MAX_RPS: String(MAX_RPS),
         RATE_LIMIT_ENABLED: 'false',
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    exited = new Promise((resolve) => child!.once('exit', (code, signal) => resolve({ code, signal })));
     // Every worker is up when each has said it listens.
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`the group exited with ${child.exitCode}:\n${out}`);
-      if (lines().filter((l) => l.msg.startsWith('places-cache listening')).length === WORKERS) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await group.until(() => lines().filter((l) => l.msg.startsWith('places-cache listening')).length === WORKERS, `${WORKERS} workers listening`, 60_000);
   });
 
   afterAll(async () => {
-    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await group?.stop();
     await upstream?.stop();
     await redis?.stop();
     build?.remove();
@@ -180,8 +162,8 @@ describe('WEB_CONCURRENCY (e2e)', () => {
   });
 
   it('SIGTERM stops every worker, and the group exits 0', async () => {
-    child!.kill('SIGTERM');
-    await expect(exited).resolves.toEqual({ code: 0, signal: null });
+    group!.child.kill('SIGTERM');
+    await expect(group!.exited).resolves.toMatchObject({ code: 0, signal: null });
     const exits = lines().filter((l) => l.context === 'Cluster' && /^Worker \d+ exited$/.test(l.msg));
     expect(exits).toHaveLength(WORKERS);
     expect(lines().at(-1)?.msg).toBe('All workers stopped; exiting with code 0');

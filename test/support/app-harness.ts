@@ -4,6 +4,7 @@ import pino, { type Logger } from 'pino';
 import { createApp } from '../../src/app.setup';
 import { setLogDestination } from '../../src/logging/app-logger';
 import { APP_LOGGER } from '../../src/logging/logging.module';
+import { TEST_USER_AGENT } from './app-process';
 import { configVariables } from './config-variables';
 import { track } from './leftovers';
 
@@ -33,7 +34,7 @@ export interface StartOptions {
 /** Quiet, loopback-only defaults; every test passes what it is about on top. */
 const TEST_DEFAULTS: Record<string, string> = {
   LOG_LEVEL: 'warn',
-  NOMINATIM_USER_AGENT: 'places-cache-tests/1.0 (tests@places-cache.test)',
+  NOMINATIM_USER_AGENT: TEST_USER_AGENT,
   NOMINATIM_MAX_RPS: '1000',
   UPSTREAM_TIMEOUT_MS: '2000',
   RATE_LIMIT_ENABLED: 'false',
