@@ -104,22 +104,34 @@ describe('WEB_CONCURRENCY (e2e)', () => {
   });
 
   it('paces the upstream for the whole group, never WEB_CONCURRENCY times the rate', async () => {
-    upstream.reset();
+    const pacerLines = () => lines().filter((l) => l.context === 'UpstreamPacer');
+    const fellBack = (l: Line) => l.msg.startsWith('Redis unavailable for upstream pacing');
     const n = 8;
-    const answers = await Promise.all(Array.from({ length: n }, (_, i) => get(`${url}/search?q=pacing%20${i}&format=json`)));
-    searches += n;
-    expect(answers.map((a) => a.status)).toEqual(Array(n).fill(200));
-    const arrivals = upstream.requests.map((r) => r.startedAtHr).sort((a, b) => a - b);
-    expect(arrivals).toHaveLength(n);
-    const gaps = arrivals.slice(1).map((t, i) => t - arrivals[i]);
-    // 1000 / NOMINATIM_MAX_RPS apart, less the pacer's 5 % start guard; per-worker pacing would put
-    // three requests at once. A failure says what the workers' pacers logged (a fall-back to pacing per
-    // process when Redis was slow shows there).
-    const closest = Math.min(...gaps);
-    const pacerSaid = lines()
-      .filter((l) => l.context === 'UpstreamPacer')
-      .map((l) => `worker ${l.worker}: ${l.msg}`);
-    expect(closest >= (1000 / MAX_RPS) * 0.95 - 1 ? 'spaced' : `closest ${closest.toFixed(1)} ms; pacers: ${pacerSaid.join(' | ') || 'nothing'}`).toBe('spaced');
+    // A worker whose Redis call took longer than REDIS_OP_TIMEOUT_MS (a stalled machine) paces on its
+    // own for a while, at its share: then the burst says nothing about shared pacing and is sent again
+    // (at most three times). Shared pacing that never works fails all three.
+    let verdict = 'every attempt saw a worker fall back to pacing per process';
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      upstream.reset();
+      const logged = pacerLines().length;
+      const answers = await Promise.all(Array.from({ length: n }, (_, i) => get(`${url}/search?q=pacing%20${attempt}%20${i}&format=json`)));
+      searches += n;
+      expect(answers.map((a) => a.status)).toEqual(Array(n).fill(200));
+      const arrivals = upstream.requests.map((r) => r.startedAtHr).sort((a, b) => a - b);
+      expect(arrivals).toHaveLength(n);
+      await new Promise((r) => setTimeout(r, 200)); // log lines are batched for at most 50 ms
+      const said = pacerLines().slice(logged);
+      if (said.some(fellBack)) continue;
+      // 1000 / NOMINATIM_MAX_RPS apart, less the pacer's 5 % start guard; per-worker pacing would put
+      // three requests at once. A failure says what the workers' pacers logged meanwhile.
+      const closest = Math.min(...arrivals.slice(1).map((t, i) => t - arrivals[i]));
+      verdict =
+        closest >= (1000 / MAX_RPS) * 0.95 - 1
+          ? 'spaced'
+          : `closest ${closest.toFixed(1)} ms; pacers: ${said.map((l) => `worker ${l.worker}: ${l.msg}`).join(' | ') || 'nothing'}`;
+      break;
+    }
+    expect(verdict).toBe('spaced');
   });
 
   it('/metrics on any worker reports the whole group', async () => {
