@@ -263,8 +263,8 @@ export function evaluateMissPath(g: MissPath, check: CheckFn): void {
     '≥ 0.3×',
     median(ratios) >= 0.3,
   );
-  // What the budget lets through at most (slots 5 % apart beyond the interval): 0.3× of a fake that
-  // answers above 1000 ÷ 0.3 per second asks for more than NOMINATIM_MAX_RPS=1000 allows.
+  // What the budget lets through at most (above 100/s the slots are the interval apart, no guard):
+  // 0.3× of a fake that answers above 1000 ÷ 0.3 per second asks for more than NOMINATIM_MAX_RPS=1000 allows.
   const budget = slotRate(pacingWindow(1000));
   const used = g.throughput.map((t) => t.gatewayRps / budget);
   check(
