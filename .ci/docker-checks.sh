@@ -138,6 +138,10 @@ miss_then_hit() { # base url, question
   before="$(upstream_count)"
   first="$(x_cache "$1/api?q=$2")"
   second="$(x_cache "$1/api?q=$2")"
+  # The bridge writes its count every 50 ms: wait for the request to show (2 s at most), then a little
+  # longer, so that a second upstream request would show too.
+  for _ in $(seq 1 40); do [ "$(upstream_count)" -gt "$before" ] && break; sleep 0.05; done
+  sleep 0.2
   after="$(upstream_count)"
   [ "$first" = MISS ] && [ "$second" = HIT ] || fail "expected MISS then HIT, got '${first}' then '${second}'"
   [ "$((after - before))" -eq 1 ] || fail "expected one upstream request, the fake saw $((after - before))"
@@ -232,6 +236,15 @@ cluster_web_id="$("${compose[@]}" ps -q web-cluster)"
 cluster_url="http://127.0.0.1:$cluster_port"
 wait_ready "$cluster_url" "$cluster_web_id"
 grep -q '"mode":"cluster"' "$tmp/ready.json" || fail "web-cluster is not on the Redis Cluster: $(cat "$tmp/ready.json")"
+# redis-cluster-init ends when the slots are assigned; every node then takes a moment to agree that
+# the cluster is up (until then a command may be refused, and the service answers BYPASS).
+cluster_ok() {
+  for n in 1 2 3 4 5 6; do
+    "${compose[@]}" exec -T "redis-node-$n" redis-cli cluster info | tr -d '\r' | grep -qx 'cluster_state:ok' || return 1
+  done
+}
+for _ in $(seq 1 60); do cluster_ok && break; sleep 0.5; done
+cluster_ok || fail "the Redis Cluster's nodes did not all report cluster_state:ok within 30 s"
 "${compose[@]}" exec -T redis-node-1 redis-cli cluster info | tr -d '\r' | grep -qx 'cluster_known_nodes:6' \
   || fail "the Redis Cluster does not know its six nodes"
 say "web-cluster reaches the six-node Redis Cluster"
