@@ -2,7 +2,8 @@ import { Logger } from '@nestjs/common';
 import { createClient, type RedisClientType } from 'redis';
 import { startRedis, type RedisProcess } from '../../../test/support/redis-server';
 import { measure, type Stall, stalledDuring, watchEventLoop } from '../../../test/support/traffic';
-import { CoolingDownError, QueueFullError, UpstreamPacer, type UpstreamPacerOptions } from './upstream-pacer';
+import { CoolingDownError, QueueFullError } from './pacer-errors';
+import { UpstreamPacer, type UpstreamPacerOptions } from './upstream-pacer';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

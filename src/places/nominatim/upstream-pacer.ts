@@ -3,24 +3,9 @@ import type { RedisCommandClient } from '../../cache/redis-commands';
 import type { RedisGuard } from '../../cache/redis-guard';
 import { withTimeout } from '../../cache/with-timeout';
 import { PacingWindow, windowFor } from './pacing-arithmetic';
+import { CoolingDownError, QueueFullError } from './pacer-errors';
 import { ACQUIRE_SCRIPT, COOL_DOWN_SCRIPT, sha1, TIME_SCRIPT } from './pacer-scripts';
 import { RedisClock } from './redis-clock';
-
-/** The queue for an upstream slot is longer than callers may wait: answer 503 with Retry-After. */
-export class QueueFullError extends Error {
-  constructor(public readonly retryAfterSeconds: number) {
-    super(`upstream queue is full; retry after ${retryAfterSeconds} s`);
-    this.name = 'QueueFullError';
-  }
-}
-
-/** Upstream answered 429/403 recently; nothing may be sent until the cool-down ends. */
-export class CoolingDownError extends Error {
-  constructor(public readonly retryAfterSeconds: number) {
-    super(`upstream is cooling down; retry after ${retryAfterSeconds} s`);
-    this.name = 'CoolingDownError';
-  }
-}
 
 export interface UpstreamPacerOptions {
   /** Minimum spacing between two upstream request starts, across all instances (1000 / NOMINATIM_MAX_RPS). */
