@@ -538,21 +538,41 @@ describe('operations (e2e): health, metrics, request ids and logs', () => {
       }
     });
 
+    it('a full queue names the upstream\'s own rate', async () => {
+      const svc = await startApp({ NOMINATIM_URL: upstream.url, NOMINATIM_MAX_RPS: '2.5', UPSTREAM_QUEUE_MAX_WAIT_MS: '0' });
+      try {
+        const answers = await Promise.all(['Oslo', 'Bergen'].map((q) => fetch(`${svc.url}/api?q=${q}`)));
+        const refused = answers.filter((r) => r.status === 503);
+        expect(refused).toHaveLength(1);
+        expect(((await refused[0].json()) as { message: string }).message).toBe(
+          'Too many uncached requests are waiting for Nominatim (at most 2.5 requests/second); try again later',
+        );
+      } finally {
+        await svc.close();
+      }
+    });
+
     it('pacing refusals: each 503 for a full queue and each for a cool-down, by reason', async () => {
       const svc = await startApp({ NOMINATIM_URL: upstream.url, NOMINATIM_MAX_RPS: '1', UPSTREAM_QUEUE_MAX_WAIT_MS: '0' });
-      const code = async (res: Response) => [res.status, ((await res.json()) as { code?: string }).code ?? 'none'];
+      const code = async (res: Response) => {
+        const body = (await res.json()) as { code?: string; message?: string };
+        return [res.status, body.code ?? 'none', body.message];
+      };
       try {
         // One slot a second and no waiting: of five misses at once, one goes upstream, the others are refused.
         const burst = await Promise.all(['Lima', 'Quito', 'Bogota', 'Caracas', 'Santiago'].map(async (q) => code(await fetch(`${svc.url}/api?q=${q}`))));
         const queueFull = burst.filter(([status, c]) => status === 503 && c === 'upstream_queue_full').length;
         expect(queueFull).toBe(4);
+        expect(new Set(burst.filter(([, c]) => c === 'upstream_queue_full').map(([, , message]) => message))).toEqual(
+          new Set(['Too many uncached requests are waiting for Nominatim (at most 1 request/second); try again later']),
+        );
         expect(await total(svc, 'places_pacing_rejected_total', { reason: 'queue_full' })).toBe(queueFull);
 
         await sleep(1100); // the next slot
         upstream.failNext(1, { status: 429, headers: { 'Retry-After': '60' }, body: 'Too Many Requests' });
-        expect(await code(await fetch(`${svc.url}/api?q=Montevideo`))).toEqual([503, 'upstream_refused']);
+        expect((await code(await fetch(`${svc.url}/api?q=Montevideo`))).slice(0, 2)).toEqual([503, 'upstream_refused']);
         const cooling = [];
-        for (const q of ['Asuncion', 'La Paz']) cooling.push(await code(await fetch(`${svc.url}/api?q=${q}`)));
+        for (const q of ['Asuncion', 'La Paz']) cooling.push((await code(await fetch(`${svc.url}/api?q=${q}`))).slice(0, 2));
         expect(cooling).toEqual([[503, 'upstream_cooldown'], [503, 'upstream_cooldown']]);
         expect(await total(svc, 'places_pacing_rejected_total', { reason: 'cooldown' })).toBe(2);
         expect(await total(svc, 'places_pacing_rejected_total')).toBe(queueFull + 2);

@@ -127,7 +127,7 @@ const GATEWAY_ERRORS = [
       statusCode: 503,
       error: 'Service Unavailable',
       code: 'upstream_queue_full',
-      message: 'Too many uncached requests are waiting for Nominatim (1 request/second); try again later',
+      message: 'Too many uncached requests are waiting for Nominatim (at most 1 request/second); try again later',
     },
     RETRY_AFTER,
   ),

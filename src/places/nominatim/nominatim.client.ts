@@ -160,7 +160,7 @@ export class NominatimClient {
       if (e instanceof QueueFullError) {
         this.metrics.pacingRejected.inc({ reason: 'queue_full' });
         throw upstreamBusy(
-          'Too many uncached requests are waiting for Nominatim (1 request/second); try again later',
+          `Too many uncached requests are waiting for Nominatim (at most ${target.maxRps} request${target.maxRps === 1 ? '' : 's'}/second); try again later`,
           'upstream_queue_full',
           e.retryAfterSeconds,
         );
