@@ -33,7 +33,10 @@ function parseArgs(argv: string[]): Options {
 
 async function main(): Promise<void> {
   const { bind, countFile } = parseArgs(process.argv.slice(2));
-  const fake = new FakeNominatim();
+  // The count is written as each request arrives, before it is answered: whoever got an answer reads a
+  // count that includes its request.
+  const writeCount = (): void => writeFileSync(countFile, `${fake.requests.length}\n`);
+  const fake = new FakeNominatim({ onArrival: writeCount });
   const target = new URL(await fake.start());
   const sockets = new Set<Socket>();
   const forwarder = createServer((client) => {
@@ -52,17 +55,9 @@ async function main(): Promise<void> {
     forwarder.once('error', reject);
     forwarder.listen(0, bind, () => resolve());
   });
-  let written = -1;
-  const writeCount = (): void => {
-    if (fake.requests.length === written) return;
-    written = fake.requests.length;
-    writeFileSync(countFile, `${written}\n`);
-  };
   writeCount();
-  const timer = setInterval(writeCount, 50);
   process.stdout.write(`${(forwarder.address() as AddressInfo).port}\n`);
   const shutdown = (): void => {
-    clearInterval(timer);
     for (const s of sockets) s.destroy();
     forwarder.close();
     void fake.stop().then(() => process.exit(0));

@@ -108,6 +108,8 @@ export interface FakeNominatimOptions {
   padTo?: number | null;
   resultCount?: number | null;
   fixtures?: boolean;
+  /** Called as each request arrives, before it is answered (the Docker checks' bridge counts with it). */
+  onArrival?: (request: FakeRequest) => void;
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -1130,6 +1132,7 @@ export class FakeNominatim {
       padTo: options.padTo ?? null,
       resultCount: options.resultCount ?? null,
       fixtures: options.fixtures ?? true,
+      onArrival: options.onArrival ?? (() => undefined),
     };
     this.latencyMs = this.options.latencyMs;
     this.latencyFn = this.options.latencyFn;
@@ -1252,6 +1255,7 @@ export class FakeNominatim {
       startedAtHr: performance.now(),
     };
     this.requests.push(entry);
+    this.options.onArrival(entry);
     // Decided on arrival, so "the next n requests" means arrival order even with latency.
     const handler = this.handler;
     const failure = this.failQueue.length ? this.failQueue.shift()! : this.persistentFailure;
