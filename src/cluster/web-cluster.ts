@@ -1,6 +1,7 @@
 import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
 import type { Logger } from 'pino';
+import { settleLogger } from '../logging/app-logger';
 import { relayClusterScrapes } from '../metrics/cluster-metrics';
 
 /*
@@ -49,8 +50,8 @@ export function runPrimary({ workers, stopTimeoutMs, logger }: ClusterOptions): 
 
   const finish = (code: number): void => {
     log.info({ code }, `All workers stopped; exiting with code ${code}`);
-    logger.flush();
-    process.exit(code);
+    // Written out before the exit, not handed to an asynchronous write that the exit would cut short.
+    void settleLogger(logger).finally(() => process.exit(code));
   };
 
   const stop = (signal: NodeJS.Signals, reason?: string): void => {

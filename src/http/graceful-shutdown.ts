@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Logger as PinoLogger } from 'pino';
-import { flushLogger } from '../logging/app-logger';
+import { flushLogger, settleLogger } from '../logging/app-logger';
 
 /** How often idle keep-alive connections are closed while draining (a finished response leaves its socket idle). */
 const IDLE_SWEEP_MS = 20;
@@ -67,6 +67,9 @@ export class DrainingExpressAdapter extends ExpressAdapter {
 /** Time the shutdown hooks (Redis QUIT, log flush) get after the drain before the process gives up on them. */
 export const SHUTDOWN_HOOKS_GRACE_MS = 2_000;
 
+/** What a hung shutdown still gives its last log lines to be written (within Heroku's 30 s). */
+const LAST_LINES_GRACE_MS = 500;
+
 /** Set once a line has said how the process ends: the 'exit' handler then adds none (one exit line). */
 let endExplained = false;
 
@@ -90,7 +93,7 @@ export function guardProcessExit(drainTimeoutMs: number, logger: PinoLogger): vo
     setTimeout(() => {
       endExplained = true;
       logger.error({ context: 'Shutdown', code: 1, signal }, `Shutdown did not finish within ${limitMs} ms; exiting with code 1`);
-      process.exit(1);
+      void settleLogger(logger, LAST_LINES_GRACE_MS).finally(() => process.exit(1));
     }, limitMs).unref();
   };
   process.once('SIGTERM', arm);

@@ -123,17 +123,63 @@ export function requestLineWriter(logger: Logger): (line: RequestLine) => void {
   return (line) => stream.write(`{"level":"info"${isoTime()}${bindings},${requestLineFields(line)},"msg":"request"}\n`);
 }
 
+/** The parts of pino's asynchronous destination (sonic-boom) that the shutdown relies on. */
+interface SettlingStream {
+  flush?: (cb: (err?: Error) => void) => void;
+  flushSync?: () => void;
+  /** sonic-boom: an asynchronous write is under way (fixed since sonic-boom 1; pinned by batched-destination.spec). */
+  _writing?: boolean;
+  /** sonic-boom: characters written to it and not yet handed to the operating system. */
+  _len?: number;
+  /** sonic-boom reads it at each write, so setting it makes every later write synchronous. */
+  sync?: boolean;
+}
+
+function destinationOf(logger: Logger): SettlingStream | undefined {
+  return (logger as unknown as Record<symbol, SettlingStream | undefined>)[pino.symbols.streamSym];
+}
+
 /**
- * Writes out whatever the logger still holds, synchronously: called on shutdown, before the process
- * exits (pino's own exit hook does it too, but only when the process ends through process.exit).
+ * Writes out whatever the logger still holds, synchronously: the process's exit handler calls it
+ * (pino's own exit hook does too, but only when the process ends through process.exit). It cannot
+ * wait for an asynchronous write already under way: settleLogger, earlier in the shutdown, sees that none is.
  */
 export function flushLogger(logger: Logger): void {
-  const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as { flushSync?: () => void } | undefined;
   try {
-    stream?.flushSync?.();
+    destinationOf(logger)?.flushSync?.();
   } catch {
     // Not open yet, already closed, or stdout gone: nothing more can be written anyway.
   }
+}
+
+/**
+ * The last asynchronous step of a shutdown: waits until every line so far is written and no write is
+ * under way, then makes the destination write synchronously. Why: sonic-boom's flushSync writes the
+ * lines it holds at once, past an asynchronous write still in the thread pool, which then lands after
+ * them or not at all once the process exits (a CI run's log ended with "HTTP server drained" after
+ * "Exiting with code 0"). Gives up after `timeoutMs` (stdout blocked): the shutdown must still end.
+ */
+export async function settleLogger(logger: Logger, timeoutMs = 1000): Promise<void> {
+  const stream = destinationOf(logger);
+  const flush = stream?.flush;
+  if (stream === undefined || typeof flush !== 'function') return;
+  const deadline = Date.now() + timeoutMs;
+  // One flush writes up to the batch size and calls back once that write is done; a periodic flush may
+  // start another write before the callback: so until nothing is held and nothing is under way.
+  while ((stream._writing === true || (stream._len ?? 0) > 0) && Date.now() < deadline) {
+    const written = new Promise<void>((resolve) => {
+      try {
+        flush.call(stream, () => resolve());
+      } catch {
+        resolve(); // destroyed or not open: nothing more to wait for
+      }
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))));
+    await Promise.race([written, late]);
+    clearTimeout(timer);
+  }
+  if (stream._writing !== true) stream.sync = true;
 }
 
 /** Nest's LoggerService on top of pino, so framework and application messages share one format. */

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type SonicBoom from 'sonic-boom';
-import { batchedDestination } from './app-logger';
+import { batchedDestination, createAppLogger, settleLogger } from './app-logger';
 
 describe('batchedDestination (pino.destination with minLength and periodicFlush)', () => {
   let dir: string;
@@ -54,5 +54,77 @@ describe('batchedDestination (pino.destination with minLength and periodicFlush)
     dest.write('last words\n');
     dest.flushSync();
     expect(written()).toBe('last words\n');
+  });
+
+  /** The sonic-boom internals settleLogger reads and sets (see SettlingStream in app-logger.ts). */
+  const internals = () => dest as unknown as { _writing: boolean; _len: number; sync: boolean };
+
+  /** fs.write of this destination held back `ms` before it is really done (a busy thread pool). */
+  function slowWrites(ms: number): jest.SpyInstance {
+    const realWrite = fs.write.bind(fs) as (...args: unknown[]) => void;
+    const fd = (dest as unknown as { fd: number }).fd;
+    return jest.spyOn(fs, 'write').mockImplementation(((...args: unknown[]) => {
+      if (args[0] === fd) setTimeout(() => realWrite(...args), ms);
+      else realWrite(...args);
+    }) as unknown as typeof fs.write);
+  }
+
+  it('pins the internals the shutdown relies on: _writing while a write is under way, _len held, sync read at each write', async () => {
+    const slow = slowWrites(100);
+    try {
+      dest.write('first\n');
+      dest.flush();
+      expect(internals()._writing).toBe(true);
+      dest.write('second\n');
+      expect(internals()._len).toBe('first\nsecond\n'.length);
+      // The hazard settleLogger exists for: flushSync writes what is held past the write under way.
+      dest.flushSync();
+      expect(written()).toBe('second\n');
+      await eventually(() => !internals()._writing);
+      expect(written()).toBe('second\nfirst\n');
+    } finally {
+      slow.mockRestore();
+    }
+    internals().sync = true;
+    dest.write('third\n');
+    dest.flush();
+    expect(written()).toBe('second\nfirst\nthird\n');
+  });
+
+  it('settleLogger waits for the write under way and what is held, then writes synchronously: the exit line lands last', async () => {
+    const logger = createAppLogger('info', dest);
+    const slow = slowWrites(100);
+    try {
+      dest.write('first\n');
+      dest.flush();
+      dest.write('second\n');
+      await settleLogger(logger);
+      expect(written()).toBe('first\nsecond\n');
+      expect(internals()).toMatchObject({ _writing: false, _len: 0, sync: true });
+      dest.write('exit\n');
+      dest.flushSync();
+    } finally {
+      slow.mockRestore();
+    }
+    expect(written()).toBe('first\nsecond\nexit\n');
+  });
+
+  it('settleLogger gives up after its bound when a write never ends (stdout blocked), and leaves the writing mode alone', async () => {
+    const logger = createAppLogger('info', dest);
+    const fd = (dest as unknown as { fd: number }).fd;
+    const realWrite = fs.write.bind(fs) as (...args: unknown[]) => void;
+    const stuck = jest.spyOn(fs, 'write').mockImplementation(((...args: unknown[]) => {
+      if (args[0] !== fd) realWrite(...args);
+    }) as unknown as typeof fs.write);
+    try {
+      dest.write('never\n');
+      dest.flush();
+      const started = Date.now();
+      await settleLogger(logger, 150);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+      expect(internals()).toMatchObject({ _writing: true, sync: false });
+    } finally {
+      stuck.mockRestore();
+    }
   });
 });

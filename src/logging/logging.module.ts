@@ -1,7 +1,7 @@
 import { Global, Inject, Module, OnApplicationShutdown } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { appConfig, AppConfig } from '../config/configuration';
-import { createAppLogger, flushLogger } from './app-logger';
+import { createAppLogger, settleLogger } from './app-logger';
 
 export const APP_LOGGER = 'APP_LOGGER';
 
@@ -19,8 +19,11 @@ export const APP_LOGGER = 'APP_LOGGER';
 export class LoggingModule implements OnApplicationShutdown {
   constructor(@Inject(APP_LOGGER) private readonly logger: Logger) {}
 
-  /** The asynchronous destination may still hold the last lines (the request lines of the drained requests). */
-  onApplicationShutdown(): void {
-    flushLogger(this.logger);
+  /**
+   * The asynchronous destination may still hold the last lines (the request lines of the drained
+   * requests) or be writing them: written out now, so the exit line lands after them.
+   */
+  async onApplicationShutdown(): Promise<void> {
+    await settleLogger(this.logger);
   }
 }
