@@ -358,7 +358,12 @@ describe(UpstreamPacer.name, () => {
         const granted = await Promise.all(Array.from({ length: 4 }, () => timedAcquire(pacer)));
         expect(granted.map((r) => ('mode' in r ? r.mode : r.error))).toEqual(['local', 'local', 'local', 'local']);
         const starts = granted.map((r) => ('startedAt' in r ? r.startedAt : NaN));
-        expect(Math.min(...gaps(starts))).toBeGreaterThanOrEqual(4 * 40 - TICK_MS);
+        // Local slots sit on a grid 4 × 40 ms apart (no guard here, so nothing spaces the real starts):
+        // a start woken late brings the next one closer (155.8 ms seen in a loaded run), so the grid is
+        // judged by the span, allowing the first start 30 ms of lateness; a process not taking its
+        // share would space them 40 ms apart, far below either bound.
+        expect(Math.max(...starts) - Math.min(...starts)).toBeGreaterThanOrEqual(3 * 4 * 40 - 30);
+        expect(Math.min(...gaps(starts))).toBeGreaterThan(3 * 40);
         expect(redisWarnings().map(([message]) => String(message))).toEqual([expect.stringContaining('pacing per process at 6.25/s until it returns')]);
       } finally {
         await redis.resume();
