@@ -166,7 +166,12 @@ export async function settleLogger(logger: Logger, timeoutMs = 1000): Promise<vo
   const deadline = Date.now() + timeoutMs;
   // One flush writes up to the batch size and calls back once that write is done; a periodic flush may
   // start another write before the callback: so until nothing is held and nothing is under way.
+  let heldBefore = Infinity;
   while ((stream._writing === true || (stream._len ?? 0) > 0) && Date.now() < deadline) {
+    const held = stream._len ?? 0;
+    // The last flush ended and wrote nothing: the destination refuses (stdout closed, EPIPE).
+    if (stream._writing !== true && held >= heldBefore) break;
+    heldBefore = held;
     const written = new Promise<void>((resolve) => {
       try {
         flush.call(stream, () => resolve());

@@ -127,4 +127,24 @@ describe('batchedDestination (pino.destination with minLength and periodicFlush)
       stuck.mockRestore();
     }
   });
+
+  it('settleLogger stops at once when the destination refuses every write (stdout closed: EPIPE)', async () => {
+    const logger = createAppLogger('info', dest);
+    const fd = (dest as unknown as { fd: number }).fd;
+    const realWrite = fs.write.bind(fs) as (...args: unknown[]) => void;
+    const refused = jest.spyOn(fs, 'write').mockImplementation(((...args: unknown[]) => {
+      if (args[0] !== fd) return realWrite(...args);
+      const callback = args[args.length - 1] as (err: NodeJS.ErrnoException) => void;
+      setImmediate(() => callback(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' })));
+    }) as unknown as typeof fs.write);
+    try {
+      dest.write('nobody reads this\n');
+      const started = Date.now();
+      await settleLogger(logger, 5000);
+      expect(Date.now() - started).toBeLessThan(1000);
+      expect(refused).toHaveBeenCalled();
+    } finally {
+      refused.mockRestore();
+    }
+  });
 });
