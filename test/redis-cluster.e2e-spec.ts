@@ -164,6 +164,51 @@ describe('Redis Cluster (e2e)', () => {
     expect((await rawGet(`${b.url}${q('purge me 3')}`)).headers['x-cache']).toBe('MISS');
   });
 
+  it('readiness says cluster_fail while a master reports cluster_state:fail (a slot without a master), and ready once it is whole', async () => {
+    type Ready = { status: string; details: { redis: { status: string; state: string; message?: string; mode: string } } };
+    const ready = async () => JSON.parse((await rawGet(`${a.url}/health/ready`)).body.toString()) as Ready;
+    const text = 'orphaned slot';
+    const slot = clusterSlot(`{${keyOf(text).slice('places:v1:search:'.length)}}`);
+    const owner = async (): Promise<number> => {
+      const probe = createClient({ socket: { host: '127.0.0.1', port: (await cluster.masters())[0].port } });
+      probe.on('error', () => undefined);
+      await probe.connect();
+      try {
+        return (await probe.clusterSlots()).find((s) => s.from <= slot && slot <= s.to)!.master.port;
+      } finally {
+        await probe.disconnect();
+      }
+    };
+    const ownerPort = await owner();
+    const admin = createClient({ socket: { host: '127.0.0.1', port: ownerPort } });
+    admin.on('error', () => undefined);
+    await admin.connect();
+    const stateOf = async () => /cluster_state:(\w+)/.exec(String(await admin.sendCommand(['CLUSTER', 'INFO'])))![1];
+    try {
+      expect((await ready()).details.redis).toMatchObject({ status: 'up', state: 'ready', mode: 'cluster' });
+      try {
+        // The master forgets one of its slots: it says cluster_state:fail and refuses every command.
+        await admin.sendCommand(['CLUSTER', 'DELSLOTS', String(slot)]);
+        await eventually(async () => (await stateOf()) === 'fail');
+        const during = await ready();
+        expect(during.status).toBe('degraded');
+        expect(during.details.redis).toMatchObject({ status: 'degraded', state: 'cluster_fail', mode: 'cluster' });
+        expect(during.details.redis.message).toContain(`127.0.0.1:${ownerPort}`);
+        // Answered all the same, from the upstream: nothing from that master's slots is cached meanwhile.
+        const res = await rawGet(`${a.url}${q(text)}`);
+        expect([res.status, res.headers['x-cache']]).toEqual([200, 'BYPASS']);
+      } finally {
+        // Whatever failed above, the next test needs the cluster whole.
+        await admin.sendCommand(['CLUSTER', 'ADDSLOTS', String(slot)]).catch(() => undefined);
+        await eventually(async () => (await stateOf()) === 'ok');
+      }
+      await eventually(async () => (await ready()).status === 'ok');
+      expect((await ready()).details.redis).toMatchObject({ status: 'up', state: 'ready' });
+    } finally {
+      await admin.disconnect();
+    }
+  });
+
   it('a master killed under load: no 5xx, and caching resumes on its replica within 10 s of the promotion', async () => {
     // Kill the master that holds the pacer's keys: pacing must fall back to each process meanwhile.
     const slotOwner = async (slot: number) => {

@@ -176,6 +176,18 @@ interface ReportedNode {
   ownsSlots: boolean;
 }
 
+/** Masters that answer but do not report `cluster_state:ok`: some slots are not served (yet). */
+export class ClusterNotOkError extends Error {
+  constructor(readonly masters: string[]) {
+    super(`cluster_state is not ok on ${masters.join(', ')} (the cluster is still forming, or a slot has no master)`);
+  }
+}
+
+/** The `cluster_state` field of CLUSTER INFO (`ok` or `fail`), or undefined when it has none. */
+export function clusterState(info: string): string | undefined {
+  return /^cluster_state:(\w+)\s*$/m.exec(info)?.[1];
+}
+
 /** CLUSTER NODES lines: `<id> <ip:port@cport[,host]> <flags> <master> <ping> <pong> <epoch> <link> [slots…]`. */
 export function parseClusterNodes(text: string): ReportedNode[] {
   const nodes: ReportedNode[] = [];
@@ -270,12 +282,19 @@ class ClusterCommands extends EventEmitter implements Pick<RedisSubscriberClient
     return counts.reduce((a, b) => a + Number(b), 0);
   }
 
+  /**
+   * Every master answers, and each says `cluster_state:ok`. A PING alone passes on a cluster that is
+   * still forming or has a slot without a master, while the commands for those slots fail
+   * (CLUSTERDOWN) and the answers are BYPASS: CLUSTER INFO costs the same round trip and says so.
+   */
   async ping(): Promise<string> {
     const masters = this.c.masters;
     if (masters.length === 0) throw new Error('no master known');
     const down = masters.filter((m) => !ready(m)).map((m) => m.address);
     if (down.length > 0) throw new Error(`masters unreachable: ${down.join(', ')}`);
-    await Promise.all(masters.map((m) => (m.client as unknown as RedisClientType).ping()));
+    const infos = await Promise.all(masters.map((m) => (m.client as unknown as RedisClientType).sendCommand<string>(['CLUSTER', 'INFO'])));
+    const failing = masters.filter((_, i) => clusterState(String(infos[i])) !== 'ok').map((m) => m.address);
+    if (failing.length > 0) throw new ClusterNotOkError(failing);
     return 'PONG';
   }
 

@@ -117,7 +117,7 @@ export class RedisConnectionService implements OnApplicationShutdown {
         }
         this.suspendedUntil = Date.now() + SUSPEND_AFTER_TIMEOUT_MS;
       }
-      throw new RedisUnavailableError((e as Error).message);
+      throw new RedisUnavailableError((e as Error).message, { cause: e });
     }
   }
 

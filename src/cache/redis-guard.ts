@@ -1,7 +1,8 @@
 /** Raised instead of waiting on a Redis that is down, frozen or still connecting: the caller fails open. */
 export class RedisUnavailableError extends Error {
-  constructor(reason: string) {
-    super(`Redis unavailable: ${reason}`);
+  /** `cause`: the error the Redis call failed with, when one did (what /health/ready names it by). */
+  constructor(reason: string, options?: ErrorOptions) {
+    super(`Redis unavailable: ${reason}`, options);
     this.name = 'RedisUnavailableError';
   }
 }

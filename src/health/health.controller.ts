@@ -96,7 +96,8 @@ export class HealthController {
       'One PING to Redis, bounded by REDIS_OP_TIMEOUT_MS. Without Redis the gateway still answers (from upstream, ' +
       'X-Cache: BYPASS), so readiness stays 200 with `status: "degraded"`. Without REDIS_URL, Redis is `disabled`. ' +
       'On a Redis Cluster (REDIS_CLUSTER_NODES) every master is pinged, and `mode: "cluster"` with `nodes` lists each ' +
-      'node (`address`, `role`, `reachable`); a master down makes it `degraded`. ' +
+      'node (`address`, `role`, `reachable`); a master down makes it `degraded`, and so does a master that does not report ' +
+      '`cluster_state:ok` (state `cluster_fail`: the cluster is still forming, or a slot has no master). ' +
       'Upstream reachability is not part of readiness: see /health/upstream.',
   })
   @ApiOkResponse({

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
+import { ClusterNotOkError } from '../cache/redis-cluster';
 import { RedisConnectionService } from '../cache/redis-connection.service';
 
 /**
@@ -29,7 +30,7 @@ export class RedisHealthIndicator {
       return session.up({ state: 'ready', ...cluster, responseTimeMs: elapsed(started) });
     } catch (e) {
       return session.degraded({
-        state: this.conn.state === 'ready' ? 'unresponsive' : this.conn.state,
+        state: (e as Error).cause instanceof ClusterNotOkError ? 'cluster_fail' : this.conn.state === 'ready' ? 'unresponsive' : this.conn.state,
         ...cluster,
         message: `${(e as Error).message}; serving without the shared cache (X-Cache: BYPASS)`,
         responseTimeMs: elapsed(started),
