@@ -133,6 +133,9 @@ interface SettlingStream {
   _len?: number;
   /** sonic-boom reads it at each write, so setting it makes every later write synchronous. */
   sync?: boolean;
+  /** sonic-boom emits 'write' with the bytes each write handed over. */
+  on?: (event: 'write', listener: (n: number) => void) => unknown;
+  off?: (event: 'write', listener: (n: number) => void) => unknown;
 }
 
 function destinationOf(logger: Logger): SettlingStream | undefined {
@@ -166,23 +169,28 @@ export async function settleLogger(logger: Logger, timeoutMs = 1000): Promise<vo
   const deadline = Date.now() + timeoutMs;
   // One flush writes up to the batch size and calls back once that write is done; a periodic flush may
   // start another write before the callback: so until nothing is held and nothing is under way.
-  let heldBefore = Infinity;
-  while ((stream._writing === true || (stream._len ?? 0) > 0) && Date.now() < deadline) {
-    const held = stream._len ?? 0;
-    // The last flush ended and wrote nothing: the destination refuses (stdout closed, EPIPE).
-    if (stream._writing !== true && held >= heldBefore) break;
-    heldBefore = held;
-    const written = new Promise<void>((resolve) => {
-      try {
-        flush.call(stream, () => resolve());
-      } catch {
-        resolve(); // destroyed or not open: nothing more to wait for
-      }
-    });
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))));
-    await Promise.race([written, late]);
-    clearTimeout(timer);
+  let bytesWritten = 0;
+  const onWrite = (n: number) => (bytesWritten += n);
+  stream.on?.('write', onWrite);
+  try {
+    while ((stream._writing === true || (stream._len ?? 0) > 0) && Date.now() < deadline) {
+      const before = bytesWritten;
+      const written = new Promise<void>((resolve) => {
+        try {
+          flush.call(stream, () => resolve());
+        } catch {
+          resolve(); // destroyed or not open: nothing more to wait for
+        }
+      });
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))));
+      await Promise.race([written, late]);
+      clearTimeout(timer);
+      // A flush that ended having written nothing: the destination refuses (stdout closed, EPIPE).
+      if (stream._writing !== true && bytesWritten === before) break;
+    }
+  } finally {
+    stream.off?.('write', onWrite);
   }
   if (stream._writing !== true) stream.sync = true;
 }
