@@ -1,5 +1,6 @@
 import { createClient } from 'redis';
 import { clusterSlot } from '../src/cache/cluster-slot';
+import { clusterState } from '../src/cache/redis-cluster';
 import { RedisConnectionService } from '../src/cache/redis-connection.service';
 import { PlacesCacheService } from '../src/places/cache/places-cache.service';
 import { eventually, RunningApp, startApp } from './support/app-harness';
@@ -66,6 +67,19 @@ describe('Redis Cluster (e2e)', () => {
   const placedOn = async (pattern: string) => {
     const masters = await cluster.masters();
     return Promise.all(masters.map(async (m) => ({ port: m.port, keys: await cluster.keysOn(m.port, pattern) })));
+  };
+
+  /** The port of the master that serves `slot`, as a running master reports it (CLUSTER SLOTS). */
+  const slotOwner = async (slot: number): Promise<number> => {
+    const probe = createClient({ socket: { host: '127.0.0.1', port: (await cluster.masters())[0].port } });
+    probe.on('error', () => undefined);
+    await probe.connect();
+    try {
+      const shards = await probe.clusterSlots();
+      return shards.find((s) => s.from <= slot && slot <= s.to)!.master.port;
+    } finally {
+      await probe.disconnect();
+    }
   };
 
   it('names the cluster in the startup log, and shows its nodes in /health and /metrics', async () => {
@@ -169,21 +183,11 @@ describe('Redis Cluster (e2e)', () => {
     const ready = async () => JSON.parse((await rawGet(`${a.url}/health/ready`)).body.toString()) as Ready;
     const text = 'orphaned slot';
     const slot = clusterSlot(`{${keyOf(text).slice('places:v1:search:'.length)}}`);
-    const owner = async (): Promise<number> => {
-      const probe = createClient({ socket: { host: '127.0.0.1', port: (await cluster.masters())[0].port } });
-      probe.on('error', () => undefined);
-      await probe.connect();
-      try {
-        return (await probe.clusterSlots()).find((s) => s.from <= slot && slot <= s.to)!.master.port;
-      } finally {
-        await probe.disconnect();
-      }
-    };
-    const ownerPort = await owner();
+    const ownerPort = await slotOwner(slot);
     const admin = createClient({ socket: { host: '127.0.0.1', port: ownerPort } });
     admin.on('error', () => undefined);
     await admin.connect();
-    const stateOf = async () => /cluster_state:(\w+)/.exec(String(await admin.sendCommand(['CLUSTER', 'INFO'])))![1];
+    const stateOf = async () => clusterState(String(await admin.sendCommand(['CLUSTER', 'INFO'])));
     try {
       expect((await ready()).details.redis).toMatchObject({ status: 'up', state: 'ready', mode: 'cluster' });
       try {
@@ -211,17 +215,6 @@ describe('Redis Cluster (e2e)', () => {
 
   it('a master killed under load: no 5xx, and caching resumes on its replica within 10 s of the promotion', async () => {
     // Kill the master that holds the pacer's keys: pacing must fall back to each process meanwhile.
-    const slotOwner = async (slot: number) => {
-      const probe = createClient({ socket: { host: '127.0.0.1', port: (await cluster.masters())[0].port } });
-      probe.on('error', () => undefined);
-      await probe.connect();
-      try {
-        const shards = await probe.clusterSlots();
-        return shards.find((s) => s.from <= slot && slot <= s.to)!.master.port;
-      } finally {
-        await probe.disconnect();
-      }
-    };
     const victimPort = await slotOwner(clusterSlot('{pacer}'));
     const victim = cluster.servers.find((s) => s.port === victimPort)!;
 
