@@ -50,6 +50,17 @@ describe('batchedDestination (pino.destination with minLength and periodicFlush)
     expect(written().length).toBeGreaterThanOrEqual(4096);
   });
 
+  it('takes the strings pino writes and keeps them byte for byte, UTF-8 included, counting what it holds in bytes', async () => {
+    const logger = createAppLogger('info', dest);
+    dest.write('Zürich → 北京\n');
+    expect((dest as unknown as { _len: number })._len).toBe(Buffer.byteLength('Zürich → 北京\n'));
+    logger.warn({ q: 'Straße' }, 'ünïcödé');
+    dest.flushSync();
+    const [first, second] = written().split('\n');
+    expect(first).toBe('Zürich → 北京');
+    expect(JSON.parse(second)).toMatchObject({ level: 'warn', q: 'Straße', msg: 'ünïcödé' });
+  });
+
   it('writes what it holds synchronously on flushSync (exit)', () => {
     dest.write('last words\n');
     dest.flushSync();
