@@ -72,7 +72,7 @@ export function createAppLogger(level: LogLevel, destination?: pino.DestinationS
  *
  * In sonic-boom's buffer mode, each line turned into bytes as it comes: in its text mode every line
  * appended to the held string measures that whole string's UTF-8 length again (flattening it), about
- * 2 µs a line against 1 µs here (a ~230-byte request line, 4 KiB batches), 1–3 % of a cache hit's
+ * 2 µs a line against 1 µs here (a ~230-byte request line, 4 KiB batches), 1–4 % of a cache hit's
  * throughput (docs/benchmark.md).
  */
 export function batchedDestination(dest: number | string): pino.DestinationStream {
@@ -138,7 +138,7 @@ interface SettlingStream {
   flushSync?: () => void;
   /** sonic-boom: an asynchronous write is under way (fixed since sonic-boom 1; pinned by batched-destination.spec). */
   _writing?: boolean;
-  /** sonic-boom: characters written to it and not yet handed to the operating system. */
+  /** sonic-boom: bytes written to it and not yet handed to the operating system. */
   _len?: number;
   /** sonic-boom reads it at each write, so setting it makes every later write synchronous. */
   sync?: boolean;
