@@ -18,7 +18,7 @@ import { FakeNominatim } from '../test/support/fake-nominatim';
 import { RedisProcess, startRedis } from '../test/support/redis-server';
 import { burst, openConnections } from './lib/burst';
 import { evaluateMissPath, MissPath, missPath } from './miss-path';
-import { Answer, countAsOwn, drive, get, HAS_WRK, latencyOf, Latency, load, LoadRun, measure, Measured, setBeforeRun, untilQuiet } from './lib/load';
+import { Answer, countAsOwn, drive, get, HAS_WRK, latencyOf, Latency, load, LoadOptions, LoadRun, measure, Measured, measureSideBySide, medianOf, setBeforeRun, untilQuiet } from './lib/load';
 import { BaselineName, hasCommand, ROOT, SERVICE_ENV, startBaseline, startService, Target } from './lib/procs';
 import { naivePathOf, noisyPath, PLACE_NAMES, prng, questions, zipf } from './lib/questions';
 import { apiKey, memoryOf, seedNaive, seedService } from './lib/seed';
@@ -141,64 +141,72 @@ function alternate<T>(items: T[], round: number): T[] {
 /** Not named "service…": `by(runs, 'service')` must find the one-process service. */
 const WORKERS_2 = 'cluster, WEB_CONCURRENCY=2';
 
-async function hotKey(ctx: Ctx, round: number): Promise<Measured[]> {
+async function hotKey(ctx: Ctx): Promise<Measured[]> {
   const hot = { connections: CFG.connections, durationS: CFG.durationS, paths: [HOT_PATH] };
   const hotKeysFile = join(WORK, 'keys-hot.txt');
   writeFileSync(hotKeysFile, `${HOT_Q}\n`);
   const profile = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', join(WORK, 'profiles')] : [];
-  const runs: Array<() => Promise<Measured>> = alternate(
-    [
-      () => withTarget(() => service(ctx, 'service', {}, profile), (t) => firstThenMeasure(ctx, t, hot)),
-      () => withTarget(() => naive(ctx), (t) => firstThenMeasure(ctx, t, hot)),
-      () => withTarget(() => floor(ctx), (t) => firstThenMeasure(ctx, t, hot)),
-      () => withTarget(() => fastify(ctx), (t) => firstThenMeasure(ctx, t, hot)),
-      () => withTarget(() => raw(ctx, hotKeysFile), (t) => firstThenMeasure(ctx, t, hot)),
-      // The same service as two node:cluster workers (README: WEB_CONCURRENCY), side by side with one.
-      () => withTarget(() => service(ctx, WORKERS_2, { WEB_CONCURRENCY: '2' }), (t) => firstThenMeasure(ctx, t, hot)),
-    ],
-    round,
-  );
-  // CPU per request moves by ±20 % between runs when the shared machine is busy (one disturbed run in
-  // three is common): full runs measure each target three times, every round in the reverse order of
-  // the one before, each in a fresh process, and report each figure's median over the three.
-  const saturated = await medianRounds(runs, SMOKE ? 1 : 3);
+  const starts: Array<() => Promise<Target>> = [
+    () => service(ctx, 'service', {}, profile),
+    () => naive(ctx),
+    () => floor(ctx),
+    () => fastify(ctx),
+    () => raw(ctx, hotKeysFile),
+    // The same service as two node:cluster workers (README: WEB_CONCURRENCY), side by side with one.
+    () => service(ctx, WORKERS_2, { WEB_CONCURRENCY: '2' }),
+  ];
+  // Each round starts every target afresh and measures them side by side, in slices taken in turn
+  // (measureSideBySide: the machine's slow spells then fall on all of them alike). A process's own
+  // luck (its JIT's choices, where its heap landed) still varies, so full runs take three rounds, each
+  // in the reverse order of the one before, and report each figure's median over the three.
+  const rounds: Measured[] = [];
+  for (let r = 0; r < (SMOKE ? 1 : 3); r++) {
+    const round = await sideBySide(ctx, alternate(starts, r), hot);
+    log(`(a) round ${r + 1}: service ${fmt(exact(round, 'service').rps, 0)} req/s, naive ${fmt(exact(round, 'naive').rps, 0)}, raw ${fmt(exact(round, 'raw').rps, 0)}`);
+    rounds.push(...round);
+  }
+  const saturated = medianByTarget(rounds);
 
   // At saturation each server answers as fast as it can, and CPU per request then depends on how
   // full its event loop is as much as on its work: a saturated raw batches ~30 answers per wake-up
   // and costs ~30 % less per request than under a lighter load, the service (nearly 3× the work per
   // answer) ~5 % less. So CPU per request is compared at equal load as well: the service and raw
-  // at the same fixed rate, half what the service sustained above, two runs each, alternated.
+  // at the same fixed rate, half what the service sustained above, side by side, two rounds.
   const rate = Math.max(100, Math.round(by(saturated, 'service').rps / 2 / 100) * 100);
   const steady = { connections: 8, overallRate: rate, durationS: CFG.durationS, paths: [HOT_PATH] };
-  const at = (m: Measured) => ({ ...m, target: `${m.target}, @${rate}/s` });
-  const equal: Array<() => Promise<Measured>> = [
-    () => withTarget(() => service(ctx, 'service'), async (t) => at(await firstThenMeasure(ctx, t, steady))),
-    () => withTarget(() => raw(ctx, hotKeysFile), async (t) => at(await firstThenMeasure(ctx, t, steady))),
-  ];
-  return [...saturated, ...(await medianRounds(equal, SMOKE ? 1 : 2))];
+  const pair: Array<() => Promise<Target>> = [() => service(ctx, 'service'), () => raw(ctx, hotKeysFile)];
+  const equal: Measured[] = [];
+  for (let r = 0; r < (SMOKE ? 1 : 2); r++) equal.push(...(await sideBySide(ctx, alternate(pair, r), steady)));
+  return [...saturated, ...medianByTarget(equal).map((m) => ({ ...m, target: `${m.target}, @${rate}/s` }))];
 }
 
-/** `rounds` rounds of `runs`, each round in the reverse order of the one before; each target's median run. */
-async function medianRounds(runs: Array<() => Promise<Measured>>, rounds: number): Promise<Measured[]> {
-  const byTarget = new Map<string, Measured[]>();
-  for (let r = 0; r < rounds; r++) {
-    for (const run of alternate(runs, r)) {
-      const m = await run();
-      byTarget.set(m.target, [...(byTarget.get(m.target) ?? []), m]);
-    }
+/** Starts the targets, checks each one's hit, and measures them side by side (five slices each in full runs). */
+async function sideBySide(ctx: Ctx, starts: Array<() => Promise<Target>>, opts: LoadOptions): Promise<Measured[]> {
+  const targets: Target[] = [];
+  try {
+    for (const start of starts) targets.push(await start());
+    for (const t of targets) await checkHit(ctx, t);
+    return await measureSideBySide(targets, opts, CFG.warmupS, SMOKE ? 1 : 5);
+  } finally {
+    await Promise.all(targets.map((t) => t.stop()));
   }
+}
+
+/** Each target's runs as one, every figure their median. */
+function medianByTarget(runs: Measured[]): Measured[] {
+  const byTarget = new Map<string, Measured[]>();
+  for (const m of runs) byTarget.set(m.target, [...(byTarget.get(m.target) ?? []), m]);
   return [...byTarget.values()].map((ms) => (ms.length === 1 ? ms[0] : medianMeasured(ms)));
 }
 
 /** The first request fills the cache (a miss); its bytes are checked against the service's hit body. */
-async function firstThenMeasure(ctx: Ctx, t: Target, opts: Parameters<typeof measure>[1]): Promise<Measured> {
+async function checkHit(ctx: Ctx, t: Target): Promise<void> {
   const agent = new http.Agent({ keepAlive: false });
   await get(t.url, HOT_PATH, agent);
   const hit = await get(t.url, HOT_PATH, agent);
   if (hit.status !== 200) throw new Error(`${t.name}: ${HOT_PATH} answered ${hit.status}`);
   if (t.name !== 'naive' && !hit.body.equals(ctx.apiHitBody)) throw new Error(`${t.name}: the hit body differs from the service's`);
   log(`(a) ${t.name}: ${hit.body.length} bytes per answer`);
-  return measure(t, opts, CFG.warmupS);
 }
 
 /**
@@ -532,10 +540,6 @@ async function pacing(ctx: Ctx): Promise<Pacing> {
 }
 
 const meanOf = (v: number[]) => v.reduce((a, x) => a + x, 0) / v.length;
-function medianOf(v: number[]): number {
-  const s = [...v].sort((x, y) => x - y);
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
 
 /** Runs of one kind as one: counts added up, each latency and rate the `centre` (mean or median) of the runs'. */
 function combined<T extends LoadRun>(runs: T[], centre: (v: number[]) => number): T {
@@ -866,7 +870,7 @@ async function main(): Promise<void> {
   const results: Record<string, unknown> = {};
   let failed: unknown;
   try {
-    const hot = ONLY.has('a') || ONLY.has('b') ? await step('(a) hit path, one hot key', () => hotKey(ctx, 0)) : undefined;
+    const hot = ONLY.has('a') || ONLY.has('b') ? await step('(a) hit path, one hot key', () => hotKey(ctx)) : undefined;
     const hotInstructions = ONLY.has('a') && CALLGRIND ? await step('(a) instructions per hit (callgrind)', () => hotKeyInstructions(ctx)) : undefined;
     const many = ONLY.has('b') ? await step(`(b) hit path over ${CFG.keys} keys`, () => manyKeys(ctx, 1)) : undefined;
     const stamp = ONLY.has('c') ? await step('(c) stampede', () => stampede(ctx)) : undefined;
@@ -1088,7 +1092,7 @@ function print({ hot, many, stamp, noisyRuns, pace, comp }: Outcome): void {
   out.push(
     `Hit paths: ${CFG.connections} connections, ${CFG.durationS} s per run after ${CFG.warmupS} s warm-up, ${ANSWER_BYTES / 1000} KB answers (/api?q=…); ` +
       `load generator ${HAS_WRK ? 'wrk (one thread) at saturation, autocannon at fixed rates' : 'autocannon (wrk not installed)'}; ` +
-      `(a): ${SMOKE ? 'one run per target' : 'median of three saturated runs per target, and of two at equal load (@N/s: half the service\'s saturated rate)'}; ` +
+      `(a): every target up at once and measured side by side, in slices taken in turn (${SMOKE ? 'one round of one slice each' : 'five of 2 s each; the median of three rounds saturated, and of two at equal load (@N/s: half the service\'s saturated rate)'}); ` +
       "'others %': share of the machine other processes used during the run (0 = quiet)\n",
   );
   const rows: Row[] = [...throughputRows('(a) one hot key', hot ?? []), ...throughputRows(`(b) ${CFG.keys / 1000}k keys`, many ?? [])];
