@@ -278,13 +278,12 @@ export async function measure(target: Target, opts: LoadOptions, warmupS: number
 /**
  * Several servers measured side by side: all of them up at once, each warmed, then measured in
  * `slices` short runs taken in turn (the order reversed every pass), until each has had
- * `opts.durationS`. Why: this shared machine has slow spells, in which everything runs about 1.8×
- * slower (user and system time alike) for seconds to minutes. Measured one after another in whole
- * runs, a spell lands on whichever server ran in it: in one hour of 2026-12-05 the service's
- * saturated hit cost read 39, 50 and 62 µs in three `--only=a` runs while naive's and raw's stayed
- * put, and its ratio to naive 1.82×, 1.23× and 1.03×. Six pairs of runs against raw, one after the
- * other, gave ratios of 0.41–0.92; six side by side in 2 s slices 0.54–0.64. A spell then falls on
- * every server alike.
+ * `opts.durationS`. Why: on this shared machine a server's cost moves in stretches, up to ~1.8×,
+ * user and system time alike, for seconds to minutes. Measured one after another in whole runs, a
+ * stretch lands on whichever server ran in it: four runs of (a) within one hour of 2026-12-05 read
+ * the service at 39–62 µs a hit while naive stayed at 59–67, and the ratio 1.03–1.82×. Six pairs
+ * against raw gave ratios of 0.41–0.92 one after the other, 0.54–0.64 side by side in 2 s slices
+ * (docs/benchmark.md, "How it measures").
  */
 export async function measureSideBySide(targets: readonly Target[], opts: LoadOptions, warmupS: number, slices: number): Promise<Measured[]> {
   if (warmupS > 0) for (const t of targets) await load(t.url, { ...opts, amount: undefined, durationS: warmupS });
