@@ -18,7 +18,7 @@ import { FakeNominatim } from '../test/support/fake-nominatim';
 import { RedisProcess, startRedis } from '../test/support/redis-server';
 import { burst, openConnections } from './lib/burst';
 import { evaluateMissPath, MissPath, missPath } from './miss-path';
-import { Answer, countAsOwn, drive, get, HAS_WRK, latencyOf, Latency, load, LoadOptions, LoadRun, measure, Measured, measureSideBySide, medianOf, setBeforeRun, untilQuiet } from './lib/load';
+import { Answer, countAsOwn, drive, get, HAS_WRK, latencyOf, Latency, load, LoadOptions, LoadRun, measure, Measured, measureSideBySide, setBeforeRun, untilQuiet } from './lib/load';
 import { BaselineName, hasCommand, ROOT, SERVICE_ENV, startBaseline, startService, Target } from './lib/procs';
 import { naivePathOf, noisyPath, PLACE_NAMES, prng, questions, zipf } from './lib/questions';
 import { apiKey, memoryOf, seedNaive, seedService } from './lib/seed';
@@ -180,13 +180,13 @@ async function hotKey(ctx: Ctx): Promise<Measured[]> {
   return [...saturated, ...medianByTarget(equal).map((m) => ({ ...m, target: `${m.target}, @${rate}/s` }))];
 }
 
-/** Starts the targets, checks each one's hit, and measures them side by side (five slices each in full runs). */
+/** Starts the targets, checks each one's hit, and measures them side by side (five slices each in full runs, pooled). */
 async function sideBySide(ctx: Ctx, starts: Array<() => Promise<Target>>, opts: LoadOptions): Promise<Measured[]> {
   const targets: Target[] = [];
   try {
     for (const start of starts) targets.push(await start());
     for (const t of targets) await checkHit(ctx, t);
-    return await measureSideBySide(targets, opts, CFG.warmupS, SMOKE ? 1 : 5);
+    return (await measureSideBySide(targets, opts, CFG.warmupS, SMOKE ? 1 : 5)).map(pooledMeasured);
   } finally {
     await Promise.all(targets.map((t) => t.stop()));
   }
@@ -540,6 +540,10 @@ async function pacing(ctx: Ctx): Promise<Pacing> {
 }
 
 const meanOf = (v: number[]) => v.reduce((a, x) => a + x, 0) / v.length;
+function medianOf(v: number[]): number {
+  const s = [...v].sort((x, y) => x - y);
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
 
 /** Runs of one kind as one: counts added up, each latency and rate the `centre` (mean or median) of the runs'. */
 function combined<T extends LoadRun>(runs: T[], centre: (v: number[]) => number): T {

@@ -68,11 +68,6 @@ export function countAsOwn(pid: number): void {
   ownPids.push(pid);
 }
 
-export function medianOf(v: number[]): number {
-  const s = [...v].sort((x, y) => x - y);
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
 export function latencyOf(samples: ArrayLike<number>): Latency {
   const sorted = Float64Array.from(samples).sort();
   const n = sorted.length;
@@ -278,14 +273,14 @@ export async function measure(target: Target, opts: LoadOptions, warmupS: number
 /**
  * Several servers measured side by side: all of them up at once, each warmed, then measured in
  * `slices` short runs taken in turn (the order reversed every pass), until each has had
- * `opts.durationS`. Why: on this shared machine a server's cost moves in stretches, up to ~1.8×,
+ * `opts.durationS`; each target's slices, in order. Why: on this shared machine a server's cost moves in stretches, up to ~1.8×,
  * user and system time alike, for seconds to minutes. Measured one after another in whole runs, a
  * stretch lands on whichever server ran in it: four runs of (a) within one hour of 2026-12-05 read
  * the service at 39–62 µs a hit while naive stayed at 59–67, and the ratio 1.03–1.82×. Six pairs
  * against raw gave ratios of 0.41–0.92 one after the other, 0.54–0.64 side by side in 2 s slices
  * (docs/benchmark.md, "How it measures").
  */
-export async function measureSideBySide(targets: readonly Target[], opts: LoadOptions, warmupS: number, slices: number): Promise<Measured[]> {
+export async function measureSideBySide(targets: readonly Target[], opts: LoadOptions, warmupS: number, slices: number): Promise<Measured[][]> {
   if (warmupS > 0) for (const t of targets) await load(t.url, { ...opts, amount: undefined, durationS: warmupS });
   const slice = { ...opts, durationS: (opts.durationS ?? 10) / slices };
   const parts: Measured[][] = targets.map(() => []);
@@ -295,38 +290,7 @@ export async function measureSideBySide(targets: readonly Target[], opts: LoadOp
     if (pass % 2 === 1) order.reverse();
     for (const i of order) parts[i].push(await measureWindow(targets[i], slice));
   }
-  return parts.map(joinSlices);
-}
-
-/**
- * A server's slices as one run: requests, time and CPU added up; the latency percentiles are the
- * median of the slices' own (each slice holds thousands of answers under the same load).
- */
-function joinSlices(slices: Measured[]): Measured {
-  const sum = (f: (m: Measured) => number) => slices.reduce((a, m) => a + f(m), 0);
-  const mid = (f: (m: Measured) => number) => medianOf(slices.map(f));
-  const statuses: Record<string, number> = {};
-  for (const m of slices) for (const [k, n] of Object.entries(m.statuses)) statuses[k] = (statuses[k] ?? 0) + n;
-  const [requests, ok, seconds, cpuUs] = [sum((m) => m.requests), sum((m) => m.ok), sum((m) => m.seconds), sum((m) => m.cpuUs)];
-  return {
-    target: slices[0].target,
-    requests,
-    ok,
-    non2xx: sum((m) => m.non2xx),
-    errors: sum((m) => m.errors),
-    seconds,
-    rps: ok / seconds,
-    statuses,
-    p50: mid((m) => m.p50),
-    p90: mid((m) => m.p90),
-    p99: mid((m) => m.p99),
-    max: Math.max(...slices.map((m) => m.max)),
-    mean: requests > 0 ? sum((m) => m.mean * m.requests) / requests : NaN,
-    cpuUs,
-    cpuUsPerReq: requests > 0 ? cpuUs / requests : NaN,
-    rssMB: slices[slices.length - 1].rssMB,
-    othersPct: sum((m) => m.othersPct * m.seconds) / seconds,
-  };
+  return parts;
 }
 
 /** One measured run, the server's CPU time read around it. */
