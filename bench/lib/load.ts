@@ -273,12 +273,9 @@ export async function measure(target: Target, opts: LoadOptions, warmupS: number
 /**
  * Several servers measured side by side: all of them up at once, each warmed, then measured in
  * `slices` short runs taken in turn (the order reversed every pass), until each has had
- * `opts.durationS`; each target's slices, in order. Why: on this shared machine a server's cost moves in stretches, up to ~1.8×,
- * user and system time alike, for seconds to minutes. Measured one after another in whole runs, a
- * stretch lands on whichever server ran in it: four runs of (a) within one hour of 2026-12-05 read
- * the service at 39–62 µs a hit while naive stayed at 59–67, and the ratio 1.03–1.82×. Six pairs
- * against raw gave ratios of 0.41–0.92 one after the other, 0.54–0.64 side by side in 2 s slices
- * (docs/benchmark.md, "How it measures").
+ * `opts.durationS`; each target's slices, in order. Why: on this shared machine a server's cost moves
+ * in stretches (up to ~1.8×, for seconds to minutes); measured one after another in whole runs, a
+ * stretch lands on whichever server ran in it. The figures are in docs/benchmark.md, "How it measures".
  */
 export async function measureSideBySide(targets: readonly Target[], opts: LoadOptions, warmupS: number, slices: number): Promise<Measured[][]> {
   if (warmupS > 0) for (const t of targets) await load(t.url, { ...opts, amount: undefined, durationS: warmupS });
