@@ -1,4 +1,4 @@
-import { CRASH_WINDOW_MS, CrashBudget, MAX_CRASHES } from './web-cluster';
+import { CRASH_WINDOW_MS, CrashBudget, MAX_CRASHES, runningWorkers } from './web-cluster';
 
 describe(CrashBudget.name, () => {
   it('replaces crashed workers up to MAX_CRASHES within the window, then gives up', () => {
@@ -15,5 +15,15 @@ describe(CrashBudget.name, () => {
     expect(budget.allowRestart(1001)).toBe(true); // the crash at 0 has left the window
     expect(budget.allowRestart(1200)).toBe(false); // 500, 1001, 1200
     expect(budget.allowRestart(1200 + CRASH_WINDOW_MS)).toBe(true);
+  });
+});
+
+describe(runningWorkers.name, () => {
+  it('leaves out a worker that has exited but is still listed (its IPC channel not yet closed)', () => {
+    const worker = (dead: boolean) => ({ isDead: () => dead });
+    const [a, b, c] = [worker(false), worker(true), worker(false)];
+    expect(runningWorkers({ 1: a, 2: b, 3: c, 4: undefined })).toEqual([a, c]);
+    expect(runningWorkers({ 2: b })).toEqual([]);
+    expect(runningWorkers(undefined)).toEqual([]);
   });
 });

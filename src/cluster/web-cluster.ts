@@ -40,11 +40,22 @@ export class CrashBudget {
   }
 }
 
+/**
+ * The workers whose process is still running. node:cluster keeps a worker in `cluster.workers` until
+ * it has both exited and closed its IPC channel, in either order: when its exit comes first, the
+ * worker is still listed as its 'exit' event fires. Counted as live, the last worker to exit so would
+ * leave the primary waiting for a 'disconnect' it does not listen to, and the group would end without
+ * its exit line (seen once in CI).
+ */
+export function runningWorkers(workers: NodeJS.Dict<Pick<Worker, 'isDead'>> | undefined): Worker[] {
+  return Object.values(workers ?? {}).filter((w) => w !== undefined && !w.isDead()) as Worker[];
+}
+
 /** Runs the primary until the group has stopped; then exits the process (0 when every worker did). */
 export function runPrimary({ workers, stopTimeoutMs, logger }: ClusterOptions): void {
   const log = logger.child({ context: 'Cluster' });
   const budget = new CrashBudget();
-  const live = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+  const live = (): Worker[] => runningWorkers(cluster.workers);
   let stopping: NodeJS.Signals | undefined;
   let failed = false;
 
