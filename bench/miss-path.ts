@@ -14,7 +14,7 @@
  */
 import http from 'node:http';
 import { pacingWindow, slotRate } from '../src/places/nominatim/pacing-arithmetic';
-import type { FakeNominatim } from '../test/support/fake-nominatim';
+import { mostInFlight, type FakeNominatim } from '../test/support/fake-nominatim';
 import { FakeProcess, startFakeProcess } from './lib/fake-process';
 import { startWireArrivals } from './lib/wire-arrivals';
 import { Answer, drive, get, latencyOf, Latency } from './lib/load';
@@ -160,21 +160,9 @@ async function throughputRun(d: MissPathDeps, t: Target, n: number): Promise<Mis
     gatewayRps: gw.rps,
     directRps: direct.rps,
     cpuUsPerMiss,
-    maxUpstreamInFlight: maxInFlight(gw.upstream.map((r) => [r.startedAtHr, r.answeredAtHr ?? r.startedAtHr])),
+    maxUpstreamInFlight: mostInFlight(gw.upstream),
     statuses: statusesOf(gw.answers),
   };
-}
-
-function maxInFlight(spans: Array<[number, number]>): number {
-  const events = spans.flatMap(([s, e]) => [
-    [s, 1],
-    [e, -1],
-  ]);
-  events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  let now = 0;
-  let max = 0;
-  for (const [, delta] of events) max = Math.max(max, (now += delta));
-  return max;
 }
 
 async function rateRun(d: MissPathDeps, t: Target, upstream: FakeProcess, maxRps: number, seconds: number): Promise<MissRate> {

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FakeNominatim, loadFixtures } from './fake-nominatim';
+import { FakeNominatim, FakeRequest, loadFixtures, mostInFlight } from './fake-nominatim';
 import { measure, stalledDuring, watchEventLoop } from './traffic';
 
 const FIXTURE_DIR = join(__dirname, '..', 'fixtures', 'nominatim');
@@ -451,5 +451,20 @@ describe(FakeNominatim.name, () => {
       }
       await expect(exited).resolves.toBe(0);
     }, 20_000);
+  });
+});
+
+describe(mostInFlight.name, () => {
+  const held = (startedAtHr: number, answeredAtHr?: number) => ({ startedAtHr, answeredAtHr }) as FakeRequest;
+
+  it('counts requests held at the same time, not one after another', () => {
+    expect(mostInFlight([])).toBe(0);
+    expect(mostInFlight([held(0, 10), held(10, 20), held(20, 30)])).toBe(1);
+    expect(mostInFlight([held(0, 100), held(1, 101), held(2, 102), held(150, 160)])).toBe(3);
+    expect(mostInFlight([held(5, 50), held(0, 10), held(40, 60)])).toBe(2);
+  });
+
+  it('does not count a request that has not been answered', () => {
+    expect(mostInFlight([held(0, 100), held(1), held(2)])).toBe(1);
   });
 });

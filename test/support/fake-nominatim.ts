@@ -60,6 +60,23 @@ export interface FakeRequest {
   completed?: boolean;
 }
 
+/**
+ * The most of `requests` the fake held at once, from arrival to the answer going out. A request not
+ * answered yet is not counted, so this never overstates how many overlapped.
+ */
+export function mostInFlight(requests: readonly FakeRequest[]): number {
+  const events = requests.flatMap((r) => [
+    { at: r.startedAtHr, delta: 1 },
+    { at: r.answeredAtHr ?? r.startedAtHr, delta: -1 },
+  ]);
+  // At equal times an answer goes before an arrival: back-to-back requests did not overlap.
+  events.sort((x, y) => x.at - y.at || x.delta - y.delta);
+  let now = 0;
+  let most = 0;
+  for (const e of events) most = Math.max(most, (now += e.delta));
+  return most;
+}
+
 /** A canned HTTP answer, a request that never answers, a connection reset, or a hostile upstream. */
 export type FakeFailure =
   | { status: number; body?: string | Buffer | object; headers?: Record<string, string> }
