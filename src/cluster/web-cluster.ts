@@ -47,8 +47,8 @@ export class CrashBudget {
  * leave the primary waiting for a 'disconnect' it does not listen to, and the group would end without
  * its exit line (seen once in CI).
  */
-export function runningWorkers(workers: NodeJS.Dict<Pick<Worker, 'isDead'>> | undefined): Worker[] {
-  return Object.values(workers ?? {}).filter((w) => w !== undefined && !w.isDead()) as Worker[];
+export function runningWorkers<W extends Pick<Worker, 'isDead'>>(workers: NodeJS.Dict<W> | undefined): W[] {
+  return Object.values(workers ?? {}).filter((w): w is W => w !== undefined && !w.isDead());
 }
 
 /** Runs the primary until the group has stopped; then exits the process (0 when every worker did). */
