@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { createClient, RedisClientType } from 'redis';
 import { AppProcess, npmStartFlags, spawnApp } from './support/app-process';
@@ -48,7 +49,8 @@ describe('L1 memory (e2e, the app as its own process)', () => {
     build?.remove();
   });
 
-  async function start(env: Record<string, string>): Promise<Running> {
+  /** `withRedis` false: REDIS_URL unset, answers kept in process only (L1 and the memory store). */
+  async function start(env: Record<string, string>, withRedis = true): Promise<Running> {
     const port = await freePort();
     // The node flags `npm start` runs the service with, so that this test measures what production runs.
     const spawned = spawnApp(build, {
@@ -56,7 +58,7 @@ describe('L1 memory (e2e, the app as its own process)', () => {
       env: {
         NODE_ENV: 'production',
         PORT: String(port),
-        REDIS_URL: redis.url,
+        ...(withRedis ? { REDIS_URL: redis.url } : {}),
         NOMINATIM_URL: upstream.url,
         LOG_LEVEL: 'warn',
         RATE_LIMIT_HITS: '100000000',
@@ -66,8 +68,9 @@ describe('L1 memory (e2e, the app as its own process)', () => {
     });
     const app: Running = Object.assign(spawned, { url: `http://127.0.0.1:${port}` });
     running.add(app);
-    const connected = async () => /^places_redis_connected 1$/m.test(await fetch(`${app.url}/metrics`).then((r) => r.text(), () => ''));
-    await app.until(connected, 'places_redis_connected 1 on /metrics', 60_000);
+    const ready = withRedis ? /^places_redis_connected 1$/m : /^places_l1_bytes /m;
+    const connected = async () => ready.test(await fetch(`${app.url}/metrics`).then((r) => r.text(), () => ''));
+    await app.until(connected, `${ready.source} on /metrics`, 60_000);
     return app;
   }
 
@@ -159,5 +162,34 @@ describe('L1 memory (e2e, the app as its own process)', () => {
     // ...and what it holds above L1 off is what the L1 counts, with room for the allocators' slack
     // (V8's heap grows in pages and keeps free space; malloc arenas) of at most as much again, plus 48 MB.
     expect(on.rss - off.rss).toBeLessThanOrEqual(2 * on.l1Bytes + 48 * MB);
+  });
+  it('without Redis, answers of a megabyte: the memory store standing in for Redis keeps to L1_MAX_BYTES too', async () => {
+    // Incompressible (random) answers of ~1 MB, each a question of its own: with the memory store
+    // bounded by entries alone, every one of them stayed in the process (~1 MB each, 300 MB in all).
+    const QUESTIONS = 300;
+    const L1 = 16 * MB;
+    upstream.setHandler((_req, res) => {
+      const name = randomBytes(750_000).toString('base64');
+      res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8' });
+      res.end(`[{"place_id":1,"licence":"Data © OpenStreetMap contributors","display_name":"${name}"}]`);
+    });
+    const app = await start({ L1_MAX_BYTES: String(L1), NOMINATIM_MAX_RPS: '1000' }, false);
+    try {
+      const before = await memory(app.url);
+      for (let i = 0; i < QUESTIONS; i++) {
+        const res = await fetch(`${app.url}/search?q=${encodeURIComponent(`large ${i}`)}&format=json`);
+        const body = await res.text();
+        expect([i, res.status, res.headers.get('x-cache'), body.length > 1_000_000]).toEqual([i, 200, 'MISS', true]);
+      }
+      // The last answers are still kept: asked again, a hit.
+      expect((await fetch(`${app.url}/search?q=${encodeURIComponent(`large ${QUESTIONS - 1}`)}&format=json`)).headers.get('x-cache')).toBe('HIT');
+      const after = await memory(app.url);
+      process.stderr.write(`no Redis, large answers: RSS ${Math.round(before.rss / MB)} -> ${Math.round(after.rss / MB)} MB, external ${Math.round(before.external / MB)} -> ${Math.round(after.external / MB)} MB\n`);
+      // Both in-process copies within L1_MAX_BYTES each, plus the allocators' slack.
+      expect(after.rss - before.rss).toBeLessThanOrEqual(2 * L1 + 96 * MB);
+    } finally {
+      upstream.setHandler(null);
+      await stop(app);
+    }
   });
 });

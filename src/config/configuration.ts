@@ -40,6 +40,9 @@ export interface RedisConfig {
   opTimeoutMs: number;
 }
 
+/** L1_MAX_BYTES unset: about 130,000 typical answers, half the heap `npm start` gives node. */
+export const L1_DEFAULT_BYTES = 128 * 1024 * 1024;
+
 export interface CacheConfig {
   ttlSeconds: number;
   statusTtlSeconds: number;
@@ -156,7 +159,7 @@ export function loadConfig(env: Env): Config {
     emptyTtlSeconds: r.int('EMPTY_TTL_SECONDS', Math.min(600, ttlSeconds), 1, 365 * DAY),
     staleIfErrorSeconds: r.int('STALE_IF_ERROR_SECONDS', DAY, 0, 30 * DAY),
     staleWhileRevalidateSeconds: r.int('STALE_WHILE_REVALIDATE_SECONDS', 60, 0, 30 * DAY),
-    l1MaxBytes: r.int('L1_MAX_BYTES', 128 * 1024 * 1024, 0, 16 * 1024 * 1024 * 1024),
+    l1MaxBytes: r.int('L1_MAX_BYTES', L1_DEFAULT_BYTES, 0, 16 * 1024 * 1024 * 1024),
     compressMinBytes: r.int('COMPRESS_MIN_BYTES', 256, 0, 1024 * 1024 * 1024),
     fillWaitMs: 0,
     reverseSnapMeters: r.number('REVERSE_SNAP_METERS', 0, 0, 100_000),
