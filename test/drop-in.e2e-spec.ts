@@ -341,6 +341,16 @@ describe('drop-in Nominatim (e2e)', () => {
       expect(last().query.get('featureType')).toBe('city');
     });
 
+    it('/lookup keeps repeated ids: one place per id asked, in that order, and another entry than without the repeat', async () => {
+      const { miss, forwarded } = await missThenHit('/lookup?osm_ids=N2,W200,n2&format=json', '/lookup');
+      expect(forwarded.query.get('osm_ids')).toBe('N2,W200,N2');
+      const places = JSON.parse(miss.body.toString('utf8')) as Array<{ osm_type: string; osm_id: number }>;
+      expect(places.map((p) => `${p.osm_type} ${p.osm_id}`)).toEqual(['node 2', 'way 200', 'node 2']);
+      const before = fake.count();
+      expect((await ours('/lookup?osm_ids=N2,W200&format=json')).headers['x-cache']).toBe('MISS');
+      expect(fake.count()).toBe(before + 1);
+    });
+
     it('limit=10 and no limit are one entry; another limit is another', async () => {
       const { forwarded } = await missThenHit('/search?q=München&format=json&limit=10', '/search');
       expect(forwarded.query.get('limit')).toBe('10');

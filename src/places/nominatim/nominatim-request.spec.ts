@@ -397,10 +397,12 @@ describe(canonicaliseNominatim.name, () => {
   });
 
   describe('/lookup', () => {
-    it('parses osm_ids like Nominatim, de-duplicates them and keeps the order asked (answers come in that order)', () => {
+    it('parses osm_ids like Nominatim, keeping duplicates and the order asked (one answer per id, in that order)', () => {
       expect(q('lookup', 'osm_ids=w200,%20n2,N02,x1,R,N&format=json')).toBe(
-        'addressdetails=1&extratags=0&format=json&namedetails=0&osm_ids=W200%2CN2',
+        'addressdetails=1&extratags=0&format=json&namedetails=0&osm_ids=W200%2CN2%2CN2',
       );
+      expect(ok('lookup', 'osm_ids=N2,N2').key).not.toBe(ok('lookup', 'osm_ids=N2').key);
+      expect(ok('lookup', 'osm_ids=N2,N3,n2').upstreamQuery).toContain('osm_ids=N2%2CN3%2CN2');
       expect(ok('lookup', 'osm_ids=W200,N2').key).not.toBe(ok('lookup', 'osm_ids=N2,W200').key);
       expect(ok('lookup', 'osm_ids=n2, W200').key).toBe(ok('lookup', 'osm_ids=N2,w200').key);
     });

@@ -284,9 +284,9 @@ function lookup(p: Map<string, string>, fmt: ResponseFormat, out: Out): string |
   const geometryError = geometry(p, fmt, out);
   if (geometryError !== undefined) return geometryError;
 
-  // Entries that are not [NWRnwr]<digits> are ignored silently; duplicates count towards the maximum.
-  const ids = new Set<string>();
-  let count = 0;
+  // Entries that are not [NWRnwr]<digits> are ignored silently. Duplicates are kept: Nominatim's
+  // LookupCollector answers once per id asked (N2,N2 gives two places), and clients match by position.
+  const ids: string[] = [];
   const rawIds = p.get('osm_ids');
   if (rawIds) {
     for (const entry of rawIds.split(',')) {
@@ -297,13 +297,12 @@ function lookup(p: Map<string, string>, fmt: ResponseFormat, out: Out): string |
       if (type !== 'N' && type !== 'W' && type !== 'R') continue;
       const id = digitString(oid.slice(1));
       if (id === undefined) continue;
-      count++;
-      ids.add(type + id);
+      ids.push(type + id);
     }
   }
-  if (count > LOOKUP_MAX_COUNT) return 'Too many object IDs.';
-  // Order is kept: Nominatim answers in the order asked, and clients match results by position.
-  if (ids.size > 0) out.set('osm_ids', [...ids].join(','));
+  if (ids.length > LOOKUP_MAX_COUNT) return 'Too many object IDs.';
+  // Order is kept too: Nominatim answers in the order asked.
+  if (ids.length > 0) out.set('osm_ids', ids.join(','));
 
   outputDetails(p, out, true);
   return undefined;
