@@ -10,6 +10,7 @@ import { upstreamBodyProblem } from './upstream-body';
 import { CoolingDownError, QueueFullError } from './pacer-errors';
 import { PacerGrant } from './upstream-pacer';
 import { retryAfterMs, UpstreamPreference } from './upstream-preference';
+import { isRedirect, redirectAdvice } from './upstream-redirect';
 import { UpstreamTarget, UPSTREAMS } from './upstream-target';
 import { signallingTransport } from './upstream-transport';
 
@@ -55,7 +56,7 @@ export class NominatimClient {
 
   /**
    * Several upstreams: each not demoted, in order of preference, until one answers. Connection refused,
-   * timeout, 5xx, 429 and 403 demote the upstream (see UpstreamPreference) and move on; a full queue
+   * timeout, 5xx, 3xx, 429 and 403 demote the upstream (see UpstreamPreference) and move on; a full queue
    * moves on without demoting. Nominatim's own answers (200, 400, 404…) end the search.
    */
   private async fetchWithFailover(request: CanonicalRequest): Promise<UpstreamAnswer> {
@@ -111,7 +112,7 @@ export class NominatimClient {
       const body = Buffer.from(res.data);
       const contentType = String(res.headers['content-type'] ?? 'application/octet-stream');
       const ms = Math.round(performance.now() - started);
-      // Only a 200 is stored; Nominatim's own errors go back as they are (and 5xx become 502 below).
+      // Only a 200 is stored; Nominatim's own errors go back as they are (5xx and redirects become 502 below).
       const problem = res.status === 200 ? upstreamBodyProblem(request, contentType, body) : null;
       this.metrics.upstreamRequests.inc({ endpoint: request.endpoint, status: problem === null ? String(res.status) : 'invalid', upstream: target.host });
       target.status.record(request.endpoint, problem === null ? res.status : 'error', ms);
@@ -119,7 +120,10 @@ export class NominatimClient {
         this.logger.warn(`Nominatim ${target.host} ${request.endpoint} answered 200 after ${ms} ms with ${problem}; not stored`);
         throw upstreamInvalid(problem);
       }
-      if (res.status >= 500) this.logger.warn(`Nominatim ${target.host} ${request.endpoint} answered ${res.status} after ${ms} ms`);
+      if (res.status >= 500 || isRedirect(res.status)) {
+        const advice = isRedirect(res.status) ? `: ${redirectAdvice(res.headers['location'] as string | undefined, url, request.upstreamPath)}` : '';
+        this.logger.warn(`Nominatim ${target.host} ${request.endpoint} answered ${res.status} after ${ms} ms${advice}`);
+      }
       const retryAfter = res.headers['retry-after'] as string | undefined;
       target.lastRetryAfterMs = retryAfterMs(retryAfter);
       return this.interpret(target, res.status, contentType, body, retryAfter);
@@ -200,6 +204,7 @@ export class NominatimClient {
       this.logger.log(`Nominatim ${target.host} accepts requests again`);
     }
     if (status >= 500) throw upstreamFailed(`status ${status}`, status);
+    if (isRedirect(status)) throw upstreamFailed(`status ${status} (a redirect, not followed)`, status);
     return { status, contentType, body };
   }
 

@@ -52,9 +52,15 @@ describe(UpstreamStatus.name, () => {
     expect(status.snapshot()).toMatchObject({ state: 'cooling_down', coolDownRemainingMs: 4200, queued: 3, consecutiveFailures: 1 });
   });
 
-  it('treats server errors, refusals and no answer as failures', () => {
-    expect([200, 404, 400, 500, 503, 429, 403, 'timeout', 'error'].map((s) => isUpstreamSuccess(s as never))).toEqual([
-      true, true, true, false, false, false, false, false, false,
+  it('treats redirects, server errors, refusals and no answer as failures', () => {
+    expect([200, 404, 400, 500, 503, 429, 403, 'timeout', 'error', 301, 302, 304, 307, 308].map((s) => isUpstreamSuccess(s as never))).toEqual([
+      true, true, true, false, false, false, false, false, false, false, false, false, false, false,
     ]);
+  });
+
+  it('is failing after a redirect', () => {
+    status.record('search', 200, 5, 1000);
+    status.record('search', 301, 7, 2000);
+    expect(status.snapshot()).toMatchObject({ state: 'failing', lastSuccessAt: 1000, consecutiveFailures: 1, lastCall: { status: 301 } });
   });
 });

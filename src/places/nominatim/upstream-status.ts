@@ -17,18 +17,22 @@ export type UpstreamState = 'unknown' | 'ok' | 'failing' | 'cooling_down';
 export interface UpstreamSnapshot {
   state: UpstreamState;
   lastCall: UpstreamCall | null;
-  /** Date.now() of the last call Nominatim answered without a server error or a refusal */
+  /** Date.now() of the last call Nominatim answered without a redirect, a server error or a refusal */
   lastSuccessAt: number | null;
-  /** calls in a row that failed (timeout, network error, 5xx, 429/403); 0 after a success */
+  /** calls in a row that failed (timeout, network error, 3xx, 5xx, 429/403); 0 after a success */
   consecutiveFailures: number;
   coolDownRemainingMs: number;
   /** misses sleeping for their upstream slot in this process */
   queued: number;
 }
 
-/** A call that shows the upstream working: anything but a server error or a refusal (4xx answers are the client's fault). */
+/**
+ * A call that shows the upstream working: anything but a redirect, a server error or a refusal (other
+ * 4xx answers are the client's fault).
+ */
 export function isUpstreamSuccess(status: UpstreamResult): boolean {
-  return typeof status === 'number' && status < 500 && status !== 429 && status !== 403;
+  if (typeof status !== 'number') return false;
+  return status < 300 || (status >= 400 && status < 500 && status !== 429 && status !== 403);
 }
 
 /**

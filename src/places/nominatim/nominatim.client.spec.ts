@@ -1,0 +1,170 @@
+import { HttpService } from '@nestjs/axios';
+import { Logger } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { GatewayError } from '../../common/gateway.errors';
+import { nominatimConfig, NominatimConfig } from '../../config/configuration';
+import { MetricsService } from '../../metrics/metrics.service';
+import { CanonicalRequest } from './nominatim-request';
+import { FIRST_BACKOFF_MS, NominatimClient } from './nominatim.client';
+import { UpstreamPacer } from './upstream-pacer';
+import { UpstreamStatus } from './upstream-status';
+import { UpstreamTarget, UPSTREAMS } from './upstream-target';
+
+interface Reply {
+  status: number;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+const SEARCH: CanonicalRequest = {
+  endpoint: 'search',
+  upstreamPath: '/search',
+  upstreamQuery: 'format=json&q=secretplace',
+  key: 'places:v1:search:format=json&q=secretplace',
+  format: 'json',
+  cacheable: true,
+  resultKind: 'list',
+  contentType: 'application/json; charset=utf-8',
+};
+
+const REDIRECT_PAGE = '<html><head><title>301 Moved Permanently</title></head><body>nginx</body></html>';
+
+function target(baseUrl: string): UpstreamTarget {
+  const pacer = {
+    acquire: () => Promise.resolve({ waitedMs: 0, mode: 'local', sent: () => undefined }),
+    coolDown: () => Promise.resolve(),
+    cooldownRemainingMs: () => 0,
+    waiting: 0,
+  } as unknown as UpstreamPacer;
+  return { baseUrl, host: new URL(baseUrl).host, maxRps: 1, pacer, status: new UpstreamStatus(pacer), backoffMs: FIRST_BACKOFF_MS, coolingEpisode: false };
+}
+
+describe(NominatimClient.name, () => {
+  let warn: jest.SpyInstance;
+  let asked: string[];
+  let replies: Map<string, Reply>;
+  let metrics: MetricsService;
+
+  beforeEach(() => {
+    warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    asked = [];
+    replies = new Map();
+  });
+
+  afterEach(() => warn.mockRestore());
+
+  async function clientFor(targets: UpstreamTarget[]): Promise<NominatimClient> {
+    const get = jest.fn((url: string, options: { maxRedirects?: number }) => {
+      // Following a redirect is never wanted: NOMINATIM_URL is the operator's, a Location could be anything.
+      expect(options.maxRedirects).toBe(0);
+      asked.push(url);
+      const reply = replies.get(new URL(url).host)!;
+      return Promise.resolve({ status: reply.status, headers: reply.headers ?? {}, data: new TextEncoder().encode(reply.body ?? '').buffer });
+    });
+    const config = { timeoutMs: 1000, maxBytes: 1 << 20, userAgent: 'places-cache-test', email: 'ops@example.org', backoffMaxMs: 30_000 } as NominatimConfig;
+    const moduleRef = await Test.createTestingModule({
+      providers: [
+        NominatimClient,
+        MetricsService,
+        { provide: HttpService, useValue: { axiosRef: { get } } },
+        { provide: nominatimConfig.KEY, useValue: config },
+        { provide: UPSTREAMS, useValue: targets },
+      ],
+    }).compile();
+    metrics = moduleRef.get(MetricsService);
+    return moduleRef.get(NominatimClient);
+  }
+
+  const failure = (p: Promise<unknown>): Promise<GatewayError> =>
+    p.then(
+      () => {
+        throw new Error('expected the fetch to fail');
+      },
+      (e: unknown) => {
+        expect(e).toBeInstanceOf(GatewayError);
+        return e as GatewayError;
+      },
+    );
+
+  describe('an upstream redirect', () => {
+    it.each([301, 302, 303, 304, 307, 308])('turns a %d into a 502 upstream_error, counted as a failure, the Location in the warn log', async (status) => {
+      const one = target('http://nominatim.example');
+      replies.set('nominatim.example', {
+        status,
+        headers: { location: 'https://nominatim.example/search?format=json&q=secretplace&email=ops%40example.org', 'content-type': 'text/html' },
+        body: REDIRECT_PAGE,
+      });
+      const client = await clientFor([one]);
+
+      const e = await failure(client.fetch(SEARCH));
+      expect(e.getStatus()).toBe(502);
+      expect(e.code).toBe('upstream_error');
+      expect(e.upstreamStatus).toBe(status);
+      expect(e.getResponse()).toEqual({
+        statusCode: 502,
+        error: 'Bad Gateway',
+        code: 'upstream_error',
+        message: `Nominatim request failed: status ${status} (a redirect, not followed)`,
+      });
+
+      expect(warn.mock.calls.map((c: unknown[]) => c[0])).toEqual([
+        expect.stringMatching(
+          new RegExp(
+            `^Nominatim nominatim\\.example search answered ${status} after \\d+ ms: ` +
+              'a redirect to https://nominatim\\.example/search, not followed; set NOMINATIM_URL to https://nominatim\\.example$',
+          ),
+        ),
+      ]);
+      expect(String(warn.mock.calls[0][0])).not.toMatch(/secretplace|ops/);
+
+      expect(one.status.snapshot()).toMatchObject({ state: 'failing', consecutiveFailures: 1, lastCall: { status } });
+      const counted = (await metrics.upstreamRequests.get()).values;
+      expect(counted).toEqual([expect.objectContaining({ value: 1, labels: { endpoint: 'search', status: String(status), upstream: 'nominatim.example' } })]);
+    });
+
+    it('says so when the redirect has no Location', async () => {
+      replies.set('nominatim.example', { status: 302, body: REDIRECT_PAGE });
+      const client = await clientFor([target('http://nominatim.example')]);
+      expect((await failure(client.fetch(SEARCH))).getStatus()).toBe(502);
+      expect(warn.mock.calls.map((c: unknown[]) => c[0])).toEqual([
+        expect.stringMatching(/answered 302 after \d+ ms: a redirect without a Location, not followed; check NOMINATIM_URL$/),
+      ]);
+    });
+
+    it('passes a redirecting upstream of several over for the next, and then for the next request too', async () => {
+      const first = target('http://own.example');
+      const second = target('http://public.example');
+      replies.set('own.example', { status: 301, headers: { location: 'https://own.example/search' }, body: REDIRECT_PAGE });
+      replies.set('public.example', { status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body: '[]' });
+      const client = await clientFor([first, second]);
+
+      expect((await client.fetch(SEARCH)).status).toBe(200);
+      expect((await client.fetch(SEARCH)).status).toBe(200);
+      expect(asked.map((u) => new URL(u).host)).toEqual(['own.example', 'public.example', 'public.example']);
+      expect(first.status.snapshot().state).toBe('failing');
+      expect(warn.mock.calls.map((c: unknown[]) => c[0])).toEqual([
+        expect.stringMatching(/^Nominatim own\.example search answered 301 after \d+ ms: a redirect to https:\/\/own\.example\/search, not followed; set NOMINATIM_URL to https:\/\/own\.example$/),
+        expect.stringMatching(/^Upstream own\.example failed \(upstream_error\); passed over for \d+ s$/),
+      ]);
+    });
+  });
+
+  it('passes a 5xx on as a 502 with the upstream status, logged at warn without advice', async () => {
+    replies.set('nominatim.example', { status: 503, body: 'Service Unavailable' });
+    const client = await clientFor([target('http://nominatim.example')]);
+    const e = await failure(client.fetch(SEARCH));
+    expect([e.getStatus(), e.code, e.upstreamStatus]).toEqual([502, 'upstream_error', 503]);
+    expect(warn.mock.calls.map((c: unknown[]) => c[0])).toEqual([expect.stringMatching(/^Nominatim nominatim\.example search answered 503 after \d+ ms$/)]);
+  });
+
+  it("passes Nominatim's own 4xx answers back as they are", async () => {
+    replies.set('nominatim.example', { status: 400, headers: { 'content-type': 'application/json' }, body: '{"error":"bad"}' });
+    const one = target('http://nominatim.example');
+    const client = await clientFor([one]);
+    const answer = await client.fetch(SEARCH);
+    expect(answer.status).toBe(400);
+    expect(answer.body.toString()).toBe('{"error":"bad"}');
+    expect(warn).not.toHaveBeenCalled();
+    expect(one.status.snapshot().state).toBe('ok');
+  });
+});
