@@ -12,7 +12,7 @@ import { timedGet } from './support/traffic';
 
 /*
  * Issue 18, hostile upstreams and clients: nothing wrong is ever kept (an upstream 200 is checked for
- * its format, an answer past UPSTREAM_MAX_BYTES is cut off); upstream failures are logged at warn with
+ * its format, an answer past UPSTREAM_MAX_BYTES is cut off, a redirect is not followed); upstream failures are logged at warn with
  * status, endpoint and duration, never the question; the hit limiter stays closed under a flood of
  * client keys; Accept-Encoding's q-values are honoured; slow clients are cut off and counted.
  */
@@ -132,6 +132,78 @@ describe('hostile upstreams (e2e)', () => {
         expect(stale.body).toBe(first.body);
       }
       expect(fake.count('/search')).toBe(3);
+      expect(await probe.get(key)).toBe(storedBefore);
+    });
+  });
+
+  describe('an upstream redirect (NOMINATIM_URL http:// of a server on https): 502, not followed, nothing stored, stale-if-error', () => {
+    let app: RunningApp;
+    const movedTo = (q: string) => ({ status: 301, body: '<html><body>301 Moved Permanently</body></html>', headers: { Location: `https://nominatim.example/search?q=${q}&format=json` } });
+
+    beforeAll(async () => {
+      app = await startApp(
+        { REDIS_URL: redis.url, NOMINATIM_URL: fake.url, CACHE_TTL_SECONDS: '1', STALE_WHILE_REVALIDATE_SECONDS: '0', LOG_LEVEL: 'warn' },
+        { captureLogs: true },
+      );
+    });
+
+    afterAll(async () => {
+      await app?.close();
+    });
+
+    it('answers 502 upstream_error without the Location, logs where it points, keeps nothing and marks the upstream failing', async () => {
+      const q = unique('Berlin');
+      const logsFrom = app.logs.length;
+      fake.failNext(1, movedTo(q));
+      const bad = await timedGet(`${app.url}/search?q=${q}&format=json`);
+      expect(bad.status).toBe(502);
+      expect(bad.headers.get('location')).toBeNull();
+      expect(bad.headers.get('content-type')).toBe('application/json; charset=utf-8');
+      expect(bad.headers.get('cache-control')).toBe('no-store');
+      expect(JSON.parse(bad.body)).toEqual({
+        statusCode: 502,
+        error: 'Bad Gateway',
+        code: 'upstream_error',
+        message: 'Nominatim request failed: status 301 (a redirect, not followed)',
+      });
+      expect(await keysFor(q)).toEqual([]);
+      const health = (await (await fetch(`${app.url}/health/upstream`)).json()) as { info: { upstream: unknown } };
+      expect(health.info.upstream).toMatchObject({ state: 'failing', lastCall: { status: 301 }, consecutiveFailures: 1 });
+
+      // For the operator: where it points and what to set, at warn, without the question from the Location.
+      const warned = warnings(app, logsFrom, 'NominatimClient');
+      expect(warned.map((l) => l.msg)).toEqual([
+        expect.stringMatching(
+          /^Nominatim 127\.0\.0\.1:\d+ search answered 301 after \d+ ms: a redirect to https:\/\/nominatim\.example\/search, not followed; set NOMINATIM_URL to https:\/\/nominatim\.example$/,
+        ),
+      ]);
+      expect(warned[0].raw).not.toContain(q);
+
+      // Nothing was kept: the same question goes upstream again.
+      const good = await timedGet(`${app.url}/search?q=${q}&format=json`);
+      expect(good.status).toBe(200);
+      expect(good.headers.get('x-cache')).toBe('MISS');
+      expect(fake.count('/search')).toBe(2);
+      expect(await keysFor(q)).toHaveLength(1);
+    });
+
+    it('serves the stale copy instead (stale-if-error), and keeps it as it was', async () => {
+      const q = unique('Zurich');
+      const first = await timedGet(`${app.url}/search?q=${q}&format=json`);
+      expect(first.status).toBe(200);
+      const [key] = await keysFor(q);
+      const storedBefore = await probe.get(key);
+      await sleep(1_200); // past the 1 s TTL
+
+      fake.failNext(1, movedTo(q));
+      const stale = await timedGet(`${app.url}/search?q=${q}&format=json`);
+      expect(stale.status).toBe(200);
+      expect(stale.headers.get('location')).toBeNull();
+      expect(stale.headers.get('x-cache')).toBe('STALE');
+      expect(stale.headers.get('cache-status')).toContain('fwd-status=301');
+      expect(stale.headers.get('cache-status')).toContain('detail=stale-if-error');
+      expect(stale.body).toBe(first.body);
+      expect(fake.count('/search')).toBe(2);
       expect(await probe.get(key)).toBe(storedBefore);
     });
   });
