@@ -148,7 +148,7 @@ export class DashboardSampler implements OnModuleDestroy {
       stale: byOutcome('stale'),
       error: http.filter((v) => Number(v.labels.status) >= 500).reduce((s, v) => s + v.value, 0),
       upstream: upstream.reduce((s, v) => s + v.value, 0),
-      upstreamErrors: upstream.filter((v) => !/^[1-4]\d\d$/.test(String(v.labels.status))).reduce((s, v) => s + v.value, 0),
+      upstreamErrors: upstream.filter((v) => !/^[124]\d\d$/.test(String(v.labels.status))).reduce((s, v) => s + v.value, 0),
       bounds,
       latency,
     };

@@ -108,7 +108,7 @@ const GATEWAY_ERRORS = [
   ),
   gatewayError(
     502,
-    'Nominatim failed (5xx, network error: `upstream_error`), answered 200 with something that is not the format ' +
+    'Nominatim failed (5xx, a redirect, network error: `upstream_error`), answered 200 with something that is not the format ' +
       'asked for (`upstream_invalid`), or answered more than UPSTREAM_MAX_BYTES (`upstream_too_large`), and no stale ' +
       'copy was available. Nothing was cached.',
     {
