@@ -1,3 +1,4 @@
+import { underWatchdog } from '../../test/support/watchdog';
 import { acceptsGzipEncoding } from './accept-encoding';
 
 describe('acceptsGzipEncoding', () => {
@@ -51,5 +52,17 @@ describe('acceptsGzipEncoding', () => {
     }
     expect(acceptsGzipEncoding(`${'br, '.repeat(100)}gzip;q=0`)).toBe(false);
     expect(acceptsGzipEncoding(`${'br, '.repeat(100)}gzip;q=0`)).toBe(false);
+  });
+
+  // Long enough that a parser quadratic in the header length would need minutes.
+  const LONG = 512 * 1024;
+  it.each([
+    ['a coding, spaces, another coding', `gzip${' '.repeat(LONG)}x`, false],
+    ['spaces around a parameter', `gzip;${' '.repeat(LONG)}q${' '.repeat(LONG)}=${' '.repeat(LONG)}1${' '.repeat(LONG)}`, true],
+    ['a long run of parameters', `gzip${' ; q=1'.repeat(LONG / 6)}`, true],
+    ['a long run of bad parameters, then q=0', `gzip${';  ;=;q'.repeat(LONG / 6)}=0`, false],
+    ['a long weight', `gzip;q=0.${'0'.repeat(LONG)}1`, false],
+  ])('reads %s in time linear in its length', (_shape, header, expected) => {
+    expect(underWatchdog(() => acceptsGzipEncoding(header))).toBe(expected);
   });
 });

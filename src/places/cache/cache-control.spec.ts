@@ -1,3 +1,4 @@
+import { underWatchdog } from '../../../test/support/watchdog';
 import { judge, parseRequestDirectives, RequestDirectives } from './cache-control';
 
 const none: RequestDirectives = { noCache: false, noStore: false, onlyIfCached: false };
@@ -27,12 +28,49 @@ describe('parseRequestDirectives', () => {
     expect(parseRequestDirectives('max-age=99999999999', undefined)).toEqual({ ...none, maxAge: 2 ** 31 });
   });
 
+  it('reads whitespace around =, quoted values with escapes and empty values; ignores malformed members', () => {
+    expect(parseRequestDirectives('max-age = 5', undefined)).toEqual({ ...none, maxAge: 5 });
+    expect(parseRequestDirectives('\tmax-age=\u00a0"5"\u00a0', undefined)).toEqual({ ...none, maxAge: 5 });
+    expect(parseRequestDirectives('max-age="\\5"', undefined)).toEqual({ ...none, maxAge: 5 });
+    expect(parseRequestDirectives('max-stale=', undefined)).toEqual({ ...none, maxStale: Infinity });
+    expect(parseRequestDirectives('max-stale=""', undefined)).toEqual({ ...none, maxStale: Infinity });
+    expect(parseRequestDirectives('x="a\\"b,c", no-store', undefined)).toEqual({ ...none, noStore: true });
+    for (const bad of ['max-age=5 6', 'max-age="5"x', 'max-age="5', 'max-age="5\\"', 'max-age="\\\n5"', 'max-age 5', 'max-age=5;x', '=5']) {
+      expect([bad, parseRequestDirectives(bad, undefined)]).toEqual([bad, undefined]);
+    }
+  });
+
   it('takes Pragma: no-cache only when there is no Cache-Control', () => {
     expect(parseRequestDirectives(undefined, 'no-cache')).toEqual({ ...none, noCache: true });
     expect(parseRequestDirectives(undefined, 'x, No-Cache')).toEqual({ ...none, noCache: true });
     expect(parseRequestDirectives('max-stale', 'no-cache')).toEqual({ ...none, maxStale: Infinity });
     expect(parseRequestDirectives('public', 'no-cache')).toBeUndefined();
     expect(parseRequestDirectives(undefined, 'x')).toBeUndefined();
+  });
+});
+
+/** A parser quadratic in the header length needs minutes for this (about 85 ms at 16 KB, Node's header limit). */
+const LONG = 512 * 1024;
+
+describe('parseRequestDirectives on hostile headers', () => {
+  it.each([
+    ['a token, spaces, another token', `a${' '.repeat(LONG)}b`],
+    ['a token, tabs, another token', `max-age${'\t'.repeat(LONG)}x`],
+    ['a value after spaces, then a stray quote', `max-age=${' '.repeat(LONG)}"`],
+    ['spaces on both sides of =', `max-age${' '.repeat(LONG / 2)}=${' '.repeat(LONG / 2)};`],
+    ['an unterminated quoted string', `x="${'\\a'.repeat(LONG / 2)}`],
+  ])('parses %s in time linear in its length, and ignores it', (_shape, header) => {
+    expect(underWatchdog(() => parseRequestDirectives(header, undefined))).toBeUndefined();
+  });
+
+  it('still reads the directives around a long run of spaces', () => {
+    const header = `no-store,${' '.repeat(LONG)}max-age${' '.repeat(LONG)}=${' '.repeat(LONG)}"5"${' '.repeat(LONG)}, min-fresh=1`;
+    expect(underWatchdog(() => parseRequestDirectives(header, undefined))).toEqual({ ...none, noStore: true, maxAge: 5, minFresh: 1 });
+  });
+
+  it('reads a long Pragma in time linear in its length', () => {
+    const pragma = `x${' '.repeat(LONG)}y, ${' '.repeat(LONG)}no-cache${' '.repeat(LONG)}`;
+    expect(underWatchdog(() => parseRequestDirectives(undefined, pragma))).toEqual({ ...none, noCache: true });
   });
 });
 

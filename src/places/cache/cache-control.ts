@@ -25,8 +25,14 @@ export interface RequestDirectives {
 /** RFC 9111 1.2.2: a delta-seconds past what we can represent is taken as 2^31. */
 const DELTA_SECONDS_MAX = 2 ** 31;
 const DELTA_SECONDS = /^[0-9]+$/;
-/** One directive: token, optionally `=` token or quoted-string (RFC 9110 5.6.2, 5.6.4). */
-const DIRECTIVE = /^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*(?:=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,;"]*)))?\s*$/;
+/**
+ * The parts of a directive (RFC 9110 5.6.2, 5.6.4). Each pattern is one character class; the whitespace
+ * between parts is trimmed. One pattern with `\s*` on both sides of an optional part would backtrack
+ * through a long run of spaces in time quadratic in its length: a request header stalling the event loop.
+ */
+const NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+/;
+const BARE_VALUE = /^[^\s,;"]*$/;
+const LINE_TERMINATORS = '\n\r\u2028\u2029';
 
 type Header = string | string[] | undefined;
 
@@ -41,10 +47,9 @@ export function parseRequestDirectives(cacheControl: Header, pragma: Header): Re
   const cc = join(cacheControl);
   if (cc !== undefined) {
     for (const part of splitList(cc)) {
-      const m = DIRECTIVE.exec(part);
-      if (m === null) continue;
-      const name = m[1].toLowerCase();
-      const value = m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : m[3];
+      const directive = parseDirective(part);
+      if (directive === undefined) continue;
+      const { name, value } = directive;
       switch (name) {
         case 'no-cache':
           d.noCache = any = true;
@@ -101,6 +106,42 @@ export function judge(copy: { storedAt: number; freshUntil: number }, now: numbe
   if (freshForMs > 0) return 'fresh';
   if (d.maxStale !== undefined && -freshForMs <= d.maxStale * 1000) return 'stale';
   return 'unusable';
+}
+
+/**
+ * One list member: token, optionally `=` and a token or quoted-string, with whitespace around each
+ * (`\s`, as String.prototype.trim reads it); undefined when it is not that. The name comes back in
+ * lower case, a quoted value unquoted; a bare `name=` has the value ''.
+ */
+function parseDirective(part: string): { name: string; value: string | undefined } | undefined {
+  const s = part.trim();
+  const name = NAME.exec(s)?.[0];
+  if (name === undefined) return undefined;
+  const rest = s.slice(name.length).trimStart();
+  if (rest === '') return { name: name.toLowerCase(), value: undefined };
+  if (rest[0] !== '=') return undefined;
+  const v = rest.slice(1).trimStart();
+  if (v[0] !== '"') return BARE_VALUE.test(v) ? { name: name.toLowerCase(), value: v } : undefined;
+  // The string is trimmed, so its closing quote must be its last character.
+  const end = closingQuote(v);
+  if (end !== v.length - 1) return undefined;
+  return { name: name.toLowerCase(), value: v.slice(1, end).replace(/\\(.)/g, '$1') };
+}
+
+/**
+ * The index of the quote that closes the quoted-string `s` starts with, or -1. A backslash escapes
+ * any character but a line terminator (which makes the string malformed).
+ */
+function closingQuote(s: string): number {
+  for (let i = 1; i < s.length; i++) {
+    const c = s[i];
+    if (c === '"') return i;
+    if (c === '\\') {
+      if (i + 1 === s.length || LINE_TERMINATORS.includes(s[i + 1])) return -1;
+      i++;
+    }
+  }
+  return -1;
 }
 
 function deltaSeconds(value: string | undefined): number | undefined {
