@@ -77,6 +77,28 @@ describe('security headers and CORS (e2e)', () => {
       }
     });
 
+    it('ignores letter case and one trailing slash in a place path, as Express does, and no more', async () => {
+      const places = ['/search/?q=Ghent', '/SEARCH?q=Ghent', '/Search.PHP/?q=Ghent', '/api/?q=Ghent', '/status/'];
+      for (const path of places) {
+        const res = await fetch(`${svc.url}${path}`);
+        expect([path, res.status, res.headers.get('x-cache')]).toEqual([path, 200, expect.stringMatching(/^(MISS|HIT)$/)]);
+        await res.arrayBuffer();
+      }
+      const upstreamCalls = upstream.count();
+      // `//` is not `/` with a trailing slash (Express would route it to `/`): every one is an unknown path.
+      const unknown = ['//', '//?q=Ghent', '///', '/search//?q=Ghent', '/status//', '/api//?q=Ghent', '/SEARCH.php//', '//search?q=Ghent', '/nothing/here'];
+      for (const path of unknown) {
+        for (const method of ['GET', 'HEAD']) {
+          const res = await fetch(`${svc.url}${path}`, { method });
+          expect([method, path, res.status, res.headers.get('x-cache')]).toEqual([method, path, 404, null]);
+          expect([method, path, res.headers.get('content-type')]).toEqual([method, path, 'application/json; charset=utf-8']);
+          const body = await res.text();
+          if (method === 'GET') expect(JSON.parse(body)).toEqual({ statusCode: 404, error: 'Not Found', message: `Cannot GET ${path}` });
+        }
+      }
+      expect(upstream.count()).toBe(upstreamCalls);
+    });
+
     it('keeps upgrade-insecure-requests out of the CSP (Swagger UI on plain HTTP) and serves Swagger UI from its own origin', async () => {
       const res = await fetch(`${svc.url}/docs/`);
       const csp = res.headers.get('content-security-policy') ?? '';

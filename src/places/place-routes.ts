@@ -23,9 +23,15 @@ export const PLACE_ROUTES: ReadonlyMap<string, PlaceRoute> = new Map<string, Pla
 /** The paths documented as aliases of the main ones (for Nest's router: without the leading slash). */
 export const ALIAS_PATHS: string[] = [...PLACE_ROUTES.keys()].filter((p) => p === '/' || p.endsWith('.php')).map((p) => p.slice(1));
 
-/** Exact match first (the hit path), then Express's leniencies: a trailing slash, other letter case. */
+/**
+ * Exact match first (the hit path), then Express's leniencies: one trailing slash, other letter case.
+ * `//` is not `/` with a trailing slash (Express would route it to `/`): no path has an empty segment.
+ */
 export function findRoute(path: string): PlaceRoute | undefined {
-  return PLACE_ROUTES.get(path) ?? PLACE_ROUTES.get(path.replace(/\/+$/, '').toLowerCase() || '/');
+  const exact = PLACE_ROUTES.get(path);
+  if (exact !== undefined) return exact;
+  const trimmed = path.length > 2 && path.endsWith('/') ? path.slice(0, -1) : path;
+  return PLACE_ROUTES.get(trimmed.toLowerCase());
 }
 
 /** Splits a request target into path and query without a full URL parse (hot path). */

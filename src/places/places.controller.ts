@@ -1,4 +1,4 @@
-import { Controller, Get, Inject, Req, Res } from '@nestjs/common';
+import { Controller, Get, Inject, NotFoundException, Req, Res } from '@nestjs/common';
 import { ApiExcludeEndpoint } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { clientIp } from '../common/client-ip';
@@ -6,7 +6,7 @@ import { appConfig, AppConfig, cacheConfig, CacheConfig } from '../config/config
 import { writeDecision } from './answer-writer';
 import { Exchange } from './exchange';
 import { PlacePipeline } from './place-pipeline';
-import { ALIAS_PATHS, findRoute, PlaceRoute, splitTarget } from './place-routes';
+import { ALIAS_PATHS, findRoute, splitTarget } from './place-routes';
 import { ApiDocs, DetailsDocs, LookupDocs, ReverseDocs, SearchDocs, StatusDocs } from './places.openapi';
 
 /**
@@ -68,7 +68,10 @@ export class PlacesController {
   private async answer(req: Request, res: Response): Promise<void> {
     const { path, query } = splitTarget(req.originalUrl);
     const x = new Exchange(req, String(req.headers['x-request-id']), path, query, performance.now(), (r) => clientIp(r, this.app.trustProxy));
-    x.route = findRoute(path) as PlaceRoute;
+    const route = findRoute(path);
+    // Express routes `//` to `/` (one trailing slash ignored); findRoute, the front door's router, does not.
+    if (route === undefined) throw new NotFoundException(`Cannot ${req.method} ${req.originalUrl}`);
+    x.route = route;
     const lang = req.headers['accept-language'];
     const decision = await this.pipeline.run(x, req.originalUrl, typeof lang === 'string' ? lang : undefined);
     writeDecision(x, res, decision, this.config.compressMinBytes);
