@@ -243,20 +243,3 @@ function wrap(body: Buffer): Buffer {
   END.copy(out, HIT_HEAD.length + body.length);
   return out;
 }
-
-const EMPTY_BODIES = new Set(['[]', '{"error":"Unable to geocode"}']);
-
-/**
- * Nominatim's "nothing found" answers in each format: cacheable, but for a shorter time (a place
- * added to OpenStreetMap today should show up soon).
- */
-export function isEmptyAnswer(body: Buffer): boolean {
-  if (body.length > 600) return false;
-  const text = body.toString('utf8').trim();
-  if (EMPTY_BODIES.has(text)) return true;
-  if (/"features"\s*:\s*\[\s*\]/.test(text)) return true;
-  if (text.startsWith('<?xml')) {
-    return (/<searchresults[\s>]/.test(text) && !/<place[\s>]/.test(text)) || /<error>\s*Unable to geocode/.test(text);
-  }
-  return false;
-}

@@ -9,7 +9,8 @@ import { NominatimClient } from '../nominatim/nominatim.client';
 import { CanonicalRequest } from '../nominatim/nominatim-request';
 import { notCached } from '../nominatim/upstream-errors';
 import { judge, RequestDirectives } from './cache-control';
-import { CachedAnswer, isEmptyAnswer } from './cached-answer';
+import { CachedAnswer } from './cached-answer';
+import { isEmptyAnswer } from './empty-answer';
 import { FillLock } from './fill-lock';
 import { CacheOutcome, PlacesCacheService, Resolution } from './places-cache.service';
 
