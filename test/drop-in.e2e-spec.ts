@@ -197,11 +197,27 @@ describe('drop-in Nominatim (e2e)', () => {
     ])('%s', async (pathAndQuery, upstream, body) => {
       const { miss, hit } = await missThenHit(pathAndQuery, upstream);
       if (body !== undefined) expect(miss.body.toString()).toBe(body);
-      for (const a of [miss, hit]) {
+      expectEmptyTtl(miss, hit);
+    });
+
+    // Nominatim echoes q in an empty XML (querystring, more_url) and geocodejson (query) answer: kilobytes of nothing found.
+    const longQ = encodeURIComponent(`Atlantis "Nowhere" <b> & [] ${'x'.repeat(484)}`);
+    it.each([
+      ['xml', `/search?q=${longQ}&format=xml`, 1000],
+      ['geocodejson', `/search?q=${longQ}&format=geocodejson`, 600],
+      ['json with json_callback', `/search?q=${longQ}&format=json&json_callback=handle`, 0],
+    ])('%s, q of 512 characters', async (_format, pathAndQuery, longerThan) => {
+      const { miss, hit } = await missThenHit(pathAndQuery, '/search');
+      expect(miss.body.length).toBeGreaterThan(longerThan);
+      expectEmptyTtl(miss, hit);
+    });
+
+    function expectEmptyTtl(...answers: RawAnswer[]): void {
+      for (const a of answers) {
         expect(maxAge(a)).toBeLessThanOrEqual(EMPTY_TTL_SECONDS);
         expect(Number(/ttl=(-?\d+)/.exec(String(a.headers['cache-status']))?.[1])).toBeLessThanOrEqual(EMPTY_TTL_SECONDS);
       }
-    });
+    }
 
     it('expire after EMPTY_TTL_SECONDS while a found place stored at the same time stays cached', async () => {
       await missThenHit('/search?q=Nowhere%20Land&format=json', '/search');
