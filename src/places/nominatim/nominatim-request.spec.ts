@@ -122,10 +122,23 @@ describe(canonicaliseNominatim.name, () => {
       expect(ok('search', 'city=ZU\u0308RICH').key).toBe(ok('search', 'city=z\u00fcrich').key);
     });
 
-    it('keeps a lone N/S/E/W beside numbers upper-case, as the coordinate syntax needs', () => {
-      expect(q('search', 'q=n 52.5 e 13.4')).toContain('q=N%2052.5%20E%2013.4');
-      expect(ok('search', 'q=52.5n, 13.4e').key).toBe(ok('search', 'q=52.5N,  13.4E').key);
+    it('keeps a lone N/S/E/W beside numbers as written: Nominatim reads only upper case as a coordinate', () => {
+      // helpers.COORD_REGEX: "N 52.5 E 13.4" is a coordinate search, "n 52.5 e 13.4" a text search.
+      expect(q('search', 'q=N 52.5 E 13.4')).toContain('q=N%2052.5%20E%2013.4');
+      expect(q('search', 'q=n 52.5 e 13.4')).toContain('q=n%2052.5%20e%2013.4');
+      expect(ok('search', 'q=52.5n, 13.4e').key).not.toBe(ok('search', 'q=52.5N, 13.4E').key);
+      expect(ok('search', 'q=52.5N,  13.4E').key).toBe(ok('search', 'q=52.5N, 13.4E').key);
       expect(q('search', 'q=New York 5th')).toContain('q=new%20york%205th');
+      // Inside a word, or with an accent on it, a letter is no hemisphere: folded as the rest.
+      expect(q('search', 'q=Rue N\u0303 5')).toContain(`q=${encodeURIComponent('rue \u00f1 5')}`);
+      expect(q('search', 'q=5 Nord')).toContain('q=5%20nord');
+    });
+
+    it('keeps a [class=type] category as written: Nominatim takes it so (OSM tags are case-sensitive)', () => {
+      expect(q('search', 'q=[Amenity=Restaurant] BERLIN')).toContain(`q=${encodeURIComponent('[Amenity=Restaurant] berlin')}`);
+      expect(ok('search', 'q=[amenity=restaurant] Berlin').key).not.toBe(ok('search', 'q=[Amenity=Restaurant] Berlin').key);
+      expect(ok('search', 'q=Pub [amenity=pub]').key).toBe(ok('search', 'q=PUB  [amenity=pub]').key);
+      expect(q('search', 'q=[Not A Category] Berlin')).toContain(`q=${encodeURIComponent('[not a category] berlin')}`);
     });
 
     it('normalises the structured fields and drops empty ones', () => {

@@ -1,6 +1,6 @@
 /** Parameter groups several endpoints share (server_glue.py, types.py), and the canonical output they fill. */
 import { LAYERS, MAX_VALUE_LENGTH, POLYGON_OUTPUT_MAX_TYPES, ResponseFormat } from './nominatim-params';
-import { asciiDigits, BAD_CHARS, codePointCount, compareDigits, compareOsmIds, digitString, floatString, HAS_DIGIT, HEMISPHERE, IDENTIFIER, normaliseText, pyFloat, pyFloatOrInfinite, pyStrip } from './python-values';
+import { asciiDigits, BAD_CHARS, CATEGORY, codePointCount, compareDigits, compareOsmIds, digitString, floatString, HAS_DIGIT, HEMISPHERE, IDENTIFIER, normaliseText, normaliseTextKeeping, pyFloat, pyFloatOrInfinite, pyStrip } from './python-values';
 
 // ---------------------------------------------------------------------------------------------------------
 // Shared parameter groups
@@ -168,14 +168,17 @@ export function freeText(rawValue: string): string {
   return t === '' ? ' ' : t;
 }
 
+/** What of a q keeps its case: a `[class=type]`, and with a digit in q, a lone hemisphere letter. */
+const CATEGORY_KEPT = new RegExp(CATEGORY.source, 'gu');
+const CATEGORY_OR_HEMISPHERE_KEPT = new RegExp(`${CATEGORY.source}|${HEMISPHERE.source}`, 'gu');
+
 /**
- * q: normaliseText, except that a lone n/s/e/w next to a number goes back to upper case: Nominatim's
- * coordinate syntax ("N 52.5 E 13.4", "52.5N 13.4E") is case-sensitive, and case does not matter to
- * the search itself.
+ * q: normaliseText (case does not matter to Nominatim's search itself), except for what Nominatim reads
+ * case-sensitively before searching, kept as written: a `[class=type]` category, and a lone N/S/E/W
+ * of a coordinate ("52.5N 13.4E" is a coordinate, "52.5n 13.4e" a text search; each its own key).
  */
 export function searchText(rawValue: string): string {
-  const t = normaliseText(rawValue);
-  return HAS_DIGIT.test(t) ? t.replace(HEMISPHERE, (c) => c.toUpperCase()) : t;
+  return normaliseTextKeeping(rawValue, HAS_DIGIT.test(rawValue) ? CATEGORY_OR_HEMISPHERE_KEPT : CATEGORY_KEPT);
 }
 
 /** build_response: each dot-separated part must be a Python identifier. */

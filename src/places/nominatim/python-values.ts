@@ -21,8 +21,13 @@ const PY_FLOAT =
 const PY_NOT_FINITE = /^[+-]?(?:inf|infinity|nan)$/i;
 /** Python str.isidentifier(): XID_Start or '_', then XID_Continue. */
 export const IDENTIFIER = /^[\p{XID_Start}_]\p{XID_Continue}*$/u;
-/** A hemisphere letter standing alone (not inside a word): N/S/E/W must stay upper-case for the coordinate parser. */
-export const HEMISPHERE = /(?<!\p{L})[nsew](?!\p{L})/gu;
+/**
+ * A hemisphere letter standing alone (not inside a word, no accent on it). helpers.COORD_REGEX reads
+ * only upper-case N/S/E/W: "52.5 N 13.4 E" is a coordinate to Nominatim, "52.5 n 13.4 e" a text search.
+ */
+export const HEMISPHERE = /(?<![\p{L}\p{M}])[NSEWnsew](?![\p{L}\p{M}])/u;
+/** helpers.CATEGORY_REGEX's `[class=type]`, which Nominatim takes as written (OSM tags are case-sensitive). */
+export const CATEGORY = /\[[a-zA-Z_]+=[a-zA-Z_]+\]/u;
 /** Everything helpers.COORD_REGEX can consume; a q made only of these may be a bare coordinate. */
 export const COORDINATE_ONLY = /^[\p{Nd}\s.,+\-°′'"″NSEW[\]]*$/u;
 export const HAS_DIGIT = /\p{Nd}/u;
@@ -32,10 +37,28 @@ export const HAS_DIGIT = /\p{Nd}/u;
 
 /** Trim, collapse inner whitespace to one space, NFC, case-fold (toLowerCase). */
 export function normaliseText(s: string): string {
-  let t = s.trim().replace(WHITESPACE_RUN, ' ').toLowerCase();
+  return foldCase(s.trim().replace(WHITESPACE_RUN, ' '));
+}
+
+/**
+ * normaliseText, except that what `kept` (a global pattern) matches keeps its letter case: the parts of
+ * a text Nominatim reads case-sensitively. The parts between are folded as normaliseText folds.
+ */
+export function normaliseTextKeeping(s: string, kept: RegExp): string {
+  const t = s.trim().replace(WHITESPACE_RUN, ' ');
+  let out = '';
+  let from = 0;
+  for (const m of t.matchAll(kept)) {
+    out += foldCase(t.slice(from, m.index)) + m[0];
+    from = m.index + m[0].length;
+  }
+  return from === 0 ? foldCase(t) : out + foldCase(t.slice(from));
+}
+
+function foldCase(s: string): string {
+  const t = s.toLowerCase();
   // NFC after lower-casing too: lower-casing can (rarely) leave a non-NFC sequence.
-  if (!ASCII_PRINTABLE.test(t)) t = t.normalize('NFC').toLowerCase().normalize('NFC');
-  return t;
+  return ASCII_PRINTABLE.test(t) ? t : t.normalize('NFC').toLowerCase().normalize('NFC');
 }
 
 // ---------------------------------------------------------------------------------------------------------
