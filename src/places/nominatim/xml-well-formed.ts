@@ -18,6 +18,8 @@ const NAME = new RegExp(`[${NAME_START}][${NAME_CHAR}]*`, 'uy');
 // eslint-disable-next-line no-misleading-character-class
 const REFERENCE = new RegExp(`&(?:[${NAME_START}][${NAME_CHAR}]*|#[0-9]+|#x[0-9A-Fa-f]+);`, 'uy');
 const PREDEFINED = new Set(['&lt;', '&gt;', '&amp;', '&quot;', '&apos;']);
+/** Attribute names checked for repeats in an array before they move to a Set. */
+const SHORT_LIST = 8;
 
 class XmlScanner {
   private i = 0;
@@ -145,7 +147,10 @@ class XmlScanner {
   }
 
   private attributes(element: string): string | null {
+    // Most tags have a few attributes: an array holds them without a Set per tag. Past SHORT_LIST a Set
+    // keeps the check linear (2 MB of answer hold one tag with 200,000 attributes).
     const seen: string[] = [];
+    let seenSet: Set<string> | undefined;
     for (;;) {
       const before = this.i;
       this.skipSpace();
@@ -154,8 +159,9 @@ class XmlScanner {
       if (this.i === before) return this.at(`bad start tag <${element}`);
       const name = this.name();
       if (name === null) return this.at(`bad attribute in <${element}>`);
-      if (seen.includes(name)) return this.at(`attribute ${name} repeated in <${element}>`);
-      seen.push(name);
+      if (seenSet === undefined ? seen.includes(name) : seenSet.has(name)) return this.at(`attribute ${name} repeated in <${element}>`);
+      if (seenSet !== undefined) seenSet.add(name);
+      else if (seen.push(name) > SHORT_LIST) seenSet = new Set(seen);
       this.skipSpace();
       if (this.s[this.i] !== '=') return this.at(`attribute ${name} without a value`);
       this.i++;
