@@ -68,6 +68,23 @@ describe('upstreamBodyProblem', () => {
     expect(upstreamBodyProblem(req, contentType, Buffer.from(body))).toContain(problem);
   });
 
+  it.each([
+    ['a start tag with a 1.5 MB name', xml, CT_XML, `<${'a'.repeat(1_500_000)}`],
+    ['a 1.5 MB attribute name', xml, CT_XML, `<searchresults ${'a'.repeat(1_500_000)}`],
+    ['an end tag with a 1.5 MB name', xml, CT_XML, `<searchresults></${'a'.repeat(1_500_000)}>`],
+    ['a 1.5 MB undefined entity', xml, CT_XML, `<searchresults>&${'a'.repeat(1_500_000)};</searchresults>`],
+    ['1.5 MB of text', json, CT_JSON, `[${'a'.repeat(1_500_000)}`],
+    ['a 10 kB Content-Type', json, `application/${'x'.repeat(10_000)}`, '[]'],
+    ['a Content-Type that is not a media type', json, 'Musterstraße 12', '[]'],
+  ])('keeps the problem short for %s', (_what, req, contentType, body) => {
+    const problem = upstreamBodyProblem(req, contentType, Buffer.from(body));
+    expect(problem).not.toBeNull();
+    expect(problem?.length).toBeLessThan(200);
+    expect(problem).not.toContain('a'.repeat(33));
+    expect(problem).not.toContain('xxx');
+    expect(problem).not.toContain('Muster');
+  });
+
   it('names no part of the body (the problem is logged and sent to clients)', () => {
     const secret = 'Musterstraße 12, 10117 Berlin';
     const problem = upstreamBodyProblem(json, CT_JSON, Buffer.from(`[{"display_name":"${secret}"`));

@@ -13,6 +13,9 @@ const MEDIA_TYPE_BY_FORMAT: Record<CanonicalRequest['format'], string> = {
   text: 'text/plain',
 };
 
+/** type/subtype (RFC 9110 tokens), short enough to quote in a problem; anything else is not quoted. */
+const MEDIA_TYPE = /^[!#$%&'*+.^_`|~0-9a-z-]{1,40}\/[!#$%&'*+.^_`|~0-9a-z-]{1,40}$/;
+
 /** `callback(` … `)` as Nominatim wraps JSON when json_callback is given (the name was checked on the way in). */
 const JSONP = /^\s*([\p{L}\p{N}_$.]+)\s*\(([\s\S]*)\)\s*;?\s*$/u;
 
@@ -21,13 +24,14 @@ const JSONP = /^\s*([\p{L}\p{N}_$.]+)\s*\(([\s\S]*)\)\s*;?\s*$/u;
  * Content-Type Nominatim sends for that format, and a body of that format (JSON that parses, with
  * the top level the endpoint answers with; well-formed XML; JSONP around JSON). A proxy's HTML error
  * page, a truncated body or a captive portal's answer must never be cached under the question's key.
- * The problem names no part of the body (it is logged and sent to the client).
+ * The problem is short and quotes no more of the answer than a media type or an XML name cut short:
+ * it is logged and sent to the client.
  */
 export function upstreamBodyProblem(req: Expectation, contentType: string, body: Buffer): string | null {
   const jsonp = req.contentType !== undefined && mediaType(req.contentType) === 'application/javascript';
   const expected = jsonp ? 'application/javascript' : MEDIA_TYPE_BY_FORMAT[req.format];
   const got = mediaType(contentType);
-  if (got !== expected) return `Content-Type ${got || '(none)'} where ${expected} was expected`;
+  if (got !== expected) return `Content-Type ${quotable(got)} where ${expected} was expected`;
 
   if (req.format === 'text') return null;
   const text = body.toString('utf8');
@@ -58,6 +62,11 @@ function expectedShape(req: Expectation): 'array' | 'object' | undefined {
   if (req.resultKind === undefined) return undefined;
   if (req.resultKind === 'list' && (req.format === 'json' || req.format === 'jsonv2')) return 'array';
   return 'object';
+}
+
+function quotable(mediaType: string): string {
+  if (mediaType === '') return '(none)';
+  return MEDIA_TYPE.test(mediaType) ? mediaType : '(not a media type)';
 }
 
 function mediaType(contentType: string): string {

@@ -49,6 +49,16 @@ describe('xmlProblem', () => {
     expect(xmlProblem('<a>fish & chips</a>')).toBe("'&' that is not a reference at character 8");
   });
 
+  it('quotes at most 32 characters of a name, whole characters only', () => {
+    const long = 'x'.repeat(100_000);
+    expect(xmlProblem(`<${long}`)).toBe(`unterminated start tag <${'x'.repeat(32)}… at character 100001`);
+    expect(xmlProblem(`<a></${long}>`)).toBe(`</${'x'.repeat(32)}…> closes <a> at character 3`);
+    expect(xmlProblem(`<a>&${long};</a>`)).toBe(`undefined entity &${'x'.repeat(32)}…; at character 3`);
+    // U+10000 is two UTF-16 units; a cut between them would leave half a character.
+    expect(xmlProblem(`<${'x'.repeat(31)}\u{10000}${long}`)).toBe(`unterminated start tag <${'x'.repeat(31)}… at character 100034`);
+    expect(xmlProblem('</a>')).toBe('end tag </a> before any start tag at character 0');
+  });
+
   it('scans a long document in linear time: 8x the places take less than 16x the time (quadratic: 64x)', () => {
     const doc = (n: number) => `<r>${'<place a="1" b="x y">text</place>'.repeat(n)}</r>`;
     const small = doc(12_000);

@@ -3,7 +3,10 @@
  * one root element, every tag closed in order, attributes quoted and not repeated, `&` only as a
  * reference, comments, CDATA and processing instructions closed. It builds nothing and resolves no
  * entity, so it costs a scan of the text: enough to tell Nominatim's XML from a truncated answer or an
- * HTML error page, without a parser dependency. Returns null when well-formed, else what is wrong.
+ * HTML error page, without a parser dependency. Returns null when well-formed, else what is wrong and
+ * at which character: a short text that quotes no more of the document than a tag, attribute or entity
+ * name cut to NAME_QUOTED characters (names hold no space, quote, markup or control character), as
+ * clients and the log get it.
  */
 export function xmlProblem(text: string): string | null {
   return new XmlScanner(text).document();
@@ -18,6 +21,8 @@ const NAME = new RegExp(`[${NAME_START}][${NAME_CHAR}]*`, 'uy');
 // eslint-disable-next-line no-misleading-character-class
 const REFERENCE = new RegExp(`&(?:[${NAME_START}][${NAME_CHAR}]*|#[0-9]+|#x[0-9A-Fa-f]+);`, 'uy');
 const PREDEFINED = new Set(['&lt;', '&gt;', '&amp;', '&quot;', '&apos;']);
+/** Characters of a name a problem quotes: past them the name is cut (`…`). */
+const NAME_QUOTED = 32;
 /** Attribute names checked for repeats in an array before they move to a Set. */
 const SHORT_LIST = 8;
 
@@ -77,7 +82,7 @@ class XmlScanner {
     const open: string[] = [];
     do {
       const lt = this.s.indexOf('<', this.i);
-      if (lt < 0) return open.length > 0 ? `<${open[open.length - 1]}> is not closed` : null;
+      if (lt < 0) return open.length > 0 ? `<${shortName(open[open.length - 1])}> is not closed` : null;
       const p = this.text(lt);
       if (p !== null) return p;
       this.i = lt;
@@ -86,10 +91,11 @@ class XmlScanner {
         const name = this.name();
         if (name === null) return this.at('bad end tag');
         this.skipSpace();
-        if (this.s[this.i] !== '>') return this.at(`bad end tag </${name}`);
+        if (this.s[this.i] !== '>') return this.at(`bad end tag </${shortName(name)}`);
         this.i++;
         const expected = open.pop();
-        if (name !== expected) return this.atIndex(lt, `</${name}> closes <${expected}>`);
+        if (expected === undefined) return this.atIndex(lt, `end tag </${shortName(name)}> before any start tag`);
+        if (name !== expected) return this.atIndex(lt, `</${shortName(name)}> closes <${shortName(expected)}>`);
       } else if (this.s.startsWith('<!--', lt)) {
         if (open.length === 0) return this.at('comment outside the root element');
         const p2 = this.comment();
@@ -116,7 +122,7 @@ class XmlScanner {
           this.i++;
           open.push(name);
         } else {
-          return this.at(`unterminated start tag <${name}`);
+          return this.at(`unterminated start tag <${shortName(name)}`);
         }
       }
     } while (open.length > 0);
@@ -136,7 +142,7 @@ class XmlScanner {
       const m = REFERENCE.exec(this.s);
       if (m === null || m.index + m[0].length > end) return this.atIndex(amp, "'&' that is not a reference");
       // Without a DTD only the five predefined entities and character references exist.
-      if (m[0][1] !== '#' && !PREDEFINED.has(m[0])) return this.atIndex(amp, `undefined entity ${m[0]}`);
+      if (m[0][1] !== '#' && !PREDEFINED.has(m[0])) return this.atIndex(amp, `undefined entity &${shortName(m[0].slice(1, -1))};`);
     }
     return null;
   }
@@ -156,22 +162,22 @@ class XmlScanner {
       this.skipSpace();
       const c = this.s[this.i];
       if (c === '>' || c === '/' || c === undefined) return null;
-      if (this.i === before) return this.at(`bad start tag <${element}`);
+      if (this.i === before) return this.at(`bad start tag <${shortName(element)}`);
       const name = this.name();
-      if (name === null) return this.at(`bad attribute in <${element}>`);
-      if (seenSet === undefined ? seen.includes(name) : seenSet.has(name)) return this.at(`attribute ${name} repeated in <${element}>`);
+      if (name === null) return this.at(`bad attribute in <${shortName(element)}>`);
+      if (seenSet === undefined ? seen.includes(name) : seenSet.has(name)) return this.at(`attribute ${shortName(name)} repeated in <${shortName(element)}>`);
       if (seenSet !== undefined) seenSet.add(name);
       else if (seen.push(name) > SHORT_LIST) seenSet = new Set(seen);
       this.skipSpace();
-      if (this.s[this.i] !== '=') return this.at(`attribute ${name} without a value`);
+      if (this.s[this.i] !== '=') return this.at(`attribute ${shortName(name)} without a value`);
       this.i++;
       this.skipSpace();
       const quote = this.s[this.i];
-      if (quote !== '"' && quote !== "'") return this.at(`attribute ${name} not quoted`);
+      if (quote !== '"' && quote !== "'") return this.at(`attribute ${shortName(name)} not quoted`);
       const close = this.s.indexOf(quote, this.i + 1);
-      if (close < 0) return this.at(`unterminated attribute ${name}`);
+      if (close < 0) return this.at(`unterminated attribute ${shortName(name)}`);
       if (this.lt !== -1 && this.lt <= this.i) this.lt = this.s.indexOf('<', this.i + 1);
-      if (this.lt >= 0 && this.lt < close) return this.atIndex(this.lt, `'<' in attribute ${name}`);
+      if (this.lt >= 0 && this.lt < close) return this.atIndex(this.lt, `'<' in attribute ${shortName(name)}`);
       const p = this.references(this.i + 1, close);
       if (p !== null) return p;
       this.i = close + 1;
@@ -232,4 +238,12 @@ class XmlScanner {
   private atIndex(index: number, what: string): string {
     return `${what} at character ${index}`;
   }
+}
+
+function shortName(name: string): string {
+  if (name.length <= NAME_QUOTED) return name;
+  const last = name.charCodeAt(NAME_QUOTED - 1);
+  // Not between the two halves of a surrogate pair.
+  const end = last >= 0xd800 && last <= 0xdbff ? NAME_QUOTED - 1 : NAME_QUOTED;
+  return `${name.slice(0, end)}…`;
 }
