@@ -23,6 +23,8 @@ export interface CanonicalRequest {
   resultKind?: ResultKind;
   /** Hint: the Content-Type Nominatim gives a successful answer to this request (JSONP included). */
   contentType?: string;
+  /** With JSONP: the json_callback as sent upstream, which a successful answer calls. */
+  jsonCallback?: string;
 }
 
 export interface ErrorAnswer {

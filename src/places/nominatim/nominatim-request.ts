@@ -107,10 +107,12 @@ export function canonicaliseNominatim(
   // so there the callback is passed on unchecked.
   let contentType = fmt === 'xml' ? CT_XML : fmt === 'text' ? CT_TEXT : CT_JSON;
   const callback = p.get('json_callback');
+  let jsonCallback: string | undefined;
   if (callback !== undefined && contentType === CT_JSON) {
     if (spec.path !== '/details' && !validCallback(callback)) return fail('json', 'Invalid json_callback value');
     out.set('json_callback', callback);
     contentType = CT_JSONP;
+    jsonCallback = callback;
   }
 
   const upstreamQuery = out.encode();
@@ -129,6 +131,7 @@ export function canonicaliseNominatim(
       cacheable: spec.cacheable,
       resultKind: spec.resultKind,
       contentType,
+      jsonCallback,
     },
   };
 }

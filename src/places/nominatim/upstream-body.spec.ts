@@ -38,11 +38,34 @@ describe('upstreamBodyProblem', () => {
     const req = request('search', 'q=Berlin&format=json&json_callback=my.cb_1');
     expect(req.contentType).toBe(CT_JSONP);
     expect(upstreamBodyProblem(req, CT_JSONP, Buffer.from(`my.cb_1(${fixture('search-q-json.json').toString()})`))).toBeNull();
-    expect(upstreamBodyProblem(req, CT_JSONP, Buffer.from('my.cb_1([{"place_id":1}'))).toBe('JSONP without callback(…)');
+    expect(upstreamBodyProblem(req, CT_JSONP, Buffer.from('my.cb_1([{"place_id":1}'))).toBe('JSONP that is not a call of json_callback');
     expect(upstreamBodyProblem(req, CT_JSONP, Buffer.from('my.cb_1([{"place_id":1})'))).toBe('invalid JSON (24 bytes)');
     expect(upstreamBodyProblem(req, CT_JSON, fixture('search-q-json.json'))).toBe(
       'Content-Type application/json where application/javascript was expected',
     );
+  });
+
+  // Python's str.isidentifier() allows these (connector punctuation, a combining mark, U+00B7 in
+  // XID_Continue); Nominatim calls them as sent.
+  it.each(['a\u203Fb', 'a\u0301', 'a\u00B7b', 'ns.a\u203Fb'])('accepts JSONP calling the callback %s that the request asked for', (callback) => {
+    const req = request('search', `q=Berlin&format=json&json_callback=${encodeURIComponent(callback)}`);
+    expect(req.contentType).toBe(CT_JSONP);
+    expect(upstreamBodyProblem(req, CT_JSONP, Buffer.from(`${callback}(${fixture('search-q-json.json').toString()})`))).toBeNull();
+  });
+
+  const NOT_A_CALL = 'JSONP that is not a call of json_callback';
+  it.each([
+    ['another callback', 'b\u203Fa([])', NOT_A_CALL],
+    ['the callback as a prefix of another', 'a\u203Fbc([])', NOT_A_CALL],
+    ['a space before the call', ' a\u203Fb([])', NOT_A_CALL],
+    ['the call not closed', 'a\u203Fb([]', NOT_A_CALL],
+    ['the callback alone', 'a\u203Fb', NOT_A_CALL],
+    ['JSON without the call', '[]', NOT_A_CALL],
+    ['nothing inside the call', 'a\u203Fb()', 'invalid JSON (7 bytes)'],
+    ['text that is not JSON inside the call', 'a\u203Fb(alert(1))', 'invalid JSON (15 bytes)'],
+  ])('refuses JSONP with %s', (_what, body, problem) => {
+    const req = request('search', `q=Berlin&format=json&json_callback=${encodeURIComponent('a\u203Fb')}`);
+    expect(upstreamBodyProblem(req, CT_JSONP, Buffer.from(body))).toBe(problem);
   });
 
   it('matches the media type without regard to case or parameters', () => {

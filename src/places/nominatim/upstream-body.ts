@@ -2,7 +2,7 @@ import { CanonicalRequest } from './nominatim-request';
 import { xmlProblem } from './xml-well-formed';
 
 /** What a 200 from Nominatim must be, for the request that asked for it. */
-type Expectation = Pick<CanonicalRequest, 'format' | 'contentType' | 'resultKind'>;
+type Expectation = Pick<CanonicalRequest, 'format' | 'contentType' | 'resultKind' | 'jsonCallback'>;
 
 const MEDIA_TYPE_BY_FORMAT: Record<CanonicalRequest['format'], string> = {
   json: 'application/json',
@@ -16,13 +16,11 @@ const MEDIA_TYPE_BY_FORMAT: Record<CanonicalRequest['format'], string> = {
 /** type/subtype (RFC 9110 tokens), short enough to quote in a problem; anything else is not quoted. */
 const MEDIA_TYPE = /^[!#$%&'*+.^_`|~0-9a-z-]{1,40}\/[!#$%&'*+.^_`|~0-9a-z-]{1,40}$/;
 
-/** `callback(` … `)` as Nominatim wraps JSON when json_callback is given (the name was checked on the way in). */
-const JSONP = /^\s*([\p{L}\p{N}_$.]+)\s*\(([\s\S]*)\)\s*;?\s*$/u;
-
 /**
  * Why a 200 answer from Nominatim is not what the request asked for, or null when it is: the
  * Content-Type Nominatim sends for that format, and a body of that format (JSON that parses, with
- * the top level the endpoint answers with; well-formed XML; JSONP around JSON). A proxy's HTML error
+ * the top level the endpoint answers with; well-formed XML; a call of the json_callback asked for,
+ * around JSON). A proxy's HTML error
  * page, a truncated body or a captive portal's answer must never be cached under the question's key.
  * The problem is short and quotes no more of the answer than a media type or an XML name cut short:
  * it is logged and sent to the client.
@@ -41,9 +39,9 @@ export function upstreamBodyProblem(req: Expectation, contentType: string, body:
   }
   let json = text;
   if (jsonp) {
-    const m = JSONP.exec(text);
-    if (m === null) return 'JSONP without callback(…)';
-    json = m[2];
+    const argument = jsonpArgument(text, req.jsonCallback);
+    if (argument === undefined) return 'JSONP that is not a call of json_callback';
+    json = argument;
   }
   let value: unknown;
   try {
@@ -62,6 +60,13 @@ function expectedShape(req: Expectation): 'array' | 'object' | undefined {
   if (req.resultKind === undefined) return undefined;
   if (req.resultKind === 'list' && (req.format === 'json' || req.format === 'jsonv2')) return 'array';
   return 'object';
+}
+
+/** What `callback(…)` is called with: build_response writes exactly f"{jsonp}({output})", the callback as sent. */
+function jsonpArgument(text: string, callback: string | undefined): string | undefined {
+  if (callback === undefined || text.length < callback.length + 2) return undefined;
+  if (!text.startsWith(`${callback}(`) || !text.endsWith(')')) return undefined;
+  return text.slice(callback.length + 1, -1);
 }
 
 function quotable(mediaType: string): string {
