@@ -134,6 +134,32 @@ describe('hostile upstreams (e2e)', () => {
       expect(fake.count('/search')).toBe(3);
       expect(await probe.get(key)).toBe(storedBefore);
     });
+
+    it('a text /status cut to "O" (Nominatim answers exactly OK): 502, nothing stored; stale-if-error later', async () => {
+      const statusKeys = async () => (await probe.keys('places:v1:status:*')).filter((k) => !k.startsWith('places:v1:lock:'));
+      fake.failNext(1, { mode: 'truncated' });
+      const bad = await timedGet(`${app.url}/status`);
+      expect(bad.status).toBe(502);
+      expect(bad.headers.get('cache-control')).toBe('no-store');
+      expect(JSON.parse(bad.body)).toMatchObject({
+        statusCode: 502,
+        code: 'upstream_invalid',
+        message: 'Nominatim sent an answer that is not valid: a text status other than OK',
+      });
+      expect(await statusKeys()).toEqual([]);
+
+      const good = await timedGet(`${app.url}/status`);
+      expect({ status: good.status, body: good.body, cache: good.headers.get('x-cache') }).toEqual({ status: 200, body: 'OK', cache: 'MISS' });
+      expect(fake.count('/status')).toBe(2);
+      expect(await statusKeys()).toEqual(['places:v1:status:format=text']);
+
+      await sleep(1_200); // past the 1 s STATUS_TTL_SECONDS (at most CACHE_TTL_SECONDS)
+      fake.failNext(1, { mode: 'truncated' });
+      const stale = await timedGet(`${app.url}/status`);
+      expect({ status: stale.status, body: stale.body, cache: stale.headers.get('x-cache') }).toEqual({ status: 200, body: 'OK', cache: 'STALE' });
+      expect(stale.headers.get('cache-status')).toContain('fwd-status=502');
+      expect(fake.count('/status')).toBe(3);
+    });
   });
 
   describe('an upstream redirect (NOMINATIM_URL http:// of a server on https): 502, not followed, nothing stored, stale-if-error', () => {

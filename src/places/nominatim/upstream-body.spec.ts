@@ -87,6 +87,10 @@ describe('upstreamBodyProblem', () => {
     ['truncated XML', xml, CT_XML, fixture('search-q-xml.xml').subarray(0, 500).toString(), 'malformed XML (unterminated'],
     ['XML as HTML', xml, 'text/html', fixture('search-q-xml.xml').toString(), 'Content-Type text/html where text/xml was expected'],
     ['the text status as HTML', request('status', ''), 'text/html', 'OK', 'Content-Type text/html where text/plain was expected'],
+    ['a truncated text status', request('status', ''), CT_TEXT, 'O', 'a text status other than OK'],
+    ['an empty text status', request('status', 'format=text'), CT_TEXT, '', 'a text status other than OK'],
+    ['the text status with a newline', request('status', ''), CT_TEXT, 'OK\n', 'a text status other than OK'],
+    ['an error as a 200 text status', request('status', ''), CT_TEXT, 'ERROR: Database connection failed', 'a text status other than OK'],
   ])('refuses %s', (_what, req, contentType, body, problem) => {
     expect(upstreamBodyProblem(req, contentType, Buffer.from(body))).toContain(problem);
   });

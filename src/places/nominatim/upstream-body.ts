@@ -13,6 +13,8 @@ const MEDIA_TYPE_BY_FORMAT: Record<CanonicalRequest['format'], string> = {
   text: 'text/plain',
 };
 
+const STATUS_OK = Buffer.from('OK');
+
 /** type/subtype (RFC 9110 tokens), short enough to quote in a problem; anything else is not quoted. */
 const MEDIA_TYPE = /^[!#$%&'*+.^_`|~0-9a-z-]{1,40}\/[!#$%&'*+.^_`|~0-9a-z-]{1,40}$/;
 
@@ -20,8 +22,8 @@ const MEDIA_TYPE = /^[!#$%&'*+.^_`|~0-9a-z-]{1,40}\/[!#$%&'*+.^_`|~0-9a-z-]{1,40
  * Why a 200 answer from Nominatim is not what the request asked for, or null when it is: the
  * Content-Type Nominatim sends for that format, and a body of that format (JSON that parses, with
  * the top level the endpoint answers with; well-formed XML; a call of the json_callback asked for,
- * around JSON). A proxy's HTML error
- * page, a truncated body or a captive portal's answer must never be cached under the question's key.
+ * around JSON; exactly `OK` for the text status). A proxy's HTML error page, a truncated body or a
+ * captive portal's answer must never be cached under the question's key.
  * The problem is short and quotes no more of the answer than a media type or an XML name cut short:
  * it is logged and sent to the client.
  */
@@ -31,7 +33,8 @@ export function upstreamBodyProblem(req: Expectation, contentType: string, body:
   const got = mediaType(contentType);
   if (got !== expected) return `Content-Type ${quotable(got)} where ${expected} was expected`;
 
-  if (req.format === 'text') return null;
+  // Only /status answers text: 'OK' with a 200 (its 'ERROR: …' comes with a 500, which is not checked).
+  if (req.format === 'text') return body.equals(STATUS_OK) ? null : 'a text status other than OK';
   const text = body.toString('utf8');
   if (req.format === 'xml') {
     const problem = xmlProblem(text);
