@@ -49,7 +49,7 @@ describe('upstreamBodyProblem', () => {
   // XID_Continue); Nominatim calls them as sent.
   it.each(['a\u203Fb', 'a\u0301', 'a\u00B7b', 'ns.a\u203Fb'])('accepts JSONP calling the callback %s that the request asked for', (callback) => {
     const req = request('search', `q=Berlin&format=json&json_callback=${encodeURIComponent(callback)}`);
-    expect(req.contentType).toBe(CT_JSONP);
+    expect(req).toMatchObject({ contentType: CT_JSONP, jsonCallback: callback });
     expect(upstreamBodyProblem(req, CT_JSONP, Buffer.from(`${callback}(${fixture('search-q-json.json').toString()})`))).toBeNull();
   });
 
@@ -66,6 +66,10 @@ describe('upstreamBodyProblem', () => {
   ])('refuses JSONP with %s', (_what, body, problem) => {
     const req = request('search', `q=Berlin&format=json&json_callback=${encodeURIComponent('a\u203Fb')}`);
     expect(upstreamBodyProblem(req, CT_JSONP, Buffer.from(body))).toBe(problem);
+  });
+
+  it('expects no callback where Nominatim writes none (not JSON)', () => {
+    expect(request('search', 'q=Berlin&format=xml&json_callback=cb').jsonCallback).toBeUndefined();
   });
 
   it('matches the media type without regard to case or parameters', () => {
