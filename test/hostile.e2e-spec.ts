@@ -62,6 +62,25 @@ describe('hostile upstreams (e2e)', () => {
   const warnings = (app: RunningApp, from: number, context: string): LogLine[] =>
     app.logs.slice(from).filter((l) => l.level === 'warn' && l.context === context);
 
+  /** Nothing was kept: the same question goes upstream again (its second request) and the real answer is stored. */
+  async function expectAskedAgainAndStored(app: RunningApp, url: string, q: string): Promise<void> {
+    const good = await timedGet(`${app.url}${url}`);
+    expect(good.status).toBe(200);
+    expect(good.headers.get('x-cache')).toBe('MISS');
+    expect(fake.count('/search')).toBe(2);
+    expect(await keysFor(q)).toHaveLength(1);
+  }
+
+  /** A question answered and stored, then left past its 1 s TTL: what stale-if-error can serve. */
+  async function storedThenExpired(app: RunningApp, q: string): Promise<{ body: string; key: string; storedBefore: string | null }> {
+    const first = await timedGet(`${app.url}/search?q=${q}&format=json`);
+    expect(first.status).toBe(200);
+    const [key] = await keysFor(q);
+    const storedBefore = await probe.get(key);
+    await sleep(1_200);
+    return { body: first.body, key, storedBefore };
+  }
+
   describe('an upstream 200 that is not the format asked for: 502, nothing stored, stale-if-error', () => {
     let app: RunningApp;
 
@@ -106,21 +125,12 @@ describe('hostile upstreams (e2e)', () => {
       expect(warned.map((l) => l.msg)).toEqual([expect.stringMatching(new RegExp(`^Nominatim 127\\.0\\.0\\.1:\\d+ search answered 200 after \\d+ ms with .*; not stored$`))]);
       expect(warned[0].raw).not.toContain(q);
 
-      // Nothing was kept: the same question goes upstream again and gets the real answer, stored.
-      const good = await timedGet(`${app.url}${path(q)}`);
-      expect(good.status).toBe(200);
-      expect(good.headers.get('x-cache')).toBe('MISS');
-      expect(fake.count('/search')).toBe(2);
-      expect(await keysFor(q)).toHaveLength(1);
+      await expectAskedAgainAndStored(app, path(q), q);
     });
 
     it('serves the stale copy instead (stale-if-error), and keeps it as it was', async () => {
       const q = unique('Zurich');
-      const first = await timedGet(`${app.url}/search?q=${q}&format=json`);
-      expect(first.status).toBe(200);
-      const [key] = await keysFor(q);
-      const storedBefore = await probe.get(key);
-      await sleep(1_200); // past the 1 s TTL
+      const first = await storedThenExpired(app, q);
 
       for (const mode of [{ mode: 'html' }, { mode: 'truncated' }] as HostileMode[]) {
         fake.failNext(1, mode);
@@ -132,7 +142,7 @@ describe('hostile upstreams (e2e)', () => {
         expect(stale.body).toBe(first.body);
       }
       expect(fake.count('/search')).toBe(3);
-      expect(await probe.get(key)).toBe(storedBefore);
+      expect(await probe.get(first.key)).toBe(first.storedBefore);
     });
 
     it('a text /status cut to "O" (Nominatim answers exactly OK): 502, nothing stored; stale-if-error later', async () => {
@@ -205,21 +215,12 @@ describe('hostile upstreams (e2e)', () => {
       ]);
       expect(warned[0].raw).not.toContain(q);
 
-      // Nothing was kept: the same question goes upstream again.
-      const good = await timedGet(`${app.url}/search?q=${q}&format=json`);
-      expect(good.status).toBe(200);
-      expect(good.headers.get('x-cache')).toBe('MISS');
-      expect(fake.count('/search')).toBe(2);
-      expect(await keysFor(q)).toHaveLength(1);
+      await expectAskedAgainAndStored(app, `/search?q=${q}&format=json`, q);
     });
 
     it('serves the stale copy instead (stale-if-error), and keeps it as it was', async () => {
       const q = unique('Zurich');
-      const first = await timedGet(`${app.url}/search?q=${q}&format=json`);
-      expect(first.status).toBe(200);
-      const [key] = await keysFor(q);
-      const storedBefore = await probe.get(key);
-      await sleep(1_200); // past the 1 s TTL
+      const first = await storedThenExpired(app, q);
 
       fake.failNext(1, movedTo(q));
       const stale = await timedGet(`${app.url}/search?q=${q}&format=json`);
@@ -230,7 +231,7 @@ describe('hostile upstreams (e2e)', () => {
       expect(stale.headers.get('cache-status')).toContain('detail=stale-if-error');
       expect(stale.body).toBe(first.body);
       expect(fake.count('/search')).toBe(2);
-      expect(await probe.get(key)).toBe(storedBefore);
+      expect(await probe.get(first.key)).toBe(first.storedBefore);
     });
   });
 
