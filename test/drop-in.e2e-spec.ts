@@ -357,6 +357,12 @@ describe('drop-in Nominatim (e2e)', () => {
       expect(last().query.get('featureType')).toBe('city');
     });
 
+    it.each(['a\u203fb', 'a\u0301', 'a\u00b7b', 'ns.a\u203fb'])('JSONP with json_callback=%s, a Python identifier as Nominatim checks it: the call as Nominatim writes it', async (callback) => {
+      const { miss } = await missThenHit(`/search?q=Oslo&format=json&json_callback=${encodeURIComponent(callback)}`, '/search');
+      expect(miss.headers['content-type']).toBe('application/javascript; charset=utf-8');
+      expect(miss.body.toString('utf8').startsWith(`${callback}([`)).toBe(true);
+    });
+
     it('/lookup keeps repeated ids: one place per id asked, in that order, and another entry than without the repeat', async () => {
       const { miss, forwarded } = await missThenHit('/lookup?osm_ids=N2,N1,n2&format=json', '/lookup');
       expect(forwarded.query.get('osm_ids')).toBe('N2,N1,N2');

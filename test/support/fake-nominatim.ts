@@ -1449,7 +1449,8 @@ export class FakeNominatim {
   private jsonp(params: Params, status: number, body: string): FakeResponse {
     const callback = params.get('json_callback');
     if (params.contentType === CT_JSON && status === 200 && callback !== undefined) {
-      if (callback.split('.').some((part) => !/^[\p{L}_][\p{L}\p{N}_]*$/u.test(part))) params.fail('Invalid json_callback value');
+      // build_response: each dot-separated part must satisfy Python's str.isidentifier().
+      if (callback.split('.').some((part) => !/^[\p{XID_Start}_]\p{XID_Continue}*$/u.test(part))) params.fail('Invalid json_callback value');
       return { status, headers: this.headers(CT_JSONP), body: `${callback}(${body})` };
     }
     return { status, headers: this.headers(params.contentType), body };
