@@ -23,8 +23,6 @@ const REFERENCE = new RegExp(`&(?:[${NAME_START}][${NAME_CHAR}]*|#[0-9]+|#x[0-9A
 const PREDEFINED = new Set(['&lt;', '&gt;', '&amp;', '&quot;', '&apos;']);
 /** Characters of a name a problem quotes: past them the name is cut (`…`). */
 const NAME_QUOTED = 32;
-/** Attribute names checked for repeats in an array before they move to a Set. */
-const SHORT_LIST = 8;
 
 class XmlScanner {
   private i = 0;
@@ -153,10 +151,8 @@ class XmlScanner {
   }
 
   private attributes(element: string): string | null {
-    // Most tags have a few attributes: an array holds them without a Set per tag. Past SHORT_LIST a Set
-    // keeps the check linear (2 MB of answer hold one tag with 200,000 attributes).
-    const seen: string[] = [];
-    let seenSet: Set<string> | undefined;
+    // A Set, not a list: 2 MB of answer can hold one tag with 200,000 attributes.
+    const seen = new Set<string>();
     for (;;) {
       const before = this.i;
       this.skipSpace();
@@ -165,9 +161,8 @@ class XmlScanner {
       if (this.i === before) return this.at(`bad start tag <${shortName(element)}`);
       const name = this.name();
       if (name === null) return this.at(`bad attribute in <${shortName(element)}>`);
-      if (seenSet === undefined ? seen.includes(name) : seenSet.has(name)) return this.at(`attribute ${shortName(name)} repeated in <${shortName(element)}>`);
-      if (seenSet !== undefined) seenSet.add(name);
-      else if (seen.push(name) > SHORT_LIST) seenSet = new Set(seen);
+      if (seen.has(name)) return this.at(`attribute ${shortName(name)} repeated in <${shortName(element)}>`);
+      seen.add(name);
       this.skipSpace();
       if (this.s[this.i] !== '=') return this.at(`attribute ${shortName(name)} without a value`);
       this.i++;
