@@ -2,9 +2,10 @@ import { Agent } from 'node:http';
 import net from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { createClient } from 'redis';
+import { RedisConnectionService } from '../src/cache/redis-connection.service';
 import { HitRateLimiter } from '../src/throttle/hit-rate-limiter';
 import { RateLimits } from '../src/throttle/rate-limits';
-import { LogLine, RunningApp, startApp } from './support/app-harness';
+import { eventually, LogLine, RunningApp, startApp } from './support/app-harness';
 import { FakeNominatim, HostileMode } from './support/fake-nominatim';
 import { RedisProcess, startRedis } from './support/redis-server';
 import { rawGet } from './support/raw-http';
@@ -232,6 +233,40 @@ describe('hostile upstreams (e2e)', () => {
       expect(stale.body).toBe(first.body);
       expect(fake.count('/search')).toBe(2);
       expect(await probe.get(first.key)).toBe(first.storedBefore);
+    });
+  });
+
+  describe('an entry in Redis this service could not have written (a shared Redis, a hand-made import)', () => {
+    let app: RunningApp;
+
+    beforeAll(async () => {
+      // L1 off: every hit reads Redis, so what is there is what is served.
+      app = await startApp({ REDIS_URL: redis.url, NOMINATIM_URL: fake.url, L1_MAX_BYTES: '0', LOG_LEVEL: 'warn' }, { captureLogs: true });
+      await eventually(() => app.app.get(RedisConnectionService).state === 'ready');
+    });
+
+    afterAll(async () => {
+      await app?.close();
+    });
+
+    it.each([
+      ['a Content-Type Node will not send', { t: 'application/json; charset=€' }],
+      ['a control character in the Content-Type', { t: 'application/json\u0000' }],
+      ['a status without a body', { s: 304 }],
+      ['a body that is not a string', { b: 42 }],
+    ])('%s: read as no entry, asked upstream again and replaced; the process answers on', async (_what, corrupt) => {
+      const q = unique('Lyon');
+      const url = `${app.url}/search?q=${q}&format=json`;
+      expect((await timedGet(url)).headers.get('x-cache')).toBe('MISS');
+      const [key] = await keysFor(q);
+      const stored = JSON.parse((await probe.get(key))!) as Record<string, unknown>;
+      await probe.set(key, JSON.stringify({ ...stored, ...corrupt }));
+
+      const again = await timedGet(url);
+      expect([again.status, again.headers.get('x-cache'), again.headers.get('content-type')]).toEqual([200, 'MISS', 'application/json; charset=utf-8']);
+      expect(fake.count('/search')).toBe(2);
+      expect(JSON.parse((await probe.get(key))!)).toMatchObject({ s: 200, t: 'application/json; charset=utf-8' });
+      expect((await timedGet(url)).headers.get('x-cache')).toBe('HIT');
     });
   });
 

@@ -139,10 +139,23 @@ export class FrontDoor {
 
   private write(res: ServerResponse, x: Exchange, d: Decision, deferred: boolean): void {
     if (res.destroyed) return;
-    if (!deferred) return writeDecision(x, res, d, this.cacheCfg.compressMinBytes);
-    const head = this.head!.slice();
-    head[1] = x.requestId;
-    writeDecision(x, res, d, this.cacheCfg.compressMinBytes, head);
+    try {
+      if (!deferred) return writeDecision(x, res, d, this.cacheCfg.compressMinBytes);
+      const head = this.head!.slice();
+      head[1] = x.requestId;
+      writeDecision(x, res, d, this.cacheCfg.compressMinBytes, head);
+    } catch (e) {
+      // A hit is written synchronously from the request listener: a throw here (Node refusing a header
+      // value) would otherwise end the process, for every client.
+      this.logger.error({ err: e, reqId: x.requestId }, 'writing the answer failed');
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      for (const name of res.getHeaderNames()) res.removeHeader(name);
+      if (deferred) this.setHead(res, x.requestId);
+      writeError(res, errorBody(500, 'Internal server error'));
+    }
   }
 
   /** The deferred common headers, set one by one, as the cors path sets them. */

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { ASYNC_GZIP_MIN_BYTES, CachedAnswer, gzipOptionsFor } from './cached-answer';
+import { answerFieldsProblem, ASYNC_GZIP_MIN_BYTES, CachedAnswer, gzipOptionsFor } from './cached-answer';
 
 const FIXTURES = join(__dirname, '../../../test/fixtures/nominatim');
 
@@ -98,6 +98,21 @@ describe(CachedAnswer.name, () => {
     const again = back.toStored(1024);
     expect([again.z, again.f]).toEqual([true, 1]);
     expect(gunzipSync(Buffer.from(again.b, 'base64')).equals(body)).toBe(true);
+  });
+
+  it('reads back nothing it could not write: a Content-Type Node refuses, a status without a body, a broken gzip', () => {
+    const good = { v: 1 as const, s: 200, t: 'application/json; charset=utf-8', b: '[]', z: false, at: T0, fu: T0 + 1, e: false };
+    expect(CachedAnswer.fromStored(good, T0 + 2)).not.toBeNull();
+    // Each of these reached writeHead (which throws, outside any promise) when an imported or foreign entry held it.
+    for (const t of ['application/json; charset=€', 'a\u0000b', 'text/plain\r\nX-Injected: 1', '', ' application/json', 'x'.repeat(201)]) {
+      expect([t, CachedAnswer.fromStored({ ...good, t }, T0 + 2)]).toEqual([t, null]);
+    }
+    for (const s of [101, 204, 205, 304, 199, 600, 200.5, NaN]) expect([s, CachedAnswer.fromStored({ ...good, s }, T0 + 2)]).toEqual([s, null]);
+    expect(CachedAnswer.fromStored({ ...good, b: 42 } as never, T0 + 2)).toBeNull();
+    expect(CachedAnswer.fromStored({ ...good, at: 'then' } as never, T0 + 2)).toBeNull();
+    expect(CachedAnswer.fromStored({ ...good, z: true, b: Buffer.from('not gzip').toString('base64') }, T0 + 2)).toBeNull();
+    expect(answerFieldsProblem(200, 'text/xml; charset=utf-8')).toBeNull();
+    expect(answerFieldsProblem(200, 'application/json; charset=€')).toMatch(/content-type/);
   });
 
   it('does not splice a value marked spliceable that is not', () => {

@@ -32,6 +32,22 @@ export interface StoredAnswer {
   e: boolean;
 }
 
+/**
+ * Whether `status` and `contentType` can be written as an answer with a body: a status of 200-599 that
+ * may carry one (not 204, 205 or 304), and a Content-Type Node will send (visible ASCII, spaces and
+ * tabs; Node throws on anything else, out of the request). Redis is shared and `cli import` writes
+ * entries too, so what is read back is checked before it can reach a client.
+ */
+export function answerFieldsProblem(status: unknown, contentType: unknown): string | null {
+  if (typeof status !== 'number' || !Number.isInteger(status) || status < 200 || status > 599 || status === 204 || status === 205 || status === 304) {
+    return 'status must be 200-599 with a body (not 204, 205 or 304)';
+  }
+  if (typeof contentType !== 'string' || !CONTENT_TYPE.test(contentType)) return 'content-type must be 1-200 visible ASCII characters (spaces and tabs inside)';
+  return null;
+}
+
+const CONTENT_TYPE = /^[\x21-\x7e](?:[\t\x20-\x7e]{0,198}[\x21-\x7e])?$/;
+
 const HIT_PREFIX = '{"cache":true,"data":';
 const MISS_PREFIX = '{"cache":false,"data":';
 const HIT_PIECE = splicePiece(HIT_PREFIX, false);
@@ -215,20 +231,28 @@ export class CachedAnswer implements PlainHolder {
     return stored;
   }
 
+  /** The answer an entry read back from Redis holds; null when it is not one this service can serve. */
   static fromStored(stored: StoredAnswer, staleUntil: number): CachedAnswer | null {
     if (stored === null || typeof stored !== 'object' || stored.v !== 1) return null;
+    if (answerFieldsProblem(stored.s, stored.t) !== null || typeof stored.b !== 'string') return null;
+    if (!Number.isFinite(stored.at) || !Number.isFinite(stored.fu)) return null;
     if (stored.z) {
       const gz = Buffer.from(stored.b, 'base64');
       const member = stored.f === 1 ? gz.toString('latin1') : null;
       if (member !== null && looksSpliceable(member)) {
-        return new CachedAnswer(stored.s, stored.t, null, stored.at, stored.fu, staleUntil, stored.e, member);
+        return new CachedAnswer(stored.s, stored.t, null, stored.at, stored.fu, staleUntil, stored.e === true, member);
       }
       // An entry stored before the spliceable form: its body now, compressed again when L1 keeps it.
-      const body = gunzipSync(gz);
-      return new CachedAnswer(stored.s, stored.t, body, stored.at, stored.fu, staleUntil, stored.e);
+      let body: Buffer;
+      try {
+        body = gunzipSync(gz);
+      } catch {
+        return null;
+      }
+      return new CachedAnswer(stored.s, stored.t, body, stored.at, stored.fu, staleUntil, stored.e === true);
     }
     const text = Buffer.from(stored.b, 'utf8').toString('latin1');
-    return new CachedAnswer(stored.s, stored.t, null, stored.at, stored.fu, staleUntil, stored.e, null, text);
+    return new CachedAnswer(stored.s, stored.t, null, stored.at, stored.fu, staleUntil, stored.e === true, null, text);
   }
 }
 
