@@ -102,6 +102,15 @@ describe('configuration: what the README table promises', () => {
     expect(problemsOf({ WEB_CONCURRENCY: '1' })).toBe('accepted');
   });
 
+  it('refuses an ADMIN_TOKEN or METRICS_TOKEN that cannot be sent as one bearer token (a space, a tab, non-ASCII)', () => {
+    for (const name of ['ADMIN_TOKEN', 'METRICS_TOKEN']) {
+      for (const token of ['correct horse battery staple', 'sixteen-chars-and\ttab', 'sixteen-characters-€']) {
+        expect(problemsOf({ [name]: token })).toBe(`Invalid configuration: ${name} must be visible ASCII characters with no space (it is sent as Authorization: Bearer <${name}>)`);
+      }
+      expect(problemsOf({ [name]: 'Abc.123_~+/=-!#$%&' })).toBe('accepted');
+    }
+  });
+
   it('has a bad value here for every variable that is not free text', () => {
     expect(Object.keys(BAD).sort()).toEqual(configVariables().filter((name) => !ANY_TEXT.includes(name)));
   });

@@ -126,6 +126,9 @@ export function loadConfig(env: Env): Config {
   if (app.requestTimeoutMs < app.headersTimeoutMs) r.problem('REQUEST_TIMEOUT_MS must be at least HEADERS_TIMEOUT_MS');
   for (const [name, token] of [['ADMIN_TOKEN', app.adminToken], ['METRICS_TOKEN', app.metricsToken]] as const) {
     if (token !== undefined && token.length < 16) r.problem(`${name} must be at least 16 characters when set`);
+    // It is sent as `Authorization: Bearer <token>`, one token of visible characters: one with a space
+    // could never be presented, and /admin or /metrics would stay locked.
+    else if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) r.problem(`${name} must be visible ASCII characters with no space (it is sent as Authorization: Bearer <${name}>)`);
   }
 
   let connection: RedisConnection | null = null;
