@@ -579,8 +579,15 @@ describe(normaliseText.name, () => {
     expect(normaliseText('')).toBe('');
   });
 
+  it('takes whitespace as Python does: U+FEFF is none (Nominatim deletes it inside a word)', () => {
+    expect(normaliseText('\ufeffBer\ufefflin\ufeff')).toBe('\ufeffber\ufefflin\ufeff');
+    expect(normaliseText('\u00a0Ber\u2003\u2003lin\u3000')).toBe('ber lin');
+    // Not blank to Nominatim either: searched, not "Nothing to search for."
+    expect(q('search', 'q=%EF%BB%BF&format=json')).toContain('q=%EF%BB%BF');
+  });
+
   it('is idempotent', () => {
-    for (const s of ['İstanbul', 'ΣΊΣΥΦΟΣ', 'A\u030a\u0301', 'ǅ', '  x  y ']) {
+    for (const s of ['İstanbul', 'ΣΊΣΥΦΟΣ', 'A\u030a\u0301', 'ǅ', '  x  y ', '\ufeff x']) {
       expect(normaliseText(normaliseText(s))).toBe(normaliseText(s));
     }
   });

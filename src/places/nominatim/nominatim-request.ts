@@ -72,7 +72,7 @@ export function canonicaliseNominatim(
   for (const [name, value] of raw) {
     if (value.length > MAX_VALUE_LENGTH) return fail(shape, `Parameter '${name}' is too long.`);
     if (BAD_CHARS.test(value)) return fail(shape, `Parameter '${name}' contains invalid characters.`);
-    if (FREE_TEXT_NAMES.has(name) && tooLongText(value.trim())) return fail(shape, `Parameter '${name}' is too long.`);
+    if (FREE_TEXT_NAMES.has(name) && tooLongText(pyStrip(value))) return fail(shape, `Parameter '${name}' is too long.`);
     // Kept as sent: each reader below trims or folds only as Nominatim's reader of that parameter does.
     p.set(name, value);
   }
@@ -148,7 +148,7 @@ export function canonicaliseApi(query: URLSearchParams, acceptLanguageHeader?: s
   const tooLong = `q must be at most ${MAX_TEXT_LENGTH} characters long`;
   if (q.length > MAX_VALUE_LENGTH) return apiFail(tooLong);
   if (BAD_CHARS.test(q)) return apiFail('q contains invalid characters');
-  const trimmed = q.trim();
+  const trimmed = pyStrip(q);
   if (trimmed === '') return apiFail('q must not be blank');
   if (tooLongText(trimmed)) return apiFail(tooLong);
   const result = canonicaliseNominatim('search', new URLSearchParams([['q', q], ['format', 'json']]), acceptLanguageHeader);

@@ -15,3 +15,10 @@ describe('acceptLanguage', () => {
     expect(underWatchdog(() => acceptLanguage(param, undefined))).toBe(expected);
   });
 });
+
+describe('acceptLanguage: Python\'s \\s, not JavaScript\'s', () => {
+  it('reads no language from a range with U+FEFF around it, as Nominatim\'s re.fullmatch does not', () => {
+    expect(acceptLanguage('de\ufeff', undefined)).toBe('de\ufeff');
+    expect(acceptLanguage('\u00a0de;q=0.5, en', undefined)).toBe('en,de');
+  });
+});

@@ -1,6 +1,6 @@
 /** Parameter groups several endpoints share (server_glue.py, types.py), and the canonical output they fill. */
 import { LAYERS, MAX_VALUE_LENGTH, POLYGON_OUTPUT_MAX_TYPES, ResponseFormat } from './nominatim-params';
-import { asciiDigits, BAD_CHARS, CATEGORY, codePointCount, compareDigits, compareOsmIds, digitString, floatString, HAS_DIGIT, HEMISPHERE, IDENTIFIER, normaliseText, normaliseTextKeeping, pyFloat, pyFloatOrInfinite, pyStrip } from './python-values';
+import { asciiDigits, BAD_CHARS, CATEGORY, codePointCount, compareDigits, compareOsmIds, digitString, floatString, HAS_DIGIT, HEMISPHERE, IDENTIFIER, normaliseText, normaliseTextKeeping, PY_SPACE, pyFloat, pyFloatOrInfinite, pyStrip } from './python-values';
 
 // ---------------------------------------------------------------------------------------------------------
 // Shared parameter groups
@@ -138,7 +138,8 @@ export function acceptLanguage(param: string | undefined, header: string | undef
 }
 
 /** localization.Locales.from_accept_languages: `\s*([a-z_-]+)(?:;\s*q\s*=\s*([01](?:\.\d+)?))?\s*`, re.I. */
-const LANGUAGE_RANGE = /^\s*([a-z_-]+)(?:;\s*q\s*=\s*([01](?:\.\p{Nd}+)?))?\s*$/iu;
+// Python's \s (PY_SPACE), not JavaScript's: `de\ufeff` matches no range for Nominatim.
+const LANGUAGE_RANGE = new RegExp(`^${PY_SPACE}*([a-z_-]+)(?:;${PY_SPACE}*q${PY_SPACE}*=${PY_SPACE}*([01](?:\\.\\p{Nd}+)?))?${PY_SPACE}*$`, 'iu');
 
 /**
  * The list Locales.from_accept_languages builds (case kept: it looks names up as `name:<lang>`, so `DE`

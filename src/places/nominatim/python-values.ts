@@ -11,7 +11,14 @@ export const ASCII_PRINTABLE = /^[\x20-\x7e]*$/;
 /** C0/C1 controls, DEL, U+FFFD (what a decoder leaves of invalid UTF-8) and lone surrogates. */
 // eslint-disable-next-line no-control-regex -- finding control characters is the point
 export const BAD_CHARS = /[\u0000-\u001f\u007f-\u009f\ufffd]|\p{Cs}/u;
-export const WHITESPACE_RUN = /\s+/g;
+/**
+ * The whitespace of Python's str.strip(), str.isspace() and `re`'s \s on str (the C0/C1 separators
+ * Python also counts are refused earlier). Not JavaScript's \s: that also holds U+FEFF, which Python
+ * keeps (`int('\ufeff1')` fails) and Nominatim's ICU rules delete ("ber\ufefflin" is "berlin").
+ */
+const PY_SPACE_CHARS = '\\t\\n\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+export const PY_SPACE = `[${PY_SPACE_CHARS}]`;
+export const WHITESPACE_RUN = new RegExp(`${PY_SPACE}+`, 'g');
 const ASCII_DIGITS = /^[0-9]+$/;
 const UNICODE_DIGIT = /\p{Nd}/u;
 const UNICODE_DIGITS_G = /\p{Nd}/gu;
@@ -29,7 +36,7 @@ export const HEMISPHERE = /(?<![\p{L}\p{M}])[NSEWnsew](?![\p{L}\p{M}])/u;
 /** helpers.CATEGORY_REGEX's `[class=type]`, which Nominatim takes as written (OSM tags are case-sensitive). */
 export const CATEGORY = /\[[a-zA-Z_]+=[a-zA-Z_]+\]/u;
 /** Everything helpers.COORD_REGEX can consume; a q made only of these may be a bare coordinate. */
-export const COORDINATE_ONLY = /^[\p{Nd}\s.,+\-°′'"″NSEW[\]]*$/u;
+export const COORDINATE_ONLY = new RegExp(`^[\\p{Nd}.,+\\-°′'"″NSEW[\\]${PY_SPACE_CHARS}]*$`, 'u');
 export const HAS_DIGIT = /\p{Nd}/u;
 
 // ---------------------------------------------------------------------------------------------------------
@@ -37,7 +44,7 @@ export const HAS_DIGIT = /\p{Nd}/u;
 
 /** Trim, collapse inner whitespace to one space, NFC, case-fold (toLowerCase). */
 export function normaliseText(s: string): string {
-  return foldCase(s.trim().replace(WHITESPACE_RUN, ' '));
+  return foldCase(pyStrip(s).replace(WHITESPACE_RUN, ' '));
 }
 
 /**
@@ -45,7 +52,7 @@ export function normaliseText(s: string): string {
  * a text Nominatim reads case-sensitively. The parts between are folded as normaliseText folds.
  */
 export function normaliseTextKeeping(s: string, kept: RegExp): string {
-  const t = s.trim().replace(WHITESPACE_RUN, ' ');
+  const t = pyStrip(s).replace(WHITESPACE_RUN, ' ');
   let out = '';
   let from = 0;
   for (const m of t.matchAll(kept)) {
@@ -87,14 +94,18 @@ export function pyFloatOrInfinite(value: string): number | undefined {
   return Number.isNaN(n) ? undefined : n;
 }
 
-/**
- * The whitespace Python's int(), float() and str.strip() skip. JavaScript's trim() also drops U+FEFF,
- * which Python keeps (`int('\ufeff1')` fails); the C0/C1 separators Python also skips are refused earlier.
- */
-const PY_SPACE_RUN = /^[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
+const PY_SPACE_CHAR = new RegExp(`^${PY_SPACE}$`);
 
+/**
+ * Python's str.strip() (what int() and float() skip too): PY_SPACE at either end. Index scans, not a
+ * `\s+$` pattern, which retries a long inner run of spaces from each of its characters.
+ */
 export function pyStrip(value: string): string {
-  return value.replace(PY_SPACE_RUN, '');
+  let start = 0;
+  let end = value.length;
+  while (start < end && PY_SPACE_CHAR.test(value[start])) start++;
+  while (end > start && PY_SPACE_CHAR.test(value[end - 1])) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
 }
 
 /** Shortest round-trip form; Python's float() reads it back to the same value. */
