@@ -307,6 +307,9 @@ describe(canonicaliseNominatim.name, () => {
         jsonError("Parameter 'excluded' only takes place IDs.").body,
       );
       expect(err('search', 'viewbox=1').body).toBe(jsonError('Bounding box parameter needs 4 coordinates.').body);
+      // core.py's search gives up on a blank q before SearchDetails reads the rest; search_address after.
+      expect(err('search', 'q=%20&viewbox=1&exclude_place_ids=x').body).toBe(jsonError('Nothing to search for.').body);
+      expect(err('search', 'city=%20&viewbox=1').body).toBe(jsonError('Bounding box parameter needs 4 coordinates.').body);
       expect(err('reverse', 'format=json')).toEqual(jsonError("Parameter 'lon' missing."));
     });
 

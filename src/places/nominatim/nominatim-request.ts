@@ -210,6 +210,8 @@ function search(p: Map<string, string>, raw: Map<string, string>, fmt: ResponseF
   if (q !== undefined) {
     canonicalQ = q === '' ? '' : searchText(p.get('q') as string);
     out.set('q', canonicalQ);
+    // A whitespace-only q: core.py's search strips it and gives up before it reads anything else.
+    if (q !== '' && canonicalQ === '') return 'Nothing to search for.';
     validated = q !== '' && !(HAS_DIGIT.test(canonicalQ) && COORDINATE_ONLY.test(canonicalQ));
   }
 
@@ -236,10 +238,8 @@ function search(p: Map<string, string>, raw: Map<string, string>, fmt: ResponseF
     }
   }
 
-  // A whitespace-only q, or no structured part at all (core.py search / search_address).
-  if ((q !== undefined && q !== '' && canonicalQ === '') || (q === undefined && !structured)) {
-    return 'Nothing to search for.';
-  }
+  // No structured part at all: search_address checks the other parameters first (from_kwargs).
+  if (q === undefined && !structured) return 'Nothing to search for.';
   return undefined;
 }
 
