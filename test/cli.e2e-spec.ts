@@ -265,6 +265,7 @@ describe('command line: warm, export, import (e2e)', () => {
       await rawGet(url);
       expect((await rawGet(url)).headers['x-cache']).toBe('HIT'); // now in this instance's L1
       const key = 'places:v1:search:addressdetails=0&extratags=0&format=json&limit=10&namedetails=0&q=berlin';
+      const expiredKey = key.replace('q=berlin', 'q=expired');
       const now = Date.now();
       const entry = (body: string, storedAt: number, expiresIn: number) =>
         JSON.stringify({
@@ -285,7 +286,7 @@ describe('command line: warm, export, import (e2e)', () => {
           entry(newer, now, 600_000),
           'not json at all',
           JSON.stringify({ key: 'places:v1:pacer:next', status: 200 }),
-          entry('[]', now - 10_000, -1000).replace(key, 'places:v1:search:q=expired'),
+          entry('[]', now - 10_000, -1000).replace(key, expiredKey),
           entry('[{"old":true}]', now - 60_000, 600_000),
         ].join('\n'),
       );
@@ -297,9 +298,52 @@ describe('command line: warm, export, import (e2e)', () => {
 
       // The running instance serves the imported answer, not the copy its L1 held.
       await eventually(async () => (await rawGet(url)).body.toString('utf8') === newer, 10_000);
-      expect(await withClient(redisB, (c) => c.exists('places:v1:search:q=expired'))).toBe(0);
+      expect(await withClient(redisB, (c) => c.exists(expiredKey))).toBe(0);
     } finally {
       await app.close();
     }
+  });
+
+  it('import refuses, by line number, every entry the service would never have stored, and writes none of them', async () => {
+    const now = Date.now();
+    const json = (q: string) => `places:v1:search:addressdetails=0&extratags=0&format=json&limit=10&namedetails=0&q=${q}`;
+    const entry = (key: string, fields: Record<string, unknown> = {}) =>
+      JSON.stringify({
+        key,
+        request: null,
+        status: 200,
+        headers: { 'content-type': 'application/json; charset=utf-8' },
+        body: '[]',
+        storedAt: new Date(now).toISOString(),
+        freshUntil: new Date(now + 3_600_000).toISOString(),
+        expiresAt: new Date(now + 600_000).toISOString(),
+        empty: true,
+        ...fields,
+      });
+    const hostile = [
+      entry(json('error'), { status: 500, body: '{"error":"boom"}' }),
+      entry(json('html'), { headers: { 'content-type': 'text/html' }, body: '<script>alert(1)</script>' }),
+      entry(json('notmodified'), { status: 304 }),
+      entry(json('euro'), { headers: { 'content-type': 'application/json; charset=€' } }),
+      entry('places:v1:search:q=raw'),
+      entry(json('date'), { storedAt: '1' }),
+      entry(json('broken'), { body: '[{"name":' }),
+    ];
+    const text = ['', entry(json('fine')), ...hostile].join('\n');
+    const r = await cli(['import', file('hostile.ndjson', text)], env(redisB));
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      'line 3: status must be 200 (the service stores no other answer)',
+      'line 4: not an answer the service stores under this key: Content-Type text/html where application/json was expected',
+      'line 5: status must be 200 (the service stores no other answer)',
+      'line 6: headers: content-type must be 1-200 visible ASCII characters (spaces and tabs inside)',
+      'line 7: key is not canonical (not the key the service makes for its request)',
+      expect.stringMatching(/^line 8: storedAt is not a date-time as export writes it/),
+      'line 9: not an answer the service stores under this key: invalid JSON (9 bytes)',
+      expect.stringMatching(/^import: 1 imported, 0 expired \(skipped\), 0 older than the cached copy \(kept the cached one\), 7 bad lines/),
+    ]);
+    const written = await withClient(redisB, (c) => Promise.all(['fine', 'error', 'html', 'notmodified', 'euro', 'date', 'broken'].map((q) => c.exists(json(q)))));
+    expect(written).toEqual([1, 0, 0, 0, 0, 0, 0]);
+    expect(await withClient(redisB, (c) => c.exists('places:v1:search:q=raw'))).toBe(0);
   });
 });

@@ -1,14 +1,33 @@
 import { CachedAnswer } from '../places/cache/cached-answer';
-import { parseEntryLine, requestOfKey, toEntryLine } from './cache-entry-line';
+import { canonicaliseNominatim, NominatimEndpoint } from '../places/nominatim/nominatim-request';
+import { EntryLine, parseEntryLine, requestOfKey, toEntryLine } from './cache-entry-line';
+
+/** The key the service makes for a request. */
+const keyOf = (endpoint: NominatimEndpoint, query: string): string => {
+  const r = canonicaliseNominatim(endpoint, new URLSearchParams(query));
+  if (!r.ok) throw new Error(r.error.body);
+  return r.request.key;
+};
+
+const MAX_BYTES = 2 * 1024 * 1024;
 
 describe('cache entry lines (export/import)', () => {
-  const key = 'places:v1:search:format=json&q=berlin';
+  const key = keyOf('search', 'q=berlin&format=json');
   const body = Buffer.from(`[{"name":"Berlin","pad":"${'x'.repeat(2000)}"}]`);
   const stored = (compressMinBytes: number) =>
     JSON.stringify(new CachedAnswer(200, 'application/json; charset=utf-8', body, 1_000_000, 4_600_000, 0, false).toStored(compressMinBytes));
+  /** The line export writes for an answer the service stored. */
+  const exported = (k: string, contentType: string, text: string | Buffer): EntryLine => {
+    const value = JSON.stringify(new CachedAnswer(200, contentType, Buffer.from(text), 1_000_000, 4_600_000, 0, false).toStored(1024));
+    return toEntryLine(k, value, 50_000, 2_000_000)!;
+  };
+  const bad = (line: unknown, maxBytes = MAX_BYTES) => {
+    const r = parseEntryLine(typeof line === 'string' ? line : JSON.stringify(line), 0, 1024, maxBytes);
+    return r.kind === 'bad' ? r.reason : r.kind;
+  };
 
   it('requestOfKey: the canonical request, or null for a hashed key', () => {
-    expect(requestOfKey(key)).toBe('/search?format=json&q=berlin');
+    expect(requestOfKey('places:v1:search:format=json&q=berlin')).toBe('/search?format=json&q=berlin');
     expect(requestOfKey('places:v1:status:')).toBe('/status');
     expect(requestOfKey('places:v1:search:h:abc')).toBeNull();
   });
@@ -17,26 +36,70 @@ describe('cache entry lines (export/import)', () => {
     for (const min of [0, 1024, 1_000_000]) {
       const line = toEntryLine(key, stored(min), 50_000, 2_000_000)!;
       expect(line).toMatchObject({ key, status: 200, body: body.toString(), storedAt: new Date(1_000_000).toISOString(), expiresAt: new Date(2_050_000).toISOString() });
-      const parsed = parseEntryLine(JSON.stringify(line), 2_010_000, min);
+      const parsed = parseEntryLine(JSON.stringify(line), 2_010_000, min, MAX_BYTES);
       expect(parsed).toEqual({ kind: 'entry', key, value: stored(min), ttlMs: 40_000, storedAt: 1_000_000 });
     }
   });
 
+  it('imports what the service stores in every format: XML, text status, JSONP, a hashed key, a body as base64', () => {
+    const longQuery = `q=${'x'.repeat(300)}&format=geojson`;
+    const hashed = keyOf('search', longQuery);
+    expect(hashed).toMatch(/^places:v1:search:h:/);
+    const hashedJsonp = keyOf('search', `${longQuery}&json_callback=cb`);
+    const lines = [
+      exported(keyOf('reverse', 'lat=52.5&lon=13.4'), 'text/xml; charset=utf-8', '<?xml version="1.0"?><reversegeocode><result>Berlin</result></reversegeocode>'),
+      exported(keyOf('status', ''), 'text/plain; charset=utf-8', 'OK'),
+      exported(keyOf('search', 'q=berlin&format=json&json_callback=cb'), 'application/javascript; charset=utf-8', 'cb([])'),
+      exported(hashed, 'application/json; charset=utf-8', '{"type":"FeatureCollection","features":[]}'),
+      exported(hashedJsonp, 'application/javascript; charset=utf-8', 'cb({"type":"FeatureCollection","features":[]})'),
+      exported(key, 'application/json; charset=utf-8', Buffer.from(`[{"name":"Berlin \xff${'x'.repeat(2000)}"}]`, 'latin1')),
+    ];
+    expect(lines[5].bodyBase64).toBeDefined();
+    for (const line of lines) expect(bad(line)).toBe('entry');
+  });
+
+  it('refuses what the service would never have stored', () => {
+    const line = exported(key, 'application/json; charset=utf-8', '[]');
+    expect(bad(line)).toBe('entry');
+    for (const status of [500, 304, 101, 204]) expect(bad({ ...line, status })).toBe('status must be 200 (the service stores no other answer)');
+    expect(bad({ ...line, headers: { 'content-type': 'text/html' }, body: '<script>alert(1)</script>' })).toBe(
+      'not an answer the service stores under this key: Content-Type text/html where application/json was expected',
+    );
+    expect(bad({ ...line, body: '[{"truncated' })).toBe('not an answer the service stores under this key: invalid JSON (12 bytes)');
+    expect(bad({ ...line, body: '{}' })).toBe('not an answer the service stores under this key: JSON that is not an array');
+    const xml = exported(keyOf('reverse', 'lat=52.5&lon=13.4'), 'text/xml; charset=utf-8', '<reversegeocode></reversegeocode>');
+    expect(bad(xml)).toBe('entry');
+    expect(bad({ ...xml, body: '<reversegeocode><result></reversegeocode>' })).toMatch(/^not an answer the service stores under this key: malformed XML/);
+    expect(bad({ ...line, headers: { 'content-type': 'application/json; charset=€' } })).toMatch(/^headers: content-type must be 1-200 visible ASCII/);
+    expect(bad({ ...line, headers: { 'content-type': 'application/json\u0000' } })).toMatch(/^headers: content-type/);
+    expect(bad({ ...line, key: 'places:v1:search:format=json&q=berlin' })).toBe('key is not canonical (not the key the service makes for its request)');
+    expect(bad({ ...line, key: 'places:v1:search:h:short' })).toBe('key is not canonical (not the key the service makes for its request)');
+    expect(bad({ ...line, key: 'places:v1:details:format=json&place_id=1' })).toBe('/details answers are never cached');
+    expect(bad({ ...line, storedAt: '1' })).toMatch(/^storedAt is not a date-time as export writes it/);
+    expect(bad({ ...line, expiresAt: '2026-02-30T00:00:00.000Z' })).toMatch(/^expiresAt is not a date-time/);
+    const big = exported(key, 'application/json; charset=utf-8', `["${'x'.repeat(2000)}"]`);
+    expect(bad(big, 2004)).toBe('entry');
+    expect(bad(big, 2003)).toBe('body is larger than UPSTREAM_MAX_BYTES (2003 bytes)');
+    // A hashed key's answer must still be one of its endpoint's formats.
+    const hashed = exported(keyOf('search', `q=${'x'.repeat(300)}&format=json`), 'application/json; charset=utf-8', '[]');
+    expect(bad(hashed)).toBe('entry');
+    expect(bad({ ...hashed, body: 'nope' })).toBe('not an answer the service stores under this key: invalid JSON (4 bytes)');
+    expect(bad({ ...hashed, headers: { 'content-type': 'application/javascript' }, body: 'alert(1)' })).toBe(
+      'not an answer the service stores under this key: JSON that is not an object',
+    );
+  });
+
   it('skips expired entries and explains bad lines', () => {
     const line = toEntryLine(key, stored(1024), 50_000, 2_000_000)!;
-    expect(parseEntryLine(JSON.stringify(line), 2_050_000, 1024)).toEqual({ kind: 'expired', key });
-    const bad = (text: string) => {
-      const r = parseEntryLine(text, 0, 1024);
-      return r.kind === 'bad' ? r.reason : r.kind;
-    };
+    expect(parseEntryLine(JSON.stringify(line), 2_050_000, 1024, MAX_BYTES)).toEqual({ kind: 'expired', key });
     expect(bad('{')).toMatch(/^not JSON/);
     expect(bad('[]')).toBe('not a JSON object');
-    expect(bad(JSON.stringify({ ...line, key: 'places:v1:pacer:next' }))).toMatch(/^key is not/);
-    expect(bad(JSON.stringify({ ...line, status: 'ok' }))).toMatch(/^status/);
-    expect(bad(JSON.stringify({ ...line, headers: {} }))).toMatch(/content-type/);
-    expect(bad(JSON.stringify({ ...line, body: undefined }))).toMatch(/body/);
-    expect(bad(JSON.stringify({ ...line, storedAt: 'yesterday' }))).toMatch(/^storedAt is not a date-time/);
-    expect(bad(JSON.stringify({ ...line, freshUntil: '1960-01-01T00:00:00Z' }))).toBe('freshUntil is before storedAt');
+    expect(bad({ ...line, key: 'places:v1:pacer:next' })).toMatch(/^key is not/);
+    expect(bad({ ...line, status: 'ok' })).toMatch(/^status/);
+    expect(bad({ ...line, headers: {} })).toMatch(/content-type/);
+    expect(bad({ ...line, body: undefined })).toMatch(/body/);
+    expect(bad({ ...line, storedAt: 'yesterday' })).toMatch(/^storedAt is not a date-time/);
+    expect(bad({ ...line, freshUntil: '1960-01-01T00:00:00.000Z' })).toBe('freshUntil is before storedAt');
   });
 
   it('refuses a stored value this version cannot read', () => {

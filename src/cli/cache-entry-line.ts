@@ -1,5 +1,9 @@
 import { isEntryKey } from '../places/cache/cache-purge.service';
-import { CachedAnswer, StoredAnswer } from '../places/cache/cached-answer';
+import { answerFieldsProblem, CachedAnswer, StoredAnswer } from '../places/cache/cached-answer';
+import { CT_JSONP, SPECS } from '../places/nominatim/nominatim-params';
+import { canonicaliseNominatim, CanonicalRequest, NominatimEndpoint } from '../places/nominatim/nominatim-request';
+import { validCallback } from '../places/nominatim/parameter-groups';
+import { upstreamBodyProblem } from '../places/nominatim/upstream-body';
 
 /** One line of `export` (NDJSON), as `import` reads it back. */
 export interface EntryLine {
@@ -68,15 +72,45 @@ export type ParsedLine =
 
 function time(v: unknown, name: string): number | string {
   if (typeof v !== 'string') return `${name} must be an ISO date-time string`;
+  // Only the form export writes (toISOString): Date.parse alone reads "1" as 2001-01-01.
   const t = Date.parse(v);
-  return Number.isFinite(t) ? t : `${name} is not a date-time: ${JSON.stringify(v).slice(0, 40)}`;
+  return Number.isFinite(t) && new Date(t).toISOString() === v
+    ? t
+    : `${name} is not a date-time as export writes it (YYYY-MM-DDTHH:MM:SS.sssZ): ${JSON.stringify(v).slice(0, 40)}`;
+}
+
+type Expectation = Pick<CanonicalRequest, 'format' | 'contentType' | 'resultKind' | 'jsonCallback'>;
+
+/** The hashed query of a key over KEY_MAX_LENGTH: `h:` and a base64url SHA-256. */
+const HASHED = /^h:[A-Za-z0-9_-]{43}$/;
+
+/**
+ * What an answer stored under `key` was checked against before the service stored it: the key's own
+ * request, rebuilt by the canonicaliser, which must give the very key back. A hashed key hides its
+ * request: an answer in any format its endpoint has will do, a JSONP callback read from the body.
+ */
+function expectationsOfKey(key: string, body: Buffer): Expectation[] | string {
+  const [, endpoint, query] = ENDPOINT_KEY.exec(key) as RegExpExecArray;
+  const spec = SPECS[endpoint as NominatimEndpoint];
+  if (!spec.cacheable) return `${spec.path} answers are never cached`;
+  if (!HASHED.test(query)) {
+    const r = canonicaliseNominatim(endpoint as NominatimEndpoint, new URLSearchParams(query));
+    return r.ok && r.request.key === key ? [r.request] : 'key is not canonical (not the key the service makes for its request)';
+  }
+  const callback = /^([^(]{1,256})\(/.exec(body.subarray(0, 1100).toString('utf8'))?.[1];
+  const jsonp = callback !== undefined && validCallback(callback) ? callback : undefined;
+  return spec.formats.flatMap((format): Expectation[] => {
+    const plain = { format, resultKind: spec.resultKind };
+    const json = format !== 'xml' && format !== 'text';
+    return json && jsonp !== undefined ? [plain, { ...plain, contentType: CT_JSONP, jsonCallback: jsonp }] : [plain];
+  });
 }
 
 /**
  * Reads one import line: the Redis value to write (the StoredAnswer the service itself would store,
  * compressed as COMPRESS_MIN_BYTES says) and the entry's remaining lifetime, or why the line is refused.
  */
-export function parseEntryLine(text: string, now: number, compressMinBytes: number): ParsedLine {
+export function parseEntryLine(text: string, now: number, compressMinBytes: number, maxBytes: number): ParsedLine {
   let v: Partial<EntryLine> & Record<string, unknown>;
   try {
     v = JSON.parse(text) as typeof v;
@@ -85,17 +119,25 @@ export function parseEntryLine(text: string, now: number, compressMinBytes: numb
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return { kind: 'bad', reason: 'not a JSON object' };
   if (typeof v.key !== 'string' || !isEntryKey(v.key)) return { kind: 'bad', reason: 'key is not a places-cache entry key (places:v1:<endpoint>:…)' };
-  if (typeof v.status !== 'number' || !Number.isInteger(v.status) || v.status < 100 || v.status > 599) {
-    return { kind: 'bad', reason: 'status must be an HTTP status code' };
-  }
-  const contentType = (v.headers as Record<string, unknown> | undefined)?.['content-type'];
-  if (typeof contentType !== 'string' || contentType === '' || /[\r\n]/.test(contentType)) {
-    return { kind: 'bad', reason: 'headers must have a content-type' };
-  }
+  // Only a 200 is ever stored: Nominatim's errors are passed on, never cached.
+  if (v.status !== 200) return { kind: 'bad', reason: 'status must be 200 (the service stores no other answer)' };
+  const header = (v.headers as Record<string, unknown> | undefined)?.['content-type'];
+  const fieldsProblem = answerFieldsProblem(v.status, header);
+  if (fieldsProblem !== null) return { kind: 'bad', reason: `headers: ${fieldsProblem}` };
+  const contentType = header as string;
   let body: Buffer;
   if (typeof v.body === 'string' && v.bodyBase64 === undefined) body = Buffer.from(v.body, 'utf8');
   else if (typeof v.bodyBase64 === 'string' && v.body === undefined && /^[A-Za-z0-9+/]*={0,2}$/.test(v.bodyBase64)) body = Buffer.from(v.bodyBase64, 'base64');
   else return { kind: 'bad', reason: 'needs body (text) or bodyBase64, not both' };
+  if (body.length > maxBytes) return { kind: 'bad', reason: `body is larger than UPSTREAM_MAX_BYTES (${maxBytes} bytes)` };
+  const expectations = expectationsOfKey(v.key, body);
+  if (typeof expectations === 'string') return { kind: 'bad', reason: expectations };
+  const problems = expectations.map((e) => upstreamBodyProblem(e, contentType, body));
+  if (!problems.includes(null)) {
+    // Of a hashed key's formats, the one whose Content-Type matched says more than the others.
+    const problem = problems.find((p) => !p!.startsWith('Content-Type')) ?? problems[0];
+    return { kind: 'bad', reason: `not an answer the service stores under this key: ${problem}` };
+  }
   if (typeof v.empty !== 'boolean' && v.empty !== undefined) return { kind: 'bad', reason: 'empty must be true or false' };
 
   const storedAt = time(v.storedAt, 'storedAt');

@@ -3,7 +3,7 @@ import type { Writable } from 'node:stream';
 import { PURGE_CHANNEL } from '../places/cache/cache-purge.service';
 import { RedisConnectionService } from '../cache/redis-connection.service';
 import { withTimeout } from '../cache/with-timeout';
-import { cacheConfig, CacheConfig } from '../config/configuration';
+import { cacheConfig, CacheConfig, nominatimConfig, NominatimConfig } from '../config/configuration';
 import { parseEntryLine } from './cache-entry-line';
 import { readLines } from './line-input';
 
@@ -43,6 +43,7 @@ interface ImportCounts {
 export async function importEntries(app: INestApplicationContext, file: string, err: Writable = process.stderr): Promise<number> {
   const client = app.get(RedisConnectionService).client!;
   const { compressMinBytes } = app.get<CacheConfig>(cacheConfig.KEY);
+  const { maxBytes } = app.get<NominatimConfig>(nominatimConfig.KEY);
   const counts: ImportCounts = { imported: 0, expired: 0, kept: 0, bad: 0 };
   const started = performance.now();
   let batch: Array<Promise<unknown>> = [];
@@ -59,7 +60,7 @@ export async function importEntries(app: INestApplicationContext, file: string, 
   for await (const text of readLines(file)) {
     n++;
     if (text.trim() === '') continue;
-    const line = parseEntryLine(text, Date.now(), compressMinBytes);
+    const line = parseEntryLine(text, Date.now(), compressMinBytes, maxBytes);
     if (line.kind === 'bad') {
       counts.bad++;
       err.write(`line ${n}: ${line.reason}\n`);
