@@ -304,7 +304,7 @@ describe('command line: warm, export, import (e2e)', () => {
     }
   });
 
-  it('import refuses, by line number, every entry the service would never have stored, and writes none of them', async () => {
+  it('import refuses, by line number (a bare CR breaks no line), every entry the service would never have stored, and writes none of them', async () => {
     const now = Date.now();
     const json = (q: string) => `places:v1:search:addressdetails=0&extratags=0&format=json&limit=10&namedetails=0&q=${q}`;
     const entry = (key: string, fields: Record<string, unknown> = {}) =>
@@ -329,7 +329,8 @@ describe('command line: warm, export, import (e2e)', () => {
       entry(json('date'), { storedAt: '1' }),
       entry(json('broken'), { body: '[{"name":' }),
     ];
-    const text = ['', entry(json('fine')), ...hostile].join('\n');
+    // A bare CR inside a line is part of it (JSON whitespace here), not a line break: the numbers hold.
+    const text = ['', entry(json('fine')), ...hostile].join('\n').replace('"status"', '\r"status"');
     const r = await cli(['import', file('hostile.ndjson', text)], env(redisB));
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toEqual([

@@ -1,6 +1,5 @@
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 
 /** A failure the command reports in one line and exits 1 for (no stack trace). */
@@ -30,19 +29,34 @@ export async function checkReadable(file: string): Promise<void> {
   }
 }
 
-/** Lines of FILE (or standard input for -), read as they come: constant memory whatever the size. */
+/**
+ * Lines of FILE (or standard input for -), read as they come: constant memory whatever the size. A line
+ * ends at LF, a CR just before it dropped; a bare CR is part of the line, as in NDJSON (export writes
+ * none: JSON escapes it inside a string). readline splits there too, out of step with countLines and
+ * with an editor's line numbers.
+ */
 export async function* readLines(file: string, stdin: Readable = process.stdin): AsyncGenerator<string> {
   const input = file === '-' ? stdin : createReadStream(file);
-  let failed: unknown;
-  input.on('error', (e: Error) => (failed = e));
-  const rl = createInterface({ input, crlfDelay: Infinity });
+  const parts: Buffer[] = [];
   try {
-    for await (const line of rl) yield line;
+    for await (const chunk of input.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer | string>) {
+      const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      let start = 0;
+      for (let lf = buf.indexOf(0x0a); lf !== -1; lf = buf.indexOf(0x0a, start)) {
+        parts.push(buf.subarray(start, lf));
+        const line = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+        parts.length = 0;
+        start = lf + 1;
+        yield line.toString('utf8', 0, line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length);
+      }
+      if (start < buf.length) parts.push(buf.subarray(start));
+    }
+  } catch (e) {
+    throw new CliError(`cannot read ${file === '-' ? 'standard input' : file}: ${reason(e)}`);
   } finally {
-    rl.close();
     if (file !== '-') (input as ReturnType<typeof createReadStream>).destroy();
   }
-  if (failed !== undefined) throw new CliError(`cannot read ${file === '-' ? 'standard input' : file}: ${reason(failed)}`);
+  if (parts.length > 0) yield Buffer.concat(parts).toString('utf8');
 }
 
 /** Lines in FILE (for the ETA), counted in one streaming pass; undefined for standard input. */

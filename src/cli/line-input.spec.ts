@@ -1,0 +1,42 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { CliError, countLines, readLines } from './line-input';
+
+describe('line input (warm, import)', () => {
+  let dir: string;
+  beforeAll(() => (dir = mkdtempSync(join(tmpdir(), 'line-input-'))));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const lines = async (file: string, stdin?: Readable) => {
+    const out: string[] = [];
+    for await (const line of readLines(file, stdin)) out.push(line);
+    return out;
+  };
+
+  it('splits at LF only, a CR before it dropped and a bare CR kept, and counts the same lines', async () => {
+    const cases: Array<[string, string[]]> = [
+      ['a\nb\r\nc\rd\ne', ['a', 'b', 'c\rd', 'e']],
+      ['a\r\n\nb\n', ['a', '', 'b']],
+      ['\r', ['\r']],
+      ['', []],
+      ['é\n€\r', ['é', '€\r']],
+    ];
+    for (const [text, expected] of cases) {
+      const file = join(dir, 'lines.txt');
+      writeFileSync(file, text);
+      expect(await lines(file)).toEqual(expected);
+      expect(await countLines(file)).toBe(expected.length);
+      // Chunks split anywhere, even inside a character or between CR and LF.
+      const bytes = Buffer.from(text);
+      const chunks = [...bytes].map((_, i) => bytes.subarray(i, i + 1));
+      expect(await lines('-', Readable.from(chunks))).toEqual(expected);
+    }
+  });
+
+  it('a file that cannot be read fails in one line', async () => {
+    await expect(lines(join(dir, 'nope.txt'))).rejects.toThrow(CliError);
+    await expect(lines(join(dir, 'nope.txt'))).rejects.toThrow(/no such file/);
+  });
+});
