@@ -277,7 +277,7 @@ describe('command line: warm, export, import (e2e)', () => {
           storedAt: new Date(storedAt).toISOString(),
           freshUntil: new Date(storedAt + 3_600_000).toISOString(),
           expiresAt: new Date(now + expiresIn).toISOString(),
-          empty: false,
+          empty: body === '[]',
         });
       const newer = '[{"place_id":1,"display_name":"Berlin, imported"}]';
       const path = file(

@@ -1,4 +1,5 @@
 import { CachedAnswer } from '../places/cache/cached-answer';
+import { isEmptyAnswer } from '../places/cache/empty-answer';
 import { canonicaliseNominatim, NominatimEndpoint } from '../places/nominatim/nominatim-request';
 import { EntryLine, parseEntryLine, requestOfKey, toEntryLine } from './cache-entry-line';
 
@@ -18,7 +19,7 @@ describe('cache entry lines (export/import)', () => {
     JSON.stringify(new CachedAnswer(200, 'application/json; charset=utf-8', body, 1_000_000, 4_600_000, 0, false).toStored(compressMinBytes));
   /** The line export writes for an answer the service stored. */
   const exported = (k: string, contentType: string, text: string | Buffer): EntryLine => {
-    const value = JSON.stringify(new CachedAnswer(200, contentType, Buffer.from(text), 1_000_000, 4_600_000, 0, false).toStored(1024));
+    const value = JSON.stringify(new CachedAnswer(200, contentType, Buffer.from(text), 1_000_000, 4_600_000, 0, isEmptyAnswer(Buffer.from(text))).toStored(1024));
     return toEntryLine(k, value, 50_000, 2_000_000)!;
   };
   const bad = (line: unknown, maxBytes = MAX_BYTES) => {
@@ -75,6 +76,12 @@ describe('cache entry lines (export/import)', () => {
     expect(bad({ ...line, key: 'places:v1:search:format=json&q=berlin' })).toBe('key is not canonical (not the key the service makes for its request)');
     expect(bad({ ...line, key: 'places:v1:search:h:short' })).toBe('key is not canonical (not the key the service makes for its request)');
     expect(bad({ ...line, key: 'places:v1:details:format=json&place_id=1' })).toBe('/details answers are never cached');
+    // "No result" is the body's to say, as when the service stores it (EMPTY_TTL_SECONDS).
+    expect(bad({ ...line, empty: false })).toBe('empty is false but the body is a "no result" answer');
+    expect(bad({ ...exported(key, 'application/json; charset=utf-8', '[{"place_id":1}]'), empty: true })).toBe('empty is true but the body is not a "no result" answer');
+    const { empty: _flag, ...unflagged } = line;
+    const parsed = parseEntryLine(JSON.stringify(unflagged), 0, 1024, MAX_BYTES);
+    expect(parsed.kind === 'entry' && (JSON.parse(parsed.value) as { e: boolean }).e).toBe(true);
     expect(bad({ ...line, storedAt: '1' })).toMatch(/^storedAt is not a date-time as export writes it/);
     expect(bad({ ...line, expiresAt: '2026-02-30T00:00:00.000Z' })).toMatch(/^expiresAt is not a date-time/);
     const big = exported(key, 'application/json; charset=utf-8', `["${'x'.repeat(2000)}"]`);

@@ -1,5 +1,6 @@
 import { isEntryKey } from '../places/cache/cache-purge.service';
 import { answerFieldsProblem, CachedAnswer, StoredAnswer } from '../places/cache/cached-answer';
+import { isEmptyAnswer } from '../places/cache/empty-answer';
 import { CT_JSONP, SPECS } from '../places/nominatim/nominatim-params';
 import { canonicaliseNominatim, CanonicalRequest, NominatimEndpoint } from '../places/nominatim/nominatim-request';
 import { validCallback } from '../places/nominatim/parameter-groups';
@@ -139,6 +140,9 @@ export function parseEntryLine(text: string, now: number, compressMinBytes: numb
     return { kind: 'bad', reason: `not an answer the service stores under this key: ${problem}` };
   }
   if (typeof v.empty !== 'boolean' && v.empty !== undefined) return { kind: 'bad', reason: 'empty must be true or false' };
+  // Whether it is a "no result" answer (kept for EMPTY_TTL_SECONDS) is the body's to say, as when stored.
+  const empty = isEmptyAnswer(body);
+  if (v.empty !== undefined && v.empty !== empty) return { kind: 'bad', reason: `empty is ${String(v.empty)} but the body is ${empty ? '' : 'not '}a "no result" answer` };
 
   const storedAt = time(v.storedAt, 'storedAt');
   if (typeof storedAt === 'string') return { kind: 'bad', reason: storedAt };
@@ -152,6 +156,6 @@ export function parseEntryLine(text: string, now: number, compressMinBytes: numb
     ttlMs = expiresAt - now;
     if (ttlMs <= 0) return { kind: 'expired', key: v.key };
   }
-  const answer = new CachedAnswer(v.status, contentType, body, storedAt, freshUntil, 0, v.empty === true);
+  const answer = new CachedAnswer(v.status, contentType, body, storedAt, freshUntil, 0, empty);
   return { kind: 'entry', key: v.key, value: JSON.stringify(answer.toStored(compressMinBytes)), ttlMs, storedAt };
 }
