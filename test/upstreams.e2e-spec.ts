@@ -82,6 +82,9 @@ describe('several upstreams (e2e)', () => {
     ['429 with Retry-After', { status: 429, headers: { 'Retry-After': '1' } }, 0],
     ['403', { status: 403 }, 0],
     ['timeout', 'timeout', 0],
+    ['a redirect', { status: 301, headers: { Location: 'https://elsewhere.example/search' } }, 0],
+    ['an HTML 200', { mode: 'html' }, 0],
+    ['truncated JSON', { mode: 'truncated' }, 0],
   ];
 
   it.each(kinds)('fails over on %s, passes the preferred one over, and returns to it after the back-off', async (_kind, failure) => {
@@ -116,6 +119,21 @@ describe('several upstreams (e2e)', () => {
       expect(counts()).toEqual({ own: afterBackoff.own + 1, pub: afterBackoff.pub });
     }
     expect(checked).toBe(true);
+  });
+
+  it('stops at an answer past UPSTREAM_MAX_BYTES: 502 upstream_too_large, the fallback not asked, the preferred one still ok', async () => {
+    own.failAll({ mode: 'huge', bytes: 3 * 1024 * 1024 });
+    try {
+      const before = counts();
+      const a = await ask();
+      expect(a.status).toBe(502);
+      expect(JSON.parse(a.body.toString())).toMatchObject({ code: 'upstream_too_large' });
+      expect(counts()).toEqual({ own: before.own + 1, pub: before.pub });
+      const health = JSON.parse((await rawGet(`${svc.url}/health/upstream`)).body.toString()) as { details: { upstream: { upstreams: unknown[] } } };
+      expect(health.details.upstream.upstreams[0]).toMatchObject({ host: new URL(own.url).host, state: 'ok', lastCall: { status: 'too_large' } });
+    } finally {
+      own.failAll(null);
+    }
   });
 
   it('keeps one shared cache: an answer the fallback gave is a hit later, whoever is preferred', async () => {

@@ -1,4 +1,5 @@
 import { HttpService } from '@nestjs/axios';
+import { AxiosError } from 'axios';
 import { Logger } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { GatewayError } from '../../common/gateway.errors';
@@ -11,6 +12,8 @@ import { UpstreamStatus } from './upstream-status';
 import { UpstreamTarget, UPSTREAMS } from './upstream-target';
 
 interface Reply {
+  /** axios fails with this instead of answering */
+  fails?: Error;
   status: number;
   headers?: Record<string, string>;
   body?: string;
@@ -59,6 +62,7 @@ describe(NominatimClient.name, () => {
       expect(options.maxRedirects).toBe(0);
       asked.push(url);
       const reply = replies.get(new URL(url).host)!;
+      if (reply.fails) return Promise.reject(reply.fails);
       return Promise.resolve({ status: reply.status, headers: reply.headers ?? {}, data: new TextEncoder().encode(reply.body ?? '').buffer });
     });
     const config = { timeoutMs: 1000, maxBytes: 1 << 20, userAgent: 'places-cache-test', email: 'ops@example.org', backoffMaxMs: 30_000 } as NominatimConfig;
@@ -166,5 +170,53 @@ describe(NominatimClient.name, () => {
     expect(answer.body.toString()).toBe('{"error":"bad"}');
     expect(warn).not.toHaveBeenCalled();
     expect(one.status.snapshot().state).toBe('ok');
+  });
+  describe('with several upstreams, by the verdict on each', () => {
+    const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' };
+
+    it('passes over one that sends a 200 not in the format asked for, for this request and the next', async () => {
+      const first = target('http://own.example');
+      const second = target('http://public.example');
+      replies.set('own.example', { status: 200, headers: { 'content-type': 'text/html' }, body: '<html>login</html>' });
+      replies.set('public.example', { status: 200, headers: JSON_TYPE, body: '[]' });
+      const client = await clientFor([first, second]);
+
+      expect((await client.fetch(SEARCH)).body.toString()).toBe('[]');
+      expect((await client.fetch(SEARCH)).body.toString()).toBe('[]');
+      expect(asked.map((u) => new URL(u).host)).toEqual(['own.example', 'public.example', 'public.example']);
+      expect(first.status.snapshot()).toMatchObject({ state: 'failing', lastCall: { status: 'invalid' } });
+      expect(warn.mock.calls.map((c: unknown[]) => c[0])).toContainEqual(expect.stringMatching(/^Upstream own\.example failed \(upstream_invalid\); passed over for 1 s$/));
+    });
+
+    it('stops at an answer too large for UPSTREAM_MAX_BYTES: the next would send the same, and the upstream works', async () => {
+      const first = target('http://own.example');
+      const second = target('http://public.example');
+      replies.set('own.example', { status: 200, fails: new AxiosError('maxContentLength size of 1048576 exceeded', AxiosError.ERR_BAD_RESPONSE) });
+      replies.set('public.example', { status: 200, headers: JSON_TYPE, body: '[]' });
+      const client = await clientFor([first, second]);
+
+      const e = await failure(client.fetch(SEARCH));
+      expect([e.getStatus(), e.code]).toEqual([502, 'upstream_too_large']);
+      expect(asked.map((u) => new URL(u).host)).toEqual(['own.example']);
+      expect(first.status.snapshot()).toMatchObject({ state: 'ok', consecutiveFailures: 0, lastCall: { status: 'too_large' } });
+      const counted = (await metrics.upstreamRequests.get()).values;
+      expect(counted).toEqual([expect.objectContaining({ value: 1, labels: { endpoint: 'search', status: 'too_large', upstream: 'own.example' } })]);
+    });
+
+    it("demotes a refusing upstream for the Retry-After it sent, not another answer's", async () => {
+      const first = target('http://own.example');
+      const second = target('http://public.example');
+      replies.set('own.example', { status: 429, headers: { 'retry-after': '7' }, body: '' });
+      replies.set('public.example', { status: 503, headers: { 'retry-after': '2' }, body: '' });
+      const client = await clientFor([first, second]);
+
+      const e = await failure(client.fetch(SEARCH));
+      expect(e.code).toBe('upstream_error');
+      expect(warn.mock.calls.map((c: unknown[]) => c[0])).toEqual([
+        expect.stringMatching(/^Upstream own\.example failed \(upstream_refused\); passed over for 7 s$/),
+        expect.stringMatching(/^Nominatim public\.example search answered 503 after \d+ ms$/),
+        expect.stringMatching(/^Upstream public\.example failed \(upstream_error\); passed over for 2 s$/),
+      ]);
+    });
   });
 });

@@ -1,6 +1,6 @@
 import { HttpService } from '@nestjs/axios';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { AxiosError } from 'axios';
+import { AxiosError, AxiosResponse } from 'axios';
 import { nominatimConfig, NominatimConfig } from '../../config/configuration';
 import { MetricsService } from '../../metrics/metrics.service';
 import { GatewayError } from '../../common/gateway.errors';
@@ -12,6 +12,7 @@ import { PacerGrant } from './upstream-pacer';
 import { retryAfterMs, UpstreamPreference } from './upstream-preference';
 import { isRedirect, redirectAdvice } from './upstream-redirect';
 import { UpstreamTarget, UPSTREAMS } from './upstream-target';
+import { UpstreamResult, UpstreamVerdict, verdictOf } from './upstream-verdict';
 import { signallingTransport } from './upstream-transport';
 
 export interface UpstreamAnswer {
@@ -27,8 +28,12 @@ export const UPSTREAM_PACER = 'UPSTREAM_PACER';
 const MAX_COOLDOWN_MS = 10 * 60_000;
 export const FIRST_BACKOFF_MS = 5_000;
 
-/** GatewayError codes after which the next upstream of several is asked (the failing one demoted). */
-const DEMOTING = new Set(['upstream_timeout', 'upstream_error', 'upstream_refused', 'upstream_cooldown']);
+/**
+ * How asking one upstream ended: its answer, or the error for the caller with the verdict on the
+ * upstream (`not_asked`: its queue was full) and the Retry-After it sent, for the demotion.
+ */
+type Attempt = { verdict: 'answered'; answer: UpstreamAnswer } | Failure;
+type Failure = { verdict: UpstreamVerdict | 'not_asked'; error: GatewayError; retryAfterMs?: number };
 
 /**
  * The only code that knows Nominatim: base URLs, User-Agent, e-mail, timeout, pacing and how its
@@ -51,13 +56,16 @@ export class NominatimClient {
   }
 
   async fetch(request: CanonicalRequest): Promise<UpstreamAnswer> {
-    return this.targets.length === 1 ? this.fetchFrom(this.targets[0], request) : this.fetchWithFailover(request);
+    if (this.targets.length > 1) return this.fetchWithFailover(request);
+    const attempt = await this.ask(this.targets[0], request);
+    if ('answer' in attempt) return attempt.answer;
+    throw attempt.error;
   }
 
   /**
-   * Several upstreams: each not demoted, in order of preference, until one answers. Connection refused,
-   * timeout, 5xx, 3xx, 429 and 403 demote the upstream (see UpstreamPreference) and move on; a full queue
-   * moves on without demoting. Nominatim's own answers (200, 400, 404…) end the search.
+   * Several upstreams: each not demoted, in order of preference, until one answers. One whose verdict
+   * is `refused` or `failed` is demoted (see UpstreamPreference) and the next is asked; a full queue
+   * moves on without demoting. Nominatim's own answers (200, 400, 404…, or one too large) end the search.
    */
   private async fetchWithFailover(request: CanonicalRequest): Promise<UpstreamAnswer> {
     const order = this.preference.order(Date.now());
@@ -67,25 +75,24 @@ export class NominatimClient {
     let last: GatewayError | undefined;
     for (const i of order) {
       const target = this.targets[i];
-      target.lastRetryAfterMs = undefined;
-      try {
-        const answer = await this.fetchFrom(target, request);
+      const attempt = await this.ask(target, request);
+      if (attempt.verdict === 'answered') {
         this.preference.succeeded(i);
-        return answer;
-      } catch (e) {
-        if (!(e instanceof GatewayError)) throw e;
-        last = e;
-        if (!DEMOTING.has(e.code)) continue;
-        const hinted = target.lastRetryAfterMs ?? (e.code === 'upstream_cooldown' ? (e.retryAfterSeconds ?? 0) * 1000 : undefined);
-        const ms = this.preference.demote(i, Date.now(), hinted);
-        this.logger.warn(`Upstream ${target.host} failed (${e.code}); passed over for ${Math.ceil(ms / 1000)} s`);
+        if ('answer' in attempt) return attempt.answer;
+        throw attempt.error; // too large: the next upstream would send the same answer
       }
+      last = attempt.error;
+      if (attempt.verdict === 'not_asked') continue;
+      const ms = this.preference.demote(i, Date.now(), attempt.retryAfterMs);
+      this.logger.warn(`Upstream ${target.host} failed (${attempt.error.code}); passed over for ${Math.ceil(ms / 1000)} s`);
     }
     throw last as GatewayError;
   }
 
-  private async fetchFrom(target: UpstreamTarget, request: CanonicalRequest): Promise<UpstreamAnswer> {
+  /** One upstream, once: waits for its slot, asks, and judges what came back. */
+  private async ask(target: UpstreamTarget, request: CanonicalRequest): Promise<Attempt> {
     const slot = await this.waitForSlot(target);
+    if ('error' in slot) return slot;
     const query = this.config.email
       ? `${request.upstreamQuery}${request.upstreamQuery ? '&' : ''}email=${encodeURIComponent(this.config.email)}`
       : request.upstreamQuery;
@@ -93,11 +100,12 @@ export class NominatimClient {
     const url = `${target.baseUrl}${request.upstreamPath}${query ? `?${query}` : ''}`;
     const started = performance.now();
     const endTimer = this.metrics.upstreamDuration.startTimer({ endpoint: request.endpoint, upstream: target.host });
+    let res: AxiosResponse<ArrayBuffer>;
     try {
       // HttpModule's axios instance, called directly: HttpService.get's Observable cancels the request
       // when firstValueFrom unsubscribes, which builds a CanceledError with its stack for every answer
       // (~3 % of a miss's CPU, measured), and the time until the request is written counts against pacing.
-      const res = await this.http.axiosRef.get<ArrayBuffer>(url, {
+      res = await this.http.axiosRef.get<ArrayBuffer>(url, {
         responseType: 'arraybuffer',
         timeout: this.config.timeoutMs,
         // Counted as the body arrives (decompressed): past it axios destroys the connection at once.
@@ -108,52 +116,80 @@ export class NominatimClient {
         headers: { 'User-Agent': this.config.userAgent, Accept: '*/*' },
         transport: signallingTransport(slot.sent),
       });
-      endTimer();
-      const body = Buffer.from(res.data);
-      const contentType = String(res.headers['content-type'] ?? 'application/octet-stream');
-      const ms = Math.round(performance.now() - started);
-      // Only a 200 is stored; Nominatim's own errors go back as they are (5xx and redirects become 502 below).
-      const problem = res.status === 200 ? upstreamBodyProblem(request, contentType, body) : null;
-      this.metrics.upstreamRequests.inc({ endpoint: request.endpoint, status: problem === null ? String(res.status) : 'invalid', upstream: target.host });
-      target.status.record(request.endpoint, problem === null ? res.status : 'error', ms);
-      if (problem !== null) {
-        this.logger.warn(`Nominatim ${target.host} ${request.endpoint} answered 200 after ${ms} ms with ${problem}; not stored`);
-        throw upstreamInvalid(problem);
-      }
-      if (res.status >= 500 || isRedirect(res.status)) {
-        const advice = isRedirect(res.status) ? `: ${redirectAdvice(res.headers['location'] as string | undefined, url, request.upstreamPath)}` : '';
-        this.logger.warn(`Nominatim ${target.host} ${request.endpoint} answered ${res.status} after ${ms} ms${advice}`);
-      }
-      const retryAfter = res.headers['retry-after'] as string | undefined;
-      target.lastRetryAfterMs = retryAfterMs(retryAfter);
-      return this.interpret(target, res.status, contentType, body, retryAfter);
     } catch (e) {
-      if (e instanceof GatewayError) throw e;
       slot.sent(); // never sent (an invalid URL, …): the next request need not wait for it
       endTimer();
-      const err = e as AxiosError;
-      if (err.code === AxiosError.ERR_BAD_RESPONSE && err.message.includes('maxContentLength')) {
-        const ms = Math.round(performance.now() - started);
-        this.metrics.upstreamRequests.inc({ endpoint: request.endpoint, status: 'too_large', upstream: target.host });
-        target.status.record(request.endpoint, 'error', ms);
-        this.logger.warn(`Nominatim ${target.host} ${request.endpoint} answered more than ${this.config.maxBytes} bytes (UPSTREAM_MAX_BYTES); cut off after ${ms} ms`);
-        throw upstreamTooLarge(this.config.maxBytes);
-      }
-      const timedOut =
-        err.code === 'ECONNABORTED' || err.code === 'ETIMEDOUT' || err.name === 'CanceledError' || err.name === 'AbortError';
-      this.metrics.upstreamRequests.inc({ endpoint: request.endpoint, status: timedOut ? 'timeout' : 'error', upstream: target.host });
-      const ms = Math.round(performance.now() - started);
-      target.status.record(request.endpoint, timedOut ? 'timeout' : 'error', ms);
-      if (timedOut) {
-        this.logger.warn(`Nominatim ${target.host} ${request.endpoint} timed out after ${ms} ms`);
-        throw upstreamTimeout(this.config.timeoutMs);
-      }
-      this.logger.warn(`Nominatim ${target.host} ${request.endpoint} unreachable after ${ms} ms: ${err.code ?? err.message}`);
-      throw upstreamFailed(err.code ?? 'network error');
+      return this.noAnswer(target, request, e as AxiosError, Math.round(performance.now() - started));
     }
+    endTimer();
+    const ms = Math.round(performance.now() - started);
+    const { status } = res;
+    const body = Buffer.from(res.data);
+    const contentType = String(res.headers['content-type'] ?? 'application/octet-stream');
+    // Only a 200 is stored; Nominatim's own errors go back as they are (5xx and redirects become 502 below).
+    const problem = status === 200 ? upstreamBodyProblem(request, contentType, body) : null;
+    const verdict = this.record(target, request, problem === null ? status : 'invalid', ms);
+    if (problem !== null) {
+      this.logger.warn(`Nominatim ${target.host} ${request.endpoint} answered 200 after ${ms} ms with ${problem}; not stored`);
+      return { verdict, error: upstreamInvalid(problem) };
+    }
+    const retryAfter = res.headers['retry-after'] as string | undefined;
+    if (verdict === 'refused') return this.refused(target, status, retryAfter);
+    if (target.coolingEpisode) {
+      target.coolingEpisode = false;
+      target.backoffMs = FIRST_BACKOFF_MS;
+      this.logger.log(`Nominatim ${target.host} accepts requests again`);
+    }
+    if (verdict === 'failed') {
+      const redirect = isRedirect(status);
+      const advice = redirect ? `: ${redirectAdvice(res.headers['location'] as string | undefined, url, request.upstreamPath)}` : '';
+      this.logger.warn(`Nominatim ${target.host} ${request.endpoint} answered ${status} after ${ms} ms${advice}`);
+      const error = upstreamFailed(redirect ? `status ${status} (a redirect, not followed)` : `status ${status}`, status);
+      return { verdict, error, retryAfterMs: retryAfterMs(retryAfter) };
+    }
+    return { verdict, answer: { status, contentType, body } };
   }
 
-  private async waitForSlot(target: UpstreamTarget): Promise<PacerGrant> {
+  /** No usable status: the answer was too large, or none came (timeout, no connection). */
+  private noAnswer(target: UpstreamTarget, request: CanonicalRequest, err: AxiosError, ms: number): Failure {
+    if (err.code === AxiosError.ERR_BAD_RESPONSE && err.message.includes('maxContentLength')) {
+      const verdict = this.record(target, request, 'too_large', ms);
+      this.logger.warn(`Nominatim ${target.host} ${request.endpoint} answered more than ${this.config.maxBytes} bytes (UPSTREAM_MAX_BYTES); cut off after ${ms} ms`);
+      return { verdict, error: upstreamTooLarge(this.config.maxBytes) };
+    }
+    const timedOut = err.code === 'ECONNABORTED' || err.code === 'ETIMEDOUT' || err.name === 'CanceledError' || err.name === 'AbortError';
+    const verdict = this.record(target, request, timedOut ? 'timeout' : 'error', ms);
+    if (timedOut) {
+      this.logger.warn(`Nominatim ${target.host} ${request.endpoint} timed out after ${ms} ms`);
+      return { verdict, error: upstreamTimeout(this.config.timeoutMs) };
+    }
+    this.logger.warn(`Nominatim ${target.host} ${request.endpoint} unreachable after ${ms} ms: ${err.code ?? err.message}`);
+    return { verdict, error: upstreamFailed(err.code ?? 'network error') };
+  }
+
+  /** Counts the call (metrics, /health/upstream) and returns its verdict. */
+  private record(target: UpstreamTarget, request: CanonicalRequest, result: UpstreamResult, ms: number): UpstreamVerdict {
+    this.metrics.upstreamRequests.inc({ endpoint: request.endpoint, status: String(result), upstream: target.host });
+    target.status.record(request.endpoint, result, ms);
+    return verdictOf(result);
+  }
+
+  /** 429 or 403: the fleet sends this upstream nothing for a while. */
+  private async refused(target: UpstreamTarget, status: number, retryAfter: string | undefined): Promise<Failure> {
+    const ms = this.coolDownMs(target, retryAfter);
+    await target.pacer.coolDown(ms);
+    if (!target.coolingEpisode) {
+      target.coolingEpisode = true;
+      this.logger.error(
+        `Nominatim ${target.host} answered ${status}: sending nothing to it for ${Math.ceil(ms / 1000)} s. ` +
+          'Check NOMINATIM_USER_AGENT / NOMINATIM_EMAIL and the usage policy.',
+      );
+    }
+    const error = upstreamBusy('Nominatim is refusing requests for now; try again later', 'upstream_refused', ms / 1000, status);
+    return { verdict: 'refused', error, retryAfterMs: retryAfterMs(retryAfter) };
+  }
+
+  private async waitForSlot(target: UpstreamTarget): Promise<PacerGrant | Failure> {
     const waiting = () => this.targets.reduce((n, t) => n + t.pacer.waiting, 0);
     this.metrics.pacingWaiting.set(waiting() + 1);
     try {
@@ -163,49 +199,23 @@ export class NominatimClient {
     } catch (e) {
       if (e instanceof QueueFullError) {
         this.metrics.pacingRejected.inc({ reason: 'queue_full' });
-        throw upstreamBusy(
+        const error = upstreamBusy(
           `Too many uncached requests are waiting for Nominatim (at most ${target.maxRps} request${target.maxRps === 1 ? '' : 's'}/second); try again later`,
           'upstream_queue_full',
           e.retryAfterSeconds,
         );
+        return { verdict: 'not_asked', error };
       }
       if (e instanceof CoolingDownError) {
+        // The fleet's cool-down after a 429/403 (maybe another instance's): the upstream refuses.
         this.metrics.pacingRejected.inc({ reason: 'cooldown' });
-        throw upstreamBusy('Nominatim asked us to slow down; try again later', 'upstream_cooldown', e.retryAfterSeconds);
+        const error = upstreamBusy('Nominatim asked us to slow down; try again later', 'upstream_cooldown', e.retryAfterSeconds);
+        return { verdict: 'refused', error, retryAfterMs: e.retryAfterSeconds * 1000 };
       }
       throw e;
     } finally {
       this.metrics.pacingWaiting.set(waiting());
     }
-  }
-
-  private async interpret(
-    target: UpstreamTarget,
-    status: number,
-    contentType: string,
-    body: Buffer,
-    retryAfter?: string,
-  ): Promise<UpstreamAnswer> {
-    if (status === 429 || status === 403) {
-      const ms = this.coolDownMs(target, retryAfter);
-      await target.pacer.coolDown(ms);
-      if (!target.coolingEpisode) {
-        target.coolingEpisode = true;
-        this.logger.error(
-          `Nominatim ${target.host} answered ${status}: sending nothing to it for ${Math.ceil(ms / 1000)} s. ` +
-            'Check NOMINATIM_USER_AGENT / NOMINATIM_EMAIL and the usage policy.',
-        );
-      }
-      throw upstreamBusy('Nominatim is refusing requests for now; try again later', 'upstream_refused', ms / 1000, status);
-    }
-    if (target.coolingEpisode) {
-      target.coolingEpisode = false;
-      target.backoffMs = FIRST_BACKOFF_MS;
-      this.logger.log(`Nominatim ${target.host} accepts requests again`);
-    }
-    if (status >= 500) throw upstreamFailed(`status ${status}`, status);
-    if (isRedirect(status)) throw upstreamFailed(`status ${status} (a redirect, not followed)`, status);
-    return { status, contentType, body };
   }
 
   /**

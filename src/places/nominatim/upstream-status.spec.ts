@@ -1,4 +1,4 @@
-import { isUpstreamSuccess, UpstreamStatus } from './upstream-status';
+import { UpstreamStatus } from './upstream-status';
 
 describe(UpstreamStatus.name, () => {
   const pacer = { cooldownRemainingMs: () => 0, waiting: 0 };
@@ -52,10 +52,11 @@ describe(UpstreamStatus.name, () => {
     expect(status.snapshot()).toMatchObject({ state: 'cooling_down', coolDownRemainingMs: 4200, queued: 3, consecutiveFailures: 1 });
   });
 
-  it('treats redirects, server errors, refusals and no answer as failures', () => {
-    expect([200, 404, 400, 500, 503, 429, 403, 'timeout', 'error', 301, 302, 304, 307, 308].map((s) => isUpstreamSuccess(s as never))).toEqual([
-      true, true, true, false, false, false, false, false, false, false, false, false, false, false,
-    ]);
+  it('is failing after a 200 not in the format asked for, ok after one cut off for its size', () => {
+    status.record('search', 'invalid', 5, 1000);
+    expect(status.snapshot()).toMatchObject({ state: 'failing', lastSuccessAt: null, consecutiveFailures: 1 });
+    status.record('search', 'too_large', 9, 2000);
+    expect(status.snapshot()).toMatchObject({ state: 'ok', lastSuccessAt: 2000, consecutiveFailures: 0, lastCall: { status: 'too_large' } });
   });
 
   it('is failing after a redirect', () => {

@@ -1,8 +1,6 @@
 import { NominatimEndpoint } from './nominatim-request';
 import { UpstreamPacer } from './upstream-pacer';
-
-/** What one real upstream call ended with: the HTTP status, or no answer at all. */
-export type UpstreamResult = number | 'timeout' | 'error';
+import { UpstreamResult, verdictOf } from './upstream-verdict';
 
 export interface UpstreamCall {
   endpoint: NominatimEndpoint;
@@ -17,22 +15,13 @@ export type UpstreamState = 'unknown' | 'ok' | 'failing' | 'cooling_down';
 export interface UpstreamSnapshot {
   state: UpstreamState;
   lastCall: UpstreamCall | null;
-  /** Date.now() of the last call Nominatim answered without a redirect, a server error or a refusal */
+  /** Date.now() of the last call whose verdict was `answered` (see upstream-verdict.ts) */
   lastSuccessAt: number | null;
-  /** calls in a row that failed (timeout, network error, 3xx, 5xx, 429/403); 0 after a success */
+  /** calls in a row that were refused or failed; 0 after an answered one */
   consecutiveFailures: number;
   coolDownRemainingMs: number;
   /** misses sleeping for their upstream slot in this process */
   queued: number;
-}
-
-/**
- * A call that shows the upstream working: anything but a redirect, a server error or a refusal (other
- * 4xx answers are the client's fault).
- */
-export function isUpstreamSuccess(status: UpstreamResult): boolean {
-  if (typeof status !== 'number') return false;
-  return status < 300 || (status >= 400 && status < 500 && status !== 429 && status !== 403);
 }
 
 /**
@@ -49,7 +38,7 @@ export class UpstreamStatus {
 
   record(endpoint: NominatimEndpoint, status: UpstreamResult, durationMs: number, at = Date.now()): void {
     this.last = { endpoint, status, durationMs: Math.round(durationMs), at };
-    if (isUpstreamSuccess(status)) {
+    if (verdictOf(status) === 'answered') {
       this.lastSuccessAt = at;
       this.failures = 0;
     } else {

@@ -13,8 +13,6 @@ export interface UpstreamTarget extends UpstreamConfig {
   backoffMs: number;
   /** a 429/403 episode is running (logged once, at its start and its end) */
   coolingEpisode: boolean;
-  /** the Retry-After of this upstream's last answer, for the demotion it may cause */
-  lastRetryAfterMs?: number;
 }
 
 /**
