@@ -8,7 +8,7 @@ import { upstreamBusy, upstreamFailed, upstreamInvalid, upstreamTimeout, upstrea
 import { CanonicalRequest } from './nominatim-request';
 import { upstreamBodyProblem } from './upstream-body';
 import { CoolingDownError, QueueFullError } from './pacer-errors';
-import { PacerGrant } from './upstream-pacer';
+import type { PacerGrant } from './pacer-contract';
 import { retryAfterMs, UpstreamPreference } from './upstream-preference';
 import { isRedirect, redirectAdvice } from './upstream-redirect';
 import { UpstreamTarget, UPSTREAMS } from './upstream-target';

@@ -28,8 +28,11 @@ redis.call('SET', KEYS[1], string.format('%.0f', slot + interval), 'PX', string.
 return {0, wait, now}
 `;
 
-/* Sets the cool-down unless a longer one is already running. KEYS[1] cool-down flag, ARGV[1] ms. */
-export const COOL_DOWN_SCRIPT = `
+/*
+ * Sets a flag for ARGV[1] ms unless it already lives longer: the cool-down (a longer one already
+ * running is kept) and the send hold (see UpstreamPacer.holdFleet). KEYS[1] the flag.
+ */
+export const FLAG_AT_LEAST_SCRIPT = `
 local ms = tonumber(ARGV[1])
 if redis.call('PTTL', KEYS[1]) < ms then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
 return 1

@@ -3,7 +3,8 @@ import { createClient, type RedisClientType } from 'redis';
 import { startRedis, type RedisProcess } from '../../../test/support/redis-server';
 import { measure, type Stall, stalledDuring, watchEventLoop } from '../../../test/support/traffic';
 import { CoolingDownError, QueueFullError } from './pacer-errors';
-import { UpstreamPacer, type UpstreamPacerOptions } from './upstream-pacer';
+import type { UpstreamPacerOptions } from './pacer-contract';
+import { UpstreamPacer } from './upstream-pacer';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -214,6 +215,58 @@ describe(UpstreamPacer.name, () => {
     expect(Math.min(...startAfterPreviousSend(calls))).toBeGreaterThanOrEqual(200 - 0.01);
   });
 
+  describe('a late send, between instances (strict pacing)', () => {
+    /** Two instances of one fleet: their own connections, one schedule. */
+    async function fleet(overrides: Partial<UpstreamPacerOptions>) {
+      const shared = options(overrides);
+      const a = new UpstreamPacer(await connect(), shared);
+      const b = new UpstreamPacer(await connect(), shared);
+      return { a, b, shared };
+    }
+
+    /** a's caller sends `sendDelayMs` after its grant; b's, queued behind it, sends at once. */
+    async function aThenB(a: UpstreamPacer, b: UpstreamPacer, sendDelayMs: number) {
+      const bStarts = recordStarts(b);
+      const aSide = (async () => {
+        const grant = await a.acquire(undefined, true);
+        const startedAt = performance.now();
+        await sleep(sendDelayMs);
+        const sentAt = performance.now();
+        grant.sent();
+        return { startedAt, sentAt };
+      })();
+      await sleep(5); // b asks second
+      const bSide = b.acquire(undefined, true).then((grant) => grant.sent());
+      const [aCall] = await Promise.all([aSide, bSide]);
+      return { ...aCall, bStartedAt: bStarts()[0] };
+    }
+
+    it("holds the other instance's next start until a full interval after a send that left later than the guard", async () => {
+      const { a, b } = await fleet({ minIntervalMs: 200, guardMs: 10 });
+      // 80 ms from start to socket: a new TLS connection to a distant server, say. b's slot is 210 ms
+      // after a's: on time, b's request would reach the upstream 130 ms after a's.
+      const run = await aThenB(a, b, 80);
+      expect(run.bStartedAt - run.sentAt).toBeGreaterThanOrEqual(200 - 0.01);
+    });
+
+    it('costs nothing when the send is on time: the next instance starts at its slot', async () => {
+      const { a, b, shared } = await fleet({ minIntervalMs: 200, guardMs: 10 });
+      const aStarts = recordStarts(a);
+      const run = await aThenB(a, b, 0);
+      // Slots 210 ms apart on Redis's clock, placed on each instance's within a round trip.
+      expect(run.bStartedAt - aStarts()[0]).toBeGreaterThanOrEqual(200);
+      expect(run.bStartedAt - aStarts()[0]).toBeLessThan(210 + 10);
+      expect(await clients[0].exists(`${shared.keyPrefix}pacer:hold`)).toBe(0);
+      expect(warn.mock.calls.filter(([m]) => String(m).startsWith('Upstream slot missed'))).toEqual([]);
+    });
+
+    it('is not used above 20/s, where spacing is an allowance (95 % of the interval) rather than strict', async () => {
+      const { a, b, shared } = await fleet({ minIntervalMs: 20, guardMs: undefined });
+      await aThenB(a, b, 8);
+      expect(await clients[0].exists(`${shared.keyPrefix}pacer:hold`)).toBe(0);
+    });
+  });
+
   it('above 100/s runs on plain timers: no wait for the previous send, and the budget still holds on average', async () => {
     const pacer = new UpstreamPacer(await connect(), options({ minIntervalMs: 1, guardMs: undefined }));
     expect(pacer.pacing).toMatchObject({ mode: 'timer', slotIntervalUs: 1000, waitsForSend: false });
@@ -414,12 +467,14 @@ describe(UpstreamPacer.name, () => {
         },
       });
       await expect(counting.acquire()).resolves.toMatchObject({ mode: 'redis' });
-      // Its one call went through the guard. On a loaded machine the grant can come too late to use
-      // (seen in a full run): the caller then queues again, which is logged, with another acquire and a
-      // cool-down check before the later slot, all through the guard too.
+      // Its calls (the slot, then the send hold just before the start) went through the guard. On a
+      // loaded machine the grant can come too late to use (seen in a full run): the caller then queues
+      // again, which is logged, with another acquire and a cool-down check before the later slot, all
+      // through the guard too.
       const slotMissed = warn.mock.calls.some(([message]) => String(message).startsWith('Upstream slot missed'));
-      if (slotMissed) expect(ops.filter((op) => op !== 'pacer acquire' && op !== 'pacer cool-down check')).toEqual([]);
-      else expect(ops).toEqual(['pacer acquire']);
+      const expected = ['pacer acquire', 'pacer send hold check'];
+      if (slotMissed) expect(ops.filter((op) => !expected.includes(op) && op !== 'pacer cool-down check')).toEqual([]);
+      else expect(ops).toEqual(expected);
       const refusing = new UpstreamPacer(client, { ...options(), guard: () => Promise.reject(new Error('Redis unavailable: frozen')) });
       await expect(refusing.acquire()).resolves.toMatchObject({ mode: 'local' });
     });

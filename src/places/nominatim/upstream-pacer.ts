@@ -1,59 +1,14 @@
 import { Logger } from '@nestjs/common';
 import type { RedisCommandClient } from '../../cache/redis-commands';
-import type { RedisGuard } from '../../cache/redis-guard';
 import { withTimeout } from '../../cache/with-timeout';
 import { PacingWindow, windowFor } from './pacing-arithmetic';
 import { CoolingDownError, QueueFullError } from './pacer-errors';
-import { ACQUIRE_SCRIPT, COOL_DOWN_SCRIPT, sha1, TIME_SCRIPT } from './pacer-scripts';
+import { ACQUIRE_SCRIPT, FLAG_AT_LEAST_SCRIPT, sha1, TIME_SCRIPT } from './pacer-scripts';
 import { RedisClock } from './redis-clock';
-
-export interface UpstreamPacerOptions {
-  /** Minimum spacing between two upstream request starts, across all instances (1000 / NOMINATIM_MAX_RPS). */
-  minIntervalMs: number;
-  /** Longest a caller may sleep for its slot; beyond that it is refused with QueueFullError. */
-  maxWaitMs: number;
-  /** Namespace of the shared keys, e.g. 'places:v1:'. */
-  keyPrefix: string;
-  /** Bound on each Redis round trip; past it the pacer falls back to its in-process scheduler. */
-  opTimeoutMs: number;
-  /**
-   * Runs each Redis call instead of a plain opTimeoutMs timeout: the app passes RedisConnectionService.run,
-   * so a Redis that times out here is skipped by every caller for a while (and vice versa).
-   */
-  guard?: RedisGuard;
-  /**
-   * Added to the interval (default 5% of minIntervalMs, at most 50 ms) so that jitter between instances
-   * cannot squeeze two starts closer than minIntervalMs: a caller that cannot start within its window
-   * (guardMs, see pacing-arithmetic.ts) of its shared slot gives the slot up and queues again.
-   */
-  guardMs?: number;
-  /**
-   * Processes that share this budget (FLEET_INSTANCES × WEB_CONCURRENCY; default 1). Without a usable
-   * Redis each paces on its own, so each then takes this share of the rate: its local slots are this
-   * many intervals apart, and the fleet stays within the budget while Redis is down or slow.
-   */
-  processes?: number;
-  /** Local monotonic clock (ms), performance.now() by default. Only used for relative delays, never compared across instances. */
-  now?: () => number;
-}
-
-export type PacerMode = 'redis' | 'local';
+import type { PacerGrant, PacerMode, UpstreamPacerOptions } from './pacer-contract';
 
 /** How long before its slot a sleeping caller re-reads the shared cool-down (set by another instance meanwhile). */
 const COOL_DOWN_RECHECK_LEAD_MS = 50;
-/** What a caller gets with its slot. */
-export interface PacerGrant {
-  waitedMs: number;
-  mode: PacerMode;
-  /**
-   * To call when the request has been written to the socket (or will not be: call it on failure too).
-   * With `signalsSend`, this process's next request waits for it: spacing is then measured from the
-   * moment a request really left, not from its slot, so a slow start (a new connection, a busy event
-   * loop) cannot bunch two requests together. Idempotent.
-   */
-  sent(): void;
-}
-
 /** Longest a caller waits for the request before it to be sent; past it that one counts as sent now. */
 const SEND_WAIT_CAP_MS = 1000;
 
@@ -87,8 +42,9 @@ export class UpstreamPacer {
   private readonly now: () => number;
   private readonly nextKey: string;
   private readonly coolDownKey: string;
+  private readonly holdKey: string;
   private readonly acquireSha = sha1(ACQUIRE_SCRIPT);
-  private readonly coolDownSha = sha1(COOL_DOWN_SCRIPT);
+  private readonly flagSha = sha1(FLAG_AT_LEAST_SCRIPT);
   private readonly sleepers = new Set<Sleeper>();
   /** Earliest start this process may use next, on the local clock (slots from Redis included). */
   private localNext = -Infinity;
@@ -133,6 +89,7 @@ export class UpstreamPacer {
     // does not take µs for ms (it would see a schedule hours ahead, and both would reset it).
     this.nextKey = `${options.keyPrefix}pacer:next-us`;
     this.coolDownKey = `${options.keyPrefix}pacer:cooldown`;
+    this.holdKey = `${options.keyPrefix}pacer:hold`;
   }
 
   /** Callers currently sleeping for their slot. */
@@ -166,10 +123,11 @@ export class UpstreamPacer {
         throw error;
       }
 
+      if (mode === 'redis' && this.holdsFleet) await this.sleepThroughHold(signal);
       const startAt = this.now();
       const { slot, deadline, release } = place();
       release?.();
-      if (startAt <= deadline) return { waitedMs: startAt - askedAt, mode, sent: this.started(startAt, signalsSend) };
+      if (startAt <= deadline) return { waitedMs: startAt - askedAt, mode, sent: this.started(startAt, signalsSend, mode === 'redis' ? slot : undefined) };
       this.noteMissedSlot(startAt - slot);
     }
   }
@@ -214,7 +172,7 @@ export class UpstreamPacer {
     if (!this.client || !this.redisUsable()) return;
     try {
       await this.redisCall('pacer cool-down', () =>
-        this.runScript(COOL_DOWN_SCRIPT, this.coolDownSha, [this.coolDownKey], [String(duration)]),
+        this.runScript(FLAG_AT_LEAST_SCRIPT, this.flagSha, [this.coolDownKey], [String(duration)]),
       );
     } catch (err) {
       this.noteRedisFailure(err);
@@ -350,8 +308,8 @@ export class UpstreamPacer {
     return first;
   }
 
-  /** Books a start; returns its sent() (see PacerGrant). */
-  private started(startAt: number, signalsSend: boolean): () => void {
+  /** Books a start; returns its sent() (see PacerGrant). `sharedSlot`: the start's shared slot, when it had one. */
+  private started(startAt: number, signalsSend: boolean, sharedSlot?: number): () => void {
     this.lastSent = Math.max(this.lastSent, startAt);
     if (!signalsSend || !this.window.waitsForSend) return () => undefined;
     let settle!: () => void;
@@ -361,10 +319,38 @@ export class UpstreamPacer {
     return () => {
       if (done) return;
       done = true;
-      this.lastSent = Math.max(this.lastSent, this.now());
+      const sentAt = this.now();
+      this.lastSent = Math.max(this.lastSent, sentAt);
       if (this.unsent === unsent) this.unsent = null;
       settle();
+      if (sharedSlot !== undefined && this.holdsFleet && sentAt - sharedSlot > this.window.guardUs / 2000) this.holdFleet();
     };
+  }
+
+  /**
+   * Strict pacing (the public server's kind of budget) spaces the starts of the whole fleet; the
+   * upstream sees the sends. A request that left late (a new TLS connection takes a few round trips
+   * before anything is written) could reach the upstream less than an interval before another
+   * instance's next one, which started on time on a warm connection. The next slot is already a guard
+   * later, so only a send later than that needs telling: it holds every instance's next start until a
+   * full interval after it (a flag whose time to live is the interval, read just before each start).
+   */
+  private get holdsFleet(): boolean {
+    return this.window.mode === 'strict' && this.client !== null;
+  }
+
+  private holdFleet(): void {
+    if (!this.redisUsable()) return;
+    this.redisCall('pacer send hold', () =>
+      this.runScript(FLAG_AT_LEAST_SCRIPT, this.flagSha, [this.holdKey], [String(Math.ceil(this.options.minIntervalMs))]),
+    ).catch((error: unknown) => this.noteRedisFailure(error));
+  }
+
+  /** Sleeps out the fleet's send hold, if one is running (fails open: without Redis the slot alone spaces). */
+  private async sleepThroughHold(signal?: AbortSignal): Promise<void> {
+    const client = this.client as RedisCommandClient;
+    const holdMs = await this.redisCall('pacer send hold check', () => client.pTTL(this.holdKey)).catch(() => 0);
+    if (holdMs > 0) await this.sleep(this.now() + holdMs, signal);
   }
 
   /** Waits for a granted request to be sent, at most SEND_WAIT_CAP_MS (then it counts as sent now). */
