@@ -136,11 +136,32 @@ describe('client Cache-Control (e2e)', () => {
     const stale = await get(q, { 'Cache-Control': 'max-stale=60' });
     expect(stale.status).toBe(200);
     expect(cache(stale)).toBe('STALE');
+    // Served without forwarding anything, and no refresh started: a hit, in RFC 9211's words.
+    expect(stale.headers['cache-status']).toMatch(/^places-cache; hit; ttl=-\d+; detail=max-stale$/);
     expect(cache(await get(q, { 'Cache-Control': 'max-stale' }))).toBe('STALE');
     expect(upstream()).toBe(before);
     expect(cache(await get(q, { 'Cache-Control': 'max-stale=0' }))).toBe('MISS');
     expect(upstream()).toBe(before + 1);
   });
+
+  it.each(['no-cache', 'max-age=0', 'max-age=3600', 'min-fresh=1', 'max-stale=0', 'no-store'])(
+    'with %s, stale-if-error still answers from the copy when Nominatim fails',
+    async (directive) => {
+      const q = fresh();
+      expect(cache(await get(q))).toBe('MISS');
+      await sleep(2300);
+      fake.failAll({ status: 500 });
+      try {
+        const before = upstream();
+        const a = await get(q, { 'Cache-Control': directive });
+        expect([a.status, cache(a)]).toEqual([200, 'STALE']);
+        expect(a.headers['cache-status']).toMatch(/^places-cache; fwd=stale; fwd-status=500; ttl=-\d+; detail=stale-if-error$/);
+        expect(upstream()).toBe(before + 1);
+      } finally {
+        fake.failAll(null);
+      }
+    },
+  );
 
   it('only-if-cached answers 504 and sends nothing upstream when nothing usable is stored', async () => {
     const q = fresh();

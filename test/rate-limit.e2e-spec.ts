@@ -38,6 +38,12 @@ async function ask(svc: RunningApp, target: string, client: string, xff = client
   return { status: res.status, cache: res.headers.get('x-cache'), retryAfter: res.headers.get('retry-after'), body: await res.text() };
 }
 
+/** places_cache_outcomes_total for `outcome`, all tiers. */
+async function outcomes(svc: RunningApp, outcome: string): Promise<number> {
+  const m = await svc.app.get(MetricsService).cacheOutcomes.get();
+  return m.values.filter((v) => v.labels.outcome === outcome).reduce((n, v) => n + v.value, 0);
+}
+
 function rateLimited(svc: RunningApp, kind: 'hit' | 'miss'): Promise<number> {
   return svc.app
     .get(MetricsService)
@@ -149,8 +155,11 @@ describe(RateLimits.name, () => {
         expect({ i, status: r.status, cache: r.cache }).toEqual({ i, status: 200, cache: 'HIT' });
       }
       const before = await rateLimited(a, 'hit');
+      const hitsBefore = await outcomes(a, 'hit');
       const refused = await ask(a, target, client);
       expect(refused.status).toBe(429);
+      // A 429 is not a hit: places_cache_outcomes_total (the hit ratio) counts answers served.
+      expect(await outcomes(a, 'hit')).toBe(hitsBefore);
       expect(JSON.parse(refused.body)).toEqual(TOO_MANY);
       expect(Number(refused.retryAfter)).toBeGreaterThanOrEqual(1);
       expect(Number(refused.retryAfter)).toBeLessThanOrEqual(60);

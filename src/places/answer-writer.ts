@@ -21,6 +21,8 @@ export function cacheStatus(r: Resolution, now: number): string {
     case 'HIT':
       return `${CACHE_NAME}; hit; ttl=${ttl}`;
     case 'STALE':
+      // RFC 9211: a copy served without forwarding anything is a hit, its ttl negative once stale.
+      if (r.maxStale) return `${CACHE_NAME}; hit; ttl=${ttl}; detail=max-stale`;
       return r.fwdStatus !== undefined
         ? `${CACHE_NAME}; fwd=stale; fwd-status=${r.fwdStatus}; ttl=${ttl}; detail=stale-if-error`
         : `${CACHE_NAME}; fwd=stale; ttl=${ttl}; detail=stale-while-revalidate`;

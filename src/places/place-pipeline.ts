@@ -55,14 +55,15 @@ export class PlacePipeline {
   }
 
   /**
-   * A hit: counted against the client's hit allowance. `revalidate`: a stale copy starts one refresh
-   * (a flight's leader starts it once its own flight has ended).
+   * A hit: counted against the client's hit allowance, and then as served. `revalidate`: a stale copy
+   * starts one refresh (a flight's leader starts it once its own flight has ended).
    */
   private served(x: Exchange, r: Resolution, now: number, revalidate: boolean): Decision {
     if (this.limits.enabled) {
       const retryAfterSeconds = this.limits.hit(x.client, now);
       if (retryAfterSeconds > 0) return { kind: 'limited', retryAfterSeconds };
     }
+    this.cache.countHit(r);
     if (revalidate && r.outcome === 'STALE' && r.fwdStatus === undefined) this.fills.refresh(x.question!.request);
     return r;
   }
@@ -71,7 +72,9 @@ export class PlacePipeline {
   private async refusedOrNot(x: Exchange, decision: Decision): Promise<Decision> {
     const retryAfterSeconds = await this.limits.miss(x.client);
     x.mark('limit');
-    return retryAfterSeconds > 0 ? { kind: 'limited', retryAfterSeconds } : decision;
+    if (retryAfterSeconds > 0) return { kind: 'limited', retryAfterSeconds };
+    if (decision.kind === 'answer' && decision.collapsed) this.cache.countHit(decision);
+    return decision;
   }
 
   /** Not in L1: join the key's flight, or lead one. A leader refused by its allowance leaves the others to look again. */
@@ -98,10 +101,7 @@ export class PlacePipeline {
       }
       if (r === undefined) continue;
       x.mark('answer');
-      if (r.outcome === 'HIT' || r.outcome === 'STALE') {
-        this.cache.countHit(r);
-        return this.served(x, r, Date.now(), false);
-      }
+      if (r.outcome === 'HIT' || r.outcome === 'STALE') return this.served(x, r, Date.now(), false);
       // An upstream answer another request brought: a stored one costs Nominatim nothing more, so it
       // counts as a hit; anything else (Nominatim's 4xx) counts as this client's miss.
       const joined = this.fills.collapsed(r);

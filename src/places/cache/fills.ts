@@ -3,6 +3,7 @@ import type { Cache } from 'cache-manager';
 import { CACHE_MANAGER } from '../../cache/cache.constants';
 import { RedisConnectionService } from '../../cache/redis-connection.service';
 import { RedisUnavailableError } from '../../cache/redis-guard';
+import { GatewayError } from '../../common/gateway.errors';
 import { cacheConfig, CacheConfig } from '../../config/configuration';
 import { MetricsService } from '../../metrics/metrics.service';
 import { NominatimClient } from '../nominatim/nominatim.client';
@@ -102,7 +103,6 @@ export class Fills implements OnModuleDestroy {
 
   /** Counts a request that joined another's flight and got its upstream answer. */
   collapsed(r: Resolution): Resolution {
-    this.metrics.cacheOutcomes.inc({ outcome: 'coalesced', tier: 'l1' });
     return { ...r, collapsed: true };
   }
 
@@ -129,6 +129,8 @@ export class Fills implements OnModuleDestroy {
    * is used only as they allow (never to start a background refresh); otherwise only-if-cached answers
    * 504 without asking upstream, no-store asks upstream (paced) and keeps nothing, and anything else
    * fills as a miss does (paced, joined to the key's flight), the fresh answer replacing the entry.
+   * When that upstream call fails, stale-if-error applies as without directives (RFC 5861 4: "regardless
+   * of other freshness information"): an outage answers a reload with the copy, not a 502.
    */
   async directed(req: CanonicalRequest, d: RequestDirectives): Promise<Resolution> {
     if (!req.cacheable) {
@@ -149,11 +151,26 @@ export class Fills implements OnModuleDestroy {
     }
     const usable = answer === undefined ? 'unusable' : judge(answer, Date.now(), d);
     if (answer !== undefined && usable !== 'unusable') {
-      const r: Resolution = { kind: 'answer', answer, outcome: usable === 'fresh' ? 'HIT' : 'STALE', stored: true, tier };
+      // 'stale' only ever comes from the client's max-stale: served as it is, nothing refreshed.
+      const r: Resolution = usable === 'fresh' ? { kind: 'answer', answer, outcome: 'HIT', stored: true, tier } : { kind: 'answer', answer, outcome: 'STALE', stored: true, tier, maxStale: true };
       this.places.countHit(r);
       return r;
     }
     if (d.onlyIfCached) throw notCached();
+    try {
+      return await this.directedUpstream(req, d, asked);
+    } catch (e) {
+      if (!(e instanceof GatewayError)) throw e;
+      // no-cache did not read Redis: it may hold a newer copy than L1's.
+      const newest = answer ?? (await this.places.readShared(req.key).catch(() => undefined));
+      const stale = this.places.staleIfError({ newest, tier: answer === undefined ? 'l2' : tier }, e.upstreamStatus ?? e.getStatus());
+      if (stale === undefined) throw e;
+      return stale;
+    }
+  }
+
+  /** The upstream part of directed(): no-store's call, or the key's flight. */
+  private async directedUpstream(req: CanonicalRequest, d: RequestDirectives, asked: number): Promise<Resolution> {
     if (d.noStore) {
       const up = await this.nominatim.fetch(req);
       this.metrics.cacheOutcomes.inc({ outcome: 'miss', tier: 'none' });
@@ -161,7 +178,11 @@ export class Fills implements OnModuleDestroy {
     }
     const running = this.running(req.key);
     const joined = running === undefined ? undefined : await running;
-    if (joined !== undefined && joined.answer.storedAt >= asked) return this.collapsed(joined);
+    if (joined !== undefined && joined.answer.storedAt >= asked) {
+      const r = this.collapsed(joined);
+      this.places.countHit(r);
+      return r;
+    }
     // An entry filled elsewhere counts only if it was filled after this request asked (no-cache, max-age=0).
     return (await this.lead(req.key, this.fill(req, undefined, asked)))!;
   }

@@ -25,6 +25,8 @@ export interface Resolution {
   tier?: 'l1' | 'l2';
   /** upstream status that made us serve a stale copy */
   fwdStatus?: number;
+  /** a stale copy the client's max-stale accepted: served without asking upstream, nothing refreshed */
+  maxStale?: true;
 }
 
 /** What one cache lookup found. */
@@ -112,9 +114,13 @@ export class PlacesCacheService {
     return { kind: 'answer', answer: stale, outcome: 'STALE', stored: true, tier, fwdStatus: upstreamStatus };
   }
 
-  /** Counts an answer another request's lookup found, served to this one too. */
+  /**
+   * Counts a stored answer once it is really served: a lookup finds, a limiter may still refuse (a 429
+   * is no hit). An upstream answer another request brought counts as coalesced.
+   */
   countHit(r: Resolution): void {
-    if (r.outcome === 'HIT') this.hits[r.tier ?? 'l1'].inc();
+    if (r.collapsed) this.metrics.cacheOutcomes.inc({ outcome: 'coalesced', tier: 'l1' });
+    else if (r.outcome === 'HIT') this.hits[r.tier ?? 'l1'].inc();
     else this.metrics.cacheOutcomes.inc({ outcome: 'stale', tier: r.tier ?? 'l1' });
   }
 
@@ -133,14 +139,13 @@ export class PlacesCacheService {
     return answer;
   }
 
-  /** Fresh, or stale within stale-while-revalidate (the pipeline then starts one refresh). */
+  /**
+   * Fresh, or stale within stale-while-revalidate (the pipeline then starts one refresh). Not counted
+   * here: see countHit.
+   */
   private servable(answer: CachedAnswer, tier: 'l1' | 'l2', now: number): Resolution | undefined {
-    if (answer.isFresh(now)) {
-      this.hits[tier].inc();
-      return { kind: 'answer', answer, outcome: 'HIT', stored: true, tier };
-    }
+    if (answer.isFresh(now)) return { kind: 'answer', answer, outcome: 'HIT', stored: true, tier };
     if (now < answer.freshUntil + this.config.staleWhileRevalidateSeconds * 1000) {
-      this.metrics.cacheOutcomes.inc({ outcome: 'stale', tier });
       return { kind: 'answer', answer, outcome: 'STALE', stored: true, tier };
     }
     return undefined;
