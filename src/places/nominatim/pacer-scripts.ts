@@ -6,26 +6,48 @@ import { createHash } from 'node:crypto';
  * since Redis 5, the only mode in 7) makes TIME inside a writing script safe. Microseconds: at
  * 1000 requests/s the interval is one millisecond, which whole milliseconds cannot space.
  *
+ * The schedule's epoch (KEYS[3]) names the schedule the slots were handed out from. A new one starts
+ * whenever the next-slot key is missing: at first use and after an idle spell (no slot is pending
+ * then: the key outlives the last one by an interval), but also when Redis lost it (a restart without
+ * persistence, FLUSHALL, eviction) while slots were pending. Those slots are then void: each instance
+ * compares a pending slot's epoch with the current one before it starts (UpstreamPacer), and queues
+ * again rather than start beside the new schedule's slots.
+ *
  * KEYS[1] next free slot (µs, Redis clock)   KEYS[2] cool-down flag (its PTTL is the remaining cool-down)
+ * KEYS[3] epoch (Redis µs when the schedule started)
  * ARGV[1] interval µs (guard included)        ARGV[2] max wait µs for this call
  * ARGV[3] minimum delay µs the calling process needs (its own slots already handed out)
  * ARGV[4] horizon µs: a stored slot further ahead than this means Redis's clock stepped back; reset it
- * Returns {0, delayUs, nowUs} granted | {1, waitUs, nowUs} queue full | {2, pttlMs, 0} cooling down.
+ * Returns {0, delayUs, nowUs, epoch} granted | {1, waitUs, nowUs, epoch} queue full | {2, pttlMs, 0, ''} cooling down.
  */
 export const ACQUIRE_SCRIPT = `
 if redis.replicate_commands then redis.replicate_commands() end
 local cooling = redis.call('PTTL', KEYS[2])
-if cooling > 0 then return {2, cooling, 0} end
+if cooling > 0 then return {2, cooling, 0, ''} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local nxt = tonumber(redis.call('GET', KEYS[1]) or now)
+local stored = redis.call('GET', KEYS[1])
+local epoch = redis.call('GET', KEYS[3])
+if not stored or not epoch then
+  epoch = string.format('%.0f', now)
+  redis.call('SET', KEYS[3], epoch)
+end
+local nxt = tonumber(stored or now)
 if nxt > now + tonumber(ARGV[4]) then nxt = now end
 local slot = math.max(now + tonumber(ARGV[3]), nxt)
 local wait = slot - now
-if wait > tonumber(ARGV[2]) then return {1, wait, now} end
+if wait > tonumber(ARGV[2]) then return {1, wait, now, epoch} end
 local interval = tonumber(ARGV[1])
 redis.call('SET', KEYS[1], string.format('%.0f', slot + interval), 'PX', string.format('%.0f', math.ceil((wait + interval) / 1000)))
-return {0, wait, now}
+return {0, wait, now, epoch}
+`;
+
+/*
+ * What a caller reads just before it starts (strict pacing): the send hold's PTTL and the schedule's
+ * epoch. KEYS[1] send hold, KEYS[2] epoch. Returns {pttlMs, epoch or false}.
+ */
+export const PRESTART_SCRIPT = `
+return {redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[2])}
 `;
 
 /*

@@ -267,6 +267,28 @@ describe(UpstreamPacer.name, () => {
     });
   });
 
+  it('voids the slots of a schedule Redis lost (FLUSHALL, a restart without persistence): they queue again behind the new one', async () => {
+    const shared = options({ minIntervalMs: 200, guardMs: 10 });
+    const a = new UpstreamPacer(await connect(), shared);
+    const b = new UpstreamPacer(await connect(), shared);
+    const starts = recordStarts(a, b);
+    await a.acquire(); // started at once; the next three of a wait for their slots
+    const queued = Array.from({ length: 3 }, () => a.acquire());
+    await sleep(100);
+    // What a restart without persistence or FLUSHALL does to this schedule (other tests' keys kept).
+    await clients[0].del([`${shared.keyPrefix}pacer:next-us`, `${shared.keyPrefix}pacer:epoch`]);
+    const flushedAt = performance.now();
+    // b asks after the loss: a new schedule, its first slot now.
+    const afterLoss = Array.from({ length: 2 }, () => b.acquire());
+    const grants = await Promise.all([...queued, ...afterLoss]);
+    expect(grants.every((g) => g.mode === 'redis')).toBe(true);
+    // Every start after the loss comes from the new schedule: a full interval apart, none beside b's.
+    const later = starts().filter((t) => t > flushedAt);
+    expect(later).toHaveLength(5);
+    expect(Math.min(...gaps(later))).toBeGreaterThanOrEqual(200);
+    expect(warn.mock.calls.filter(([m]) => String(m).startsWith('Upstream pacing schedule lost'))).toHaveLength(1);
+  });
+
   it('above 100/s runs on plain timers: no wait for the previous send, and the budget still holds on average', async () => {
     const pacer = new UpstreamPacer(await connect(), options({ minIntervalMs: 1, guardMs: undefined }));
     expect(pacer.pacing).toMatchObject({ mode: 'timer', slotIntervalUs: 1000, waitsForSend: false });

@@ -3,8 +3,8 @@ import type { RedisCommandClient } from '../../cache/redis-commands';
 import { withTimeout } from '../../cache/with-timeout';
 import { PacingWindow, windowFor } from './pacing-arithmetic';
 import { CoolingDownError, QueueFullError } from './pacer-errors';
-import { ACQUIRE_SCRIPT, FLAG_AT_LEAST_SCRIPT, sha1, TIME_SCRIPT } from './pacer-scripts';
 import { RedisClock } from './redis-clock';
+import { SharedSchedule } from './shared-schedule';
 import type { PacerGrant, PacerMode, UpstreamPacerOptions } from './pacer-contract';
 
 /** How long before its slot a sleeping caller re-reads the shared cool-down (set by another instance meanwhile). */
@@ -20,6 +20,11 @@ interface PlacedSlot {
   release?: () => void;
   /** The shared slot (Redis µs): this process's callers start in this order. */
   order?: number;
+  /** The schedule the shared slot came from (see ACQUIRE_SCRIPT), and how it is voided. */
+  epoch?: string;
+  lose?: () => void;
+  /** The shared schedule was lost in Redis since the slot was handed out: queue again. */
+  lost?: boolean;
 }
 
 interface Sleeper {
@@ -40,11 +45,10 @@ export class UpstreamPacer {
   private readonly logger = new Logger(UpstreamPacer.name);
   private readonly intervalMs: number;
   private readonly now: () => number;
-  private readonly nextKey: string;
-  private readonly coolDownKey: string;
-  private readonly holdKey: string;
-  private readonly acquireSha = sha1(ACQUIRE_SCRIPT);
-  private readonly flagSha = sha1(FLAG_AT_LEAST_SCRIPT);
+  /** The fleet's schedule in Redis (null without a client). */
+  private readonly shared: SharedSchedule | null;
+  /** The last schedule epoch found lost, so that it is logged once. */
+  private lostEpoch?: string;
   private readonly sleepers = new Set<Sleeper>();
   /** Earliest start this process may use next, on the local clock (slots from Redis included). */
   private localNext = -Infinity;
@@ -85,11 +89,7 @@ export class UpstreamPacer {
     this.horizonMs = Math.ceil(options.maxWaitMs) + this.intervalMs;
     this.localIntervalMs = this.intervalMs * processes;
     this.now = options.now ?? (() => performance.now());
-    // In µs: a key of its own, so that an instance of the ms version reading it during a rolling deploy
-    // does not take µs for ms (it would see a schedule hours ahead, and both would reset it).
-    this.nextKey = `${options.keyPrefix}pacer:next-us`;
-    this.coolDownKey = `${options.keyPrefix}pacer:cooldown`;
-    this.holdKey = `${options.keyPrefix}pacer:hold`;
+    this.shared = client === null ? null : new SharedSchedule(client, options.keyPrefix, (op, call) => this.redisCall(op, call));
   }
 
   /** Callers currently sleeping for their slot. */
@@ -123,10 +123,14 @@ export class UpstreamPacer {
         throw error;
       }
 
-      if (mode === 'redis' && this.holdsFleet) await this.sleepThroughHold(signal);
+      if (mode === 'redis' && this.holdsFleet) await this.beforeStrictStart(place(), signal);
       const startAt = this.now();
-      const { slot, deadline, release } = place();
+      const { slot, deadline, release, lost, epoch } = place();
       release?.();
+      if (lost) {
+        this.noteLostSchedule(epoch);
+        continue;
+      }
       if (startAt <= deadline) return { waitedMs: startAt - askedAt, mode, sent: this.started(startAt, signalsSend, mode === 'redis' ? slot : undefined) };
       this.noteMissedSlot(startAt - slot);
     }
@@ -169,11 +173,9 @@ export class UpstreamPacer {
     const error = new CoolingDownError(this.secondsFor(this.cooldownRemainingMs()));
     for (const sleeper of [...this.sleepers]) sleeper.fail(error);
 
-    if (!this.client || !this.redisUsable()) return;
+    if (!this.shared || !this.redisUsable()) return;
     try {
-      await this.redisCall('pacer cool-down', () =>
-        this.runScript(FLAG_AT_LEAST_SCRIPT, this.flagSha, [this.coolDownKey], [String(duration)]),
-      );
+      await this.shared.coolDown(duration);
     } catch (err) {
       this.noteRedisFailure(err);
     }
@@ -200,24 +202,21 @@ export class UpstreamPacer {
   private async reserveShared(maxWaitMs: number): Promise<() => PlacedSlot> {
     const ownDelayUs = Math.max(0, Math.ceil((this.localOnlyNext - this.now()) * 1000));
     let sentAt = this.now();
-    const reply = await this.redisCall('pacer acquire', () =>
-      this.runScript(
-        ACQUIRE_SCRIPT,
-        this.acquireSha,
-        [this.nextKey, this.coolDownKey],
-        [String(this.window.slotIntervalUs), String(Math.floor(maxWaitMs * 1000)), String(ownDelayUs), String(Math.ceil(this.horizonMs * 1000))],
-        () => (sentAt = this.now()),
-      ),
+    const reply = await (this.shared as SharedSchedule).acquire(
+      this.window.slotIntervalUs,
+      Math.floor(maxWaitMs * 1000),
+      ownDelayUs,
+      Math.ceil(this.horizonMs * 1000),
+      () => (sentAt = this.now()),
     );
     const arrivedAt = this.now();
-    if (!Array.isArray(reply) || reply.length !== 3) throw new Error(`unexpected pacer script reply ${JSON.stringify(reply)}`);
-    const [status, amount, redisNowUs] = reply.map(Number);
-    if (status === 2) {
-      this.localCoolDownUntil = Math.max(this.localCoolDownUntil, arrivedAt + amount);
-      throw new CoolingDownError(this.secondsFor(amount));
+    if (reply.kind === 'cooling') {
+      this.localCoolDownUntil = Math.max(this.localCoolDownUntil, arrivedAt + reply.pttlMs);
+      throw new CoolingDownError(this.secondsFor(reply.pttlMs));
     }
+    const { amountUs: amount, redisNowUs, epoch } = reply;
     const ms = amount / 1000;
-    if (status === 1) throw new QueueFullError(this.secondsFor(ms));
+    if (reply.kind === 'full') throw new QueueFullError(this.secondsFor(ms));
 
     const [earliest, latest] = this.clock.locate((redisNowUs + amount) / 1000, redisNowUs / 1000, ms, sentAt, arrivedAt);
     // For a fall-back to local slots only. Redis spaces its own slots: asking it for our next one no
@@ -245,9 +244,11 @@ export class UpstreamPacer {
     // own deadline towards whatever instance follows, so being late costs nobody else any spacing.
     // A loaded machine's timers fire 2-20 ms late; without this most slots at 50/s were given up.
     const followedByOwn = () => this.window.mode === 'allowance' && this.pendingSlots.has(slotUs + this.window.slotIntervalUs);
+    let lost = false;
+    const lose = () => (lost = true);
     return () => {
       const [low, high] = this.clock.narrow(redisSlotMs, earliest, latest, this.now());
-      return { slot: high, deadline: followedByOwn() ? Infinity : low + this.lateMs, release, order: slotUs };
+      return { slot: high, deadline: followedByOwn() ? Infinity : low + this.lateMs, release, order: slotUs, epoch, lose, lost };
     };
   }
 
@@ -271,7 +272,7 @@ export class UpstreamPacer {
   private async sleepUntilSlot(place: () => PlacedSlot, sharedRecheck: boolean, signal?: AbortSignal): Promise<void> {
     if (sharedRecheck && place().slot - this.now() > COOL_DOWN_RECHECK_LEAD_MS) {
       await this.sleep(place().slot - COOL_DOWN_RECHECK_LEAD_MS, signal);
-      this.recheckSharedCoolDown();
+      this.recheckShared(place());
     }
     const order = place().order;
     for (;;) {
@@ -340,17 +341,25 @@ export class UpstreamPacer {
   }
 
   private holdFleet(): void {
-    if (!this.redisUsable()) return;
-    this.redisCall('pacer send hold', () =>
-      this.runScript(FLAG_AT_LEAST_SCRIPT, this.flagSha, [this.holdKey], [String(Math.ceil(this.options.minIntervalMs))]),
-    ).catch((error: unknown) => this.noteRedisFailure(error));
+    if (!this.shared || !this.redisUsable()) return;
+    this.shared.hold(Math.ceil(this.options.minIntervalMs)).catch((error: unknown) => this.noteRedisFailure(error));
   }
 
-  /** Sleeps out the fleet's send hold, if one is running (fails open: without Redis the slot alone spaces). */
-  private async sleepThroughHold(signal?: AbortSignal): Promise<void> {
-    const client = this.client as RedisCommandClient;
-    const holdMs = await this.redisCall('pacer send hold check', () => client.pTTL(this.holdKey)).catch(() => 0);
-    if (holdMs > 0) await this.sleep(this.now() + holdMs, signal);
+  /**
+   * Just before a strict start: voids the slot when its schedule was lost, else sleeps out the fleet's
+   * send hold, if one is running. Fails open: without Redis the slot alone spaces.
+   */
+  private async beforeStrictStart(placed: PlacedSlot, signal?: AbortSignal): Promise<void> {
+    const found = await this.shared?.beforeStart().catch(() => undefined);
+    if (found === undefined || this.voidsSlot(placed, found.epoch)) return;
+    if (found.holdMs > 0) await this.sleep(this.now() + found.holdMs, signal);
+  }
+
+  /** Whether `epoch` (the schedule Redis has now) voids `placed`; marks it lost if so. */
+  private voidsSlot(placed: PlacedSlot, epoch: string | null): boolean {
+    if (placed.epoch === undefined || epoch === placed.epoch) return false;
+    placed.lose?.();
+    return true;
   }
 
   /** Waits for a granted request to be sent, at most SEND_WAIT_CAP_MS (then it counts as sent now). */
@@ -381,21 +390,29 @@ export class UpstreamPacer {
     });
   }
 
-  private recheckSharedCoolDown(): void {
-    if (!this.client || !this.redisUsable()) return;
-    const client = this.client;
+  /**
+   * Before a shared slot, in the background (never delaying the start): the cool-down another instance
+   * may have started, a clock sample, and whether the slot's schedule still exists in Redis.
+   */
+  private recheckShared(placed: PlacedSlot): void {
+    if (!this.shared || !this.redisUsable()) return;
+    const shared = this.shared;
     const sentAt = this.now();
     // A clock reading rides along (the same connection, one round trip): see reserveShared's place().
-    // TIME through a script keyed like the cool-down, so that on a cluster it reaches that key's node.
-    const time = (client.eval(TIME_SCRIPT, { keys: [this.coolDownKey] }) as Promise<string[]>).then((t) =>
-      this.clock.sample(Number(t[0]) * 1000 + Number(t[1]) / 1000, sentAt, this.now()),
+    shared.timeMs().then(
+      (redisMs) => this.clock.sample(redisMs, sentAt, this.now()),
+      () => undefined,
     );
-    time.catch(() => undefined);
-    this.redisCall('pacer cool-down check', () => client.pTTL(this.coolDownKey)).then(
+    shared.coolDownRemainingMs().then(
       (pttl) => {
         if (pttl > 0) this.localCoolDownUntil = Math.max(this.localCoolDownUntil, this.now() + pttl);
       },
       () => undefined, // fail open: the local cool-down still applies
+    );
+    // Fails open too: the strict start checks again, right before it.
+    shared.beforeStart().then(
+      ({ epoch }) => this.voidsSlot(placed, epoch),
+      () => undefined,
     );
   }
 
@@ -439,20 +456,6 @@ export class UpstreamPacer {
     return Math.max(1, Math.ceil(ms / 1000));
   }
 
-  /** EVALSHA, or EVAL when Redis does not know the script yet (`onRetry` marks the second send). */
-  private async runScript(script: string, sha: string, keys: string[], args: string[], onRetry?: () => void): Promise<unknown> {
-    const client = this.client as RedisCommandClient;
-    try {
-      return await client.evalSha(sha, { keys, arguments: args });
-    } catch (error) {
-      if (error instanceof Error && error.message.startsWith('NOSCRIPT')) {
-        onRetry?.();
-        return client.eval(script, { keys, arguments: args });
-      }
-      throw error;
-    }
-  }
-
   private noteRedisFailure(error: unknown): void {
     if (this.degraded) return;
     this.degraded = true;
@@ -466,6 +469,12 @@ export class UpstreamPacer {
     this.logger.warn(
       `Upstream slot missed by ${lateMs.toFixed(1)} ms (event-loop lag or a late Redis reply beyond its window); re-queued, ${this.missedSlots} so far`,
     );
+  }
+
+  private noteLostSchedule(epoch: string | undefined): void {
+    if (epoch === this.lostEpoch) return;
+    this.lostEpoch = epoch;
+    this.logger.warn('Upstream pacing schedule lost in Redis (a restart, FLUSHALL or eviction): slots handed out before it are queued again');
   }
 
   private noteRedisHealthy(): void {

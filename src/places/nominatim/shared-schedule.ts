@@ -1,0 +1,91 @@
+import type { RedisCommandClient } from '../../cache/redis-commands';
+import { ACQUIRE_SCRIPT, FLAG_AT_LEAST_SCRIPT, PRESTART_SCRIPT, sha1, TIME_SCRIPT } from './pacer-scripts';
+
+/** What ACQUIRE_SCRIPT answered (see pacer-scripts.ts). */
+export type AcquireReply =
+  | { kind: 'granted' | 'full'; amountUs: number; redisNowUs: number; epoch: string }
+  | { kind: 'cooling'; pttlMs: number };
+
+/** Runs one Redis call within the pacer's bound (its guard or op timeout); rejects past it. */
+export type BoundedCall = <T>(op: string, call: () => Promise<T>) => Promise<T>;
+
+const SHAS = new Map([ACQUIRE_SCRIPT, FLAG_AT_LEAST_SCRIPT, PRESTART_SCRIPT].map((s) => [s, sha1(s)]));
+
+/**
+ * The fleet's pacing state in Redis, as UpstreamPacer reads and writes it: its keys (one hash tag on
+ * a cluster: they share `keyPrefix`) and the scripts over them. Every call goes through `bounded`.
+ */
+export class SharedSchedule {
+  private readonly nextKey: string;
+  private readonly coolDownKey: string;
+  private readonly holdKey: string;
+  private readonly epochKey: string;
+
+  constructor(
+    private readonly client: RedisCommandClient,
+    keyPrefix: string,
+    private readonly bounded: BoundedCall,
+  ) {
+    // In µs: a key of its own, so that an instance of the ms version reading it during a rolling deploy
+    // does not take µs for ms (it would see a schedule hours ahead, and both would reset it).
+    this.nextKey = `${keyPrefix}pacer:next-us`;
+    this.coolDownKey = `${keyPrefix}pacer:cooldown`;
+    this.holdKey = `${keyPrefix}pacer:hold`;
+    this.epochKey = `${keyPrefix}pacer:epoch`;
+  }
+
+  /** The next slot (see ACQUIRE_SCRIPT); `onRetry` marks the moment the script is sent a second time. */
+  async acquire(intervalUs: number, maxWaitUs: number, ownDelayUs: number, horizonUs: number, onRetry: () => void): Promise<AcquireReply> {
+    const reply = await this.bounded('pacer acquire', () =>
+      this.run(ACQUIRE_SCRIPT, [this.nextKey, this.coolDownKey, this.epochKey], [intervalUs, maxWaitUs, ownDelayUs, horizonUs], onRetry),
+    );
+    if (!Array.isArray(reply) || reply.length !== 4) throw new Error(`unexpected pacer script reply ${JSON.stringify(reply)}`);
+    const [status, amount, redisNowUs] = reply.slice(0, 3).map(Number);
+    if (status === 2) return { kind: 'cooling', pttlMs: amount };
+    return { kind: status === 1 ? 'full' : 'granted', amountUs: amount, redisNowUs, epoch: String(reply[3]) };
+  }
+
+  /** Starts (or keeps a longer) shared cool-down of `ms`. */
+  coolDown(ms: number): Promise<unknown> {
+    return this.bounded('pacer cool-down', () => this.run(FLAG_AT_LEAST_SCRIPT, [this.coolDownKey], [ms]));
+  }
+
+  /** Holds every instance's next start for `ms` (or keeps a longer hold). */
+  hold(ms: number): Promise<unknown> {
+    return this.bounded('pacer send hold', () => this.run(FLAG_AT_LEAST_SCRIPT, [this.holdKey], [ms]));
+  }
+
+  /** The send hold still running (ms) and the schedule's epoch (null: none, the schedule is gone). */
+  async beforeStart(): Promise<{ holdMs: number; epoch: string | null }> {
+    const reply = (await this.bounded('pacer send hold check', () => this.run(PRESTART_SCRIPT, [this.holdKey, this.epochKey], []))) as [number, string | null];
+    return { holdMs: Number(reply[0]), epoch: reply[1] ?? null };
+  }
+
+  /** The shared cool-down's remaining ms (≤ 0: none). */
+  coolDownRemainingMs(): Promise<number> {
+    return this.bounded('pacer cool-down check', () => this.client.pTTL(this.coolDownKey));
+  }
+
+  /**
+   * Redis's clock in ms, unbounded (a clock sample; callers ignore a failure). TIME through a script
+   * keyed like the cool-down, so that on a cluster it reaches that key's node.
+   */
+  async timeMs(): Promise<number> {
+    const t = (await this.client.eval(TIME_SCRIPT, { keys: [this.coolDownKey] })) as string[];
+    return Number(t[0]) * 1000 + Number(t[1]) / 1000;
+  }
+
+  /** EVALSHA, or EVAL when Redis does not know the script yet (`onRetry` marks the second send). */
+  private async run(script: string, keys: string[], args: number[], onRetry?: () => void): Promise<unknown> {
+    const options = { keys, arguments: args.map((a) => String(a)) };
+    try {
+      return await this.client.evalSha(SHAS.get(script)!, options);
+    } catch (error) {
+      if (error instanceof Error && error.message.startsWith('NOSCRIPT')) {
+        onRetry?.();
+        return this.client.eval(script, options);
+      }
+      throw error;
+    }
+  }
+}
