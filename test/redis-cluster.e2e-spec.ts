@@ -101,6 +101,40 @@ describe('Redis Cluster (e2e)', () => {
     expect(metrics).toMatch(/places_redis_connected 1/);
   });
 
+  it('lists each master once after a slot moved to another master (it then serves two slot ranges)', async () => {
+    const text = 'moved slot';
+    const slot = clusterSlot(`{${keyOf(text).slice('places:v1:search:'.length)}}`);
+    const from = await slotOwner(slot);
+    const masters = await cluster.masters();
+    const to = masters.find((m) => m.port !== from)!;
+    const admins = await Promise.all(
+      masters.map(async (m) => {
+        const c = createClient({ socket: { host: '127.0.0.1', port: m.port } });
+        c.on('error', () => undefined);
+        await c.connect();
+        return c;
+      }),
+    );
+    try {
+      // The slot holds no key yet: it can be handed over without migrating anything.
+      const toId = String(await admins[masters.indexOf(to)].sendCommand(['CLUSTER', 'MYID']));
+      for (const c of admins) await c.sendCommand(['CLUSTER', 'SETSLOT', String(slot), 'NODE', toId]);
+      // The app learns the new map from a MOVED answer to a command on that slot.
+      expect((await rawGet(`${a.url}${q(text)}`)).status).toBe(200);
+      await eventually(async () => (await slotOwner(slot)) === to.port);
+      type Health = { details: { redis: { nodes: Array<{ role: string; address: string }> } } };
+      const listed = async () => {
+        const h = JSON.parse((await rawGet(`${a.url}/health/ready`)).body.toString()) as Health;
+        return h.details.redis.nodes.filter((n) => n.role === 'master').map((n) => n.address).sort();
+      };
+      // Asked again until the app routes the slot to its new owner, then each master once.
+      await eventually(async () => (await rawGet(`${a.url}${q(text)}`)).headers['x-cache'] === 'HIT');
+      expect(await listed()).toEqual(masters.map((m) => m.address).sort());
+    } finally {
+      await Promise.all(admins.map((c) => c.disconnect()));
+    }
+  });
+
   it('MISS then HIT, across instances: the second instance finds the answer in the cluster', async () => {
     const first = await rawGet(`${a.url}${q('Cluster Berlin')}`);
     expect([first.status, first.headers['x-cache']]).toEqual([200, 'MISS']);

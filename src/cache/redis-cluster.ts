@@ -64,7 +64,7 @@ export class ClusterConnection extends EventEmitter {
   /** Masters this instance routes to (reachable: its connection is ready) and the replicas the cluster reports (reachable: healthy in the cluster's view). */
   nodes(): ClusterNodeStatus[] {
     if (!this.connected) return [];
-    const masters = this.cluster.masters.map((m) => ({ address: m.address, role: 'master' as const, reachable: ready(m) }));
+    const masters = mastersOf(this.cluster).map((m) => ({ address: m.address, role: 'master' as const, reachable: ready(m) }));
     const known = new Set(masters.map((m) => m.address));
     const replicas = this.reported
       .filter((n) => n.role === 'replica' && !known.has(n.address))
@@ -72,9 +72,14 @@ export class ClusterConnection extends EventEmitter {
     return [...masters, ...replicas];
   }
 
+  /** Masters this instance knows, reachable or not. */
+  get masterCount(): number {
+    return mastersOf(this.cluster).length;
+  }
+
   /** Ready node-redis clients of every master (SCAN runs per node). */
   masterClients(): RedisClientType[] {
-    return this.cluster.masters.filter(ready).map((m) => m.client as unknown as RedisClientType);
+    return mastersOf(this.cluster).filter(ready).map((m) => m.client as unknown as RedisClientType);
   }
 
   /** Connects in the background and keeps watching the topology; never throws. */
@@ -117,7 +122,7 @@ export class ClusterConnection extends EventEmitter {
       this.setUsable(false, `Redis Cluster unavailable (${error instanceof Error ? error.message : String(error)})`);
     }
     if (this.connected && !this.closing) {
-      const masters = this.cluster.masters;
+      const masters = mastersOf(this.cluster);
       const down = masters.filter((m) => !ready(m)).map((m) => m.address);
       const up = masters.length - down.length;
       if (up === 0) this.setUsable(false, 'Redis Cluster unreachable; serving without the shared cache');
@@ -131,7 +136,7 @@ export class ClusterConnection extends EventEmitter {
    * makes node-redis rediscover.
    */
   private async refreshTopology(): Promise<void> {
-    const live = this.cluster.masters.find(ready);
+    const live = mastersOf(this.cluster).find(ready);
     if (!live) return;
     const text = await withTimeout(
       (live.client as unknown as RedisClientType).sendCommand<string>(['CLUSTER', 'NODES']),
@@ -140,19 +145,19 @@ export class ClusterConnection extends EventEmitter {
     );
     this.reported = parseClusterNodes(String(text));
     const owners = new Set(this.reported.filter((n) => n.ownsSlots).map((n) => n.address));
-    const stale = this.cluster.masters.filter((m) => !owners.has(m.address));
+    const stale = mastersOf(this.cluster).filter((m) => !owners.has(m.address));
     if (stale.length === 0) return;
     const probe = probeKeyFor(this.cluster, stale[0]);
     // Routed to a node at random: a live one that does not own the slot answers MOVED, which rediscovers.
-    for (let i = 0; i < this.cluster.masters.length * 2 && this.cluster.masters.some((m) => !owners.has(m.address)); i++) {
+    for (let i = 0; i < mastersOf(this.cluster).length * 2 && mastersOf(this.cluster).some((m) => !owners.has(m.address)); i++) {
       await withTimeout(this.cluster.sendCommand(undefined, true, ['EXISTS', probe]), this.opTimeoutMs, 'redis cluster probe').catch(() => undefined);
     }
-    this.logger.log(`Redis Cluster topology refreshed: masters ${this.cluster.masters.map((m) => m.address).join(', ')}`);
+    this.logger.log(`Redis Cluster topology refreshed: masters ${mastersOf(this.cluster).map((m) => m.address).join(', ')}`);
   }
 
   private setUsable(usable: boolean, message: string): void {
     const changed = usable !== this.usable;
-    const partial = usable && this.cluster.masters.some((m) => !ready(m));
+    const partial = usable && mastersOf(this.cluster).some((m) => !ready(m));
     if (changed || message !== this.lastMessage) {
       this.lastMessage = message;
       if (usable && !partial) this.logger.log(message);
@@ -205,6 +210,15 @@ export function parseClusterNodes(text: string): ReportedNode[] {
     });
   }
   return nodes;
+}
+
+/**
+ * The masters, each once. node-redis lists a master once per slot range it serves, so after a reshard
+ * one that serves two ranges came twice: /health/ready listed it twice and a prefix purge scanned it twice.
+ */
+export function mastersOf(cluster: Pick<Cluster, 'masters'>): Cluster['masters'] {
+  const seen = new Set<string>();
+  return cluster.masters.filter((m) => !seen.has(m.address) && seen.add(m.address) !== undefined);
 }
 
 function ready(node: NodeLike): boolean {
@@ -288,7 +302,7 @@ class ClusterCommands extends EventEmitter implements Pick<RedisSubscriberClient
    * (CLUSTERDOWN) and the answers are BYPASS: CLUSTER INFO costs the same round trip and says so.
    */
   async ping(): Promise<string> {
-    const masters = this.c.masters;
+    const masters = mastersOf(this.c);
     if (masters.length === 0) throw new Error('no master known');
     const down = masters.filter((m) => !ready(m)).map((m) => m.address);
     if (down.length > 0) throw new Error(`masters unreachable: ${down.join(', ')}`);

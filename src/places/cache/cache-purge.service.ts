@@ -128,7 +128,7 @@ export class CachePurgeService implements OnApplicationBootstrap, OnModuleDestro
     // One Redis, or every master of a cluster (each holds its own slots' keys); a master unreachable
     // now leaves the purge incomplete.
     const nodes = this.conn.scanClients();
-    const missing = this.conn.cluster ? this.conn.cluster.cluster.masters.length - nodes.length : 0;
+    const missing = this.conn.cluster ? this.conn.cluster.masterCount - nodes.length : 0;
     if (nodes.length === 0) throw new PurgeUnavailableError(l1Deleted);
     try {
       for (const node of nodes) {
