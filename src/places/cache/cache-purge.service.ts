@@ -92,17 +92,23 @@ export class CachePurgeService implements OnApplicationBootstrap, OnModuleDestro
     }
   }
 
-  /** Removes one entry by its canonical key. */
+  /**
+   * Removes one entry by its canonical key. This instance drops its L1 copy and remembers the purge
+   * twice: first, so that nothing read before is used even if Redis then fails; again once Redis has
+   * removed the entry, for a read that raced the UNLINK (PlacesCacheService.purged).
+   */
   async purgeKey(key: string): Promise<PurgeResult> {
-    const l1Deleted = this.dropLocal(key) ? 1 : 0;
+    const l1Deleted = this.places.purged(key);
     const client = this.conn.client;
     if (client === null) {
       const existed = (await this.cache.get(key)) !== undefined;
       if (existed) await this.cache.del(key);
+      this.places.purged(key);
       return { deleted: existed ? 1 : 0, l1Deleted, complete: true };
     }
     try {
       const deleted = await this.conn.run('purge', () => client.unlink(this.conn.keys.answer(key)));
+      this.places.purged(key);
       await this.broadcast(key);
       return { deleted: Number(deleted), l1Deleted, complete: true };
     } catch (e) {
@@ -111,13 +117,14 @@ export class CachePurgeService implements OnApplicationBootstrap, OnModuleDestro
     }
   }
 
-  /** Removes every entry whose key starts with `prefix` (which starts with places:v1:). */
+  /** Removes every entry whose key starts with `prefix` (which starts with places:v1:); remembered as purgeKey's. */
   async purgePrefix(prefix: string): Promise<PurgeResult> {
-    const l1Deleted = this.dropLocalPrefix(prefix);
+    const l1Deleted = this.places.purged(prefix, true);
     const client = this.conn.client;
     if (client === null) {
       const keys = (await this.cache.store.keys()).filter((k) => k.startsWith(prefix) && isEntryKey(k));
       if (keys.length > 0) await this.cache.store.mdel(...keys);
+      this.places.purged(prefix, true);
       return { deleted: keys.length, l1Deleted, complete: true };
     }
     const names = this.conn.keys;
@@ -148,6 +155,7 @@ export class CachePurgeService implements OnApplicationBootstrap, OnModuleDestro
         } while (cursor !== 0 && Date.now() < deadline);
         if (cursor !== 0) break;
       }
+      this.places.purged(prefix, true);
       await this.broadcast(`${PREFIX_MESSAGE}${prefix}`);
     } catch (e) {
       if (e instanceof RedisUnavailableError) throw new PurgeUnavailableError(l1Deleted);
@@ -158,27 +166,22 @@ export class CachePurgeService implements OnApplicationBootstrap, OnModuleDestro
     return { deleted, l1Deleted, complete: cursor === 0 && missing === 0 };
   }
 
-  /** What another instance (or this one) published: drop the L1 copies here. */
+  /**
+   * What another instance (or this one) published, after Redis removed the entries: drop the L1 copies
+   * here, and keep a copy a running flight read before from being served as stale-if-error.
+   */
   applyBroadcast(message: string): void {
     if (message.startsWith(PREFIX_MESSAGE)) {
       const prefix = message.slice(PREFIX_MESSAGE.length);
-      if (isPurgeablePrefix(prefix)) this.dropLocalPrefix(prefix);
+      if (isPurgeablePrefix(prefix)) this.places.purged(prefix, true);
     } else if (isEntryKey(message)) {
-      this.dropLocal(message);
+      this.places.purged(message);
     }
   }
 
   private async broadcast(message: string): Promise<void> {
     const client = this.conn.client as NonNullable<RedisConnectionService['client']>;
     await this.conn.run('purge publish', () => client.publish(PURGE_CHANNEL, message));
-  }
-
-  private dropLocal(key: string): boolean {
-    return this.places.l1.delete(key);
-  }
-
-  private dropLocalPrefix(prefix: string): number {
-    return this.places.l1.deletePrefix(prefix);
   }
 
   private subscribe(): Promise<void> {

@@ -13,7 +13,7 @@ import { judge, RequestDirectives } from './cache-control';
 import { CachedAnswer } from './cached-answer';
 import { isEmptyAnswer } from './empty-answer';
 import { FillLock } from './fill-lock';
-import { CacheOutcome, PlacesCacheService, Resolution } from './places-cache.service';
+import { CacheOutcome, Lookup, PlacesCacheService, Resolution } from './places-cache.service';
 
 export const FILL_LOCK = 'FILL_LOCK';
 
@@ -138,6 +138,8 @@ export class Fills implements OnModuleDestroy {
       return this.passThrough(req);
     }
     const asked = Date.now();
+    // Taken before the copy is read: a purge after it keeps the copy from stale-if-error below.
+    const seen = this.places.purgeMark();
     const l1 = this.places.l1;
     let answer = l1.get(req.key, asked);
     let tier: 'l1' | 'l2' = 'l1';
@@ -162,11 +164,17 @@ export class Fills implements OnModuleDestroy {
     } catch (e) {
       if (!(e instanceof GatewayError)) throw e;
       // no-cache did not read Redis: it may hold a newer copy than L1's.
-      const newest = answer ?? (await this.places.readShared(req.key).catch(() => undefined));
-      const stale = this.places.staleIfError({ newest, tier: answer === undefined ? 'l2' : tier }, e.upstreamStatus ?? e.getStatus());
+      const found: Lookup = answer !== undefined ? { newest: answer, tier, seen } : await this.readForFallback(req.key);
+      const stale = this.places.staleIfError(req.key, found, e.upstreamStatus ?? e.getStatus());
       if (stale === undefined) throw e;
       return stale;
     }
+  }
+
+  /** What Redis holds for `key` now, as stale-if-error's fallback (nothing when Redis cannot be read). */
+  private async readForFallback(key: string): Promise<Lookup> {
+    const seen = this.places.purgeMark();
+    return { newest: await this.places.readShared(key).catch(() => undefined), tier: 'l2', seen };
   }
 
   /** The upstream part of directed(): no-store's call, or the key's flight. */

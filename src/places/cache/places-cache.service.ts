@@ -9,6 +9,7 @@ import { CanonicalRequest } from '../nominatim/nominatim-request';
 import { CachedAnswer, StoredAnswer } from './cached-answer';
 import { L1Cache, L1Holder } from './l1-cache';
 import { heapWarning } from './l1-memory';
+import { RecentPurges } from './recent-purges';
 
 /** What the cache did for one request; it becomes X-Cache / Cache-Status / Age and /api's `cache` flag. */
 export type CacheOutcome = 'HIT' | 'MISS' | 'STALE' | 'BYPASS';
@@ -36,6 +37,8 @@ export interface Lookup {
   /** the newest copy seen, fresh or stale, and where it was (for stale-if-error) */
   newest?: CachedAnswer;
   tier?: 'l1' | 'l2';
+  /** purgeMark() taken before the copy was read: a purge after it means the copy must not be served */
+  seen?: number;
 }
 
 /**
@@ -52,6 +55,7 @@ export class PlacesCacheService {
   readonly keepMs: number;
   /** places_cache_outcomes_total{outcome="hit"} by tier, counted on the hit path */
   private readonly hits: Record<'l1' | 'l2', CounterSeries>;
+  private readonly purges: RecentPurges;
 
   constructor(
     @Inject(CACHE_MANAGER) private readonly cache: Cache,
@@ -68,6 +72,12 @@ export class PlacesCacheService {
     };
     metrics.observeL1(this.l1);
     this.keepMs = Math.max(config.staleIfErrorSeconds, config.staleWhileRevalidateSeconds) * 1000;
+    // A purge is remembered as long as a flight may hold a copy read before it: the flight may wait out
+    // another instance's fill (fillWaitMs, the fill lease: queue wait + upstream timeout + 1 s), then
+    // make its own call (queue wait + timeout, within the lease again), plus its few Redis round trips.
+    // A flight longer than that (several upstreams failing over) is refused its stale copy if any purge
+    // was forgotten meanwhile: see RecentPurges.
+    this.purges = new RecentPurges(2 * config.fillWaitMs + 10_000);
   }
 
   /**
@@ -90,10 +100,13 @@ export class PlacesCacheService {
    */
   async lookup(req: CanonicalRequest, held?: L1Holder): Promise<Lookup> {
     const now = Date.now();
+    const seen = this.purges.mark();
     let answer = this.l1.get(req.key, now);
     let tier: 'l1' | 'l2' = 'l1';
     if (answer === undefined || !answer.isFresh(now)) {
       const shared = await this.readShared(req.key).catch(() => undefined);
+      // Purged while Redis was asked: the L1 copy read before is gone too; the next step is a miss.
+      if (this.purges.since(req.key, seen)) return {};
       if (shared !== undefined && (answer === undefined || shared.storedAt > answer.storedAt)) {
         answer = shared;
         tier = 'l2';
@@ -102,13 +115,19 @@ export class PlacesCacheService {
       }
     }
     if (answer === undefined) return {};
-    return { newest: answer, tier, hit: this.servable(answer, tier, now) };
+    return { newest: answer, tier, seen, hit: this.servable(answer, tier, now) };
   }
 
-  /** RFC 5861 stale-if-error: the newest copy, when Nominatim failed and it is recent enough. */
-  staleIfError(found: Lookup, upstreamStatus: number): Resolution | undefined {
+  /**
+   * RFC 5861 stale-if-error: the newest copy, when Nominatim failed and it is recent enough, and no
+   * purge of `key` came after it was read. A flight holds its copy while it waits on Nominatim, and
+   * every request that joins it meanwhile gets what it settles with: without this, a request that came
+   * after a purge's 200 would get the purged copy back (docs/security.md: the next request is a miss).
+   */
+  staleIfError(key: string, found: Lookup, upstreamStatus: number): Resolution | undefined {
     const stale = found.newest;
     if (stale === undefined || Date.now() >= stale.freshUntil + this.config.staleIfErrorSeconds * 1000) return undefined;
+    if (found.seen === undefined || this.purges.since(key, found.seen)) return undefined;
     const tier = found.tier ?? 'l1';
     this.metrics.cacheOutcomes.inc({ outcome: 'stale', tier });
     return { kind: 'answer', answer: stale, outcome: 'STALE', stored: true, tier, fwdStatus: upstreamStatus };
@@ -130,10 +149,33 @@ export class PlacesCacheService {
     return new CachedAnswer(status, contentType, body, now, now, now, false);
   }
 
-  /** L2 read; throws RedisUnavailableError when Redis cannot be used (callers fail open). */
+  /**
+   * Before reading a copy that may be used later (a lookup, stale-if-error's fallback): a purge after
+   * this mark, of the copy's key, means the copy must not be used.
+   */
+  purgeMark(): number {
+    return this.purges.mark();
+  }
+
+  /**
+   * A purge of `key` (`prefix`: of every key starting with it), made here or told by another instance:
+   * drops the L1 copies and remembers the purge, so that a copy read before now is never used after it
+   * (see staleIfError, readShared). Returns how many L1 copies were dropped.
+   */
+  purged(key: string, prefix = false): number {
+    this.purges.add(key, prefix, Date.now());
+    if (prefix) return this.l1.deletePrefix(key);
+    return this.l1.delete(key) ? 1 : 0;
+  }
+
+  /**
+   * L2 read; throws RedisUnavailableError when Redis cannot be used (callers fail open). A copy read
+   * while a purge of its key ran counts as not found: every caller keeps what it reads in L1.
+   */
   async readShared(key: string): Promise<CachedAnswer | undefined> {
+    const seen = this.purges.mark();
     const stored = await this.redis.run('get', () => this.cache.get<StoredAnswer>(key));
-    if (stored === undefined || stored === null) return undefined;
+    if (stored === undefined || stored === null || this.purges.since(key, seen)) return undefined;
     const answer = CachedAnswer.fromStored(stored, stored.fu + this.keepMs);
     if (answer === null || Date.now() >= answer.staleUntil) return undefined;
     return answer;
