@@ -103,6 +103,21 @@ describe(`${CachePurgeService.name}: a purge while a flight holds the purged cop
     return { first };
   }
 
+  /**
+   * Purges through `path` on `purgeOn` (answered `expected`) while `first` is in flight, then asks
+   * `target` on `joinOn`: both answers, and what is left, are checked by expectNoPurgedCopy.
+   */
+  async function purgeThenAsk(first: Promise<Answer>, purgeOn: RunningApp, path: string, expected: object, joinOn: RunningApp, target: string): Promise<void> {
+    const purged = await fetch(`${purgeOn.url}${path}`, { method: 'DELETE', headers: AUTH });
+    expect(purged.status).toBe(200);
+    expect(await purged.json()).toEqual(expected);
+    const second = ask(joinOn, target);
+    const answers = await Promise.all([first, second]);
+    // The second joined the first's flight: one upstream call for both (the other one stored the copy).
+    expect(upstream.count()).toBe(2);
+    await expectNoPurgedCopy(answers, target);
+  }
+
   /** Neither answer is the purged copy; nothing of it is left, and a later failure finds nothing either. */
   async function expectNoPurgedCopy(answers: Answer[], target: string): Promise<void> {
     for (const r of answers) {
@@ -121,44 +136,22 @@ describe(`${CachePurgeService.name}: a purge while a flight holds the purged cop
   it('a request that came after the purge joins the flight and gets a 5xx, not the purged copy (one instance)', async () => {
     const target = '/search?q=Lisbon&format=json';
     const { first } = await flightOverExpiredCopy(a, a, target);
-
-    const purged = await fetch(`${a.url}/admin/cache/question?path=/search&q=Lisbon&format=json`, { method: 'DELETE', headers: AUTH });
-    expect(purged.status).toBe(200);
-    expect(await purged.json()).toEqual({ key: keyOf(target), deleted: 1, l1Deleted: 1, complete: true });
-    const second = ask(a, target);
-
-    const answers = await Promise.all([first, second]);
-    // The second joined the first's flight: one upstream call for both.
-    expect(upstream.count()).toBe(2);
-    await expectNoPurgedCopy(answers, target);
+    const expected = { key: keyOf(target), deleted: 1, l1Deleted: 1, complete: true };
+    await purgeThenAsk(first, a, '/admin/cache/question?path=/search&q=Lisbon&format=json', expected, a, target);
   });
 
   it('a prefix purge on instance A keeps the flight on instance B from serving the purged copy', async () => {
     const target = '/search?q=Porto&format=json';
     const { first } = await flightOverExpiredCopy(a, b, target);
-
-    const purged = await fetch(`${a.url}/admin/cache/prefix?prefix=${encodeURIComponent('places:v1:search:')}`, { method: 'DELETE', headers: AUTH });
-    expect(purged.status).toBe(200);
-    expect(await purged.json()).toEqual({ prefix: 'places:v1:search:', deleted: 1, l1Deleted: 1, complete: true });
-    const second = ask(b, target);
-
-    const answers = await Promise.all([first, second]);
-    expect(upstream.count()).toBe(2);
-    await expectNoPurgedCopy(answers, target);
+    const expected = { prefix: 'places:v1:search:', deleted: 1, l1Deleted: 1, complete: true };
+    await purgeThenAsk(first, a, `/admin/cache/prefix?prefix=${encodeURIComponent('places:v1:search:')}`, expected, b, target);
   });
 
   it('a no-cache request (Fills.directed) whose upstream call fails after a purge gets a 5xx, not the purged copy', async () => {
     const target = '/search?q=Faro&format=json';
     // no-cache reads L1 (the copy) but may not use it; its own flight goes upstream.
     const { first } = await flightOverExpiredCopy(a, a, target, { 'Cache-Control': 'no-cache' });
-
-    const purged = await fetch(`${a.url}/admin/cache?key=${encodeURIComponent(keyOf(target))}`, { method: 'DELETE', headers: AUTH });
-    expect(purged.status).toBe(200);
-    expect(await purged.json()).toEqual({ key: keyOf(target), deleted: 1, l1Deleted: 1, complete: true });
-    const second = ask(a, target);
-
-    const answers = await Promise.all([first, second]);
-    expect(upstream.count()).toBe(2);
-    await expectNoPurgedCopy(answers, target);
+    const expected = { key: keyOf(target), deleted: 1, l1Deleted: 1, complete: true };
+    await purgeThenAsk(first, a, `/admin/cache?key=${encodeURIComponent(keyOf(target))}`, expected, a, target);
   });
 });
