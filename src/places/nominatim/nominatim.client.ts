@@ -117,7 +117,7 @@ export class NominatimClient {
         transport: signallingTransport(slot.sent),
       });
     } catch (e) {
-      slot.sent(); // never sent (an invalid URL, …): the next request need not wait for it
+      slot.sent(false); // never sent (an invalid URL, …): the next request need not wait for it
       endTimer();
       return this.noAnswer(target, request, e as AxiosError, Math.round(performance.now() - started));
     }

@@ -42,7 +42,8 @@ export interface PacerGrant {
    * To call when the request has been written to the socket (or will not be: call it on failure too).
    * With `signalsSend`, this process's next request waits for it: spacing is then measured from the
    * moment a request really left, not from its slot, so a slow start (a new connection, a busy event
-   * loop) cannot bunch two requests together. Idempotent.
+   * loop) cannot bunch two requests together. Idempotent. `written`: false when the request failed
+   * before it was written (nothing reached the upstream).
    */
-  sent(): void;
+  sent(written?: boolean): void;
 }

@@ -10,11 +10,12 @@ import { createHash } from 'node:crypto';
  * whenever the next-slot key is missing: at first use and after an idle spell (no slot is pending
  * then: the key outlives the last one by an interval), but also when Redis lost it (a restart without
  * persistence, FLUSHALL, eviction) while slots were pending. Those slots are then void: each instance
- * compares a pending slot's epoch with the current one before it starts (UpstreamPacer), and queues
+ * compares a pending slot's epoch with the current one before the slot (UpstreamPacer), and queues
  * again rather than start beside the new schedule's slots.
  *
  * KEYS[1] next free slot (µs, Redis clock)   KEYS[2] cool-down flag (its PTTL is the remaining cool-down)
  * KEYS[3] epoch (Redis µs when the schedule started)
+ * KEYS[4] send hold: no slot before its PTTL has run out (UpstreamPacer.holdFleet)
  * ARGV[1] interval µs (guard included)        ARGV[2] max wait µs for this call
  * ARGV[3] minimum delay µs the calling process needs (its own slots already handed out)
  * ARGV[4] horizon µs: a stored slot further ahead than this means Redis's clock stepped back; reset it
@@ -35,6 +36,8 @@ end
 local nxt = tonumber(stored or now)
 if nxt > now + tonumber(ARGV[4]) then nxt = now end
 local slot = math.max(now + tonumber(ARGV[3]), nxt)
+local hold = redis.call('PTTL', KEYS[4])
+if hold > 0 then slot = math.max(slot, now + hold * 1000) end
 local wait = slot - now
 if wait > tonumber(ARGV[2]) then return {1, wait, now, epoch} end
 local interval = tonumber(ARGV[1])
@@ -43,10 +46,10 @@ return {0, wait, now, epoch}
 `;
 
 /*
- * What a caller reads just before it starts (strict pacing): the send hold's PTTL and the schedule's
- * epoch. KEYS[1] send hold, KEYS[2] epoch. Returns {pttlMs, epoch or false}.
+ * What a caller reads before its slot: the send hold's PTTL and the schedule's epoch.
+ * KEYS[1] send hold, KEYS[2] epoch. Returns {pttlMs, epoch or false}.
  */
-export const PRESTART_SCRIPT = `
+export const SLOT_CHECK_SCRIPT = `
 return {redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[2])}
 `;
 

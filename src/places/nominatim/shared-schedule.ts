@@ -1,5 +1,5 @@
 import type { RedisCommandClient } from '../../cache/redis-commands';
-import { ACQUIRE_SCRIPT, FLAG_AT_LEAST_SCRIPT, PRESTART_SCRIPT, sha1, TIME_SCRIPT } from './pacer-scripts';
+import { ACQUIRE_SCRIPT, FLAG_AT_LEAST_SCRIPT, SLOT_CHECK_SCRIPT, sha1, TIME_SCRIPT } from './pacer-scripts';
 
 /** What ACQUIRE_SCRIPT answered (see pacer-scripts.ts). */
 export type AcquireReply =
@@ -9,7 +9,7 @@ export type AcquireReply =
 /** Runs one Redis call within the pacer's bound (its guard or op timeout); rejects past it. */
 export type BoundedCall = <T>(op: string, call: () => Promise<T>) => Promise<T>;
 
-const SHAS = new Map([ACQUIRE_SCRIPT, FLAG_AT_LEAST_SCRIPT, PRESTART_SCRIPT].map((s) => [s, sha1(s)]));
+const SHAS = new Map([ACQUIRE_SCRIPT, FLAG_AT_LEAST_SCRIPT, SLOT_CHECK_SCRIPT].map((s) => [s, sha1(s)]));
 
 /**
  * The fleet's pacing state in Redis, as UpstreamPacer reads and writes it: its keys (one hash tag on
@@ -37,7 +37,7 @@ export class SharedSchedule {
   /** The next slot (see ACQUIRE_SCRIPT); `onRetry` marks the moment the script is sent a second time. */
   async acquire(intervalUs: number, maxWaitUs: number, ownDelayUs: number, horizonUs: number, onRetry: () => void): Promise<AcquireReply> {
     const reply = await this.bounded('pacer acquire', () =>
-      this.run(ACQUIRE_SCRIPT, [this.nextKey, this.coolDownKey, this.epochKey], [intervalUs, maxWaitUs, ownDelayUs, horizonUs], onRetry),
+      this.run(ACQUIRE_SCRIPT, [this.nextKey, this.coolDownKey, this.epochKey, this.holdKey], [intervalUs, maxWaitUs, ownDelayUs, horizonUs], onRetry),
     );
     if (!Array.isArray(reply) || reply.length !== 4) throw new Error(`unexpected pacer script reply ${JSON.stringify(reply)}`);
     const [status, amount, redisNowUs] = reply.slice(0, 3).map(Number);
@@ -55,9 +55,9 @@ export class SharedSchedule {
     return this.bounded('pacer send hold', () => this.run(FLAG_AT_LEAST_SCRIPT, [this.holdKey], [ms]));
   }
 
-  /** The send hold still running (ms) and the schedule's epoch (null: none, the schedule is gone). */
-  async beforeStart(): Promise<{ holdMs: number; epoch: string | null }> {
-    const reply = (await this.bounded('pacer send hold check', () => this.run(PRESTART_SCRIPT, [this.holdKey, this.epochKey], []))) as [number, string | null];
+  /** The send hold still running (ms) and the schedule's epoch (null: none, the schedule is gone), before a slot. */
+  async slotCheck(): Promise<{ holdMs: number; epoch: string | null }> {
+    const reply = (await this.bounded('pacer slot check', () => this.run(SLOT_CHECK_SCRIPT, [this.holdKey, this.epochKey], []))) as [number, string | null];
     return { holdMs: Number(reply[0]), epoch: reply[1] ?? null };
   }
 

@@ -12,6 +12,8 @@ const COOL_DOWN_RECHECK_LEAD_MS = 50;
 /** Longest a caller waits for the request before it to be sent; past it that one counts as sent now. */
 const SEND_WAIT_CAP_MS = 1000;
 
+type SlotLoss = 'schedule' | 'hold';
+
 /** A slot on the local clock: start no sooner than `slot`, no later than `deadline`. */
 interface PlacedSlot {
   slot: number;
@@ -22,9 +24,9 @@ interface PlacedSlot {
   order?: number;
   /** The schedule the shared slot came from (see ACQUIRE_SCRIPT), and how it is voided. */
   epoch?: string;
-  lose?: () => void;
-  /** The shared schedule was lost in Redis since the slot was handed out: queue again. */
-  lost?: boolean;
+  lose?: (why: SlotLoss) => void;
+  /** Why the slot is void (queue again): its schedule was lost in Redis, or a late send holds the fleet past it. */
+  lost?: SlotLoss;
 }
 
 interface Sleeper {
@@ -123,12 +125,11 @@ export class UpstreamPacer {
         throw error;
       }
 
-      if (mode === 'redis' && this.holdsFleet) await this.beforeStrictStart(place(), signal);
       const startAt = this.now();
       const { slot, deadline, release, lost, epoch } = place();
       release?.();
-      if (lost) {
-        this.noteLostSchedule(epoch);
+      if (lost !== undefined) {
+        if (lost === 'schedule') this.noteLostSchedule(epoch);
         continue;
       }
       if (startAt <= deadline) return { waitedMs: startAt - askedAt, mode, sent: this.started(startAt, signalsSend, mode === 'redis' ? slot : undefined) };
@@ -244,8 +245,8 @@ export class UpstreamPacer {
     // own deadline towards whatever instance follows, so being late costs nobody else any spacing.
     // A loaded machine's timers fire 2-20 ms late; without this most slots at 50/s were given up.
     const followedByOwn = () => this.window.mode === 'allowance' && this.pendingSlots.has(slotUs + this.window.slotIntervalUs);
-    let lost = false;
-    const lose = () => (lost = true);
+    let lost: SlotLoss | undefined;
+    const lose = (why: SlotLoss) => (lost ??= why);
     return () => {
       const [low, high] = this.clock.narrow(redisSlotMs, earliest, latest, this.now());
       return { slot: high, deadline: followedByOwn() ? Infinity : low + this.lateMs, release, order: slotUs, epoch, lose, lost };
@@ -310,21 +311,21 @@ export class UpstreamPacer {
   }
 
   /** Books a start; returns its sent() (see PacerGrant). `sharedSlot`: the start's shared slot, when it had one. */
-  private started(startAt: number, signalsSend: boolean, sharedSlot?: number): () => void {
+  private started(startAt: number, signalsSend: boolean, sharedSlot?: number): (written?: boolean) => void {
     this.lastSent = Math.max(this.lastSent, startAt);
     if (!signalsSend || !this.window.waitsForSend) return () => undefined;
     let settle!: () => void;
     const unsent = new Promise<void>((resolve) => (settle = resolve));
     this.unsent = unsent;
     let done = false;
-    return () => {
+    return (written = true) => {
       if (done) return;
       done = true;
       const sentAt = this.now();
       this.lastSent = Math.max(this.lastSent, sentAt);
       if (this.unsent === unsent) this.unsent = null;
       settle();
-      if (sharedSlot !== undefined && this.holdsFleet && sentAt - sharedSlot > this.window.guardUs / 2000) this.holdFleet();
+      if (written && sharedSlot !== undefined && this.holdsFleet && sentAt - sharedSlot > this.window.guardUs / 2000) this.holdFleet();
     };
   }
 
@@ -333,8 +334,11 @@ export class UpstreamPacer {
    * upstream sees the sends. A request that left late (a new TLS connection takes a few round trips
    * before anything is written) could reach the upstream less than an interval before another
    * instance's next one, which started on time on a warm connection. The next slot is already a guard
-   * later, so only a send later than that needs telling: it holds every instance's next start until a
-   * full interval after it (a flag whose time to live is the interval, read just before each start).
+   * later, so only a send later than that needs telling: it holds the fleet (a flag whose time to live
+   * is the interval). A slot handed out while it runs comes after it (ACQUIRE_SCRIPT); a slot handed
+   * out before is voided by the check before it (recheckShared) and queues again. Best effort, and
+   * never on the start's critical path: a hold set after that check (a send later than the next
+   * slot less COOL_DOWN_RECHECK_LEAD_MS) is not seen, and a request that never left sets none.
    */
   private get holdsFleet(): boolean {
     return this.window.mode === 'strict' && this.client !== null;
@@ -346,20 +350,13 @@ export class UpstreamPacer {
   }
 
   /**
-   * Just before a strict start: voids the slot when its schedule was lost, else sleeps out the fleet's
-   * send hold, if one is running. Fails open: without Redis the slot alone spaces.
+   * Voids `placed` when Redis's schedule (its epoch now) is not the one it came from, or when the
+   * fleet's send hold (`holdMs` from now) runs past it.
    */
-  private async beforeStrictStart(placed: PlacedSlot, signal?: AbortSignal): Promise<void> {
-    const found = await this.shared?.beforeStart().catch(() => undefined);
-    if (found === undefined || this.voidsSlot(placed, found.epoch)) return;
-    if (found.holdMs > 0) await this.sleep(this.now() + found.holdMs, signal);
-  }
-
-  /** Whether `epoch` (the schedule Redis has now) voids `placed`; marks it lost if so. */
-  private voidsSlot(placed: PlacedSlot, epoch: string | null): boolean {
-    if (placed.epoch === undefined || epoch === placed.epoch) return false;
-    placed.lose?.();
-    return true;
+  private checkSlot(placed: PlacedSlot, epoch: string | null, holdMs: number): void {
+    if (placed.epoch === undefined) return;
+    if (epoch !== placed.epoch) placed.lose?.('schedule');
+    else if (this.holdsFleet && holdMs > 0 && this.now() + holdMs > placed.slot) placed.lose?.('hold');
   }
 
   /** Waits for a granted request to be sent, at most SEND_WAIT_CAP_MS (then it counts as sent now). */
@@ -409,9 +406,9 @@ export class UpstreamPacer {
       },
       () => undefined, // fail open: the local cool-down still applies
     );
-    // Fails open too: the strict start checks again, right before it.
-    shared.beforeStart().then(
-      ({ epoch }) => this.voidsSlot(placed, epoch),
+    // Fails open too: the slot stands.
+    shared.slotCheck().then(
+      ({ epoch, holdMs }) => this.checkSlot(placed, epoch, holdMs),
       () => undefined,
     );
   }

@@ -8,19 +8,19 @@ export interface Transport {
 
 /**
  * A transport for one upstream request that reports when the request has been written to its socket
- * (its 'finish'), or has failed before that, so that a pacer waiting for it is never held. The pacer
+ * (its 'finish'), or has failed before that (`written` false), so that a pacer waiting for it is never held. The pacer
  * counts spacing from that moment: a new connection or a busy event loop between a slot and the write
  * would otherwise let two requests reach the upstream closer than their slots. Axios takes it as the
  * request config's `transport` (the client stays on @nestjs/axios HttpService) and still chooses the
  * agent: Node's global agent keeps connections alive and has no socket limit.
  */
-export function signallingTransport(onWritten: () => void): Transport {
+export function signallingTransport(onSent: (written: boolean) => void): Transport {
   return {
     request: (options, callback) => {
       const req = (options.protocol === 'https:' ? https : http).request(options, callback);
-      req.once('finish', onWritten);
-      req.once('error', onWritten);
-      req.once('close', onWritten);
+      req.once('finish', () => onSent(true));
+      req.once('error', () => onSent(false));
+      req.once('close', () => onSent(false));
       return req;
     },
   };
