@@ -163,6 +163,27 @@ describe('client Cache-Control (e2e)', () => {
     },
   );
 
+  it("no-cache under a failing Nominatim answers with Redis's copy when it is newer than this instance's", async () => {
+    const peer = await startApp({ REDIS_URL: redis.url, NOMINATIM_URL: fake.url, NOMINATIM_MAX_RPS: '50', CACHE_TTL_SECONDS: '2', STALE_IF_ERROR_SECONDS: '3600' });
+    try {
+      const q = fresh();
+      expect(cache(await get(q))).toBe('MISS');
+      await eventually(async () => cache(await get(q, {}, peer)) === 'HIT'); // the peer's L1 holds this copy
+      await sleep(2100);
+      expect(cache(await get(q, { 'Cache-Control': 'no-cache' }))).toBe('MISS'); // Redis: a copy 2.1 s newer
+      fake.failAll({ status: 500 });
+      try {
+        const a = await get(q, { 'Cache-Control': 'no-cache' }, peer);
+        expect([a.status, cache(a)]).toEqual([200, 'STALE']);
+        expect(Number(a.headers['age'])).toBeLessThanOrEqual(1);
+      } finally {
+        fake.failAll(null);
+      }
+    } finally {
+      await peer.close();
+    }
+  });
+
   it('only-if-cached answers 504 and sends nothing upstream when nothing usable is stored', async () => {
     const q = fresh();
     const before = upstream();

@@ -163,8 +163,10 @@ export class Fills implements OnModuleDestroy {
       return await this.directedUpstream(req, d, asked);
     } catch (e) {
       if (!(e instanceof GatewayError)) throw e;
-      // no-cache did not read Redis: it may hold a newer copy than L1's.
-      const found: Lookup = answer !== undefined ? { newest: answer, tier, seen } : await this.readForFallback(req.key);
+      // no-cache did not read Redis: it may hold a newer copy than L1's (or the only one).
+      const read: Lookup = d.noCache || answer === undefined ? await this.readForFallback(req.key) : {};
+      const newer = read.newest !== undefined && (answer === undefined || read.newest.storedAt > answer.storedAt);
+      const found: Lookup = newer ? read : { newest: answer, tier, seen };
       const stale = this.places.staleIfError(req.key, found, e.upstreamStatus ?? e.getStatus());
       if (stale === undefined) throw e;
       return stale;
