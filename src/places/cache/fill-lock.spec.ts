@@ -158,6 +158,23 @@ describe(FillLock.name, () => {
     await expect(outcome).resolves.toBe('filled');
   });
 
+  it('takes a failure notice that comes just after the poll found the lock released (two connections: either may be read first)', async () => {
+    const [holder, waiter] = await instances(2, { leaseMs: 400 }); // poll every 100 ms
+    const token = await holder.lock.tryAcquire('f7');
+    const exists = waiter.client.exists.bind(waiter.client) as (key: string) => Promise<number>;
+    // The holder published, then released; this process reads the poll's answer before the notice.
+    jest.spyOn(waiter.client, 'exists').mockImplementation((async (key: string) => {
+      const n = await exists(key);
+      if (n === 0) void holder.client.publish(holder.channel, JSON.stringify({ key: 'f7', failed: { status: 504, code: 'upstream_timeout', message: 'late' } }));
+      return n;
+    }) as typeof waiter.client.exists);
+    const outcome = waiter.lock.waitForFill('f7', 3000);
+    await sleep(20); // past the first, immediate existence check
+    await holder.lock.release('f7', token!);
+    const seen = await outcome;
+    expect(typeof seen === 'object' ? seen.failed.code : seen).toBe('upstream_timeout');
+  });
+
   it('ignores a notice it cannot read, and still hears the next one', async () => {
     const [holder, waiter] = await instances(2);
     const token = await holder.lock.tryAcquire('f6');

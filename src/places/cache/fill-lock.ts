@@ -37,6 +37,15 @@ const RELEASE_SHA = createHash('sha1').update(RELEASE_SCRIPT).digest('hex');
 /** Longest pause between two checks that a held lock still exists (a released or expired lease). */
 const MAX_POLL_MS = 250;
 
+/**
+ * How long a lock found gone waits for a notice sent before its release. The holder's PUBLISH runs
+ * before its DEL, but the notice comes on the pub/sub connection and the poll's answer on the command
+ * connection: this process may read the answer first (seen in the e2e tests, on a loaded machine), and
+ * would then take the lock and ask upstream again. Loopback or a LAN delivers the
+ * notice within a millisecond or two; a lock that is really gone is taken over this much later.
+ */
+const NOTICE_GRACE_MS = 20;
+
 interface KeyWaiters {
   resolvers: Set<(outcome: FillOutcome) => void>;
   pollTimer?: NodeJS.Timeout;
@@ -223,7 +232,10 @@ export class FillLock {
     try {
       const exists = await this.redisCall('fill-lock check', () => this.client.exists(this.lockKey(key)));
       if (this.waiters.get(key) !== entry) return;
-      if (exists === 0) return this.settle(key, 'released');
+      if (exists === 0) {
+        entry.pollTimer = setTimeout(() => this.waiters.get(key) === entry && this.settle(key, 'released'), NOTICE_GRACE_MS);
+        return;
+      }
     } catch (error) {
       // A Redis that does not answer can neither deliver the holder's notice nor show its lock gone:
       // waiting would last until the waiters' own timeouts (a whole lease). They go without the lock.
