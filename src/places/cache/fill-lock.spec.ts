@@ -3,6 +3,8 @@ import { createClient, type RedisClientType } from 'redis';
 import { startRedis, type RedisProcess } from '../../../test/support/redis-server';
 import { measure } from '../../../test/support/traffic';
 import { RedisUnavailableError } from '../../cache/redis-guard';
+import { GatewayError } from '../../common/gateway.errors';
+import { upstreamBusy, upstreamFailed, upstreamTimeout } from '../nominatim/upstream-errors';
 import { FillLock, type FillLockOptions } from './fill-lock';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -53,7 +55,7 @@ describe(FillLock.name, () => {
         const lock = new FillLock(client, subscriber, options);
         locks.push(lock);
         await lock.start();
-        return { lock, client, lockKey: (key: string) => `${options.keyPrefix}lock:${key}` };
+        return { lock, client, channel: `${options.keyPrefix}filled`, lockKey: (key: string) => `${options.keyPrefix}lock:${key}` };
       }),
     );
   }
@@ -91,6 +93,102 @@ describe(FillLock.name, () => {
     const outcomes = Promise.all([holder.lock.waitForFill('q3', 5000), holder.lock.waitForFill('q3', 5000)]);
     await holder.lock.notifyFilled('q3');
     await expect(outcomes).resolves.toEqual(['filled', 'filled']);
+  });
+
+  it("passes the holder's failed upstream call to a waiter in another instance, at once and field for field", async () => {
+    const [holder, waiter] = await instances(2); // poll every 250 ms
+    const token = await holder.lock.tryAcquire('f1');
+    const outcome = waiter.lock.waitForFill('f1', 5000);
+    await sleep(100); // past the first, immediate existence check
+    const error = upstreamBusy('Nominatim is refusing requests for now; try again later', 'upstream_refused', 7, 429);
+    const woken = await measure(async () => {
+      await holder.lock.notifyFailed('f1', error);
+      return outcome;
+    });
+    expect(typeof woken.result).toBe('object');
+    const failed = (woken.result as { failed: GatewayError }).failed;
+    expect(failed).toBeInstanceOf(GatewayError);
+    expect(failed.getStatus()).toBe(503);
+    expect(failed.getResponse()).toEqual(error.getResponse()); // status, message and code: the body clients get
+    expect(failed.message).toBe(error.message);
+    expect(failed.code).toBe('upstream_refused');
+    expect(failed.retryAfterSeconds).toBe(7);
+    expect(failed.upstreamStatus).toBe(429);
+    // Before the next poll (250 ms): the poll could only ever report 'released'.
+    expect(woken.ownMs < 250 / 2 ? 'at once' : woken.detail).toBe('at once');
+    await holder.lock.release('f1', token!);
+  });
+
+  it("wakes waiters in the same instance directly on notifyFailed, and leaves other keys' waiters waiting", async () => {
+    const [holder] = await instances(1);
+    await holder.lock.tryAcquire('f2');
+    await holder.lock.tryAcquire('f3');
+    const outcomes = Promise.all([holder.lock.waitForFill('f2', 5000), holder.lock.waitForFill('f2', 5000)]);
+    const other = holder.lock.waitForFill('f3', 300);
+    const error = upstreamTimeout(1500);
+    await holder.lock.notifyFailed('f2', error);
+    await expect(outcomes).resolves.toEqual([{ failed: error }, { failed: error }]);
+    await expect(other).resolves.toBe('timeout');
+  });
+
+  it('sends a fill notice as the bare key (what instances of the code before failure notices send and read), and a failure notice they cannot take for a key', async () => {
+    const [holder, waiter] = await instances(2);
+    const listener = await connect();
+    const subscriber = listener.duplicate();
+    clients.push(subscriber);
+    await subscriber.connect();
+    const heard: string[] = [];
+    let heardTwo: () => void;
+    const twoHeard = new Promise<void>((resolve) => (heardTwo = resolve));
+    await subscriber.subscribe(holder.channel, (message) => {
+      if (heard.push(message) === 2) heardTwo();
+    });
+
+    await holder.lock.notifyFilled('f4');
+    await holder.lock.notifyFailed('f4', upstreamFailed('status 500', 500));
+    await twoHeard;
+    expect(heard[0]).toBe('f4');
+    expect(heard[1]).not.toBe('f4'); // an old instance looks the message up as a key: no waiter of 'f4' wakes
+    expect(JSON.parse(heard[1])).toMatchObject({ key: 'f4', failed: { status: 502, code: 'upstream_error', upstreamStatus: 500 } });
+
+    // And the other way round: an old instance's fill notice (the key, published as is) wakes a new waiter.
+    await holder.lock.tryAcquire('f5');
+    const outcome = waiter.lock.waitForFill('f5', 5000);
+    await holder.client.publish(holder.channel, 'f5');
+    await expect(outcome).resolves.toBe('filled');
+  });
+
+  it('takes a failure notice that comes just after the poll found the lock released (two connections: either may be read first)', async () => {
+    const [holder, waiter] = await instances(2, { leaseMs: 400 }); // poll every 100 ms
+    const token = await holder.lock.tryAcquire('f7');
+    const exists = waiter.client.exists.bind(waiter.client) as (key: string) => Promise<number>;
+    // The holder published, then released; this process reads the poll's answer before the notice.
+    jest.spyOn(waiter.client, 'exists').mockImplementation((async (key: string) => {
+      const n = await exists(key);
+      if (n === 0) void holder.client.publish(holder.channel, JSON.stringify({ key: 'f7', failed: { status: 504, code: 'upstream_timeout', message: 'late' } }));
+      return n;
+    }) as typeof waiter.client.exists);
+    const outcome = waiter.lock.waitForFill('f7', 3000);
+    await sleep(20); // past the first, immediate existence check
+    await holder.lock.release('f7', token!);
+    const seen = await outcome;
+    expect(typeof seen === 'object' ? seen.failed.code : seen).toBe('upstream_timeout');
+  });
+
+  it('ignores a notice it cannot read, and still hears the next one', async () => {
+    const [holder, waiter] = await instances(2);
+    const token = await holder.lock.tryAcquire('f6');
+    const outcome = waiter.lock.waitForFill('f6', 3000);
+    let settled = false;
+    void outcome.then(() => (settled = true));
+    const unreadable = ['{not json', JSON.stringify({ key: 'f6', failed: { status: 'bad', code: 'x', message: 'y' } }), JSON.stringify({ key: 'f6' })];
+    for (const notice of unreadable) await holder.client.publish(holder.channel, notice);
+    await sleep(50);
+    expect(settled).toBe(false);
+    await holder.lock.notifyFailed('f6', upstreamFailed('status 500', 500));
+    const seen = await outcome;
+    expect(typeof seen === 'object' && seen.failed.getStatus()).toBe(502);
+    await holder.lock.release('f6', token!);
   });
 
   it("lets a waiter see 'released' when a crashed holder's lease expires", async () => {

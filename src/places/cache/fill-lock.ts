@@ -3,6 +3,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { RedisCommandClient, RedisSubscriberClient } from '../../cache/redis-commands';
 import { type RedisGuard, RedisUnavailableError } from '../../cache/redis-guard';
 import { OperationTimeoutError, withTimeout } from '../../cache/with-timeout';
+import { GatewayError } from '../../common/gateway.errors';
 
 export interface FillLockOptions {
   /** Namespace of the lock keys and of the notification channel, e.g. 'places:v1:'. */
@@ -20,8 +21,11 @@ export interface FillLockOptions {
   keyName?: (key: string) => string;
 }
 
-/** 'unavailable': Redis cannot be asked (down, frozen, or skipped after a timeout), so no notice can come. */
-export type FillOutcome = 'filled' | 'released' | 'timeout' | 'unavailable';
+/**
+ * 'unavailable': Redis cannot be asked (down, frozen, or skipped after a timeout), so no notice can come.
+ * `{ failed }`: the holder's upstream call failed with this error (see notifyFailed).
+ */
+export type FillOutcome = 'filled' | 'released' | 'timeout' | 'unavailable' | { failed: GatewayError };
 
 /* Compare-and-delete: only the holder of the token removes the lock. */
 const RELEASE_SCRIPT = `
@@ -32,6 +36,15 @@ const RELEASE_SHA = createHash('sha1').update(RELEASE_SCRIPT).digest('hex');
 
 /** Longest pause between two checks that a held lock still exists (a released or expired lease). */
 const MAX_POLL_MS = 250;
+
+/**
+ * How long a lock found gone waits for a notice sent before its release. The holder's PUBLISH runs
+ * before its DEL, but the notice comes on the pub/sub connection and the poll's answer on the command
+ * connection: this process may read the answer first (seen in the e2e tests, on a loaded machine), and
+ * would then take the lock and ask upstream again. Loopback or a LAN delivers the
+ * notice within a millisecond or two; a lock that is really gone is taken over this much later.
+ */
+const NOTICE_GRACE_MS = 20;
 
 interface KeyWaiters {
   resolvers: Set<(outcome: FillOutcome) => void>;
@@ -50,7 +63,10 @@ export class FillLock {
   private readonly pollMs: number;
   private readonly waiters = new Map<string, KeyWaiters>();
   private subscribed?: Promise<void>;
-  private readonly onMessage = (key: string) => this.settle(key, 'filled');
+  private readonly onMessage = (message: string) => {
+    const notice = parseNotice(message);
+    if (notice !== undefined) this.settle(notice.key, notice.outcome);
+  };
 
   constructor(
     private readonly client: RedisCommandClient,
@@ -131,10 +147,27 @@ export class FillLock {
   }
 
   /**
-   * Resolves 'filled' on the notification for `key`, 'released' when its lock is gone (released
-   * without a fill, or its lease expired, or it was not held at all), 'unavailable' as soon as a lock
-   * check finds Redis down or not answering in time, or 'timeout' after `timeoutMs`. Either way the
-   * caller re-reads the cache and, on a miss, may try to take the lock itself (or go without it).
+   * Tells the waiters for `key` that the holder's upstream call failed with `error`: they answer with
+   * the same error at once (their callers may serve a stale copy) instead of each taking the lock in
+   * turn and asking again, a whole upstream timeout apiece. Call it before `release` (same connection):
+   * Redis then publishes before it deletes the lock, so a waiter's poll does not find the lock gone
+   * first. Best effort, never rejects: a waiter that misses it sees the lock released and takes over.
+   */
+  async notifyFailed(key: string, error: GatewayError): Promise<void> {
+    this.settle(key, { failed: error });
+    try {
+      await this.redisCall('fill-lock publish', () => this.client.publish(this.channel, failureNotice(key, error)));
+    } catch (error) {
+      this.logger.debug(`Fill failure notification failed (${describe(error)}); waiters will see the lock released`);
+    }
+  }
+
+  /**
+   * Resolves 'filled' on the notification for `key`, `{ failed }` on a failure notice, 'released' when
+   * its lock is gone (released without a fill, or its lease expired, or it was not held at all),
+   * 'unavailable' as soon as a lock check finds Redis down or not answering in time, or 'timeout' after
+   * `timeoutMs`. But for `{ failed }`, the caller re-reads the cache and, on a miss, may try to take the
+   * lock itself (or go without it).
    */
   waitForFill(key: string, timeoutMs: number): Promise<FillOutcome> {
     return new Promise<FillOutcome>((resolve) => {
@@ -199,7 +232,10 @@ export class FillLock {
     try {
       const exists = await this.redisCall('fill-lock check', () => this.client.exists(this.lockKey(key)));
       if (this.waiters.get(key) !== entry) return;
-      if (exists === 0) return this.settle(key, 'released');
+      if (exists === 0) {
+        entry.pollTimer = setTimeout(() => this.waiters.get(key) === entry && this.settle(key, 'released'), NOTICE_GRACE_MS);
+        return;
+      }
     } catch (error) {
       // A Redis that does not answer can neither deliver the holder's notice nor show its lock gone:
       // waiting would last until the waiters' own timeouts (a whole lease). They go without the lock.
@@ -211,6 +247,50 @@ export class FillLock {
     }
     if (this.waiters.get(key) === entry) entry.pollTimer = setTimeout(() => void this.poll(key, entry), this.pollMs);
   }
+}
+
+/*
+ * The notices on the channel. A fill's is the key itself, as ever: instances still running the code
+ * before failure notices (a rolling deploy) and new ones wake each other on fills alike. A failure's is a
+ * JSON object; an old instance takes it for a key nobody waits for and ignores it (its waiters see the
+ * lock released and take over, as they always did). The gateway's keys (places:v1:…) never start with '{'.
+ */
+interface FailureNotice {
+  key: string;
+  failed: { status: number; code: string; message: string; retryAfterSeconds?: number; upstreamStatus?: number };
+}
+
+function failureNotice(key: string, e: GatewayError): string {
+  const notice: FailureNotice = {
+    key,
+    failed: { status: e.getStatus(), code: e.code, message: e.message, retryAfterSeconds: e.retryAfterSeconds, upstreamStatus: e.upstreamStatus },
+  };
+  return JSON.stringify(notice);
+}
+
+/** The key a notice is about and what it says; undefined for an unreadable one (ignored: the waiters' poll decides). */
+function parseNotice(message: string): { key: string; outcome: FillOutcome } | undefined {
+  if (!message.startsWith('{')) return { key: message, outcome: 'filled' };
+  let notice: Partial<FailureNotice>;
+  try {
+    notice = JSON.parse(message) as Partial<FailureNotice>;
+  } catch {
+    return undefined;
+  }
+  const f = notice.failed;
+  const valid =
+    typeof notice.key === 'string' &&
+    typeof f === 'object' &&
+    f !== null &&
+    Number.isInteger(f.status) &&
+    f.status >= 400 &&
+    f.status <= 599 &&
+    typeof f.code === 'string' &&
+    typeof f.message === 'string' &&
+    (f.retryAfterSeconds === undefined || (typeof f.retryAfterSeconds === 'number' && f.retryAfterSeconds > 0)) &&
+    (f.upstreamStatus === undefined || Number.isInteger(f.upstreamStatus));
+  if (!valid) return undefined;
+  return { key: notice.key!, outcome: { failed: new GatewayError(f.status, f.message, f.code, f.retryAfterSeconds, f.upstreamStatus) } };
 }
 
 function describe(error: unknown): string {

@@ -8,7 +8,7 @@ import { cacheConfig, CacheConfig } from '../../config/configuration';
 import { MetricsService } from '../../metrics/metrics.service';
 import { NominatimClient } from '../nominatim/nominatim.client';
 import { CanonicalRequest } from '../nominatim/nominatim-request';
-import { notCached } from '../nominatim/upstream-errors';
+import { isUpstreamVerdict, notCached } from '../nominatim/upstream-errors';
 import { judge, RequestDirectives } from './cache-control';
 import { CachedAnswer } from './cached-answer';
 import { isEmptyAnswer } from './empty-answer';
@@ -198,7 +198,8 @@ export class Fills implements OnModuleDestroy {
   }
 
   /**
-   * Across instances: the fill-lock holder calls upstream; the others wait for its pub/sub notice.
+   * Across instances: the fill-lock holder calls upstream; the others wait for its pub/sub notice, and
+   * fail as it failed when it says so (see isUpstreamVerdict), rather than ask again one after another.
    * `filledSince`: an entry another instance stored before then does not count (a no-cache request's).
    */
   async fill(req: CanonicalRequest, ahead?: LockAttempt, filledSince = 0): Promise<Resolution> {
@@ -209,6 +210,7 @@ export class Fills implements OnModuleDestroy {
     }
 
     let token: string | null;
+    let failed: GatewayError | undefined;
     try {
       const giveUpAt = Date.now() + this.config.fillWaitMs;
       const attempt = ahead ?? this.attemptLock(lock, req.key);
@@ -218,10 +220,15 @@ export class Fills implements OnModuleDestroy {
         if (token !== null) void lock.release(req.key, token).catch(() => undefined);
         return filled;
       }
-      // The holder gave up or died (its lease ended): take over, or wait for whoever took over first.
+      // The holder failed upstream: its error is ours too (our caller may serve a stale copy now).
+      // It gave up otherwise or died (its lease ended): take over, or wait for whoever took over first.
       // Past fillWaitMs, go without the lock.
       while (token === null && Date.now() < giveUpAt) {
-        await lock.waitForFill(req.key, giveUpAt - Date.now());
+        const outcome = await lock.waitForFill(req.key, giveUpAt - Date.now());
+        if (typeof outcome === 'object') {
+          failed = outcome.failed;
+          break;
+        }
         const filled = this.asFilledElsewhere(req, await this.places.readShared(req.key), filledSince);
         if (filled !== undefined) return filled;
         token = await lock.tryAcquire(req.key);
@@ -229,8 +236,14 @@ export class Fills implements OnModuleDestroy {
     } catch {
       return this.fetchAndStore(req, true);
     }
+    if (failed !== undefined) throw failed;
     try {
       return await this.fetchAndStore(req, false);
+    } catch (e) {
+      // Sent before the release below, on the same connection: waiters hear of the failure before
+      // they could see the lock gone and take over.
+      if (token !== null && e instanceof GatewayError && isUpstreamVerdict(e)) void lock.notifyFailed(req.key, e);
+      throw e;
     } finally {
       // Not awaited: the answer is ready, and a Redis that froze meanwhile must not hold it back.
       if (token !== null) void lock.release(req.key, token).catch(() => undefined);

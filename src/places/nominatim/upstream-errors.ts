@@ -21,3 +21,24 @@ export const upstreamTooLarge = (maxBytes: number) =>
 /** RFC 9111 5.2.1.7: only-if-cached and nothing usable is stored. */
 export const notCached = () =>
   new GatewayError(504, 'Nothing usable is cached for this question (the request said only-if-cached)', 'not_cached');
+
+/*
+ * What asking Nominatim came to: it failed, was too slow, refused us (the fleet's cool-down after a 429
+ * or 403 is shared, so any instance would be refused alike), or sent an answer we do not keep. Instances
+ * waiting for the same question's fill take such an error as their own answer at once (fills.ts).
+ * Left out, so that the waiters ask themselves: the asking instance's own state, where nothing was sent
+ * and the next instance may do better: its pacing queue was full (upstream_queue_full), or its failover
+ * had every upstream passed over (upstream_unavailable: each instance keeps its own preference).
+ * Anything not listed (a new code) is left out too: the waiters then ask, as before failure notices.
+ */
+const UPSTREAM_VERDICTS: ReadonlySet<string> = new Set([
+  'upstream_timeout',
+  'upstream_error',
+  'upstream_refused',
+  'upstream_cooldown',
+  'upstream_invalid',
+  'upstream_too_large',
+]);
+
+/** Whether `e` is Nominatim's verdict on the question, the same for whichever instance asks now. */
+export const isUpstreamVerdict = (e: GatewayError): boolean => UPSTREAM_VERDICTS.has(e.code);
