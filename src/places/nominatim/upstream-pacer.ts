@@ -7,8 +7,11 @@ import { RedisClock } from './redis-clock';
 import { SharedSchedule } from './shared-schedule';
 import type { PacerGrant, PacerMode, UpstreamPacerOptions } from './pacer-contract';
 
-/** How long before its slot a sleeping caller re-reads the shared cool-down (set by another instance meanwhile). */
-const COOL_DOWN_RECHECK_LEAD_MS = 50;
+/**
+ * How long before its slot a sleeping caller checks it against Redis: the shared cool-down, the send
+ * hold and the schedule's epoch, each possibly changed by another instance meanwhile (recheckShared).
+ */
+const SLOT_CHECK_LEAD_MS = 50;
 /** Longest a caller waits for the request before it to be sent; past it that one counts as sent now. */
 const SEND_WAIT_CAP_MS = 1000;
 
@@ -271,8 +274,8 @@ export class UpstreamPacer {
    * for that when it has not been yet), whatever timer, event-loop or connection jitter did.
    */
   private async sleepUntilSlot(place: () => PlacedSlot, sharedRecheck: boolean, signal?: AbortSignal): Promise<void> {
-    if (sharedRecheck && place().slot - this.now() > COOL_DOWN_RECHECK_LEAD_MS) {
-      await this.sleep(place().slot - COOL_DOWN_RECHECK_LEAD_MS, signal);
+    if (sharedRecheck && place().slot - this.now() > SLOT_CHECK_LEAD_MS) {
+      await this.sleep(place().slot - SLOT_CHECK_LEAD_MS, signal);
       this.recheckShared(place());
     }
     const order = place().order;
@@ -338,7 +341,7 @@ export class UpstreamPacer {
    * is the interval). A slot handed out while it runs comes after it (ACQUIRE_SCRIPT); a slot handed
    * out before is voided by the check before it (recheckShared) and queues again. Best effort, and
    * never on the start's critical path: a hold set after that check (a send later than the next
-   * slot less COOL_DOWN_RECHECK_LEAD_MS) is not seen, and a request that never left sets none.
+   * slot less SLOT_CHECK_LEAD_MS) is not seen, and a request that never left sets none.
    */
   private get holdsFleet(): boolean {
     return this.window.mode === 'strict' && this.client !== null;
