@@ -249,6 +249,21 @@ describe(UpstreamPacer.name, () => {
       expect(run.bStartedAt - run.sentAt).toBeGreaterThanOrEqual(200 - 0.01);
     });
 
+    it('sets no hold for a request that failed before it was written (nothing reached the upstream)', async () => {
+      const { a, shared } = await fleet({ minIntervalMs: 200, guardMs: 10 });
+      const hold = () => clients[0].exists(`${shared.keyPrefix}pacer:hold`);
+      const failed = await a.acquire(undefined, true);
+      await sleep(80);
+      failed.sent(false); // a connect that failed after 80 ms
+      await sleep(20);
+      expect(await hold()).toBe(0);
+      const written = await a.acquire(undefined, true);
+      await sleep(80);
+      written.sent(); // the same delay, written: the fleet is held (the flag is set in the background)
+      for (let i = 0; i < 50 && (await hold()) === 0; i++) await sleep(20);
+      expect(await hold()).toBe(1);
+    });
+
     it('costs nothing when the send is on time: the next instance starts at its slot', async () => {
       const { a, b, shared } = await fleet({ minIntervalMs: 200, guardMs: 10 });
       const aStarts = recordStarts(a);
