@@ -8,7 +8,7 @@ import { cacheConfig, CacheConfig } from '../../config/configuration';
 import { MetricsService } from '../../metrics/metrics.service';
 import { NominatimClient } from '../nominatim/nominatim.client';
 import { CanonicalRequest } from '../nominatim/nominatim-request';
-import { isUpstreamVerdict, notCached } from '../nominatim/upstream-errors';
+import { notCached, passesToWaiters } from '../nominatim/upstream-errors';
 import { judge, RequestDirectives } from './cache-control';
 import { CachedAnswer } from './cached-answer';
 import { isEmptyAnswer } from './empty-answer';
@@ -199,7 +199,7 @@ export class Fills implements OnModuleDestroy {
 
   /**
    * Across instances: the fill-lock holder calls upstream; the others wait for its pub/sub notice, and
-   * fail as it failed when it says so (see isUpstreamVerdict), rather than ask again one after another.
+   * fail as it failed when it says so (see passesToWaiters), rather than ask again one after another.
    * `filledSince`: an entry another instance stored before then does not count (a no-cache request's).
    */
   async fill(req: CanonicalRequest, ahead?: LockAttempt, filledSince = 0): Promise<Resolution> {
@@ -242,7 +242,7 @@ export class Fills implements OnModuleDestroy {
     } catch (e) {
       // Sent before the release below, on the same connection: waiters hear of the failure before
       // they could see the lock gone and take over.
-      if (token !== null && e instanceof GatewayError && isUpstreamVerdict(e)) void lock.notifyFailed(req.key, e);
+      if (token !== null && e instanceof GatewayError && passesToWaiters(e)) void lock.notifyFailed(req.key, e);
       throw e;
     } finally {
       // Not awaited: the answer is ready, and a Redis that froze meanwhile must not hold it back.

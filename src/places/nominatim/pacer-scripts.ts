@@ -46,11 +46,14 @@ return {0, wait, now, epoch}
 `;
 
 /*
- * What a caller reads before its slot: the send hold's PTTL and the schedule's epoch.
- * KEYS[1] send hold, KEYS[2] epoch. Returns {pttlMs, epoch or false}.
+ * What a caller reads before its slot, in one round trip: Redis's clock (a sample for placing slots),
+ * the cool-down's and the send hold's PTTL, and the schedule's epoch.
+ * KEYS[1] cool-down, KEYS[2] send hold, KEYS[3] epoch.
+ * Returns {seconds, microseconds, coolDownPttlMs, holdPttlMs, epoch or false}.
  */
 export const SLOT_CHECK_SCRIPT = `
-return {redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[2])}
+local t = redis.call('TIME')
+return {t[1], t[2], redis.call('PTTL', KEYS[1]), redis.call('PTTL', KEYS[2]), redis.call('GET', KEYS[3])}
 `;
 
 /*
@@ -65,5 +68,3 @@ return 1
 
 export const sha1 = (text: string) => createHash('sha1').update(text).digest('hex');
 
-/** Redis's clock, as the scripts above read it (a script, so that a cluster routes it by key). */
-export const TIME_SCRIPT = "return redis.call('TIME')";

@@ -1,5 +1,5 @@
 import type { RedisCommandClient } from '../../cache/redis-commands';
-import { ACQUIRE_SCRIPT, FLAG_AT_LEAST_SCRIPT, SLOT_CHECK_SCRIPT, sha1, TIME_SCRIPT } from './pacer-scripts';
+import { ACQUIRE_SCRIPT, FLAG_AT_LEAST_SCRIPT, SLOT_CHECK_SCRIPT, sha1 } from './pacer-scripts';
 
 /** What ACQUIRE_SCRIPT answered (see pacer-scripts.ts). */
 export type AcquireReply =
@@ -55,24 +55,18 @@ export class SharedSchedule {
     return this.bounded('pacer send hold', () => this.run(FLAG_AT_LEAST_SCRIPT, [this.holdKey], [ms]));
   }
 
-  /** The send hold still running (ms) and the schedule's epoch (null: none, the schedule is gone), before a slot. */
-  async slotCheck(): Promise<{ holdMs: number; epoch: string | null }> {
-    const reply = (await this.bounded('pacer slot check', () => this.run(SLOT_CHECK_SCRIPT, [this.holdKey, this.epochKey], []))) as [number, string | null];
-    return { holdMs: Number(reply[0]), epoch: reply[1] ?? null };
-  }
-
-  /** The shared cool-down's remaining ms (≤ 0: none). */
-  coolDownRemainingMs(): Promise<number> {
-    return this.bounded('pacer cool-down check', () => this.client.pTTL(this.coolDownKey));
-  }
-
   /**
-   * Redis's clock in ms, unbounded (a clock sample; callers ignore a failure). TIME through a script
-   * keyed like the cool-down, so that on a cluster it reaches that key's node.
+   * Before a slot (SLOT_CHECK_SCRIPT): Redis's clock in ms, the cool-down and the send hold still
+   * running (ms, ≤ 0: none), and the schedule's epoch (null: none, the schedule is gone). `onSend`
+   * marks each moment the script is sent (for the clock sample: not the time spent in `bounded`).
    */
-  async timeMs(): Promise<number> {
-    const t = (await this.client.eval(TIME_SCRIPT, { keys: [this.coolDownKey] })) as string[];
-    return Number(t[0]) * 1000 + Number(t[1]) / 1000;
+  async slotCheck(onSend: () => void): Promise<{ redisMs: number; coolDownMs: number; holdMs: number; epoch: string | null }> {
+    const reply = (await this.bounded('pacer slot check', () => {
+      onSend();
+      return this.run(SLOT_CHECK_SCRIPT, [this.coolDownKey, this.holdKey, this.epochKey], [], onSend);
+    })) as [string, string, number, number, string | null];
+    const [seconds, micros, coolDownMs, holdMs, epoch] = reply;
+    return { redisMs: Number(seconds) * 1000 + Number(micros) / 1000, coolDownMs: Number(coolDownMs), holdMs: Number(holdMs), epoch: epoch ?? null };
   }
 
   /** EVALSHA, or EVAL when Redis does not know the script yet (`onRetry` marks the second send). */

@@ -1,6 +1,6 @@
-import { isUpstreamVerdict, upstreamBusy, upstreamFailed, upstreamInvalid, upstreamTimeout, upstreamTooLarge } from './upstream-errors';
+import { passesToWaiters, upstreamBusy, upstreamFailed, upstreamInvalid, upstreamTimeout, upstreamTooLarge } from './upstream-errors';
 
-describe('isUpstreamVerdict', () => {
+describe('passesToWaiters', () => {
   it('is true for what asking Nominatim came to: the instances waiting for the same fill fail alike', () => {
     for (const e of [
       upstreamTimeout(1500),
@@ -11,13 +11,13 @@ describe('isUpstreamVerdict', () => {
       upstreamInvalid('HTML instead of JSON'),
       upstreamTooLarge(2 ** 21),
     ]) {
-      expect([e.code, isUpstreamVerdict(e)]).toEqual([e.code, true]);
+      expect([e.code, passesToWaiters(e)]).toEqual([e.code, true]);
     }
   });
 
   it("is false for the asking instance's own state (nothing sent): the waiters ask themselves", () => {
     for (const e of [upstreamBusy('queue full', 'upstream_queue_full', 2), upstreamBusy('all failing', 'upstream_unavailable', 2)]) {
-      expect([e.code, isUpstreamVerdict(e)]).toEqual([e.code, false]);
+      expect([e.code, passesToWaiters(e)]).toEqual([e.code, false]);
     }
   });
 });

@@ -31,7 +31,7 @@ export const notCached = () =>
  * had every upstream passed over (upstream_unavailable: each instance keeps its own preference).
  * Anything not listed (a new code) is left out too: the waiters then ask, as before failure notices.
  */
-const UPSTREAM_VERDICTS: ReadonlySet<string> = new Set([
+const PASSED_TO_WAITERS: ReadonlySet<string> = new Set([
   'upstream_timeout',
   'upstream_error',
   'upstream_refused',
@@ -40,5 +40,5 @@ const UPSTREAM_VERDICTS: ReadonlySet<string> = new Set([
   'upstream_too_large',
 ]);
 
-/** Whether `e` is Nominatim's verdict on the question, the same for whichever instance asks now. */
-export const isUpstreamVerdict = (e: GatewayError): boolean => UPSTREAM_VERDICTS.has(e.code);
+/** Whether `e` is what Nominatim made of the question, the same for whichever instance asks now: the fill holder passes it to the instances waiting. */
+export const passesToWaiters = (e: GatewayError): boolean => PASSED_TO_WAITERS.has(e.code);

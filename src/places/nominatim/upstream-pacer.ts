@@ -391,28 +391,21 @@ export class UpstreamPacer {
   }
 
   /**
-   * Before a shared slot, in the background (never delaying the start): the cool-down another instance
-   * may have started, a clock sample, and whether the slot's schedule still exists in Redis.
+   * Before a shared slot, in the background (never delaying the start), one round trip: the cool-down
+   * another instance may have started, a clock sample, a send hold that runs past the slot, and whether
+   * the slot's schedule still exists in Redis.
    */
   private recheckShared(placed: PlacedSlot): void {
     if (!this.shared || !this.redisUsable()) return;
-    const shared = this.shared;
-    const sentAt = this.now();
-    // A clock reading rides along (the same connection, one round trip): see reserveShared's place().
-    shared.timeMs().then(
-      (redisMs) => this.clock.sample(redisMs, sentAt, this.now()),
-      () => undefined,
-    );
-    shared.coolDownRemainingMs().then(
-      (pttl) => {
-        if (pttl > 0) this.localCoolDownUntil = Math.max(this.localCoolDownUntil, this.now() + pttl);
+    let sentAt = this.now();
+    this.shared.slotCheck(() => (sentAt = this.now())).then(
+      ({ redisMs, coolDownMs, holdMs, epoch }) => {
+        // A clock reading rides along: see reserveShared's place().
+        this.clock.sample(redisMs, sentAt, this.now());
+        if (coolDownMs > 0) this.localCoolDownUntil = Math.max(this.localCoolDownUntil, this.now() + coolDownMs);
+        this.checkSlot(placed, epoch, holdMs);
       },
-      () => undefined, // fail open: the local cool-down still applies
-    );
-    // Fails open too: the slot stands.
-    shared.slotCheck().then(
-      ({ epoch, holdMs }) => this.checkSlot(placed, epoch, holdMs),
-      () => undefined,
+      () => undefined, // fail open: the local cool-down still applies, and the slot stands
     );
   }
 
