@@ -1,4 +1,10 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { createClient, RedisClientType } from 'redis';
+import { toEntryLine } from '../src/cli/cache-entry-line';
+import { importEntries } from '../src/cli/import.command';
 import { CachePurgeService, PURGE_CHANNEL } from '../src/places/cache/cache-purge.service';
 import { RedisConnectionService } from '../src/cache/redis-connection.service';
 import { canonicaliseRoute, findRoute } from '../src/places/place-routes';
@@ -153,5 +159,34 @@ describe(`${CachePurgeService.name}: a purge while a flight holds the purged cop
     const { first } = await flightOverExpiredCopy(a, a, target, { 'Cache-Control': 'no-cache' });
     const expected = { key: keyOf(target), deleted: 1, l1Deleted: 1, complete: true };
     await purgeThenAsk(first, a, `/admin/cache?key=${encodeURIComponent(keyOf(target))}`, expected, a, target);
+  });
+
+  it('an import during the flight: the failed upstream call answers with the imported copy, not a 5xx', async () => {
+    const target = '/search?q=Braga&format=json';
+    const { first } = await flightOverExpiredCopy(a, b, target);
+    // The import command publishes each key it writes on the purge channel, so that every instance
+    // drops its L1 copy: instance B takes it as a purge of the copy its flight holds.
+    const key = keyOf(target);
+    const exported = toEntryLine(key, (await probe.get(key))!, await probe.pTTL(key), Date.now())!;
+    const now = Date.now();
+    const body = '[{"place_id":4242,"display_name":"Braga (imported)"}]';
+    const line = { ...exported, body, empty: false, storedAt: new Date(now).toISOString(), freshUntil: new Date(now + 60_000).toISOString(), expiresAt: new Date(now + 600_000).toISOString() };
+    const dir = mkdtempSync(join(tmpdir(), 'purge-race-'));
+    try {
+      writeFileSync(join(dir, 'entries.ndjson'), `${JSON.stringify(line)}\n`);
+      const report = new PassThrough();
+      const code = await importEntries(a.app, join(dir, 'entries.ndjson'), report);
+      expect({ code, report: String(report.read()) }).toEqual({ code: 0, report: expect.stringContaining('1 imported') as unknown });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const second = ask(b, target);
+    const answers = await Promise.all([first, second]);
+    expect(upstream.count()).toBe(2);
+    // Fresh: a hit found late (Cache-Status says so), not an expired copy.
+    for (const r of answers) expect({ status: r.status, xCache: r.xCache, cacheStatus: r.cacheStatus, body: r.body }).toEqual({ status: 200, xCache: 'HIT', cacheStatus: expect.stringMatching(/^places-cache; hit; ttl=\d+$/) as unknown, body });
+    // Nominatim still fails: the imported copy (fresh) is what every instance answers with.
+    upstream.latencyMs = 0;
+    for (const s of [a, b]) expect(await ask(s, target)).toMatchObject({ status: 200, xCache: 'HIT', body });
   });
 });

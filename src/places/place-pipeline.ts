@@ -136,7 +136,7 @@ export class PlacePipeline {
       return r;
     } catch (e) {
       x.mark('answer');
-      const stale = e instanceof GatewayError ? this.cache.staleIfError(q.request.key, found, e.upstreamStatus ?? e.getStatus()) : undefined;
+      const stale = e instanceof GatewayError ? await this.cache.staleIfError(q.request.key, found, e.upstreamStatus ?? e.getStatus()) : undefined;
       decide(stale ?? failed(e));
       if (stale !== undefined) return stale;
       throw e;

@@ -13,7 +13,7 @@ import { judge, RequestDirectives } from './cache-control';
 import { CachedAnswer } from './cached-answer';
 import { isEmptyAnswer } from './empty-answer';
 import { FillLock } from './fill-lock';
-import { CacheOutcome, Lookup, PlacesCacheService, Resolution } from './places-cache.service';
+import { CacheOutcome, PlacesCacheService, Resolution } from './places-cache.service';
 
 export const FILL_LOCK = 'FILL_LOCK';
 
@@ -164,19 +164,10 @@ export class Fills implements OnModuleDestroy {
     } catch (e) {
       if (!(e instanceof GatewayError)) throw e;
       // no-cache did not read Redis: it may hold a newer copy than L1's (or the only one).
-      const read: Lookup = d.noCache || answer === undefined ? await this.readForFallback(req.key) : {};
-      const newer = read.newest !== undefined && (answer === undefined || read.newest.storedAt > answer.storedAt);
-      const found: Lookup = newer ? read : { newest: answer, tier, seen };
-      const stale = this.places.staleIfError(req.key, found, e.upstreamStatus ?? e.getStatus());
+      const stale = await this.places.staleIfError(req.key, { newest: answer, tier, seen }, e.upstreamStatus ?? e.getStatus(), d.noCache);
       if (stale === undefined) throw e;
       return stale;
     }
-  }
-
-  /** What Redis holds for `key` now, as stale-if-error's fallback (nothing when Redis cannot be read). */
-  private async readForFallback(key: string): Promise<Lookup> {
-    const seen = this.places.purgeMark();
-    return { newest: await this.places.readShared(key).catch(() => undefined), tier: 'l2', seen };
   }
 
   /** The upstream part of directed(): no-store's call, or the key's flight. */

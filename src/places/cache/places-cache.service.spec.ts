@@ -65,7 +65,7 @@ describe(PlacesCacheService.name, () => {
       const found = await places.lookup(REQ);
       places.purged('places:v1:search:format=json&q=porto');
       places.purged('places:v1:reverse:', true);
-      expect(places.staleIfError(KEY, found, 500)).toMatchObject({ outcome: 'STALE', fwdStatus: 500 });
+      expect(await places.staleIfError(KEY, found, 500)).toMatchObject({ outcome: 'STALE', fwdStatus: 500 });
     });
 
     it.each([
@@ -76,16 +76,41 @@ describe(PlacesCacheService.name, () => {
     ])('refuses a copy read before a purge of %s', async (_what, purge) => {
       places.l1.set(KEY, expired(), Date.now());
       const found = await places.lookup(REQ);
-      expect(places.staleIfError(KEY, found, 500)).toMatchObject({ outcome: 'STALE' });
+      expect(await places.staleIfError(KEY, found, 500)).toMatchObject({ outcome: 'STALE' });
       purge();
-      expect(places.staleIfError(KEY, found, 500)).toBeUndefined();
+      expect(await places.staleIfError(KEY, found, 500)).toBeUndefined();
+    });
+
+    it('after a purge, serves what Redis holds now instead (an import replaced the copy, or another instance filled it)', async () => {
+      places.l1.set(KEY, expired(), Date.now());
+      const found = await places.lookup(REQ);
+      purges.applyBroadcast(KEY); // the import command publishes each key it writes
+      const imported = new CachedAnswer(200, 'application/json', Buffer.from('[{"place_id":2}]'), Date.now(), Date.now() + 60_000, Date.now() + 660_000, false);
+      redisGet = jest.fn(() => Promise.resolve(imported.toStored(CONFIG.compressMinBytes)));
+      const r = await places.staleIfError(KEY, found, 502);
+      expect(redisGet).toHaveBeenCalledWith(KEY);
+      // fresh: a hit found late, not stale-if-error's
+      expect({ outcome: r?.outcome, tier: r?.tier, body: r?.answer.body.toString() }).toEqual({ outcome: 'HIT', tier: 'l2', body: '[{"place_id":2}]' });
+    });
+
+    it('reads Redis for nothing when the copy it holds is usable, and only on request (no-cache) besides', async () => {
+      places.l1.set(KEY, expired(), Date.now());
+      const found = await places.lookup(REQ);
+      redisGet.mockClear();
+      expect(await places.staleIfError(KEY, found, 500)).toMatchObject({ outcome: 'STALE', tier: 'l1' });
+      expect(redisGet).not.toHaveBeenCalled();
+      const newer = new CachedAnswer(200, 'application/json', Buffer.from('[{"place_id":3}]'), Date.now(), Date.now() - 1, Date.now() + 600_000, false);
+      redisGet = jest.fn(() => Promise.resolve(newer.toStored(CONFIG.compressMinBytes)));
+      const r = await places.staleIfError(KEY, found, 500, true);
+      // no-cache could not revalidate: the copy it gets is stale-if-error's, fresh or not
+      expect({ outcome: r?.outcome, body: r?.answer.body.toString() }).toEqual({ outcome: 'STALE', body: '[{"place_id":3}]' });
     });
 
     it('serves a copy read after the purge (new data, e.g. filled elsewhere since)', async () => {
       places.purged(KEY);
       places.l1.set(KEY, expired(), Date.now());
       const found = await places.lookup(REQ);
-      expect(places.staleIfError(KEY, found, 500)).toMatchObject({ outcome: 'STALE' });
+      expect(await places.staleIfError(KEY, found, 500)).toMatchObject({ outcome: 'STALE' });
     });
   });
 

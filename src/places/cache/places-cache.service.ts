@@ -119,18 +119,37 @@ export class PlacesCacheService {
   }
 
   /**
-   * RFC 5861 stale-if-error: the newest copy, when Nominatim failed and it is recent enough, and no
+   * RFC 5861 stale-if-error, once Nominatim failed: the newest copy, when it is recent enough and no
    * purge of `key` came after it was read. A flight holds its copy while it waits on Nominatim, and
    * every request that joins it meanwhile gets what it settles with: without this, a request that came
    * after a purge's 200 would get the purged copy back (docs/security.md: the next request is a miss).
+   *
+   * Redis is read again when the flight's copy cannot be used (none, or purged since) or `readAgain`
+   * says the flight did not read it (no-cache): what it holds now was written after the purge, by an
+   * import (which comes in as a purge of each key it writes) or another instance's fill. The read
+   * happens only on this failure path.
    */
-  staleIfError(key: string, found: Lookup, upstreamStatus: number): Resolution | undefined {
-    const stale = found.newest;
-    if (stale === undefined || Date.now() >= stale.freshUntil + this.config.staleIfErrorSeconds * 1000) return undefined;
-    if (found.seen === undefined || this.purges.since(key, found.seen)) return undefined;
-    const tier = found.tier ?? 'l1';
-    this.metrics.cacheOutcomes.inc({ outcome: 'stale', tier });
-    return { kind: 'answer', answer: stale, outcome: 'STALE', stored: true, tier, fwdStatus: upstreamStatus };
+  async staleIfError(key: string, found: Lookup, upstreamStatus: number, readAgain = false): Promise<Resolution | undefined> {
+    const usable = found.newest !== undefined && found.seen !== undefined && !this.purges.since(key, found.seen);
+    let copy = usable ? found.newest : undefined;
+    let tier = found.tier ?? 'l1';
+    if (!usable || readAgain) {
+      // readShared drops a copy that a purge made during the read covers.
+      const shared = await this.readShared(key).catch(() => undefined);
+      if (shared !== undefined && (copy === undefined || shared.storedAt > copy.storedAt)) {
+        copy = shared;
+        tier = 'l2';
+      }
+    }
+    if (copy === undefined || Date.now() >= copy.freshUntil + this.config.staleIfErrorSeconds * 1000) return undefined;
+    // Fresh (the import's, or another fill's): a hit found late. A no-cache request asked to revalidate
+    // and could not, so the copy it gets is stale-if-error's whatever its age.
+    const r: Resolution =
+      copy.isFresh(Date.now()) && !readAgain
+        ? { kind: 'answer', answer: copy, outcome: 'HIT', stored: true, tier }
+        : { kind: 'answer', answer: copy, outcome: 'STALE', stored: true, tier, fwdStatus: upstreamStatus };
+    this.countHit(r);
+    return r;
   }
 
   /**

@@ -26,7 +26,8 @@ export class RecentPurges {
 
   /**
    * `maxEntries`: the import command publishes every key it writes on the purge channel too, so an
-   * import of many keys comes in as as many purges; a few MB of keys at most, and past it the oldest
+   * import of many keys comes in as as many purges (a flight that then fails reads the imported copy
+   * from Redis: PlacesCacheService.staleIfError); a few MB of keys at most, and past it the oldest
    * tenth goes at once (one splice, not one per purge).
    */
   constructor(
