@@ -71,12 +71,13 @@ describe('places-cache gateway (e2e)', () => {
     it('treats case, surrounding and repeated spaces as one question, and keeps Unicode intact', async () => {
       const a = await fetch(`${svc.url}/api?q=${encodeURIComponent('Zürich')}`);
       const b = await fetch(`${svc.url}/api?q=${encodeURIComponent('  zÜRICH  ')}`);
-      const decomposed = 'Zu\u0308rich'; // NFD form of the same name
+      // The NFD form is another question to Nominatim (its ICU rules drop the combining mark): asked as sent.
+      const decomposed = 'Zu\u0308rich';
       const c = await fetch(`${svc.url}/api?q=${encodeURIComponent(decomposed)}`);
-      expect([a, b, c].map((r) => r.headers.get('x-cache'))).toEqual(['MISS', 'HIT', 'HIT']);
+      expect([a, b, c].map((r) => r.headers.get('x-cache'))).toEqual(['MISS', 'HIT', 'MISS']);
       const body = (await b.json()) as { data: Array<{ display_name: string }> };
       expect(body.data[0].display_name).toContain('Zürich');
-      expect(upstream.count()).toBe(1);
+      expect(upstream.requests.map((r) => r.query.get('q'))).toEqual(['z\u00fcrich', 'zu\u0308rich']);
     });
 
     it('stores one namespaced, versioned entry in Redis with the TTL', async () => {

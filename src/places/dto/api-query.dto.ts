@@ -9,8 +9,8 @@ import { MAX_TEXT_LENGTH } from '../nominatim/nominatim-request';
 export class ApiQueryDto {
   /**
    * Free-text place query, e.g. `san francisco`. Required, not blank, at most 512 characters after
-   * trimming; control characters are refused. Case, surrounding and repeated spaces and the Unicode
-   * normalisation form do not matter: they share one cache entry. Other parameters are ignored.
+   * trimming; control characters are refused. Case, surrounding and repeated spaces do not matter: they
+   * share one cache entry (the Unicode normalisation form does, as to Nominatim). Other parameters are ignored.
    * @example berlin
    */
   @ApiProperty({ minLength: 1, maxLength: MAX_TEXT_LENGTH })

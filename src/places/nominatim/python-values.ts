@@ -42,7 +42,11 @@ export const HAS_DIGIT = /\p{Nd}/u;
 // ---------------------------------------------------------------------------------------------------------
 // Public helpers
 
-/** Trim, collapse inner whitespace to one space, NFC, case-fold (toLowerCase). */
+/**
+ * Trim, collapse inner whitespace to one space, case-fold (toLowerCase). No Unicode normalisation: Nominatim
+ * does none before its ICU rules, which delete a combining mark but keep a composed letter ('u\u0308' is
+ * read 'u', '\u00fc' stays '\u00fc'), so NFD and NFC spellings are different questions to it.
+ */
 export function normaliseText(s: string): string {
   return foldCase(pyStrip(s).replace(WHITESPACE_RUN, ' '));
 }
@@ -63,9 +67,7 @@ export function normaliseTextKeeping(s: string, kept: RegExp): string {
 }
 
 function foldCase(s: string): string {
-  const t = s.toLowerCase();
-  // NFC after lower-casing too: lower-casing can (rarely) leave a non-NFC sequence.
-  return ASCII_PRINTABLE.test(t) ? t : t.normalize('NFC').toLowerCase().normalize('NFC');
+  return s.toLowerCase();
 }
 
 // ---------------------------------------------------------------------------------------------------------
