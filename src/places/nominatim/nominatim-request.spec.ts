@@ -243,6 +243,12 @@ describe(canonicaliseNominatim.name, () => {
       expect(ok('search', 'q=x', 'en').key).not.toBe(ok('search', 'q=x').key);
     });
 
+    it('reads a header with tabs around its commas (RFC 9110 OWS), as Nominatim\'s \\s does', () => {
+      // Ignoring it gave the default-language answer, under the key of a request without the header.
+      expect(q('search', 'q=x', 'de,\ten;q=0.5')).toContain('accept-language=de%2Cen&');
+      expect(ok('search', 'q=x', 'de,\ten').key).toBe(ok('search', 'q=x', 'de, en').key);
+    });
+
     it('falls back to the header when the parameter is empty, and ignores a broken header', () => {
       expect(q('search', 'q=x&accept-language=', 'de')).toContain('accept-language=de&');
       expect(q('search', 'q=x', 'de\u0000')).not.toContain('accept-language');

@@ -133,7 +133,8 @@ export function bbox(value: string): { value: string; error?: undefined } | { va
 export function acceptLanguage(param: string | undefined, header: string | undefined): string | undefined {
   if (param) return languageList(param);
   // The header is not a parameter: oversized or broken ones are ignored rather than answered with a 400.
-  if (header && header.length <= MAX_VALUE_LENGTH && !BAD_CHARS.test(header)) return languageList(header);
+  // A tab is not broken there: RFC 9110 lets a list put one around its commas, and Nominatim's \s reads it.
+  if (header && header.length <= MAX_VALUE_LENGTH && !BAD_CHARS.test(header.replace(/\t/g, ' '))) return languageList(header);
   return undefined;
 }
 
