@@ -47,15 +47,18 @@ describe('cache entry lines (export/import)', () => {
     const hashed = keyOf('search', longQuery);
     expect(hashed).toMatch(/^places:v1:search:h:/);
     const hashedJsonp = keyOf('search', `${longQuery}&json_callback=cb`);
+    const longCallback = `ns.${'cb'.repeat(200)}`;
+    const hashedLongJsonp = keyOf('search', `${longQuery}&json_callback=${longCallback}`);
     const lines = [
       exported(keyOf('reverse', 'lat=52.5&lon=13.4'), 'text/xml; charset=utf-8', '<?xml version="1.0"?><reversegeocode><result>Berlin</result></reversegeocode>'),
       exported(keyOf('status', ''), 'text/plain; charset=utf-8', 'OK'),
       exported(keyOf('search', 'q=berlin&format=json&json_callback=cb'), 'application/javascript; charset=utf-8', 'cb([])'),
       exported(hashed, 'application/json; charset=utf-8', '{"type":"FeatureCollection","features":[]}'),
       exported(hashedJsonp, 'application/javascript; charset=utf-8', 'cb({"type":"FeatureCollection","features":[]})'),
+      exported(hashedLongJsonp, 'application/javascript; charset=utf-8', `${longCallback}({"type":"FeatureCollection","features":[]})`),
       exported(key, 'application/json; charset=utf-8', Buffer.from(`[{"name":"Berlin \xff${'x'.repeat(2000)}"}]`, 'latin1')),
     ];
-    expect(lines[5].bodyBase64).toBeDefined();
+    expect(lines[6].bodyBase64).toBeDefined();
     for (const line of lines) expect(bad(line)).toBe('entry');
   });
 

@@ -1,7 +1,7 @@
 import { isEntryKey } from '../places/cache/cache-purge.service';
 import { answerFieldsProblem, CachedAnswer, StoredAnswer } from '../places/cache/cached-answer';
 import { isEmptyAnswer } from '../places/cache/empty-answer';
-import { CT_JSONP, SPECS } from '../places/nominatim/nominatim-params';
+import { CT_JSONP, MAX_VALUE_LENGTH, SPECS } from '../places/nominatim/nominatim-params';
 import { canonicaliseNominatim, CanonicalRequest, NominatimEndpoint } from '../places/nominatim/nominatim-request';
 import { validCallback } from '../places/nominatim/parameter-groups';
 import { upstreamBodyProblem } from '../places/nominatim/upstream-body';
@@ -84,6 +84,9 @@ type Expectation = Pick<CanonicalRequest, 'format' | 'contentType' | 'resultKind
 
 /** The hashed query of a key over KEY_MAX_LENGTH: `h:` and a base64url SHA-256. */
 const HASHED = /^h:[A-Za-z0-9_-]{43}$/;
+/** A JSONP body starts with the callback as sent (any length up to MAX_VALUE_LENGTH, one UTF-8 byte or more a character). */
+const CALLBACK_CALL = new RegExp(`^([^(]{1,${MAX_VALUE_LENGTH}})\\(`);
+const CALLBACK_BYTES = 4 * MAX_VALUE_LENGTH + 1;
 
 /**
  * What an answer stored under `key` was checked against before the service stored it: the key's own
@@ -98,7 +101,7 @@ function expectationsOfKey(key: string, body: Buffer): Expectation[] | string {
     const r = canonicaliseNominatim(endpoint as NominatimEndpoint, new URLSearchParams(query));
     return r.ok && r.request.key === key ? [r.request] : 'key is not canonical (not the key the service makes for its request)';
   }
-  const callback = /^([^(]{1,256})\(/.exec(body.subarray(0, 1100).toString('utf8'))?.[1];
+  const callback = CALLBACK_CALL.exec(body.subarray(0, CALLBACK_BYTES).toString('utf8'))?.[1];
   const jsonp = callback !== undefined && validCallback(callback) ? callback : undefined;
   return spec.formats.flatMap((format): Expectation[] => {
     const plain = { format, resultKind: spec.resultKind };

@@ -364,6 +364,11 @@ describe(canonicaliseNominatim.name, () => {
       expect(jsonp.key).not.toBe(ok('search', 'q=x&format=json').key);
       expect(ok('search', 'q=x&format=xml&json_callback=1cb').key).toBe(ok('search', 'q=x&format=xml').key);
     });
+
+    it('accepts a long json_callback: build_response checks only that each part is an identifier', () => {
+      const long = `ns.${'cb'.repeat(200)}`;
+      expect(ok('search', `q=x&format=json&json_callback=${long}`).jsonCallback).toBe(long);
+    });
   });
 
   describe('Nominatim leniencies', () => {

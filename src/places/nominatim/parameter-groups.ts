@@ -183,9 +183,8 @@ export function searchText(rawValue: string): string {
   return normaliseTextKeeping(rawValue, HAS_DIGIT.test(rawValue) ? CATEGORY_OR_HEMISPHERE_KEPT : CATEGORY_KEPT);
 }
 
-/** build_response: each dot-separated part must be a Python identifier. */
+/** build_response: each dot-separated part must be a Python identifier, at any length (MAX_VALUE_LENGTH bounds it). */
 export function validCallback(value: string): boolean {
-  if (value.length > 256) return false;
   for (const part of value.split('.')) if (!IDENTIFIER.test(part)) return false;
   return true;
 }
