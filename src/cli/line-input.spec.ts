@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -33,6 +34,15 @@ describe('line input (warm, import)', () => {
       const chunks = [...bytes].map((_, i) => bytes.subarray(i, i + 1));
       expect(await lines('-', Readable.from(chunks))).toEqual(expected);
     }
+  });
+
+  it('does not count the lines of a pipe (warm <(...), /dev/stdin): they can be read only once, and warm reads them next', async () => {
+    const fifo = join(dir, 'questions.fifo');
+    execFileSync('mkfifo', [fifo]);
+    // Opening a FIFO waits for the other end: the writer opens once a reader does.
+    createWriteStream(fifo).end('berlin\nparis\n');
+    expect(await countLines(fifo)).toBeUndefined();
+    expect(await lines(fifo)).toEqual(['berlin', 'paris']);
   });
 
   it('a file that cannot be read fails in one line', async () => {

@@ -59,9 +59,13 @@ export async function* readLines(file: string, stdin: Readable = process.stdin):
   if (parts.length > 0) yield Buffer.concat(parts).toString('utf8');
 }
 
-/** Lines in FILE (for the ETA), counted in one streaming pass; undefined for standard input. */
+/**
+ * Lines in FILE (for the ETA), counted in one streaming pass; undefined for standard input and anything
+ * but a regular file: a pipe (`warm <(grep …)`, `/dev/stdin`) can be read only once, and counting it
+ * would leave nothing for the command to read.
+ */
 export async function countLines(file: string): Promise<number | undefined> {
-  if (file === '-') return undefined;
+  if (file === '-' || !(await stat(file)).isFile()) return undefined;
   let n = 0;
   let last = 0x0a;
   for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
