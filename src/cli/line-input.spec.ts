@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -43,6 +43,15 @@ describe('line input (warm, import)', () => {
     createWriteStream(fifo).end('berlin\nparis\n');
     expect(await countLines(fifo)).toBeUndefined();
     expect(await lines(fifo)).toEqual(['berlin', 'paris']);
+  });
+
+  it('drops a UTF-8 byte order mark at the start of the input (a file saved by a Windows editor), not elsewhere', async () => {
+    const file = join(dir, 'bom.ndjson');
+    writeFileSync(file, '\uFEFF{"a":1}\n\uFEFF{"b":2}\n');
+    const expected = ['{"a":1}', '\uFEFF{"b":2}'];
+    expect(await lines(file)).toEqual(expected);
+    const bytes = readFileSync(file);
+    expect(await lines('-', Readable.from([...bytes].map((_, i) => bytes.subarray(i, i + 1))))).toEqual(expected);
   });
 
   it('a file that cannot be read fails in one line', async () => {

@@ -38,6 +38,16 @@ export async function checkReadable(file: string): Promise<void> {
 export async function* readLines(file: string, stdin: Readable = process.stdin): AsyncGenerator<string> {
   const input = file === '-' ? stdin : createReadStream(file);
   const parts: Buffer[] = [];
+  // Where the first line's text starts: after a UTF-8 byte order mark, which Windows editors and
+  // PowerShell write at the start of a file. It is no part of the line (JSON.parse refuses it, as an
+  // invisible "Unexpected token").
+  let skip = -1;
+  const text = (line: Buffer, end: number): string => {
+    if (skip === -1) skip = line.length >= 3 && line[0] === 0xef && line[1] === 0xbb && line[2] === 0xbf ? 3 : 0;
+    const from = Math.min(skip, end);
+    skip = 0;
+    return line.toString('utf8', from, end);
+  };
   try {
     for await (const chunk of input.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer | string>) {
       const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
@@ -47,7 +57,7 @@ export async function* readLines(file: string, stdin: Readable = process.stdin):
         const line = parts.length === 1 ? parts[0] : Buffer.concat(parts);
         parts.length = 0;
         start = lf + 1;
-        yield line.toString('utf8', 0, line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length);
+        yield text(line, line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length);
       }
       if (start < buf.length) parts.push(buf.subarray(start));
     }
@@ -56,7 +66,10 @@ export async function* readLines(file: string, stdin: Readable = process.stdin):
   } finally {
     if (file !== '-') (input as ReturnType<typeof createReadStream>).destroy();
   }
-  if (parts.length > 0) yield Buffer.concat(parts).toString('utf8');
+  if (parts.length > 0) {
+    const last = Buffer.concat(parts);
+    yield text(last, last.length);
+  }
 }
 
 /**
