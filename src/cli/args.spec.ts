@@ -25,6 +25,9 @@ describe('parseArgs', () => {
     expect(message(['warm', '--prefix', 'x', 'a'])).toMatch(/^warm: unknown option --prefix/);
     expect(message(['warm', '--concurrency', '0', 'a'])).toMatch(/--concurrency must be/);
     expect(message(['warm', 'a', '--every'])).toMatch(/--every needs a value/);
+    // Before Redis is reached: a wrong prefix is not reported as Redis being down, nor exits 1.
+    expect(message(['export', '--prefix', 'search:', '-'])).toMatch(/^export: --prefix must start with places:v1:/);
+    expect(message(['export', '--prefix=places:v1', 'out.ndjson'])).toMatch(/^export: --prefix must start with places:v1:/);
     for (const argv of [['frob'], ['warm']]) expect(message(argv)).not.toContain('\n');
   });
 });

@@ -1,3 +1,5 @@
+import { KEY_PREFIX } from '../cache/cache.constants';
+
 /** What the command line asked for, or why it cannot be done (a usage error: exit code 2). */
 export type Invocation =
   | { kind: 'help'; text: string }
@@ -121,8 +123,13 @@ export function parseArgs(argv: readonly string[]): Invocation {
       }
       return { kind: 'warm', file, concurrency, everySeconds };
     }
-    case 'export':
-      return { kind: 'export', file, prefix: options.get('--prefix') ?? '' };
+    case 'export': {
+      // Checked here, before Redis is reached: a bad value is a usage error (exit 2), not a wait for
+      // Redis that may end in "cannot reach Redis" instead.
+      const prefix = options.get('--prefix') ?? '';
+      if (prefix !== '' && !prefix.startsWith(KEY_PREFIX)) return usage(`export: --prefix must start with ${KEY_PREFIX}`, command);
+      return { kind: 'export', file, prefix };
+    }
     case 'import':
       return { kind: 'import', file };
   }
