@@ -24,7 +24,13 @@ import metadata from './metadata';
  */
 export async function createApp(): Promise<NestExpressApplication> {
   const adapter = new DrainingExpressAdapter();
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.register(), adapter, { bufferLogs: true, abortOnError: false });
+  // No route reads a request body (purges take query parameters): parsing one only turned other
+  // methods' documented 404 into a 400 or 413, and a health probe sending a body into a 400.
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.register(), adapter, {
+    bufferLogs: true,
+    abortOnError: false,
+    bodyParser: false,
+  });
   app.useLogger(new PinoNestLogger(app.get<Pino>(APP_LOGGER)));
   app.disable('x-powered-by');
   const config = app.get<AppConfig>(appConfig.KEY);
