@@ -103,6 +103,13 @@ describe('cache entry lines (export/import)', () => {
     const line = toEntryLine(key, stored(1024), 50_000, 2_000_000)!;
     expect(parseEntryLine(JSON.stringify(line), 2_050_000, 1024, MAX_BYTES)).toEqual({ kind: 'expired', key });
     expect(bad('{')).toMatch(/^not JSON/);
+    // A gzip file imported without gunzip: the reason quotes the line, but never its control bytes raw
+    // (ESC sequences would drive the operator's terminal; a CR would hide the line number).
+    const binary = bad('\u001f\uFFFD\b\u0000\u001b[2J\u001b]0;pwned\u0007\r\u009b1m');
+    expect(binary).toMatch(/^not JSON/);
+    // eslint-disable-next-line no-control-regex -- finding control characters is the point
+    expect(binary).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+    expect(binary).toContain('\\u001b[2J');
     expect(bad('[]')).toBe('not a JSON object');
     expect(bad({ ...line, key: 'places:v1:pacer:next' })).toMatch(/^key is not/);
     expect(bad({ ...line, status: 'ok' })).toMatch(/^status/);

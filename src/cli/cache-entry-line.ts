@@ -5,6 +5,7 @@ import { CT_JSONP, MAX_VALUE_LENGTH, SPECS } from '../places/nominatim/nominatim
 import { canonicaliseNominatim, CanonicalRequest, NominatimEndpoint } from '../places/nominatim/nominatim-request';
 import { validCallback } from '../places/nominatim/parameter-groups';
 import { upstreamBodyProblem } from '../places/nominatim/upstream-body';
+import { printable } from './line-input';
 
 /** One line of `export` (NDJSON), as `import` reads it back. */
 export interface EntryLine {
@@ -119,7 +120,8 @@ export function parseEntryLine(text: string, now: number, compressMinBytes: numb
   try {
     v = JSON.parse(text) as typeof v;
   } catch (e) {
-    return { kind: 'bad', reason: `not JSON (${(e as Error).message})` };
+    // V8's message quotes the start of the line.
+    return { kind: 'bad', reason: `not JSON (${printable((e as Error).message)})` };
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return { kind: 'bad', reason: 'not a JSON object' };
   if (typeof v.key !== 'string' || !isEntryKey(v.key)) return { kind: 'bad', reason: 'key is not a places-cache entry key (places:v1:<endpoint>:…)' };

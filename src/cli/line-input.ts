@@ -10,6 +10,18 @@ export class CliError extends Error {
   }
 }
 
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+
+/**
+ * Text from an input line made safe to quote in a message on the operator's terminal: control
+ * characters as JSON escapes (`\u001b`, `\r`). A binary file (a .gz imported without gunzip) would
+ * otherwise send ESC sequences that drive the terminal, and a CR would hide the line number before it.
+ */
+export function printable(text: string): string {
+  return text.replace(CONTROL, (c) => JSON.stringify(c).slice(1, -1));
+}
+
 function reason(e: unknown): string {
   const err = e as NodeJS.ErrnoException;
   if (err.code === 'ENOENT') return 'no such file';

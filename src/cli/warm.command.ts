@@ -6,7 +6,7 @@ import { CanonicalRequest, canonicaliseApi } from '../places/nominatim/nominatim
 import { canonicaliseRoute, findRoute, splitTarget } from '../places/place-routes';
 import { cacheConfig, CacheConfig } from '../config/configuration';
 import { Fills } from '../places/cache/fills';
-import { countLines, readLines } from './line-input';
+import { countLines, printable, readLines } from './line-input';
 import { Progress, ProgressOutput, WarmCounts } from './progress';
 
 /** A busy upstream (queue full, cool-down) is waited for and asked again this many times. */
@@ -26,7 +26,7 @@ export function questionOf(line: string, reverseSnapMeters = 0): Question | unde
   }
   const { path, query } = splitTarget(text);
   const route = findRoute(path);
-  if (route === undefined) return { ok: false, reason: `${path} is not a Nominatim endpoint (/search, /reverse, /lookup, /status)` };
+  if (route === undefined) return { ok: false, reason: `${printable(path)} is not a Nominatim endpoint (/search, /reverse, /lookup, /status)` };
   const r = canonicaliseRoute(route, query, undefined, reverseSnapMeters);
   if (!r.ok) return { ok: false, reason: `${r.error.status} ${errorText(r.error.body)}` };
   if (!r.request.cacheable) return { ok: false, reason: `${path} answers are never cached` };
