@@ -23,7 +23,8 @@ describe('cache entry lines (export/import)', () => {
     return toEntryLine(k, value, 50_000, 2_000_000)!;
   };
   const bad = (line: unknown, maxBytes = MAX_BYTES) => {
-    const r = parseEntryLine(typeof line === 'string' ? line : JSON.stringify(line), 0, 1024, maxBytes);
+    // Read back at the time export wrote the line (toEntryLine's `now` below).
+    const r = parseEntryLine(typeof line === 'string' ? line : JSON.stringify(line), 2_000_000, 1024, maxBytes);
     return r.kind === 'bad' ? r.reason : r.kind;
   };
 
@@ -83,7 +84,7 @@ describe('cache entry lines (export/import)', () => {
     expect(bad({ ...line, empty: false })).toBe('empty is false but the body is a "no result" answer');
     expect(bad({ ...exported(key, 'application/json; charset=utf-8', '[{"place_id":1}]'), empty: true })).toBe('empty is true but the body is not a "no result" answer');
     const { empty: _flag, ...unflagged } = line;
-    const parsed = parseEntryLine(JSON.stringify(unflagged), 0, 1024, MAX_BYTES);
+    const parsed = parseEntryLine(JSON.stringify(unflagged), 2_000_000, 1024, MAX_BYTES);
     expect(parsed.kind === 'entry' && (JSON.parse(parsed.value) as { e: boolean }).e).toBe(true);
     expect(bad({ ...line, storedAt: '1' })).toMatch(/^storedAt is not a date-time as export writes it/);
     expect(bad({ ...line, expiresAt: '2026-02-30T00:00:00.000Z' })).toMatch(/^expiresAt is not a date-time/);
@@ -117,6 +118,12 @@ describe('cache entry lines (export/import)', () => {
     expect(bad({ ...line, body: undefined })).toMatch(/body/);
     expect(bad({ ...line, storedAt: 'yesterday' })).toMatch(/^storedAt is not a date-time/);
     expect(bad({ ...line, freshUntil: '1960-01-01T00:00:00.000Z' })).toBe('freshUntil is before storedAt');
+    // Dates the service never writes: an entry stored ten years from now would be served fresh until
+    // then, and no later import or fill could replace it (newer copies win).
+    const later = (ms: number) => new Date(2_000_000 + ms).toISOString();
+    expect(bad({ ...line, storedAt: later(3_600_000), freshUntil: later(7_200_000) })).toMatch(/^storedAt is in the future/);
+    expect(bad({ ...line, storedAt: later(60_000), freshUntil: later(120_000) })).toBe('entry'); // clock skew between hosts
+    expect(bad({ ...line, freshUntil: later(366 * 24 * 3_600_000) })).toMatch(/^freshUntil is more than 365 days after storedAt/);
   });
 
   it('refuses a stored value this version cannot read', () => {

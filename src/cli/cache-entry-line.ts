@@ -83,6 +83,11 @@ function time(v: unknown, name: string): number | string {
 
 type Expectation = Pick<CanonicalRequest, 'format' | 'contentType' | 'resultKind' | 'jsonCallback'>;
 
+/** How far ahead of this host's clock an entry's storedAt may be (the exporting host's clock may run ahead). */
+const CLOCK_SKEW_MS = 5 * 60_000;
+/** The longest freshness the service gives an answer: CACHE_TTL_SECONDS' upper bound. */
+const MAX_FRESH_MS = 365 * 24 * 3600 * 1000;
+
 /** The hashed query of a key over KEY_MAX_LENGTH: `h:` and a base64url SHA-256. */
 const HASHED = /^h:[A-Za-z0-9_-]{43}$/;
 /** A JSONP body starts with the callback as sent (any length up to MAX_VALUE_LENGTH, one UTF-8 byte or more a character). */
@@ -154,6 +159,10 @@ export function parseEntryLine(text: string, now: number, compressMinBytes: numb
   const freshUntil = time(v.freshUntil, 'freshUntil');
   if (typeof freshUntil === 'string') return { kind: 'bad', reason: freshUntil };
   if (freshUntil < storedAt) return { kind: 'bad', reason: 'freshUntil is before storedAt' };
+  // The service stores an answer when it gets it, fresh for at most CACHE_TTL_SECONDS' bound. A later
+  // storedAt would also keep every later import and fill from replacing the entry (newer copies win).
+  if (storedAt > now + CLOCK_SKEW_MS) return { kind: 'bad', reason: `storedAt is in the future (more than ${CLOCK_SKEW_MS / 60_000} minutes ahead of this host's clock)` };
+  if (freshUntil - storedAt > MAX_FRESH_MS) return { kind: 'bad', reason: 'freshUntil is more than 365 days after storedAt (CACHE_TTL_SECONDS allows no more)' };
   let ttlMs: number | null = null;
   if (v.expiresAt !== null) {
     const expiresAt = time(v.expiresAt, 'expiresAt');
