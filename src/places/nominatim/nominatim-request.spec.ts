@@ -146,6 +146,12 @@ describe(canonicaliseNominatim.name, () => {
       expect(q('search', 'q=[Not A Category] Berlin')).toContain(`q=${encodeURIComponent('[not a category] berlin')}`);
     });
 
+    it('does not fold a Kelvin sign into a category: [\u212A=x] is text to Nominatim, [k=x] a category', () => {
+      // U+212A lower-cases to an ASCII k; helpers.CATEGORY_REGEX is ASCII-only.
+      expect(ok('search', `q=${encodeURIComponent('[\u212A=shop] Berlin')}`).key).not.toBe(ok('search', 'q=[k=shop] Berlin').key);
+      expect(q('search', `q=${encodeURIComponent('[\u212A=Shop] BERLIN')}`)).toContain(`q=${encodeURIComponent('[\u212A=shop] berlin')}`);
+    });
+
     it('normalises the structured fields and drops empty ones', () => {
       expect(q('search', 'city=Berlin&street=Unter%20den%20Linden&format=json&state=')).toBe(
         'addressdetails=0&city=berlin&extratags=0&format=json&limit=10&namedetails=0&street=unter%20den%20linden',

@@ -66,8 +66,13 @@ export function normaliseTextKeeping(s: string, kept: RegExp): string {
   return from === 0 ? foldCase(t) : out + foldCase(t.slice(from));
 }
 
+/**
+ * toLowerCase, except for U+212A KELVIN SIGN, the one character outside ASCII that it turns into an ASCII
+ * letter: folded, `[\u212A=x]` (a text search to Nominatim, whose CATEGORY_REGEX is ASCII) would become the
+ * category `[k=x]`, sharing that category's key and sent upstream as it.
+ */
 function foldCase(s: string): string {
-  return s.toLowerCase();
+  return s.includes('\u212A') ? s.split('\u212A').map((part) => part.toLowerCase()).join('\u212A') : s.toLowerCase();
 }
 
 // ---------------------------------------------------------------------------------------------------------
