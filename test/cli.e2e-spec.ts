@@ -257,6 +257,16 @@ describe('command line: warm, export, import (e2e)', () => {
     }
   });
 
+  it('export to a reader that goes away (export - | head) ends with exit 1 and one line naming standard output', async () => {
+    expect((await entryKeys(redisA)).length).toBeGreaterThan(0);
+    const { child, done } = start(['export', '-'], env(redisA));
+    // Closed before the command has connected to Redis: its first write finds no reader (EPIPE).
+    child.child.stdout!.destroy();
+    const run = await done;
+    expect(run.code).toBe(1);
+    expect(run.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^places-cache: cannot write standard output: .*EPIPE/) as unknown]);
+  });
+
   it('import into a running instance: its L1 copy is dropped, a newer cached copy is kept, expired and bad lines are skipped and reported', async () => {
     const app = await startApp({ REDIS_URL: redisB.url, NOMINATIM_URL: fake.url });
     try {

@@ -38,7 +38,8 @@ export async function exportEntries(app: INestApplicationContext, file: string, 
   const nodes = app.get(RedisConnectionService).scanClients();
   if (nodes.length === 0) throw new CliError('REDIS_URL is not set');
   const out = await openOutput(file);
-  const outError = new Promise<never>((_, reject) => out.once('error', (e) => reject(new CliError(`cannot write ${file}: ${e.message}`))));
+  const name = file === '-' ? 'standard output' : file;
+  const outError = new Promise<never>((_, reject) => out.once('error', (e) => reject(new CliError(`cannot write ${name}: ${e.message}`))));
   outError.catch(() => undefined);
   const started = performance.now();
   let written = 0;
