@@ -128,6 +128,19 @@ describe(PlacesCacheService.name, () => {
       expect(places.l1.get(KEY, Date.now())).toBeUndefined();
     });
 
+    it('stale-if-error does not serve the copy it holds once a purge came in while it read Redis again (no-cache)', async () => {
+      places.l1.set(KEY, expired(), Date.now());
+      const found = await places.lookup(REQ);
+      const held = heldGet();
+      redisGet = held.get;
+      const answering = places.staleIfError(KEY, found, 500, true);
+      await Promise.resolve();
+      expect(held.get).toHaveBeenCalledWith(KEY);
+      purges.applyBroadcast(KEY); // the purge's UNLINK came first: Redis has nothing
+      held.answer(undefined);
+      expect(await answering).toBeUndefined();
+    });
+
     it('does not use the L1 copy read before the purge either', async () => {
       places.l1.set(KEY, expired(), Date.now());
       const held = heldGet();

@@ -130,16 +130,16 @@ export class PlacesCacheService {
    * happens only on this failure path.
    */
   async staleIfError(key: string, found: Lookup, upstreamStatus: number, readAgain = false): Promise<Resolution | undefined> {
-    const usable = found.newest !== undefined && found.seen !== undefined && !this.purges.since(key, found.seen);
-    let copy = usable ? found.newest : undefined;
+    const usable = () => found.newest !== undefined && found.seen !== undefined && !this.purges.since(key, found.seen);
+    let shared: CachedAnswer | undefined;
+    // readShared drops a copy that a purge made during the read covers.
+    if (!usable() || readAgain) shared = await this.readShared(key).catch(() => undefined);
+    // Asked again after the read: a purge that came in meanwhile rules out the copy held since before it.
+    let copy = usable() ? found.newest : undefined;
     let tier = found.tier ?? 'l1';
-    if (!usable || readAgain) {
-      // readShared drops a copy that a purge made during the read covers.
-      const shared = await this.readShared(key).catch(() => undefined);
-      if (shared !== undefined && (copy === undefined || shared.storedAt > copy.storedAt)) {
-        copy = shared;
-        tier = 'l2';
-      }
+    if (shared !== undefined && (copy === undefined || shared.storedAt > copy.storedAt)) {
+      copy = shared;
+      tier = 'l2';
     }
     if (copy === undefined || Date.now() >= copy.freshUntil + this.config.staleIfErrorSeconds * 1000) return undefined;
     // Fresh (the import's, or another fill's): a hit found late. A no-cache request asked to revalidate
