@@ -163,6 +163,25 @@ describe('client Cache-Control (e2e)', () => {
     },
   );
 
+  it.each([
+    ['min-fresh=60', 0],
+    ['max-age=0', 1100],
+  ])('with %s refusing a copy still fresh, a failed revalidation answers with it as stale-if-error, not as a hit', async (directive, waitMs) => {
+    const q = fresh();
+    expect(cache(await get(q))).toBe('MISS');
+    await sleep(waitMs); // ages are whole seconds: max-age=0 refuses a copy 1 s old (fresh for 2 s)
+    fake.failAll({ status: 500 });
+    try {
+      const before = upstream();
+      const a = await get(q, { 'Cache-Control': directive });
+      expect(upstream()).toBe(before + 1);
+      // The client refused the copy and Nominatim was asked: Cache-Status must not say "hit" (not forwarded).
+      expect([a.status, cache(a), a.headers['cache-status']]).toEqual([200, 'STALE', expect.stringMatching(/^places-cache; fwd=stale; fwd-status=500; ttl=\d+; detail=stale-if-error$/)]);
+    } finally {
+      fake.failAll(null);
+    }
+  });
+
   it("no-cache under a failing Nominatim answers with Redis's copy when it is newer than this instance's", async () => {
     const peer = await startApp({ REDIS_URL: redis.url, NOMINATIM_URL: fake.url, NOMINATIM_MAX_RPS: '50', CACHE_TTL_SECONDS: '2', STALE_IF_ERROR_SECONDS: '3600' });
     try {

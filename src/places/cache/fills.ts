@@ -164,7 +164,7 @@ export class Fills implements OnModuleDestroy {
     } catch (e) {
       if (!(e instanceof GatewayError)) throw e;
       // no-cache did not read Redis: it may hold a newer copy than L1's (or the only one).
-      const stale = await this.places.staleIfError(req.key, { newest: answer, tier, seen }, e.upstreamStatus ?? e.getStatus(), d.noCache);
+      const stale = await this.places.staleIfError(req.key, { newest: answer, tier, seen }, e.upstreamStatus ?? e.getStatus(), d);
       if (stale === undefined) throw e;
       return stale;
     }

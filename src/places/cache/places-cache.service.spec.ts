@@ -10,6 +10,7 @@ import { CachedAnswer, StoredAnswer } from './cached-answer';
 import { PlacesCacheService } from './places-cache.service';
 
 const KEY = 'places:v1:search:format=json&q=lisbon';
+const NO_CACHE = { noCache: true, noStore: false, onlyIfCached: false };
 const REQ = { key: KEY } as CanonicalRequest;
 
 const CONFIG = {
@@ -101,7 +102,7 @@ describe(PlacesCacheService.name, () => {
       expect(redisGet).not.toHaveBeenCalled();
       const newer = new CachedAnswer(200, 'application/json', Buffer.from('[{"place_id":3}]'), Date.now(), Date.now() - 1, Date.now() + 600_000, false);
       redisGet = jest.fn(() => Promise.resolve(newer.toStored(CONFIG.compressMinBytes)));
-      const r = await places.staleIfError(KEY, found, 500, true);
+      const r = await places.staleIfError(KEY, found, 500, NO_CACHE);
       // no-cache could not revalidate: the copy it gets is stale-if-error's, fresh or not
       expect({ outcome: r?.outcome, body: r?.answer.body.toString() }).toEqual({ outcome: 'STALE', body: '[{"place_id":3}]' });
     });
@@ -133,7 +134,7 @@ describe(PlacesCacheService.name, () => {
       const found = await places.lookup(REQ);
       const held = heldGet();
       redisGet = held.get;
-      const answering = places.staleIfError(KEY, found, 500, true);
+      const answering = places.staleIfError(KEY, found, 500, NO_CACHE);
       await Promise.resolve();
       expect(held.get).toHaveBeenCalledWith(KEY);
       purges.applyBroadcast(KEY); // the purge's UNLINK came first: Redis has nothing

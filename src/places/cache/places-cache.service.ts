@@ -6,6 +6,7 @@ import { RedisConnectionService } from '../../cache/redis-connection.service';
 import { cacheConfig, CacheConfig } from '../../config/configuration';
 import { CounterSeries, MetricsService } from '../../metrics/metrics.service';
 import { CanonicalRequest } from '../nominatim/nominatim-request';
+import { judge, RequestDirectives } from './cache-control';
 import { CachedAnswer, StoredAnswer } from './cached-answer';
 import { L1Cache, L1Holder } from './l1-cache';
 import { heapWarning } from './l1-memory';
@@ -124,12 +125,17 @@ export class PlacesCacheService {
    * every request that joins it meanwhile gets what it settles with: without this, a request that came
    * after a purge's 200 would get the purged copy back (docs/security.md: the next request is a miss).
    *
-   * Redis is read again when the flight's copy cannot be used (none, or purged since) or `readAgain`
-   * says the flight did not read it (no-cache): what it holds now was written after the purge, by an
-   * import (which comes in as a purge of each key it writes) or another instance's fill. The read
+   * Redis is read again when the flight's copy cannot be used (none, or purged since) or the request's
+   * `directives` kept it from reading Redis (no-cache): what it holds now was written after the purge,
+   * by an import (which comes in as a purge of each key it writes) or another instance's fill. The read
    * happens only on this failure path.
+   *
+   * `directives`: the client's Cache-Control, which sent the request upstream (Fills.directed). A copy
+   * they refused (no-cache, max-age=0, min-fresh) is stale-if-error's whatever its freshness: the request
+   * was forwarded and failed, so it is no hit.
    */
-  async staleIfError(key: string, found: Lookup, upstreamStatus: number, readAgain = false): Promise<Resolution | undefined> {
+  async staleIfError(key: string, found: Lookup, upstreamStatus: number, directives?: RequestDirectives): Promise<Resolution | undefined> {
+    const readAgain = directives?.noCache ?? false;
     const usable = () => found.newest !== undefined && found.seen !== undefined && !this.purges.since(key, found.seen);
     let shared: CachedAnswer | undefined;
     // readShared drops a copy that a purge made during the read covers.
@@ -141,11 +147,11 @@ export class PlacesCacheService {
       copy = shared;
       tier = 'l2';
     }
-    if (copy === undefined || Date.now() >= copy.freshUntil + this.config.staleIfErrorSeconds * 1000) return undefined;
-    // Fresh (the import's, or another fill's): a hit found late. A no-cache request asked to revalidate
-    // and could not, so the copy it gets is stale-if-error's whatever its age.
+    const now = Date.now();
+    if (copy === undefined || now >= copy.freshUntil + this.config.staleIfErrorSeconds * 1000) return undefined;
+    // Fresh (the import's, or another fill's) and acceptable to the client: a hit found late.
     const r: Resolution =
-      copy.isFresh(Date.now()) && !readAgain
+      (directives === undefined ? copy.isFresh(now) : judge(copy, now, directives) === 'fresh')
         ? { kind: 'answer', answer: copy, outcome: 'HIT', stored: true, tier }
         : { kind: 'answer', answer: copy, outcome: 'STALE', stored: true, tier, fwdStatus: upstreamStatus };
     this.countHit(r);
