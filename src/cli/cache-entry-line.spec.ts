@@ -117,6 +117,8 @@ describe('cache entry lines (export/import)', () => {
     expect(bad({ ...line, headers: {} })).toMatch(/content-type/);
     expect(bad({ ...line, body: undefined })).toMatch(/body/);
     expect(bad({ ...line, storedAt: 'yesterday' })).toMatch(/^storedAt is not a date-time/);
+    // The value is quoted: a C1 control in it (U+009B, a CSI) is escaped too, as JSON.stringify does not.
+    expect(bad({ ...line, storedAt: '\u009b2J\u001b' })).toMatch(/^storedAt is not a date-time.*"\\u009b2J\\u001b"$/);
     expect(bad({ ...line, freshUntil: '1960-01-01T00:00:00.000Z' })).toBe('freshUntil is before storedAt');
     // Dates the service never writes: an entry stored ten years from now would be served fresh until
     // then, and no later import or fill could replace it (newer copies win).

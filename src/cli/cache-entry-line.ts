@@ -78,7 +78,7 @@ function time(v: unknown, name: string): number | string {
   const t = Date.parse(v);
   return Number.isFinite(t) && new Date(t).toISOString() === v
     ? t
-    : `${name} is not a date-time as export writes it (YYYY-MM-DDTHH:MM:SS.sssZ): ${JSON.stringify(v).slice(0, 40)}`;
+    : `${name} is not a date-time as export writes it (YYYY-MM-DDTHH:MM:SS.sssZ): ${printable(JSON.stringify(v).slice(0, 40))}`;
 }
 
 type Expectation = Pick<CanonicalRequest, 'format' | 'contentType' | 'resultKind' | 'jsonCallback'>;

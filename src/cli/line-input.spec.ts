@@ -3,7 +3,7 @@ import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { CliError, countLines, readLines } from './line-input';
+import { CliError, countLines, printable, readLines } from './line-input';
 
 describe('line input (warm, import)', () => {
   let dir: string;
@@ -57,5 +57,13 @@ describe('line input (warm, import)', () => {
   it('a file that cannot be read fails in one line', async () => {
     await expect(lines(join(dir, 'nope.txt'))).rejects.toThrow(CliError);
     await expect(lines(join(dir, 'nope.txt'))).rejects.toThrow(/no such file/);
+  });
+});
+
+describe('printable', () => {
+  it('escapes every control character, DEL and the C1 controls too (U+009B is a CSI to a terminal)', () => {
+    expect(printable('a\u001b[2Jb\r')).toBe('a\\u001b[2Jb\\r');
+    expect(printable('\u007f\u0085\u009b31m\u009f')).toBe('\\u007f\\u0085\\u009b31m\\u009f');
+    expect(printable('Zürich\u00a0東京')).toBe('Zürich\u00a0東京');
   });
 });

@@ -19,7 +19,8 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
  * otherwise send ESC sequences that drive the terminal, and a CR would hide the line number before it.
  */
 export function printable(text: string): string {
-  return text.replace(CONTROL, (c) => JSON.stringify(c).slice(1, -1));
+  // JSON.stringify escapes only C0 controls: DEL and C1 (U+009B is a CSI) get a \u escape here.
+  return text.replace(CONTROL, (c) => (c < ' ' ? JSON.stringify(c).slice(1, -1) : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
 }
 
 function reason(e: unknown): string {
