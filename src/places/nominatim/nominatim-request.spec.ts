@@ -255,6 +255,12 @@ describe(canonicaliseNominatim.name, () => {
       expect(ok('search', 'q=x', 'de,\ten').key).toBe(ok('search', 'q=x', 'de, en').key);
     });
 
+    it('keys a header with a tab that names no language as its parameter would be (import reads the key back)', () => {
+      const key = ok('search', 'q=x', '*,\t*').key;
+      const back = canonicaliseNominatim('search', new URLSearchParams(key.slice('places:v1:search:'.length)));
+      expect(back.ok ? back.request.key : back.error.body).toBe(key);
+    });
+
     it('falls back to the header when the parameter is empty, and ignores a broken header', () => {
       expect(q('search', 'q=x&accept-language=', 'de')).toContain('accept-language=de&');
       expect(q('search', 'q=x', 'de\u0000')).not.toContain('accept-language');

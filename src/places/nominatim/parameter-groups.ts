@@ -134,7 +134,10 @@ export function acceptLanguage(param: string | undefined, header: string | undef
   if (param) return languageList(param);
   // The header is not a parameter: oversized or broken ones are ignored rather than answered with a 400.
   // A tab is not broken there: RFC 9110 lets a list put one around its commas, and Nominatim's \s reads it.
-  if (header && header.length <= MAX_VALUE_LENGTH && !BAD_CHARS.test(header.replace(/\t/g, ' '))) return languageList(header);
+  // Read as a space (the same to LANGUAGE_RANGE): a header naming no language is kept as sent, and with
+  // a tab it would be a key whose accept-language parameter is a 400 (import reads keys back).
+  const spaced = header?.replace(/\t/g, ' ');
+  if (spaced && spaced.length <= MAX_VALUE_LENGTH && !BAD_CHARS.test(spaced)) return languageList(spaced);
   return undefined;
 }
 
