@@ -3,7 +3,7 @@ import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { CliError, countLines, printable, readLines } from './line-input';
+import { checkReadable, CliError, countLines, printable, readLines } from './line-input';
 
 describe('line input (warm, import)', () => {
   let dir: string;
@@ -43,6 +43,21 @@ describe('line input (warm, import)', () => {
     createWriteStream(fifo).end('berlin\nparis\n');
     expect(await countLines(fifo)).toBeUndefined();
     expect(await lines(fifo)).toEqual(['berlin', 'paris']);
+  });
+
+  it('checks a named pipe (mkfifo) without opening it: closing it again would drop what its writer sent', async () => {
+    const fifo = join(dir, 'checked.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const writer = createWriteStream(fifo);
+    writer.end('berlin\n');
+    await checkReadable(fifo);
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the CLI starts the app between the two
+    const read = lines(fifo);
+    const late = new Promise<string>((resolve) => setTimeout(resolve, 2000, 'nothing: its writer was gone'));
+    const got = await Promise.race([read, late]);
+    // Releases a reader still waiting for a writer to open the pipe.
+    if (typeof got === 'string') await Promise.all([read, new Promise((resolve) => createWriteStream(fifo).end(resolve))]);
+    expect(got).toEqual(['berlin']);
   });
 
   it('drops a UTF-8 byte order mark at the start of the input (a file saved by a Windows editor), not elsewhere', async () => {

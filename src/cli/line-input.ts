@@ -1,5 +1,5 @@
-import { createReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { access, open, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
 /** A failure the command reports in one line and exits 1 for (no stack trace). */
@@ -35,8 +35,12 @@ function reason(e: unknown): string {
 export async function checkReadable(file: string): Promise<void> {
   if (file === '-') return;
   try {
-    if ((await stat(file)).isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
-    await (await open(file, 'r')).close();
+    const st = await stat(file);
+    if (st.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+    // A named pipe is not opened to check it: the open waits for its writer, and closing it again
+    // (the last reader gone) drops what the writer sent before the command reads it.
+    if (st.isFIFO()) await access(file, constants.R_OK);
+    else await (await open(file, 'r')).close();
   } catch (e) {
     throw new CliError(`cannot read ${file}: ${reason(e)}`);
   }
