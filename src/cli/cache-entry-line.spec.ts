@@ -11,6 +11,8 @@ const keyOf = (endpoint: NominatimEndpoint, query: string): string => {
 };
 
 const MAX_BYTES = 2 * 1024 * 1024;
+/** Kept a day past freshness (STALE_IF_ERROR_SECONDS' default). */
+const LIMITS = { compressMinBytes: 1024, maxBytes: MAX_BYTES, keepMs: 86_400_000 };
 
 describe('cache entry lines (export/import)', () => {
   const key = keyOf('search', 'q=berlin&format=json');
@@ -24,7 +26,7 @@ describe('cache entry lines (export/import)', () => {
   };
   const bad = (line: unknown, maxBytes = MAX_BYTES) => {
     // Read back at the time export wrote the line (toEntryLine's `now` below).
-    const r = parseEntryLine(typeof line === 'string' ? line : JSON.stringify(line), 2_000_000, 1024, maxBytes);
+    const r = parseEntryLine(typeof line === 'string' ? line : JSON.stringify(line), 2_000_000, { ...LIMITS, maxBytes });
     return r.kind === 'bad' ? r.reason : r.kind;
   };
 
@@ -38,9 +40,24 @@ describe('cache entry lines (export/import)', () => {
     for (const min of [0, 1024, 1_000_000]) {
       const line = toEntryLine(key, stored(min), 50_000, 2_000_000)!;
       expect(line).toMatchObject({ key, status: 200, body: body.toString(), storedAt: new Date(1_000_000).toISOString(), expiresAt: new Date(2_050_000).toISOString() });
-      const parsed = parseEntryLine(JSON.stringify(line), 2_010_000, min, MAX_BYTES);
+      const parsed = parseEntryLine(JSON.stringify(line), 2_010_000, { ...LIMITS, compressMinBytes: min });
       expect(parsed).toEqual({ kind: 'entry', key, value: stored(min), ttlMs: 40_000, storedAt: 1_000_000 });
     }
+  });
+
+  it('gives every entry the Redis expiry the service would: at most keepMs past its freshness, never none', () => {
+    // stored(…) is fresh until 4,600,000; read back at 2,010,000 with a day kept past that.
+    const line = toEntryLine(key, stored(1024), -1, 2_000_000)!; // a key export found without expiry
+    expect(line.expiresAt).toBeNull();
+    const until = (l: object, keepMs: number) => {
+      const r = parseEntryLine(JSON.stringify(l), 2_010_000, { ...LIMITS, keepMs });
+      return r.kind === 'entry' ? r.ttlMs : r.kind;
+    };
+    expect(until(line, 86_400_000)).toBe(4_600_000 + 86_400_000 - 2_010_000);
+    expect(until({ ...line, expiresAt: new Date(9e12).toISOString() }, 60_000)).toBe(4_600_000 + 60_000 - 2_010_000);
+    expect(until({ ...line, expiresAt: new Date(3_000_000).toISOString() }, 86_400_000)).toBe(990_000); // the sooner one
+    // Past freshUntil + keepMs the service would not serve it: nothing to import.
+    expect(parseEntryLine(JSON.stringify(line), 4_700_000, { ...LIMITS, keepMs: 60_000 })).toEqual({ kind: 'expired', key });
   });
 
   it('imports what the service stores in every format: XML, text status, JSONP, a hashed key, a body as base64', () => {
@@ -84,7 +101,7 @@ describe('cache entry lines (export/import)', () => {
     expect(bad({ ...line, empty: false })).toBe('empty is false but the body is a "no result" answer');
     expect(bad({ ...exported(key, 'application/json; charset=utf-8', '[{"place_id":1}]'), empty: true })).toBe('empty is true but the body is not a "no result" answer');
     const { empty: _flag, ...unflagged } = line;
-    const parsed = parseEntryLine(JSON.stringify(unflagged), 2_000_000, 1024, MAX_BYTES);
+    const parsed = parseEntryLine(JSON.stringify(unflagged), 2_000_000, LIMITS);
     expect(parsed.kind === 'entry' && (JSON.parse(parsed.value) as { e: boolean }).e).toBe(true);
     expect(bad({ ...line, storedAt: '1' })).toMatch(/^storedAt is not a date-time as export writes it/);
     expect(bad({ ...line, expiresAt: '2026-02-30T00:00:00.000Z' })).toMatch(/^expiresAt is not a date-time/);
@@ -102,7 +119,7 @@ describe('cache entry lines (export/import)', () => {
 
   it('skips expired entries and explains bad lines', () => {
     const line = toEntryLine(key, stored(1024), 50_000, 2_000_000)!;
-    expect(parseEntryLine(JSON.stringify(line), 2_050_000, 1024, MAX_BYTES)).toEqual({ kind: 'expired', key });
+    expect(parseEntryLine(JSON.stringify(line), 2_050_000, LIMITS)).toEqual({ kind: 'expired', key });
     expect(bad('{')).toMatch(/^not JSON/);
     // A gzip file imported without gunzip: the reason quotes the line, but never its control bytes raw
     // (ESC sequences would drive the operator's terminal; a CR would hide the line number).

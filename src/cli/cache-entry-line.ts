@@ -68,7 +68,7 @@ export function toEntryLine(key: string, value: string, pttlMs: number, now: num
 }
 
 export type ParsedLine =
-  | { kind: 'entry'; key: string; value: string; ttlMs: number | null; storedAt: number }
+  | { kind: 'entry'; key: string; value: string; ttlMs: number; storedAt: number }
   | { kind: 'expired'; key: string }
   | { kind: 'bad'; reason: string };
 
@@ -116,11 +116,19 @@ function expectationsOfKey(key: string, body: Buffer): Expectation[] | string {
   });
 }
 
+/** What the importing environment allows: its COMPRESS_MIN_BYTES, UPSTREAM_MAX_BYTES and how long it keeps an entry past its freshness. */
+export interface ImportLimits {
+  compressMinBytes: number;
+  maxBytes: number;
+  /** PlacesCacheService.keepMs: max(STALE_IF_ERROR_SECONDS, STALE_WHILE_REVALIDATE_SECONDS), in ms */
+  keepMs: number;
+}
+
 /**
  * Reads one import line: the Redis value to write (the StoredAnswer the service itself would store,
  * compressed as COMPRESS_MIN_BYTES says) and the entry's remaining lifetime, or why the line is refused.
  */
-export function parseEntryLine(text: string, now: number, compressMinBytes: number, maxBytes: number): ParsedLine {
+export function parseEntryLine(text: string, now: number, { compressMinBytes, maxBytes, keepMs }: ImportLimits): ParsedLine {
   let v: Partial<EntryLine> & Record<string, unknown>;
   try {
     v = JSON.parse(text) as typeof v;
@@ -163,13 +171,16 @@ export function parseEntryLine(text: string, now: number, compressMinBytes: numb
   // storedAt would also keep every later import and fill from replacing the entry (newer copies win).
   if (storedAt > now + CLOCK_SKEW_MS) return { kind: 'bad', reason: `storedAt is in the future (more than ${CLOCK_SKEW_MS / 60_000} minutes ahead of this host's clock)` };
   if (freshUntil - storedAt > MAX_FRESH_MS) return { kind: 'bad', reason: 'freshUntil is more than 365 days after storedAt (CACHE_TTL_SECONDS allows no more)' };
-  let ttlMs: number | null = null;
+  // The service reads an entry until freshUntil + keepMs and sets its Redis expiry there: a longer one
+  // (or none: a key export found without expiry) would only hold Redis memory.
+  let expiresAt = freshUntil + keepMs;
   if (v.expiresAt !== null) {
-    const expiresAt = time(v.expiresAt, 'expiresAt');
-    if (typeof expiresAt === 'string') return { kind: 'bad', reason: expiresAt };
-    ttlMs = expiresAt - now;
-    if (ttlMs <= 0) return { kind: 'expired', key: v.key };
+    const exported = time(v.expiresAt, 'expiresAt');
+    if (typeof exported === 'string') return { kind: 'bad', reason: exported };
+    expiresAt = Math.min(expiresAt, exported);
   }
+  const ttlMs = expiresAt - now;
+  if (ttlMs <= 0) return { kind: 'expired', key: v.key };
   const answer = new CachedAnswer(v.status, contentType, body, storedAt, freshUntil, 0, empty);
   return { kind: 'entry', key: v.key, value: JSON.stringify(answer.toStored(compressMinBytes)), ttlMs, storedAt };
 }

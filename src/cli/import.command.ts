@@ -1,6 +1,7 @@
 import { INestApplicationContext } from '@nestjs/common';
 import type { Writable } from 'node:stream';
 import { PURGE_CHANNEL } from '../places/cache/cache-purge.service';
+import { PlacesCacheService } from '../places/cache/places-cache.service';
 import { RedisConnectionService } from '../cache/redis-connection.service';
 import { withTimeout } from '../cache/with-timeout';
 import { cacheConfig, CacheConfig, nominatimConfig, NominatimConfig } from '../config/configuration';
@@ -15,7 +16,7 @@ const BATCH_TIMEOUT_MS = 30_000;
  * Writes one entry unless Redis already holds a copy stored at the same time or later (an import
  * into a running fleet never replaces a newer answer with an older one), then publishes the key on
  * the purge channel: every running instance drops its L1 copy and reads the imported one from Redis.
- * KEYS[1] entry key; ARGV[1] value (JSON of a StoredAnswer); ARGV[2] TTL ms ('' = none);
+ * KEYS[1] entry key; ARGV[1] value (JSON of a StoredAnswer); ARGV[2] TTL ms;
  * ARGV[3] the entry's storedAt (epoch ms); ARGV[4] the purge channel. Returns 1 written, 0 kept.
  */
 const IMPORT_SCRIPT = `
@@ -24,7 +25,7 @@ if current then
   local ok, v = pcall(cjson.decode, current)
   if ok and type(v) == 'table' and tonumber(v['at']) and tonumber(v['at']) >= tonumber(ARGV[3]) then return 0 end
 end
-if ARGV[2] == '' then redis.call('SET', KEYS[1], ARGV[1]) else redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('PUBLISH', ARGV[4], KEYS[1])
 return 1
 `;
@@ -44,6 +45,7 @@ export async function importEntries(app: INestApplicationContext, file: string, 
   const client = app.get(RedisConnectionService).client!;
   const { compressMinBytes } = app.get<CacheConfig>(cacheConfig.KEY);
   const { maxBytes } = app.get<NominatimConfig>(nominatimConfig.KEY);
+  const limits = { compressMinBytes, maxBytes, keepMs: app.get(PlacesCacheService).keepMs };
   const counts: ImportCounts = { imported: 0, expired: 0, kept: 0, bad: 0 };
   const started = performance.now();
   let batch: Array<Promise<unknown>> = [];
@@ -60,7 +62,7 @@ export async function importEntries(app: INestApplicationContext, file: string, 
   for await (const text of readLines(file)) {
     n++;
     if (text.trim() === '') continue;
-    const line = parseEntryLine(text, Date.now(), compressMinBytes, maxBytes);
+    const line = parseEntryLine(text, Date.now(), limits);
     if (line.kind === 'bad') {
       counts.bad++;
       err.write(`line ${n}: ${line.reason}\n`);
@@ -70,7 +72,7 @@ export async function importEntries(app: INestApplicationContext, file: string, 
       counts.expired++;
       continue;
     }
-    const args = [line.value, line.ttlMs === null ? '' : String(Math.ceil(line.ttlMs)), String(line.storedAt), PURGE_CHANNEL];
+    const args = [line.value, String(Math.ceil(line.ttlMs)), String(line.storedAt), PURGE_CHANNEL];
     // EVAL, not EVALSHA: the script is short, and a batch needs no NOSCRIPT round trip.
     batch.push(client.eval(IMPORT_SCRIPT, { keys: [line.key], arguments: args }));
     if (batch.length >= BATCH) await flush();
