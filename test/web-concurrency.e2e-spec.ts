@@ -143,6 +143,10 @@ describe('WEB_CONCURRENCY (e2e)', () => {
         .reduce((a, b) => a + b, 0);
       // Every /search request of the tests above, whichever worker answered it.
       expect(total).toBe(searches);
+      // Gauges that hold one value for the group are not multiplied by WEB_CONCURRENCY: the budget
+      // alert compares the upstream rate with NOMINATIM_MAX_RPS, and Redis is connected (1), not 3.
+      expect(s.body).toMatch(new RegExp(`^places_upstream_budget_requests_per_second\\{upstream="[^"]+"\\} ${MAX_RPS}$`, 'm'));
+      expect(s.body).toMatch(/^places_redis_connected 1$/m);
     }
   });
 

@@ -86,6 +86,9 @@ export class MetricsService implements OnModuleDestroy {
     help: 'Upstream requests per second the whole fleet may send (NOMINATIM_MAX_RPS), by upstream host',
     labelNames: ['upstream'] as const,
     registers: [this.registry],
+    // Every worker of a WEB_CONCURRENCY group sets the same fleet-wide budget: summed, the group would
+    // report N times NOMINATIM_MAX_RPS, and the budget alert (rate >= 0.9 × budget) could never fire.
+    aggregator: 'max',
   });
 
   readonly cacheOutcomes = new Counter({
@@ -142,6 +145,8 @@ export class MetricsService implements OnModuleDestroy {
     name: 'places_redis_connected',
     help: '1 when the Redis connection is ready, 0 otherwise (absent in in-memory mode)',
     registers: [this.registry],
+    // A group's sum would read 2, 3… and hide one worker without Redis: 1 only while every worker has it.
+    aggregator: 'min',
   });
 
   readonly l1Bytes = new Gauge({
@@ -220,6 +225,7 @@ export class MetricsService implements OnModuleDestroy {
       help: 'Redis Cluster nodes known to this instance (masters, and replicas from the slot map): 1 when reachable (replicas are not connected: 0)',
       labelNames: ['address', 'role'] as const,
       registers: [this.registry],
+      aggregator: 'min', // as places_redis_connected: up for the group only while up for every worker
       collect: () => {
         gauge.reset();
         for (const n of source()) gauge.set({ address: n.address, role: n.role }, n.reachable ? 1 : 0);
