@@ -168,6 +168,9 @@ describe('configuration: a bad value stops the process (node main.js)', () => {
     ['REDIS_URL', 'redis://:hunter2@cache.example:6379/zero', 'REDIS_URL database must be a number (got "zero")'],
     ['REDIS_TLS_URL', BAD.REDIS_TLS_URL[0], BAD.REDIS_TLS_URL[1]],
     ['PORT', BAD.PORT[0], BAD.PORT[1]],
+    // A URL that does not parse has no password field to mask: all before its last @ is left out.
+    ['REDIS_URL', 'redis:/:hunter2@cache.example:6379', 'REDIS_URL must be a host, host:port, redis://… or rediss://… URL (got "redis:/***@cache.example:6379")'],
+    ['NOMINATIM_URL', 'ftp://ops:hunter2@nominatim.example', 'NOMINATIM_URL must be an http:// or https:// URL (got "ftp://***@nominatim.example")'],
   ])('exits 1 on a bad %s alone', async (name, value, accepts) => {
     const { code, signal, stdout, stderr } = await run({ [name]: value });
     expect({ code, signal, stdout }).toEqual({ code: 1, signal: null, stdout: '' });

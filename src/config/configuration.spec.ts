@@ -124,6 +124,18 @@ describe(loadConfig.name, () => {
     expect(() => loadConfig({ REDIS_URL: 'redis://:hunter2@h:6379/x' })).not.toThrow(/hunter2/);
   });
 
+  it.each([
+    // URLs that do not parse, so their password field cannot be masked: a scheme typo, no scheme.
+    [{ REDIS_URL: 'redis:/:hunter2@cache.example:6379' }, 'REDIS_URL must be a host, host:port, redis://… or rediss://… URL (got "redis:/***@cache.example:6379")'],
+    [{ REDIS_URL: 'ops:hunter2@cache.example:6379' }, 'REDIS_URL must be a host, host:port, redis://… or rediss://… URL (got "ops:***@cache.example:6379")'],
+    [{ REDIS_TLS_URL: 'rediss//:hunt@er2@cache.example' }, 'REDIS_TLS_URL must be a host, host:port, redis://… or rediss://… URL (got "***@cache.example")'],
+    [{ REDIS_CLUSTER_NODES: 'redis://:hunter2@a:7000,:hunter2@b' }, 'REDIS_CLUSTER_NODES entry 2: must be a host, host:port, redis://… or rediss://… URL (got "***@b")'],
+    [{ NOMINATIM_URL: 'ftp://ops:hunter2@nominatim.example' }, 'NOMINATIM_URL must be an http:// or https:// URL (got "ftp://***@nominatim.example")'],
+    [{ NOMINATIM_URL: 'https://ops:hunter2@nominatim.example,' }, 'NOMINATIM_URL must be one URL or a comma-separated list of at most 8 (got "https://***@nominatim.example,")'],
+  ])('never echoes the credentials of a URL it cannot parse: %j', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(`Invalid configuration: ${message}`);
+  });
+
   it('takes several upstreams in order of preference, with one rate for all or one each', () => {
     const one = loadConfig({ NOMINATIM_URL: 'http://own:8080/, https://nominatim.openstreetmap.org', NOMINATIM_MAX_RPS: '5' });
     expect(one.nominatim.upstreams).toEqual([

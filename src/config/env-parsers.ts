@@ -5,6 +5,19 @@
  */
 export type Env = Record<string, string | undefined>;
 
+/**
+ * A value as a configuration error may echo it: everything up to its last `@` masked. A URL that does
+ * not parse (`redis:/:secret@host`, `user:secret@host`, `ftp://user:secret@host`) cannot be masked by
+ * its password field, and the message is printed as it is, so all that may be credentials goes; the
+ * scheme (or user name) and the host stay, for the operator to see what is wrong.
+ */
+export function withoutCredentials(value: string): string {
+  const at = value.lastIndexOf('@');
+  if (at < 0) return value;
+  const scheme = /^[a-z][a-z0-9+.-]*:\/*/i.exec(value)?.[0] ?? '';
+  return `${scheme}***${value.slice(at)}`;
+}
+
 export class EnvReader {
   readonly problems: string[] = [];
 
@@ -73,7 +86,7 @@ export class EnvReader {
       if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('protocol');
       return value.replace(/\/+$/, '');
     } catch {
-      this.problems.push(`${name} must be an http:// or https:// URL (got "${value}")`);
+      this.problems.push(`${name} must be an http:// or https:// URL (got "${withoutCredentials(value)}")`);
       return fallback;
     }
   }

@@ -1,3 +1,5 @@
+import { withoutCredentials } from './env-parsers';
+
 export interface RedisConnection {
   /** Full URL handed to node-redis (password included; never log it, use `safeUrl`). */
   url: string;
@@ -32,12 +34,12 @@ export function resolveRedisConnection(
     }
   } else {
     if (!/^(\[[0-9a-f:]+\]|[a-z0-9.-]+)(:\d{1,5})?$/i.test(chosen)) {
-      throw new Error(`${name} must be a host, host:port, redis://… or rediss://… URL (got "${chosen}")`);
+      throw new Error(`${name} must be a host, host:port, redis://… or rediss://… URL (got "${withoutCredentials(chosen)}")`);
     }
     try {
       url = new URL(`redis://${chosen}`);
     } catch {
-      throw new Error(`${name} has an invalid port (got "${chosen}")`);
+      throw new Error(`${name} has an invalid port (got "${withoutCredentials(chosen)}")`);
     }
   }
   if (url.hostname === '') throw new Error(`${name} has no host`);

@@ -1,4 +1,4 @@
-import { EnvReader } from './env-parsers';
+import { EnvReader, withoutCredentials } from './env-parsers';
 
 export interface UpstreamConfig {
   /** without a trailing slash */
@@ -19,7 +19,7 @@ export function readUpstreams(r: EnvReader, fallbackUrl: string): UpstreamConfig
   const urls = (r.raw('NOMINATIM_URL') ?? fallbackUrl).split(',').map((u) => u.trim());
   const rpsValues = (r.raw('NOMINATIM_MAX_RPS') ?? '1').split(',').map((v) => v.trim());
   if (urls.length > MAX_UPSTREAMS || urls.some((u) => u === '')) {
-    r.problem(`NOMINATIM_URL must be one URL or a comma-separated list of at most ${MAX_UPSTREAMS} (got "${r.raw('NOMINATIM_URL')}")`);
+    r.problem(`NOMINATIM_URL must be one URL or a comma-separated list of at most ${MAX_UPSTREAMS} (got "${withoutCredentials(r.raw('NOMINATIM_URL') ?? '')}")`);
     return [{ baseUrl: fallbackUrl, host: new URL(fallbackUrl).host, maxRps: 1 }];
   }
   if (rpsValues.length !== 1 && rpsValues.length !== urls.length) {
@@ -42,7 +42,7 @@ function httpUrl(r: EnvReader, value: string, fallback: string): string {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('protocol');
     return value.replace(/\/+$/, '');
   } catch {
-    r.problem(`NOMINATIM_URL must be an http:// or https:// URL (got "${value}")`);
+    r.problem(`NOMINATIM_URL must be an http:// or https:// URL (got "${withoutCredentials(value)}")`);
     return fallback;
   }
 }
