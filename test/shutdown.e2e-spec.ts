@@ -166,6 +166,30 @@ describe('graceful shutdown (e2e, the app as its own process)', () => {
     }
   });
 
+  it('with WEB_CONCURRENCY, a failed start (the port taken) stops the group at once with 1, not after restarting workers', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const startedAt = Date.now();
+      const app = launch({ WEB_CONCURRENCY: '2' }, port);
+      const { code, at } = await app.exited;
+      expect(code).toBe(1);
+      // Each worker failed once, as it would again: no replacement started, no crash loop reported.
+      const failures = app.stderr().split('\n').filter((l) => l.startsWith('places-cache could not start: '));
+      expect(failures.length).toBeGreaterThanOrEqual(1);
+      expect(failures.length).toBeLessThanOrEqual(2);
+      expect(failures[0]).toMatch(/EADDRINUSE/);
+      const cluster = lines(app).filter((l) => l.context === 'Cluster').map((l) => l.msg);
+      expect(cluster.filter((m) => /died unexpectedly|died \d+ times/.test(m))).toEqual([]);
+      expect(cluster.filter((m) => /^Worker \d+ could not start; stopping the group$/.test(m))).toHaveLength(1);
+      expect(cluster.at(-1)).toBe('All workers stopped; exiting with code 1');
+      expect(at - startedAt).toBeLessThan(15_000);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
+
   it('exits 0 in time when Redis is frozen at shutdown (QUIT is not waited for forever)', async () => {
     const app = await startReady({ SHUTDOWN_TIMEOUT_MS: '2000', REDIS_OP_TIMEOUT_MS: '200' });
     await redis.pause();

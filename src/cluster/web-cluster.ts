@@ -81,6 +81,9 @@ export function runPrimary({ workers, stopTimeoutMs, logger }: ClusterOptions): 
     if (live().length === 0) finish(failed ? 1 : 0);
   };
 
+  // Workers that have listened on the port once: one that ends by itself before that could not start.
+  const started = new Set<number>();
+  cluster.on('listening', (worker) => started.add(worker.id));
   cluster.on('message', relayClusterScrapes(live));
   cluster.on('exit', (worker, code, signal) => {
     const clean = code === 0 && signal === null;
@@ -88,6 +91,15 @@ export function runPrimary({ workers, stopTimeoutMs, logger }: ClusterOptions): 
       if (!clean) failed = true;
       log.info({ worker: worker.id, pid: worker.process.pid, code, signal }, `Worker ${worker.id} exited`);
       if (live().length === 0) finish(failed ? 1 : 0);
+      return;
+    }
+    // A start that fails (the port taken) fails the same way in a replacement: not a crash to retry
+    // MAX_CRASHES times, each with its own error, but the group's failed start (the worker said why).
+    // Exit code 0 is a worker stopped by a signal of its own (Heroku signals every process), not a failure.
+    if (signal === null && code !== 0 && !started.has(worker.id)) {
+      log.error({ worker: worker.id, pid: worker.process.pid, code }, `Worker ${worker.id} could not start; stopping the group`);
+      failed = true;
+      stop('SIGTERM', `Stopping ${live().length} other worker(s)`);
       return;
     }
     if (budget.allowRestart(Date.now())) {
