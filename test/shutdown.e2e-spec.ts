@@ -190,6 +190,19 @@ describe('graceful shutdown (e2e, the app as its own process)', () => {
     }
   });
 
+  it('with WEB_CONCURRENCY, SIGTERM while the workers still start stops the group with 0', async () => {
+    const app = launch({ WEB_CONCURRENCY: '2' }, await freePort());
+    // Sent as soon as the primary has forked: the workers are still loading the app (a second or so),
+    // before any handler of theirs is in place: the signal the primary relays ends them as they are.
+    await app.until(() => lines(app).some((l) => l.msg === 'WEB_CONCURRENCY=2: starting 2 workers sharing one port'), 'the workers forked', 30_000, 10);
+    const signalledAt = Date.now();
+    app.child.kill('SIGTERM');
+    const { code, signal, at } = await app.exited;
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+    expect(at - signalledAt).toBeLessThan(10_000);
+    expect(lines(app).at(-1)).toMatchObject({ context: 'Cluster', msg: 'All workers stopped; exiting with code 0' });
+  });
+
   it('exits 0 in time when Redis is frozen at shutdown (QUIT is not waited for forever)', async () => {
     const app = await startReady({ SHUTDOWN_TIMEOUT_MS: '2000', REDIS_OP_TIMEOUT_MS: '200' });
     await redis.pause();

@@ -86,7 +86,9 @@ export function runPrimary({ workers, stopTimeoutMs, logger }: ClusterOptions): 
   cluster.on('listening', (worker) => started.add(worker.id));
   cluster.on('message', relayClusterScrapes(live));
   cluster.on('exit', (worker, code, signal) => {
-    const clean = code === 0 && signal === null;
+    // A worker ended by the very signal relayed to it had no handler for it yet: it was still loading,
+    // with nothing to drain. Stopped as asked, it does not make the group's exit code 1.
+    const clean = (code === 0 && signal === null) || (signal !== null && signal === stopping);
     if (stopping !== undefined) {
       if (!clean) failed = true;
       log.info({ worker: worker.id, pid: worker.process.pid, code, signal }, `Worker ${worker.id} exited`);
