@@ -9,6 +9,9 @@ import { endExplainedElsewhere, guardProcessExit, SHUTDOWN_HOOKS_GRACE_MS } from
 import { createAppLogger } from './logging/app-logger';
 import { APP_LOGGER } from './logging/logging.module';
 
+/** A start-up failure whose message says all there is: printed without a stack trace. */
+class CannotListen extends Error {}
+
 async function bootstrap(): Promise<void> {
   try {
     const { app } = loadConfig(process.env);
@@ -27,7 +30,12 @@ async function bootstrap(): Promise<void> {
   const config = app.get<AppConfig>(appConfig.KEY);
   // createApp enabled Nest's shutdown hooks (drain, close Redis, exit 0); this bounds them.
   guardProcessExit(config.shutdownTimeoutMs, app.get<Pino>(APP_LOGGER));
-  await app.listen(config.port, config.host);
+  try {
+    await app.listen(config.port, config.host);
+  } catch (e) {
+    // The port taken, a HOST that does not resolve or is not this machine's: the variables, not a stack trace.
+    throw new CannotListen(`cannot listen on ${config.host}:${config.port} (HOST, PORT): ${(e as Error).message}`);
+  }
   new Logger('Bootstrap').log(`places-cache listening on http://${config.host}:${config.port} (docs at /docs)`);
 }
 
@@ -35,6 +43,7 @@ async function bootstrap(): Promise<void> {
 // rather than as an unhandled rejection.
 bootstrap().catch((e: unknown) => {
   endExplainedElsewhere();
-  process.stderr.write(`places-cache could not start: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  const reason = e instanceof CannotListen ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e);
+  process.stderr.write(`places-cache could not start: ${reason}\n`);
   process.exit(1);
 });

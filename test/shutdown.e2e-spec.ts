@@ -159,11 +159,20 @@ describe('graceful shutdown (e2e, the app as its own process)', () => {
       const app = launch({}, port);
       const { code } = await app.exited;
       expect(code).toBe(1);
-      expect(app.stderr().split('\n')[0]).toMatch(/^places-cache could not start: Error: listen EADDRINUSE/);
+      // One line naming the variables, no stack trace.
+      expect(app.stderr()).toBe(`places-cache could not start: cannot listen on 127.0.0.1:${port} (HOST, PORT): listen EADDRINUSE: address already in use 127.0.0.1:${port}\n`);
       expect(app.stdout()).not.toContain('Exiting with code');
     } finally {
       await new Promise((resolve) => taken.close(resolve));
     }
+  });
+
+  it('ends a start on a HOST that is not this machine\'s with one line naming HOST', async () => {
+    // An address of TEST-NET-1 (RFC 5737), on no interface here: bind fails, and no packet is sent.
+    const app = launch({ HOST: '192.0.2.1' }, 0);
+    const { code } = await app.exited;
+    expect(code).toBe(1);
+    expect(app.stderr()).toBe('places-cache could not start: cannot listen on 192.0.2.1:0 (HOST, PORT): listen EADDRNOTAVAIL: address not available 192.0.2.1\n');
   });
 
   it('with WEB_CONCURRENCY, a failed start (the port taken) stops the group at once with 1, not after restarting workers', async () => {
