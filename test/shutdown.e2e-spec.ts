@@ -1,4 +1,6 @@
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { dirname, join } from 'node:path';
 import { createClient } from 'redis';
 import { eventually } from './support/app-harness';
 import { AppProcess, spawnApp } from './support/app-process';
@@ -77,8 +79,9 @@ describe('graceful shutdown (e2e, the app as its own process)', () => {
   };
 
   /** Starts the built app on `port` (it is not waited for: see startReady). */
-  function launch(env: Record<string, string>, port: number): App {
+  function launch(env: Record<string, string>, port: number, nodeFlags: string[] = []): App {
     const spawned = spawnApp(build, {
+      nodeFlags,
       env: {
         PORT: String(port),
         LOG_LEVEL: 'info',
@@ -209,6 +212,34 @@ describe('graceful shutdown (e2e, the app as its own process)', () => {
     const { code, signal, at } = await app.exited;
     expect({ code, signal }).toEqual({ code: 0, signal: null });
     expect(at - signalledAt).toBeLessThan(10_000);
+    expect(lines(app).at(-1)).toMatchObject({ context: 'Cluster', msg: 'All workers stopped; exiting with code 0' });
+  });
+
+  it('with WEB_CONCURRENCY, SIGTERM while a worker builds the app (its stop handler not yet in place) still stops the group with 0', async () => {
+    // A preload (inherited by the workers) holds NestFactory.create for 3 s and says so: the worker is
+    // past main.js's first lines (its repeated-signal guard in place) but Nest's shutdown hook is not yet.
+    const preload = join(dirname(build.main), 'slow-nest-create.js');
+    writeFileSync(
+      preload,
+      `const cluster = require('node:cluster');
+      if (cluster.isWorker) {
+        const { NestFactory } = require('@nestjs/core');
+        const create = NestFactory.create;
+        NestFactory.create = async function (...args) {
+          process.stderr.write('building the app\\n');
+          await new Promise((resolve) => setTimeout(resolve, 3000));
+          return create.apply(this, args);
+        };
+      }`,
+    );
+    const app = launch({ WEB_CONCURRENCY: '2', SHUTDOWN_TIMEOUT_MS: '1000' }, await freePort(), ['--require', preload]);
+    await app.until(() => app.stderr().split('building the app').length === 3, 'both workers building the app', 30_000, 10);
+    const signalledAt = Date.now();
+    app.child.kill('SIGTERM');
+    const { code, signal, at } = await app.exited;
+    // Not swallowed: no worker goes on to listen and waits to be killed (1 s + 2 s + 3 s later, code 1).
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+    expect(at - signalledAt).toBeLessThan(3_000);
     expect(lines(app).at(-1)).toMatchObject({ context: 'Cluster', msg: 'All workers stopped; exiting with code 0' });
   });
 

@@ -122,11 +122,20 @@ export function runPrimary({ workers, stopTimeoutMs, logger }: ClusterOptions): 
 
 /**
  * In a worker: Nest's shutdown hook handles the first SIGTERM/SIGINT and then removes itself, so a
- * second one (the primary's, after the dyno's own) would kill the worker mid-drain. These no-op
- * listeners keep that second signal from doing anything.
+ * second one (the primary's, after the dyno's own) would kill the worker mid-drain. These listeners
+ * keep that second signal from doing anything. A first signal that comes while the app is still being
+ * built (no other listener yet: Nest's hook is added in createApp) has no drain to wait for, and
+ * ignoring it would leave the worker to start listening until the primary kills it: it ends the worker
+ * with 0, as the stop the primary asked for.
  */
 export function ignoreRepeatedStopSignals(): void {
-  const ignore = (): void => undefined;
-  process.on('SIGTERM', ignore);
-  process.on('SIGINT', ignore);
+  let signalled = false;
+  const onStop = (signal: NodeJS.Signals): void => {
+    if (signalled) return;
+    signalled = true;
+    // Added first, this listener runs before Nest's: alone, the app has no stop handler yet.
+    if (process.listenerCount(signal) === 1) process.exit(0);
+  };
+  process.on('SIGTERM', onStop);
+  process.on('SIGINT', onStop);
 }
