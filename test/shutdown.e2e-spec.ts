@@ -243,6 +243,36 @@ describe('graceful shutdown (e2e, the app as its own process)', () => {
     expect(lines(app).at(-1)).toMatchObject({ context: 'Cluster', msg: 'All workers stopped; exiting with code 0' });
   });
 
+  it('with WEB_CONCURRENCY, a replacement worker whose start fails once is replaced again: the running group is not stopped', async () => {
+    // A preload (inherited by the workers): a worker that finds `crash` crashes (exit 3) once it runs; one
+    // that finds `fail-start` as it starts exits 1 before listening (a transient failure: the file is taken).
+    const dir = dirname(build.main);
+    const preload = join(dir, 'crash-then-fail-start.js');
+    writeFileSync(
+      preload,
+      `const cluster = require('node:cluster');
+      const fs = require('node:fs');
+      const take = (name) => { try { fs.unlinkSync(${JSON.stringify(dir)} + '/' + name); return true; } catch { return false; } };
+      if (cluster.isWorker) {
+        if (take('fail-start')) process.exit(1);
+        setInterval(() => take('crash') && process.exit(3), 20).unref();
+      }`,
+    );
+    const app = launch({ WEB_CONCURRENCY: '2' }, await freePort(), ['--require', preload]);
+    const listening = () => lines(app).filter((l) => l.msg.startsWith('places-cache listening')).length;
+    await app.until(() => listening() === 2, 'two workers listening', 30_000);
+    writeFileSync(join(dir, 'fail-start'), '');
+    writeFileSync(join(dir, 'crash'), '');
+    // The crashed worker's replacement fails to start; the one after it serves beside the worker that never stopped.
+    await app.until(() => listening() === 3, 'a third worker listening', 30_000);
+    const cluster = lines(app).filter((l) => l.context === 'Cluster').map((l) => l.msg);
+    expect(cluster.filter((m) => m.includes('died unexpectedly'))).toHaveLength(2);
+    expect(cluster.filter((m) => m.includes('could not start'))).toEqual([]);
+    expect((await fetch(`${app.url}/health/live`)).status).toBe(200);
+    app.child.kill('SIGTERM');
+    expect(await app.exited).toMatchObject({ code: 0, signal: null });
+  });
+
   it('exits 0 in time when Redis is frozen at shutdown (QUIT is not waited for forever)', async () => {
     const app = await startReady({ SHUTDOWN_TIMEOUT_MS: '2000', REDIS_OP_TIMEOUT_MS: '200' });
     await redis.pause();

@@ -81,9 +81,11 @@ export function runPrimary({ workers, stopTimeoutMs, logger }: ClusterOptions): 
     if (live().length === 0) finish(failed ? 1 : 0);
   };
 
-  // Workers that have listened on the port once: one that ends by itself before that could not start.
-  const started = new Set<number>();
-  cluster.on('listening', (worker) => started.add(worker.id));
+  // Until a worker has listened, one that ends by itself could not start (the port taken, a HOST not
+  // here), and its siblings will not either. Once the group serves, a replacement that fails to start
+  // is a crash like any other: stopping the group for it would take the running workers down with it.
+  let served = false;
+  cluster.on('listening', () => (served = true));
   cluster.on('message', relayClusterScrapes(live));
   cluster.on('exit', (worker, code, signal) => {
     // A worker ended by the very signal relayed to it had no handler for it yet: it was still loading,
@@ -98,7 +100,7 @@ export function runPrimary({ workers, stopTimeoutMs, logger }: ClusterOptions): 
     // A start that fails (the port taken) fails the same way in a replacement: not a crash to retry
     // MAX_CRASHES times, each with its own error, but the group's failed start (the worker said why).
     // Exit code 0 is a worker stopped by a signal of its own (Heroku signals every process), not a failure.
-    if (signal === null && code !== 0 && !started.has(worker.id)) {
+    if (signal === null && code !== 0 && !served) {
       log.error({ worker: worker.id, pid: worker.process.pid, code }, `Worker ${worker.id} could not start; stopping the group`);
       failed = true;
       stop('SIGTERM', `Stopping ${live().length} other worker(s)`);
