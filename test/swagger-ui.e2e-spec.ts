@@ -135,6 +135,38 @@ describe('Swagger UI in headless Chromium (e2e)', () => {
     expect(pageErrors).toEqual([]);
     expect(foreignRequests).toEqual([]);
   }, 90_000);
+
+  /**
+   * "Try it out" fills every parameter with its documented example or default and sends them all, so
+   * the examples must make one valid request together: no example may select JSONP or exclude the
+   * example's own answer, and /search must not get both `q` and structured fields (Nominatim's 400).
+   */
+  it.each([
+    ['api', 'default', { data: [{ name: 'Berlin' }] }],
+    ['search', 'default', [{ name: 'Berlin' }]],
+    ['reverse', 'jsonv2', { name: 'Unter den Linden' }],
+    ['lookup', 'json', [{ name: 'Berlin' }, { name: 'Unter den Linden' }]],
+    ['status', 'json', { message: 'OK' }],
+    ['details', 'default', { localname: 'Berlin' }],
+  ])('Try it out on /%s with the values the UI fills in (format %s) answers 200 with the documented JSON', async (route, format, expected) => {
+    if (!page.url().includes('/docs')) await page.goto(`${svc.url}/docs`);
+    const op = page.locator(`#operations-Places-PlacesController_${route}`);
+    if (!(await op.locator('button.execute').isVisible())) {
+      if (!(await op.locator('.opblock-body').isVisible())) await op.locator('.opblock-summary').first().click();
+      await op.getByRole('button', { name: 'Try it out' }).click();
+    }
+    if (format !== 'default') await op.locator('tr[data-param-name="format"] select').selectOption(format);
+    await op.locator('button.execute').click();
+    const live = op.locator('.live-responses-table .response');
+    const body = live.locator('.response-col_description pre.microlight, .response-col_description .highlight-code pre').first();
+    await body.waitFor();
+    const status = (await live.locator('.response-col_status').first().innerText()).trim();
+    const text = await body.innerText();
+    expect(`${status} ${text.slice(0, 200)}`).toMatch(/^200 [[{]/);
+    expect(JSON.parse(text)).toMatchObject(expected);
+    expect(pageErrors).toEqual([]);
+    expect(foreignRequests).toEqual([]);
+  }, 60_000);
 });
 
 /** Waits until `locator` contains `text` (fails the test with Playwright's timeout error otherwise). */

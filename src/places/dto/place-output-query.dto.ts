@@ -6,8 +6,7 @@
 export abstract class PlaceOutputQueryDto {
   /**
    * JSON formats only: wrap the answer in a call of this function (JSONP), answered as
-   * `application/javascript`. Must be a dotted JavaScript identifier, else 400.
-   * @example handleResults
+   * `application/javascript`. Must be a dotted JavaScript identifier (e.g. `handleResults`), else 400.
    */
   json_callback?: string;
 

@@ -5,6 +5,10 @@ import { PlaceOutputQueryDto } from './place-output-query.dto';
  * Query of GET /search, exactly Nominatim's parameters (the allow-list in nominatim-request.ts).
  * Documentation only: the shared canonicaliser validates. Give either `q` or structured fields
  * (amenity, street, city, county, state, country, postalcode), never both (400).
+ *
+ * Swagger UI's "Try it out" fills in and sends every `@example`, so only parameters whose examples make
+ * one valid request together with `q` have one; the others (structured fields, `exclude_place_ids`,
+ * which would skip the answer, and `json_callback`, which turns it into JSONP) give theirs in the text.
  */
 export class SearchQueryDto extends PlaceOutputQueryDto {
   /**
@@ -17,22 +21,19 @@ export class SearchQueryDto extends PlaceOutputQueryDto {
   q?: string;
 
   /**
-   * Structured search: name and/or type of a point of interest.
-   * @example "Brandenburger Tor"
+   * Structured search: name and/or type of a point of interest, e.g. `Brandenburger Tor`.
    */
   @ApiProperty({ maxLength: MAX_TEXT_LENGTH })
   amenity?: string;
 
   /**
-   * Structured search: house number and street name.
-   * @example "Unter den Linden 1"
+   * Structured search: house number and street name, e.g. `Unter den Linden 1`.
    */
   @ApiProperty({ maxLength: MAX_TEXT_LENGTH })
   street?: string;
 
   /**
-   * Structured search: city.
-   * @example Berlin
+   * Structured search: city, e.g. `Berlin`.
    */
   @ApiProperty({ maxLength: MAX_TEXT_LENGTH })
   city?: string;
@@ -46,15 +47,13 @@ export class SearchQueryDto extends PlaceOutputQueryDto {
   state?: string;
 
   /**
-   * Structured search: country.
-   * @example Deutschland
+   * Structured search: country, e.g. `Deutschland`.
    */
   @ApiProperty({ maxLength: MAX_TEXT_LENGTH })
   country?: string;
 
   /**
-   * Structured search: postal code.
-   * @example "10117"
+   * Structured search: postal code, e.g. `10117`.
    */
   @ApiProperty({ maxLength: MAX_TEXT_LENGTH })
   postalcode?: string;
@@ -109,8 +108,7 @@ export class SearchQueryDto extends PlaceOutputQueryDto {
 
   /**
    * Skip these places: comma-separated `place_id`s (or OSM ids like `N123`), e.g. the results already
-   * shown, to get further, less exact matches.
-   * @example 100008,100006
+   * shown, to get further, less exact matches; e.g. `100008,100006`.
    */
   exclude_place_ids?: string;
 

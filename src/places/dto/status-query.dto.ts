@@ -4,8 +4,7 @@ export class StatusQueryDto {
   format?: 'text' | 'json' = 'text';
 
   /**
-   * With format=json: wrap the answer in a call of this function (JSONP).
-   * @example handleStatus
+   * With format=json: wrap the answer in a call of this function (JSONP), e.g. `handleStatus`.
    */
   json_callback?: string;
 }
