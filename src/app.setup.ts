@@ -2,6 +2,7 @@ import { INestApplication, Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import type { NextFunction, Request, Response } from 'express';
 import type { Server } from 'node:http';
 import type { Logger as Pino } from 'pino';
 import { ADMIN_BEARER } from './admin/admin.controller';
@@ -67,10 +68,22 @@ async function setupSwagger(app: INestApplication): Promise<void> {
           'and Cache-Control headers. Data © OpenStreetMap contributors, ODbL.',
       )
       .setVersion(APP_VERSION)
+      // Relative, so that "Try it out" asks the service where the page came from: behind a proxy that
+      // adds a path prefix (/places/docs), /places/api, not the proxy's /api. Swagger UI resolves it
+      // against the page, OpenAPI tools against /docs-json: both the service's root.
+      .addServer('.', 'This service')
       .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN (admin routes only)' }, ADMIN_BEARER)
       .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN (/metrics, when set)' }, METRICS_BEARER)
       .build(),
   );
+  // At /docs/ the relative server above would be /docs/ itself; send the page to /docs, relatively so
+  // that a proxy's path prefix stays.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const query = req.originalUrl.indexOf('?');
+    const path = query < 0 ? req.originalUrl : req.originalUrl.slice(0, query);
+    if (path === '/docs/' && (req.method === 'GET' || req.method === 'HEAD')) res.redirect(301, `../docs${query < 0 ? '' : req.originalUrl.slice(query)}`);
+    else next();
+  });
   SwaggerModule.setup('docs', app, expandQueryModels(document), { jsonDocumentUrl: 'docs-json', yamlDocumentUrl: 'docs-yaml' });
 }
 

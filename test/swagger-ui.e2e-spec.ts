@@ -1,4 +1,6 @@
 import { existsSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -167,7 +169,63 @@ describe('Swagger UI in headless Chromium (e2e)', () => {
     expect(pageErrors).toEqual([]);
     expect(foreignRequests).toEqual([]);
   }, 60_000);
+
+  it('behind a proxy that adds a path prefix, at /docs and /docs/, Try it out asks the service under that prefix', async () => {
+    const proxy = await startPrefixProxy('/places', svc.url);
+    const other = await browser.newPage();
+    try {
+      const sent: string[] = [];
+      await other.route('**/*', (route) => {
+        sent.push(route.request().url());
+        return new URL(route.request().url()).origin === proxy.origin ? route.continue() : route.abort();
+      });
+      for (const docs of ['/places/docs', '/places/docs/']) {
+        await other.goto(`${proxy.origin}${docs}`);
+        const op = other.locator('#operations-Places-PlacesController_api');
+        await op.locator('.opblock-summary').first().click();
+        await op.getByRole('button', { name: 'Try it out' }).click();
+        await op.locator('tr[data-param-name="q"] input').fill('berlin');
+        await op.locator('button.execute').click();
+        const live = op.locator('.live-responses-table .response');
+        await live.first().waitFor({ timeout: UI_TIMEOUT_MS });
+        expect([docs, (await live.locator('.response-col_status').first().innerText()).trim()]).toEqual([docs, '200']);
+      }
+      expect(sent.filter((u) => u.includes('q=berlin'))).toEqual([`${proxy.origin}/places/api?q=berlin`, `${proxy.origin}/places/api?q=berlin`]);
+      expect(sent.filter((u) => !u.startsWith(`${proxy.origin}/places/`))).toEqual([]);
+    } finally {
+      await other.close();
+      await proxy.close();
+    }
+  }, 60_000);
 });
+
+/** A reverse proxy on loopback serving `target` under `prefix` only (anything else: 404). */
+async function startPrefixProxy(prefix: string, target: string): Promise<{ origin: string; close: () => Promise<void> }> {
+  const to = new URL(target);
+  const server = http.createServer((req, res) => {
+    const url = req.url ?? '/';
+    if (!url.startsWith(`${prefix}/`)) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`not under ${prefix}: ${url}`);
+      return;
+    }
+    const headers = { ...req.headers, host: to.host };
+    const out = http.request({ host: to.hostname, port: to.port, method: req.method, path: url.slice(prefix.length), headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    out.on('error', () => res.writeHead(502).end());
+    req.pipe(out);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
 
 /** Waits until `locator` contains `text` (fails the test with Playwright's timeout error otherwise). */
 async function shows(locator: Locator, text: string): Promise<void> {
