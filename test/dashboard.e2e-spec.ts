@@ -3,6 +3,7 @@ import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
 import { RedisConnectionService } from '../src/cache/redis-connection.service';
 import { eventually, RunningApp, startApp } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';
+import { startPrefixProxy } from './support/prefix-proxy';
 import { rawGet } from './support/raw-http';
 import { RedisProcess, startRedis } from './support/redis-server';
 
@@ -128,4 +129,27 @@ describe('/dashboard in headless Chromium (e2e)', () => {
     expect(foreign).toEqual([]);
     expect(errors).toEqual([]);
   });
+
+  it('works behind a proxy that adds a path prefix, at /dashboard and /dashboard/: every request stays under the prefix', async () => {
+    const proxy = await startPrefixProxy('/ops', svc.url);
+    const other = await context.newPage();
+    other.setDefaultTimeout(20_000);
+    try {
+      const sent: string[] = [];
+      await other.route('**/*', (route) => {
+        sent.push(route.request().url());
+        return new URL(route.request().url()).origin === proxy.origin ? route.continue() : route.abort();
+      });
+      for (const path of ['/ops/dashboard', '/ops/dashboard/']) {
+        await other.goto(`${proxy.origin}${path}`);
+        await other.locator('.chart .uplot').nth(5).waitFor();
+        await eventually(async () => (await other.locator('#tile-redis').innerText()) === 'ready', 20_000, 200);
+      }
+      expect(sent.filter((u) => u.endsWith('/dashboard/data')).length).toBeGreaterThan(1);
+      expect(sent.filter((u) => !u.startsWith(`${proxy.origin}/ops/`))).toEqual([]);
+    } finally {
+      await other.close();
+      await proxy.close();
+    }
+  }, 60_000);
 });

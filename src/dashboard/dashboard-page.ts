@@ -1,7 +1,8 @@
 /**
  * The dashboard page, its script and its style: served from memory by DashboardController, with uPlot
  * (from node_modules) as the only library. No resource from another host, no inline script (the
- * service's CSP allows scripts from 'self' only).
+ * service's CSP allows scripts from 'self' only). Its URLs are relative to the page (/dashboard), so
+ * that it also works behind a proxy that serves the service under a path prefix.
  */
 export const DASHBOARD_HTML = `<!doctype html>
 <html lang="en">
@@ -9,10 +10,10 @@ export const DASHBOARD_HTML = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>places-cache dashboard</title>
-<link rel="stylesheet" href="/dashboard/uplot.min.css">
-<link rel="stylesheet" href="/dashboard/dashboard.css">
-<script src="/dashboard/uplot.min.js" defer></script>
-<script src="/dashboard/dashboard.js" defer></script>
+<link rel="stylesheet" href="dashboard/uplot.min.css">
+<link rel="stylesheet" href="dashboard/dashboard.css">
+<script src="dashboard/uplot.min.js" defer></script>
+<script src="dashboard/dashboard.js" defer></script>
 </head>
 <body>
 <header><h1>places-cache</h1><span id="status">loading…</span></header>
@@ -127,7 +128,7 @@ export const DASHBOARD_JS = `'use strict';
     el('tile-l1-bytes').textContent = bytes(p.l1Bytes);
   }
   function refresh() {
-    fetch('/dashboard/data', { cache: 'no-store', credentials: 'same-origin' })
+    fetch('dashboard/data', { cache: 'no-store', credentials: 'same-origin' })
       .then(function (res) {
         if (!res.ok) throw new Error('HTTP ' + res.status);
         return res.json();
