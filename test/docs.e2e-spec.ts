@@ -249,6 +249,21 @@ describe('OpenAPI document and Swagger UI (e2e)', () => {
         await withAdmin.close();
       }
     });
+
+    it("documents /metrics' 401 with the content type and shape the guard really sends", async () => {
+      const guarded = await startApp({ NOMINATIM_URL: upstream.url, METRICS_TOKEN: 'docs-test-token-0123456789abcdef' });
+      try {
+        const res = await fetch(`${guarded.url}/metrics`);
+        expect(res.status).toBe(401);
+        const type = (res.headers.get('content-type') ?? '').split(';')[0];
+        const body: unknown = await res.json();
+        const content = op('/metrics').responses['401'].content ?? {};
+        expect(Object.keys(content)).toEqual([type]);
+        expect(schemaMismatches(body, content[type].schema as never, doc as never, true)).toEqual([]);
+      } finally {
+        await guarded.close();
+      }
+    });
   });
 
   describe('real answers match the document', () => {

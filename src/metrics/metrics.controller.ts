@@ -1,5 +1,14 @@
 import { Controller, Get, Header, Res, UseGuards } from '@nestjs/common';
-import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiProduces, ApiTags, ApiUnauthorizedResponse } from '@nestjs/swagger';
+import {
+  ApiBearerAuth,
+  ApiExtraModels,
+  ApiOkResponse,
+  ApiOperation,
+  ApiProduces,
+  ApiTags,
+  ApiUnauthorizedResponse,
+  getSchemaPath,
+} from '@nestjs/swagger';
 import type { Response } from 'express';
 import { GatewayErrorDto } from '../common/dto/error.dto';
 import { MetricsTokenGuard } from './metrics-token.guard';
@@ -9,6 +18,7 @@ import { MetricsService } from './metrics.service';
 export const METRICS_BEARER = 'metrics';
 
 @ApiTags('operations')
+@ApiExtraModels(GatewayErrorDto)
 @ApiBearerAuth(METRICS_BEARER)
 @UseGuards(MetricsTokenGuard)
 @Controller('metrics')
@@ -35,7 +45,11 @@ export class MetricsController {
       },
     },
   })
-  @ApiUnauthorizedResponse({ description: 'METRICS_TOKEN is set and the bearer token is missing or wrong', type: GatewayErrorDto })
+  // Its own content type: @ApiProduces above would otherwise document the guard's JSON 401 as text/plain.
+  @ApiUnauthorizedResponse({
+    description: 'METRICS_TOKEN is set and the bearer token is missing or wrong',
+    content: { 'application/json': { schema: { $ref: getSchemaPath(GatewayErrorDto) } } },
+  })
   @Header('Cache-Control', 'no-store')
   async scrape(@Res() res: Response): Promise<void> {
     const body = await this.metrics.scrape();
