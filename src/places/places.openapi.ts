@@ -303,7 +303,7 @@ export function LookupDocs(): MethodDecorator {
     ApiProduces('application/json', 'text/xml', 'application/javascript'),
     ApiResponse({
       status: 200,
-      description: 'The places found, in the order asked (XML `lookupresults` by default; `[]` when none).',
+      description: 'The places found, in the order asked (XML `searchresults` by default, as for /search; `[]` when none).',
       headers: CACHE_HEADERS,
       content: {
         'application/json': {

@@ -12,7 +12,7 @@ export class LookupQueryDto extends PlaceOutputQueryDto {
    */
   osm_ids?: string;
 
-  /** Answer format; Nominatim's default for /lookup is XML (`lookupresults`). */
+  /** Answer format; Nominatim's default for /lookup is XML (`searchresults`, as /search's: Nominatim 5.1 formats both alike). */
   format?: 'xml' | 'json' | 'jsonv2' | 'geojson' | 'geocodejson' = 'xml';
 
   /** Include the `address` breakdown of every result. */
