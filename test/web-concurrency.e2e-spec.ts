@@ -147,6 +147,8 @@ describe('WEB_CONCURRENCY (e2e)', () => {
       // alert compares the upstream rate with NOMINATIM_MAX_RPS, and Redis is connected (1), not 3.
       expect(s.body).toMatch(new RegExp(`^places_upstream_budget_requests_per_second\\{upstream="[^"]+"\\} ${MAX_RPS}$`, 'm'));
       expect(s.body).toMatch(/^places_redis_connected 1$/m);
+      // …while the count of workers is their sum: every one answered the scrape.
+      expect(s.body).toMatch(new RegExp(`^places_workers ${WORKERS}$`, 'm'));
     }
   });
 

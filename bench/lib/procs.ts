@@ -172,13 +172,14 @@ export async function startService(name: string, opts: ServiceOptions): Promise<
   return target;
 }
 
-async function waitForRedisConnected(url: string, timeoutMs: number, workers = 1): Promise<void> {
+async function waitForRedisConnected(url: string, timeoutMs: number, workers: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      // A group's /metrics is the sum over its workers: every one of them connected.
-      const res = await fetch(`${url}/metrics`);
-      if (new RegExp(`^places_redis_connected ${workers}$`, 'm').test(await res.text())) return;
+      // A group's places_redis_connected is the lowest of the workers that answered the scrape, and
+      // places_workers how many did: every worker is up and connected.
+      const text = await (await fetch(`${url}/metrics`)).text();
+      if (new RegExp(`^places_workers ${workers}$`, 'm').test(text) && /^places_redis_connected 1$/m.test(text)) return;
     } catch {
       // not listening yet
     }

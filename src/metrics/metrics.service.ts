@@ -149,6 +149,13 @@ export class MetricsService implements OnModuleDestroy {
     aggregator: 'min',
   });
 
+  /** 1 in each process: summed over a WEB_CONCURRENCY group's scrape, the workers that answered it. */
+  readonly workers = new Gauge({
+    name: 'places_workers',
+    help: 'Processes whose numbers this scrape holds: 1, or with WEB_CONCURRENCY the workers that answered it',
+    registers: [this.registry],
+  });
+
   readonly l1Bytes = new Gauge({
     name: 'places_l1_bytes',
     help: 'Bytes held by the in-process L1 cache',
@@ -183,6 +190,7 @@ export class MetricsService implements OnModuleDestroy {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'places_' });
+    this.workers.set(1);
     if (inWorkerGroup()) this.stopClusterCollect = serveClusterCollect(this.registry);
   }
 
