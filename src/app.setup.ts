@@ -41,6 +41,7 @@ export async function createApp(): Promise<NestExpressApplication> {
   // On SIGTERM/SIGINT: drain HTTP, run the shutdown hooks (Redis closed, logs flushed), then exit 0.
   // process.exit rather than re-raising the signal, so exit handlers run (pino's final flush among them).
   app.enableShutdownHooks([], { useProcessExit: true });
+  app.use(trailingSlashToPage);
   await setupSwagger(app);
   await app.init();
   app.get(FrontDoor).install(app.getHttpServer() as Server);
@@ -48,6 +49,24 @@ export async function createApp(): Promise<NestExpressApplication> {
   applyServerTimeouts(app.getHttpServer() as Server, config, (reason) => metrics.clientErrors.inc({ reason }));
   warnAboutPolicy(app);
   return app;
+}
+
+/** The browser pages whose URLs are relative to their own path (/docs, /dashboard): see trailingSlashToPage. */
+const PAGES_AT_SLASH = new Map([
+  ['/docs/', '../docs'],
+  ['/dashboard/', '../dashboard'],
+]);
+
+/**
+ * /docs/ and /dashboard/ (Express routes them to the page too) redirect to the page without the
+ * slash: from there the page's relative URLs (Swagger UI's '.' server, the dashboard's scripts and
+ * data) would miss. The redirect is relative as well, so that a proxy's path prefix stays.
+ */
+function trailingSlashToPage(req: Request, res: Response, next: NextFunction): void {
+  const query = req.originalUrl.indexOf('?');
+  const to = PAGES_AT_SLASH.get(query < 0 ? req.originalUrl : req.originalUrl.slice(0, query));
+  if (to !== undefined && (req.method === 'GET' || req.method === 'HEAD')) res.redirect(301, `${to}${query < 0 ? '' : req.originalUrl.slice(query)}`);
+  else next();
 }
 
 /**
@@ -76,14 +95,6 @@ async function setupSwagger(app: INestApplication): Promise<void> {
       .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN (/metrics, when set)' }, METRICS_BEARER)
       .build(),
   );
-  // At /docs/ the relative server above would be /docs/ itself; send the page to /docs, relatively so
-  // that a proxy's path prefix stays.
-  app.use((req: Request, res: Response, next: NextFunction) => {
-    const query = req.originalUrl.indexOf('?');
-    const path = query < 0 ? req.originalUrl : req.originalUrl.slice(0, query);
-    if (path === '/docs/' && (req.method === 'GET' || req.method === 'HEAD')) res.redirect(301, `../docs${query < 0 ? '' : req.originalUrl.slice(query)}`);
-    else next();
-  });
   SwaggerModule.setup('docs', app, expandQueryModels(document), { jsonDocumentUrl: 'docs-json', yamlDocumentUrl: 'docs-yaml' });
 }
 

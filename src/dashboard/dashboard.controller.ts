@@ -1,6 +1,6 @@
-import { Controller, Get, Header, Req, Res, UseGuards } from '@nestjs/common';
+import { Controller, Get, Header, Res, UseGuards } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
-import type { Request, Response } from 'express';
+import type { Response } from 'express';
 import { readFileSync } from 'node:fs';
 import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from './dashboard-page';
 import { DashboardData, DashboardSampler } from './dashboard-sampler';
@@ -23,11 +23,9 @@ export class DashboardController {
   @Get()
   @Header('Content-Type', 'text/html; charset=utf-8')
   @Header('Cache-Control', 'no-store')
-  page(@Req() req: Request, @Res() res: Response): void {
-    // The page's URLs are relative to /dashboard; from /dashboard/ they would miss. Relative, so that a
-    // proxy's path prefix stays.
-    if (req.originalUrl.split('?')[0].endsWith('/')) res.redirect(301, '../dashboard');
-    else res.send(DASHBOARD_HTML);
+  page(): string {
+    // /dashboard/ never gets here: it is redirected to /dashboard (app.setup.ts, trailingSlashToPage).
+    return DASHBOARD_HTML;
   }
 
   @Get('data')
