@@ -379,3 +379,55 @@ describe('purges as a Redis user that may not call KEYS, FLUSHDB or FLUSHALL', (
     expect(left).toEqual([]);
   });
 });
+
+/*
+ * Redis 7 gives a new ACL user no pub/sub channel (acl-pubsub-default resetchannels): a user made with
+ * `~* +@all` and no `&*` may UNLINK but not PUBLISH. A purge then removes the shared copies but cannot
+ * tell the other instances; it used to answer "the shared cache was not purged", which was false.
+ */
+describe('purges as a Redis user without access to the pub/sub channels', () => {
+  let upstream: FakeNominatim;
+  let redis: RedisProcess;
+  let probe: RedisClientType;
+  let svc: RunningApp;
+
+  beforeAll(async () => {
+    upstream = new FakeNominatim();
+    await upstream.start();
+    redis = await startRedis({ users: ['gateway on >gateway-secret ~* resetchannels +@all'] });
+    probe = createClient({ url: redis.url });
+    probe.on('error', () => undefined);
+    await probe.connect();
+    svc = await startApp(
+      { REDIS_URL: `redis://gateway:gateway-secret@127.0.0.1:${redis.port}`, NOMINATIM_URL: upstream.url, NOMINATIM_MAX_RPS: PACED_RPS, ADMIN_TOKEN: TOKEN },
+      { captureLogs: true },
+    );
+    await eventually(() => svc.app.get(RedisConnectionService).state === 'ready');
+  });
+
+  afterAll(async () => {
+    await svc?.close();
+    await probe?.quit();
+    await upstream?.stop();
+    await redis?.stop();
+  });
+
+  it('says the shared copies were removed and the broadcast failed (503, logged), not that nothing was purged', async () => {
+    const target = '/search?q=Berlin';
+    expect(await get(svc, target)).toBe('MISS');
+    expect(await probe.exists(keyOf(target))).toBe(1);
+    const { status, body, res } = await purge(svc, `/admin/cache?key=${encodeURIComponent(keyOf(target))}`);
+    expect(await probe.exists(keyOf(target))).toBe(0);
+    expect(l1Has(svc, keyOf(target))).toBe(false);
+    expect([status, res.headers.get('retry-after'), body.code]).toEqual([503, '1', 'redis_unavailable']);
+    expect(body.message).toMatch(
+      /^1 entries removed from Redis, but the purge could not be broadcast to the other instances \(NOPERM .*\): their L1 copies stay until they expire; run it again; 1 L1 entries dropped here$/,
+    );
+    expect(svc.logs.filter((l) => l.context === 'CachePurgeService' && /could not be broadcast/.test(l.msg)).map((l) => l.level)).toEqual(['warn']);
+
+    expect(await get(svc, target)).toBe('MISS');
+    const prefix = await purge(svc, '/admin/cache/prefix?prefix=places:v1:search:');
+    expect(await probe.exists(keyOf(target))).toBe(0);
+    expect([prefix.status, String(prefix.body.message)]).toEqual([503, expect.stringMatching(/^1 entries removed from Redis, but the purge could not be broadcast/) as unknown as string]);
+  });
+});

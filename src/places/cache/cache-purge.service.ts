@@ -34,10 +34,17 @@ export interface PurgeResult {
   complete: boolean;
 }
 
-/** The shared cache could not be reached; this instance's L1 was purged, the shared copies were not. */
+/**
+ * The purge could not be finished through Redis; this instance's L1 was purged. Either the shared
+ * copies were not removed (Redis unavailable), or they were but the broadcast to the other instances
+ * failed (the message says which): running the purge again finishes it.
+ */
 export class PurgeUnavailableError extends Error {
-  constructor(readonly l1Deleted: number) {
-    super('Redis is unavailable: the shared cache was not purged');
+  constructor(
+    readonly l1Deleted: number,
+    message = 'Redis is unavailable: the shared cache was not purged',
+  ) {
+    super(message);
     this.name = 'PurgeUnavailableError';
   }
 }
@@ -106,15 +113,16 @@ export class CachePurgeService implements OnApplicationBootstrap, OnModuleDestro
       this.places.purged(key);
       return { deleted: existed ? 1 : 0, l1Deleted, complete: true };
     }
+    let deleted: number;
     try {
-      const deleted = await this.conn.run('purge', () => client.unlink(this.conn.keys.answer(key)));
-      this.places.purged(key);
-      await this.broadcast(key);
-      return { deleted: Number(deleted), l1Deleted, complete: true };
+      deleted = Number(await this.conn.run('purge', () => client.unlink(this.conn.keys.answer(key))));
     } catch (e) {
       if (e instanceof RedisUnavailableError) throw new PurgeUnavailableError(l1Deleted);
       throw e;
     }
+    this.places.purged(key);
+    await this.broadcast(key, deleted, l1Deleted);
+    return { deleted, l1Deleted, complete: true };
   }
 
   /** Removes every entry whose key starts with `prefix` (which starts with places:v1:); remembered as purgeKey's. */
@@ -155,12 +163,12 @@ export class CachePurgeService implements OnApplicationBootstrap, OnModuleDestro
         } while (cursor !== 0 && Date.now() < deadline);
         if (cursor !== 0) break;
       }
-      this.places.purged(prefix, true);
-      await this.broadcast(`${PREFIX_MESSAGE}${prefix}`);
     } catch (e) {
       if (e instanceof RedisUnavailableError) throw new PurgeUnavailableError(l1Deleted);
       throw e;
     }
+    this.places.purged(prefix, true);
+    await this.broadcast(`${PREFIX_MESSAGE}${prefix}`, deleted, l1Deleted);
     if (cursor !== 0) this.logger.warn(`Prefix purge stopped after ${PURGE_BUDGET_MS} ms with ${deleted} entries deleted; run it again to finish`);
     if (missing > 0) this.logger.warn(`Prefix purge skipped ${missing} unreachable cluster master(s); run it again once they are back`);
     return { deleted, l1Deleted, complete: cursor === 0 && missing === 0 };
@@ -179,9 +187,22 @@ export class CachePurgeService implements OnApplicationBootstrap, OnModuleDestro
     }
   }
 
-  private async broadcast(message: string): Promise<void> {
+  /**
+   * Tells every instance (this one included) to drop its L1 copies. The entries are gone from Redis by
+   * now: a failure here must not be reported as "not purged" (a retry only has the broadcast left to
+   * do), and is logged, as a Redis user refused PUBLISH on the channel fails every purge this way.
+   */
+  private async broadcast(message: string, deleted: number, l1Deleted: number): Promise<void> {
     const client = this.conn.client as NonNullable<RedisConnectionService['client']>;
-    await this.conn.run('purge publish', () => client.publish(PURGE_CHANNEL, message));
+    try {
+      await this.conn.run('purge publish', () => client.publish(PURGE_CHANNEL, message));
+    } catch (e) {
+      if (!(e instanceof RedisUnavailableError)) throw e;
+      const why = e.cause instanceof Error ? e.cause.message : e.message;
+      const what = `${deleted} entries removed from Redis, but the purge could not be broadcast to the other instances (${why}): their L1 copies stay until they expire`;
+      this.logger.warn(`Purge: ${what}`);
+      throw new PurgeUnavailableError(l1Deleted, `${what}; run it again`);
+    }
   }
 
   private subscribe(): Promise<void> {
