@@ -430,4 +430,9 @@ describe('purges as a Redis user without access to the pub/sub channels', () => 
     expect(await probe.exists(keyOf(target))).toBe(0);
     expect([prefix.status, String(prefix.body.message)]).toEqual([503, expect.stringMatching(/^1 entries removed from Redis, but the purge could not be broadcast/) as unknown as string]);
   });
+
+  it('says at start-up, once each, that neither purge broadcasts nor fill notices can be received', () => {
+    const refused = svc.logs.filter((l) => l.level === 'warn' && /subscription failed \(NOPERM/.test(l.msg)).map((l) => l.context);
+    expect(refused.sort()).toEqual(['CachePurgeService', 'FillLock']);
+  });
 });

@@ -85,6 +85,9 @@ export class FillLock {
       'redis fill-lock subscribe',
     ).catch((error: unknown) => {
       this.subscribed = undefined;
+      // Waiters then learn of fills only by polling the lock (up to MAX_POLL_MS later); a Redis user
+      // refused the channel would otherwise go unnoticed.
+      this.logger.warn(`Fill notice subscription failed (${describe(error)}); waiting instances poll the lock instead; retried when Redis is ready`);
       throw error;
     });
     return this.subscribed;
