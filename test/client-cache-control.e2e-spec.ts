@@ -65,6 +65,21 @@ describe('client Cache-Control (e2e)', () => {
     expect(Number(hit.headers.age)).toBeGreaterThanOrEqual(1);
   });
 
+  it("a hit's max-age is the copy's lifetime, so that max-age minus Age is the freshness left (RFC 9111 4.2.3)", async () => {
+    const q = fresh();
+    const miss = await get(q);
+    expect(miss.headers['cache-control']).toMatch(/^public, max-age=[12]$/);
+    await sleep(1100);
+    const hit = await get(q);
+    expect(cache(hit)).toBe('HIT');
+    const age = Number(hit.headers.age);
+    const maxAge = Number(/^public, max-age=(\d+)$/.exec(String(hit.headers['cache-control']))?.[1]);
+    const ttl = Number(/; ttl=(-?\d+)/.exec(String(hit.headers['cache-status']))?.[1]);
+    expect(age).toBeGreaterThanOrEqual(1);
+    // A downstream cache keeps the answer while its age (from Age) is below max-age: what is left here.
+    expect(maxAge - age).toBe(ttl);
+  });
+
   it('no-cache asks upstream again and the fresh answer replaces the entry', async () => {
     const q = fresh();
     await get(q);

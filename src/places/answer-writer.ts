@@ -101,8 +101,12 @@ export function writeAnswer(
   const h = head ?? [];
   h.push('Content-Type', contentType, 'X-Cache', r.outcome, 'Cache-Status', cacheStatus(r, now));
   // On every answer (RFC 9111 5.1): 0 for one just fetched, so a client's max-age has something to compare.
-  h.push('Age', String(Math.max(0, Math.floor((now - a.storedAt) / 1000))));
-  h.push('Cache-Control', r.stored ? `public, max-age=${Math.max(0, Math.floor((a.freshUntil - now) / 1000))}` : 'no-store');
+  const age = Math.max(0, Math.floor((now - a.storedAt) / 1000));
+  h.push('Age', String(age));
+  // A cache downstream counts Age against max-age (RFC 9111 4.2.3): max-age is the copy's freshness
+  // lifetime, so that what it keeps the answer for is what is left here (Cache-Status's ttl); 0 once stale.
+  const maxAge = a.freshUntil > now ? age + Math.floor((a.freshUntil - now) / 1000) : 0;
+  h.push('Cache-Control', r.stored ? `public, max-age=${maxAge}` : 'no-store');
   // Keep what CORS already put there (Vary: Origin when CORS_ORIGINS lists origins).
   const vary = head === undefined ? res.getHeader('Vary') : undefined;
   h.push('Vary', vary ? `${String(vary)}, ${VARY}` : VARY);

@@ -63,8 +63,8 @@ const CACHE_HEADERS: Headers = {
   },
   'Cache-Control': {
     description:
-      '`public, max-age=<seconds of freshness left>` for a cached answer (0 for a stale one); `no-store` for ' +
-      'one that is not cached: /details, and Nominatim\'s own error answers passed through.',
+      '`public, max-age=<the copy\'s freshness lifetime>` for a cached answer (0 for a stale one): max-age minus `Age` ' +
+      'is the freshness left; `no-store` for one that is not cached: /details, and Nominatim\'s own error answers passed through.',
     schema: { type: 'string' },
   },
   Vary: { description: '`Accept-Language, Accept-Encoding`.', schema: { type: 'string' } },
