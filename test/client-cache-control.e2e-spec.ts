@@ -80,6 +80,21 @@ describe('client Cache-Control (e2e)', () => {
     expect(maxAge - age).toBe(ttl);
   });
 
+  it("Cache-Status's fwd says why Nominatim was asked: no copy, a stale one, or the request refused a fresh one (RFC 9211 2.2)", async () => {
+    const q = fresh();
+    expect((await get(q)).headers['cache-status']).toMatch(/^places-cache; fwd=uri-miss; fwd-status=200; stored; ttl=\d+$/);
+    expect((await get(q, { 'Cache-Control': 'no-cache' })).headers['cache-status']).toMatch(/^places-cache; fwd=request; fwd-status=200; stored; ttl=\d+$/);
+    const noStore = await get(q, { 'Cache-Control': 'no-store, no-cache' });
+    expect(noStore.headers['cache-status']).toBe('places-cache; fwd=request; fwd-status=200');
+    await sleep(2300);
+    // Expired (no stale-while-revalidate here): asked again, the stale copy replaced.
+    const again = await get(q);
+    expect([cache(again), again.headers['cache-status']]).toEqual(['MISS', expect.stringMatching(/^places-cache; fwd=stale; fwd-status=200; stored; ttl=\d+$/)]);
+    await sleep(2300);
+    const refused = await get(q, { 'Cache-Control': 'max-age=60' });
+    expect([cache(refused), refused.headers['cache-status']]).toEqual(['MISS', expect.stringMatching(/^places-cache; fwd=stale; fwd-status=200; stored; ttl=\d+$/)]);
+  });
+
   it('no-cache asks upstream again and the fresh answer replaces the entry', async () => {
     const q = fresh();
     await get(q);

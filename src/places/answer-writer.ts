@@ -29,7 +29,7 @@ export function cacheStatus(r: Resolution, now: number): string {
     case 'BYPASS':
       return `${CACHE_NAME}; fwd=bypass; fwd-status=${r.answer.status}; detail=shared-cache-unavailable`;
     case 'MISS':
-      return `${CACHE_NAME}; fwd=uri-miss; fwd-status=${r.answer.status}${r.stored ? `; stored; ttl=${ttl}` : ''}${r.collapsed ? '; collapsed' : ''}`;
+      return `${CACHE_NAME}; fwd=${r.fwd ?? 'uri-miss'}; fwd-status=${r.answer.status}${r.stored ? `; stored; ttl=${ttl}` : ''}${r.collapsed ? '; collapsed' : ''}`;
   }
 }
 

@@ -132,7 +132,9 @@ export class PlacePipeline {
     try {
       const r = await this.fills.fill(q.request, attempt);
       x.mark('answer');
-      decide(this.checked(x, r));
+      // A copy found here is stale past stale-while-revalidate: Cache-Status says fwd=stale (this
+      // request's decision only; the flight's answer goes to requests that looked up nothing).
+      decide(this.checked(x, found.newest === undefined ? r : { ...r, fwd: 'stale' }));
       return r;
     } catch (e) {
       x.mark('answer');

@@ -160,7 +160,9 @@ export class Fills implements OnModuleDestroy {
     }
     if (d.onlyIfCached) throw notCached();
     try {
-      return await this.directedUpstream(req, d, asked);
+      const r = await this.directedUpstream(req, d, asked);
+      // RFC 9211: the copy found was stale, or fresh and refused by the directives (fwd=request).
+      return answer === undefined ? r : { ...r, fwd: answer.isFresh(asked) ? 'request' : 'stale' };
     } catch (e) {
       if (!(e instanceof GatewayError)) throw e;
       // no-cache did not read Redis: it may hold a newer copy than L1's (or the only one).

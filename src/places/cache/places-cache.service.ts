@@ -29,6 +29,11 @@ export interface Resolution {
   fwdStatus?: number;
   /** a stale copy the client's max-stale accepted: served without asking upstream, nothing refreshed */
   maxStale?: true;
+  /**
+   * Why Nominatim was asked although a copy was found (RFC 9211 `fwd`): it was stale, or the client's
+   * directives refused it while fresh. Unset: there was none (`uri-miss`).
+   */
+  fwd?: 'stale' | 'request';
 }
 
 /** What one cache lookup found. */
