@@ -58,7 +58,7 @@ const CACHE_HEADERS: Headers = {
     schema: { type: 'string' },
   },
   Age: {
-    description: 'On `HIT` and `STALE` only: seconds since the copy was fetched from Nominatim.',
+    description: 'Seconds since the copy was fetched from Nominatim; `0` for one fetched for this request (`MISS`, `BYPASS`).',
     schema: { type: 'integer', minimum: 0 },
   },
   'Cache-Control': {
