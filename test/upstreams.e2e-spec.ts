@@ -160,6 +160,33 @@ describe('several upstreams (e2e)', () => {
     await sleep(BACKOFF_MAX_MS + 300);
   });
 
+  it('a miss queued for an upstream that fails meanwhile goes to the next at once, not at its slot', async () => {
+    // The preferred one paced at 2/s: four questions at once get its slots 0, 500, 1000 and 1500 ms.
+    // The first one's 500 (after 200 ms) demotes it; the three waiting behind must not be sent to it.
+    const app = await startApp({
+      REDIS_URL: `${redis.url}/3`,
+      NOMINATIM_URL: `${own.url},${pub.url}`,
+      NOMINATIM_MAX_RPS: '2,50',
+      UPSTREAM_BACKOFF_MAX_SECONDS: String(BACKOFF_MAX_MS / 1000),
+    });
+    own.failAll({ status: 500 });
+    own.latencyMs = 200;
+    try {
+      await eventually(() => app.app.get(RedisConnectionService).state === 'ready');
+      const before = counts();
+      const startedAt = Date.now();
+      const answers = await Promise.all([1, 2, 3, 4].map((k) => rawGet(`${app.url}/search?q=queued%20${k}&format=json`)));
+      const tookMs = Date.now() - startedAt;
+      expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200]);
+      expect(counts()).toEqual({ own: before.own + 1, pub: before.pub + 4 });
+      expect(tookMs).toBeLessThan(1000);
+    } finally {
+      own.failAll(null);
+      own.latencyMs = 0;
+      await app.close();
+    }
+  });
+
   it('labels metrics and /health/upstream with each upstream', async () => {
     own.failAll({ status: 500 });
     await ask();

@@ -9,7 +9,7 @@ import { CanonicalRequest } from './nominatim-request';
 import { upstreamBodyProblem } from './upstream-body';
 import { CoolingDownError, QueueFullError } from './pacer-errors';
 import type { PacerGrant } from './pacer-contract';
-import { retryAfterMs, UpstreamPreference } from './upstream-preference';
+import { retryAfterMs, UpstreamDemotedError, UpstreamPreference } from './upstream-preference';
 import { isRedirect, redirectAdvice } from './upstream-redirect';
 import { UpstreamTarget, UPSTREAMS } from './upstream-target';
 import { UpstreamResult, UpstreamVerdict, verdictOf } from './upstream-verdict';
@@ -75,7 +75,7 @@ export class NominatimClient {
     let last: GatewayError | undefined;
     for (const i of order) {
       const target = this.targets[i];
-      const attempt = await this.ask(target, request);
+      const attempt = await this.ask(target, request, this.preference.demotion(i));
       if (attempt.verdict === 'answered') {
         this.preference.succeeded(i);
         if ('answer' in attempt) return attempt.answer;
@@ -89,9 +89,12 @@ export class NominatimClient {
     throw last as GatewayError;
   }
 
-  /** One upstream, once: waits for its slot, asks, and judges what came back. */
-  private async ask(target: UpstreamTarget, request: CanonicalRequest): Promise<Attempt> {
-    const slot = await this.waitForSlot(target);
+  /**
+   * One upstream, once: waits for its slot, asks, and judges what came back. `demoted`: aborts the wait
+   * when the upstream is demoted meanwhile (another miss saw it fail); nothing is sent then.
+   */
+  private async ask(target: UpstreamTarget, request: CanonicalRequest, demoted?: AbortSignal): Promise<Attempt> {
+    const slot = await this.waitForSlot(target, demoted);
     if ('error' in slot) return slot;
     const query = this.config.email
       ? `${request.upstreamQuery}${request.upstreamQuery ? '&' : ''}email=${encodeURIComponent(this.config.email)}`
@@ -189,11 +192,11 @@ export class NominatimClient {
     return { verdict: 'refused', error, retryAfterMs: retryAfterMs(retryAfter) };
   }
 
-  private async waitForSlot(target: UpstreamTarget): Promise<PacerGrant | Failure> {
+  private async waitForSlot(target: UpstreamTarget, demoted?: AbortSignal): Promise<PacerGrant | Failure> {
     const waiting = () => this.targets.reduce((n, t) => n + t.pacer.waiting, 0);
     this.metrics.pacingWaiting.set(waiting() + 1);
     try {
-      const grant = await target.pacer.acquire(undefined, true);
+      const grant = await target.pacer.acquire(demoted, true);
       this.metrics.pacingWait.observe(grant.waitedMs / 1000);
       return grant;
     } catch (e) {
@@ -211,6 +214,11 @@ export class NominatimClient {
         this.metrics.pacingRejected.inc({ reason: 'cooldown' });
         const error = upstreamBusy('Nominatim asked us to slow down; try again later', 'upstream_cooldown', e.retryAfterSeconds);
         return { verdict: 'refused', error, retryAfterMs: e.retryAfterSeconds * 1000 };
+      }
+      if (e instanceof UpstreamDemotedError) {
+        // Not sent, as another miss saw the upstream fail: the next one is asked (this error if none is left).
+        const error = upstreamBusy('Every upstream is failing; try again later', 'upstream_unavailable', this.preference.soonestMs(Date.now()) / 1000);
+        return { verdict: 'not_asked', error };
       }
       throw e;
     } finally {

@@ -1,4 +1,4 @@
-import { retryAfterMs, UpstreamPreference } from './upstream-preference';
+import { retryAfterMs, UpstreamDemotedError, UpstreamPreference } from './upstream-preference';
 
 describe(UpstreamPreference.name, () => {
   const t0 = 1_000_000;
@@ -22,6 +22,24 @@ describe(UpstreamPreference.name, () => {
     p.succeeded(0);
     expect(p.order(t0)).toEqual([0, 1]);
     expect(p.demote(0, t0)).toBe(1000);
+  });
+
+  it("aborts the waits for an upstream's slot when it is demoted, and only those", () => {
+    const p = new UpstreamPreference(2, 30_000);
+    const first = p.demotion(0);
+    expect(p.demotion(0)).toBe(first);
+    const other = p.demotion(1);
+    p.demote(0, t0);
+    expect(first.aborted).toBe(true);
+    expect(first.reason).toBeInstanceOf(UpstreamDemotedError);
+    expect(other.aborted).toBe(false);
+    // A wait begun after the demotion is aborted by the next one, not at once.
+    const next = p.demotion(0);
+    expect(next.aborted).toBe(false);
+    p.succeeded(0);
+    expect(next.aborted).toBe(false);
+    p.demote(0, t0);
+    expect(next.aborted).toBe(true);
   });
 
   it('honours Retry-After, capped', () => {

@@ -1,3 +1,13 @@
+import { setMaxListeners } from 'node:events';
+
+/** The reason a demotion signal aborts with: the upstream a caller waits for was just demoted. */
+export class UpstreamDemotedError extends Error {
+  constructor() {
+    super('upstream demoted');
+    this.name = 'UpstreamDemotedError';
+  }
+}
+
 /**
  * Which of several upstreams to ask, in NOMINATIM_URL's order of preference. One that fails (refused,
  * timed out, 5xx, 429/403) is demoted: passed over until its back-off ends, then tried again first.
@@ -8,6 +18,7 @@
 export class UpstreamPreference {
   private readonly demotedUntil: number[];
   private readonly failures: number[];
+  private readonly demotions: (AbortController | undefined)[];
 
   constructor(
     readonly count: number,
@@ -16,6 +27,21 @@ export class UpstreamPreference {
   ) {
     this.demotedUntil = new Array<number>(count).fill(0);
     this.failures = new Array<number>(count).fill(0);
+    this.demotions = new Array<AbortController | undefined>(count).fill(undefined);
+  }
+
+  /**
+   * Aborts (with UpstreamDemotedError) when upstream `i` is next demoted: a miss waiting for its slot
+   * there gives the slot up and moves on, rather than be sent to an upstream known to fail.
+   */
+  demotion(i: number): AbortSignal {
+    let controller = this.demotions[i];
+    if (controller === undefined) {
+      controller = this.demotions[i] = new AbortController();
+      // One listener per miss waiting for this upstream's slot: hundreds in a full queue are expected.
+      setMaxListeners(0, controller.signal);
+    }
+    return controller.signal;
   }
 
   /** The upstreams to try now, best first: every one not demoted, in order of preference. */
@@ -31,6 +57,9 @@ export class UpstreamPreference {
     const exponential = this.firstBackoffMs * 2 ** Math.min(30, this.failures[i] - 1);
     const ms = Math.min(this.maxBackoffMs, retryAfterMs !== undefined && retryAfterMs > 0 ? retryAfterMs : exponential);
     this.demotedUntil[i] = Math.max(this.demotedUntil[i], now + ms);
+    const waiting = this.demotions[i];
+    this.demotions[i] = undefined;
+    waiting?.abort(new UpstreamDemotedError());
     return ms;
   }
 
