@@ -236,6 +236,57 @@ describe('hostile upstreams (e2e)', () => {
     });
   });
 
+  describe('an upstream success other than 200 (Nominatim answers 200; a 204 or 206 is something in front of it): 502, nothing stored, stale-if-error', () => {
+    let app: RunningApp;
+
+    beforeAll(async () => {
+      app = await startApp(
+        { REDIS_URL: redis.url, NOMINATIM_URL: fake.url, CACHE_TTL_SECONDS: '1', STALE_WHILE_REVALIDATE_SECONDS: '0', LOG_LEVEL: 'warn' },
+        { captureLogs: true },
+      );
+    });
+
+    afterAll(async () => {
+      await app?.close();
+    });
+
+    it.each([
+      ['204 without a body', { status: 204, body: '' }],
+      ['206 with a part of a JSON array', { status: 206, body: '[]', headers: { 'Content-Type': 'application/json; charset=utf-8', 'Content-Range': 'bytes 0-1/400' } }],
+    ])('%s: 502 upstream_error, nothing stored, the upstream marked failing', async (_what, failure) => {
+      const q = unique('Berlin');
+      fake.failNext(1, failure);
+      const bad = await timedGet(`${app.url}/search?q=${q}&format=json`);
+      expect(bad.status).toBe(502);
+      expect(bad.headers.get('cache-control')).toBe('no-store');
+      expect(JSON.parse(bad.body)).toEqual({
+        statusCode: 502,
+        error: 'Bad Gateway',
+        code: 'upstream_error',
+        message: `Nominatim request failed: status ${failure.status}`,
+      });
+      expect(await keysFor(q)).toEqual([]);
+      const health = (await (await fetch(`${app.url}/health/upstream`)).json()) as { info: { upstream: unknown } };
+      expect(health.info.upstream).toMatchObject({ state: 'failing', lastCall: { status: failure.status } });
+
+      await expectAskedAgainAndStored(app, `/search?q=${q}&format=json`, q);
+    });
+
+    it('serves the stale copy instead of a 204 (stale-if-error), and keeps it as it was', async () => {
+      const q = unique('Zurich');
+      const first = await storedThenExpired(app, q);
+
+      fake.failNext(1, { status: 204, body: '' });
+      const stale = await timedGet(`${app.url}/search?q=${q}&format=json`);
+      expect(stale.status).toBe(200);
+      expect(stale.headers.get('x-cache')).toBe('STALE');
+      expect(stale.headers.get('cache-status')).toContain('fwd-status=204');
+      expect(stale.body).toBe(first.body);
+      expect(fake.count('/search')).toBe(2);
+      expect(await probe.get(first.key)).toBe(first.storedBefore);
+    });
+  });
+
   describe('an entry in Redis this service could not have written (a shared Redis, a hand-made import)', () => {
     let app: RunningApp;
 

@@ -129,7 +129,7 @@ export class NominatimClient {
     const { status } = res;
     const body = Buffer.from(res.data);
     const contentType = String(res.headers['content-type'] ?? 'application/octet-stream');
-    // Only a 200 is stored; Nominatim's own errors go back as they are (5xx and redirects become 502 below).
+    // Only a 200 is stored; Nominatim's own errors go back as they are (5xx, redirects and other 2xx become 502 below).
     const problem = status === 200 ? upstreamBodyProblem(request, contentType, body) : null;
     const verdict = this.record(target, request, problem === null ? status : 'invalid', ms);
     if (problem !== null) {

@@ -3,7 +3,9 @@ import { UpstreamResult, verdictOf } from './upstream-verdict';
 describe('verdictOf', () => {
   it.each<[UpstreamResult, string]>([
     [200, 'answered'],
-    [204, 'answered'],
+    [204, 'failed'],
+    [206, 'failed'],
+    [202, 'failed'],
     [400, 'answered'],
     [404, 'answered'],
     [410, 'answered'],

@@ -1,5 +1,3 @@
-import { isRedirect } from './upstream-redirect';
-
 /**
  * What one call says about the upstream that was asked. Decided here, once, for everything that acts
  * on it: the error the caller gets and whether the fleet cools down (NominatimClient), whether
@@ -11,7 +9,9 @@ import { isRedirect } from './upstream-redirect';
  *   too big for this gateway, and another upstream would send the same one.
  * - `refused`: 429 or 403, the usage policy: nothing more is sent to it for a while, fleet-wide.
  * - `failed`: a redirect or a server error (something in front of Nominatim, or Nominatim itself, is
- *   broken), no answer in time, no connection, or a 200 that is not in the format asked for.
+ *   broken), no answer in time, no connection, or a 200 that is not in the format asked for. Any
+ *   other status too: Nominatim's successes are all 200, so a 204 or 206 comes from something in front
+ *   of it and is no answer to pass on (nor to serve instead of a stale copy).
  */
 export type UpstreamVerdict = 'answered' | 'refused' | 'failed';
 
@@ -28,6 +28,5 @@ export function verdictOf(result: UpstreamResult): UpstreamVerdict {
       return 'failed';
   }
   if (result === 429 || result === 403) return 'refused';
-  if (result >= 500 || isRedirect(result) || result < 200) return 'failed';
-  return 'answered';
+  return result === 200 || (result >= 400 && result < 500) ? 'answered' : 'failed';
 }
