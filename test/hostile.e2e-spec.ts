@@ -319,6 +319,23 @@ describe('hostile upstreams (e2e)', () => {
       expect(JSON.parse((await probe.get(key))!)).toMatchObject({ s: 200, t: 'application/json; charset=utf-8' });
       expect((await timedGet(url)).headers.get('x-cache')).toBe('HIT');
     });
+
+    it.each([
+      ['longer than 200 characters', `application/json; charset=utf-8; profile="${'p'.repeat(200)}"`],
+      ['with a byte beyond ASCII', 'application/json; charset=utf-8; x=\u00e9'],
+    ])('an upstream 200 whose Content-Type is %s is stored with Nominatim\'s, so that it reads back: one upstream request, then hits', async (_what, contentType) => {
+      const q = unique('Nantes');
+      const url = `${app.url}/search?q=${q}&format=json`;
+      const body = JSON.stringify([{ place_id: 1, display_name: q }]);
+      fake.failNext(1, { status: 200, body, headers: { 'Content-Type': contentType } });
+      const miss = await timedGet(url);
+      expect([miss.status, miss.headers.get('x-cache'), miss.body]).toEqual([200, 'MISS', body]);
+      expect(miss.headers.get('cache-status')).toContain('; stored;');
+
+      const hit = await timedGet(url);
+      expect([hit.status, hit.headers.get('x-cache'), hit.headers.get('content-type'), hit.body]).toEqual([200, 'HIT', 'application/json; charset=utf-8', body]);
+      expect(fake.count('/search')).toBe(1);
+    });
   });
 
   describe('UPSTREAM_MAX_BYTES', () => {

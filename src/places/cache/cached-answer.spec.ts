@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { answerFieldsProblem, ASYNC_GZIP_MIN_BYTES, CachedAnswer, gzipOptionsFor } from './cached-answer';
+import { answerFieldsProblem, ASYNC_GZIP_MIN_BYTES, CachedAnswer, gzipOptionsFor, storableContentType } from './cached-answer';
 
 const FIXTURES = join(__dirname, '../../../test/fixtures/nominatim');
 
@@ -113,6 +113,17 @@ describe(CachedAnswer.name, () => {
     expect(CachedAnswer.fromStored({ ...good, z: true, b: Buffer.from('not gzip').toString('base64') }, T0 + 2)).toBeNull();
     expect(answerFieldsProblem(200, 'text/xml; charset=utf-8')).toBeNull();
     expect(answerFieldsProblem(200, 'application/json; charset=€')).toMatch(/content-type/);
+  });
+
+  it('keeps a fresh answer with a Content-Type that reads back: the upstream\'s when it does, else Nominatim\'s', () => {
+    const nominatims = 'application/json; charset=utf-8';
+    expect(storableContentType('application/json;charset=UTF-8', nominatims)).toBe('application/json;charset=UTF-8');
+    for (const received of [`application/json; profile="${'p'.repeat(200)}"`, 'application/json; charset=utf-8; x=\u00e9']) {
+      expect(storableContentType(received, nominatims)).toBe(nominatims);
+      expect(storableContentType(received, undefined)).toBe('application/json');
+      const stored = new CachedAnswer(200, storableContentType(received, nominatims), Buffer.from('[]'), T0, T0 + 1, T0 + 2, true).toStored(1024);
+      expect(CachedAnswer.fromStored(stored, T0 + 2)?.contentType).toBe(nominatims);
+    }
   });
 
   it('does not splice a value marked spliceable that is not', () => {

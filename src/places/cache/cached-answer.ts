@@ -46,6 +46,18 @@ export function answerFieldsProblem(status: unknown, contentType: unknown): stri
   return null;
 }
 
+/**
+ * The Content-Type a fresh 200 is kept with: as received when it reads back (answerFieldsProblem), else
+ * `nominatims`, the one Nominatim sends for the request. Only the received one's media type was checked
+ * (upstream-body.ts): with a parameter past 200 characters or a byte beyond ASCII (no Nominatim sends
+ * that) the answer was stored but never read back, and every later request asked upstream again.
+ */
+export function storableContentType(received: string, nominatims: string | undefined): string {
+  if (answerFieldsProblem(200, received) === null) return received;
+  const semi = received.indexOf(';');
+  return nominatims ?? (semi < 0 ? received : received.slice(0, semi)).trim();
+}
+
 const CONTENT_TYPE = /^[\x21-\x7e](?:[\t\x20-\x7e]{0,198}[\x21-\x7e])?$/;
 
 const HIT_PREFIX = '{"cache":true,"data":';

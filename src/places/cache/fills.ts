@@ -10,7 +10,7 @@ import { NominatimClient } from '../nominatim/nominatim.client';
 import { CanonicalRequest } from '../nominatim/nominatim-request';
 import { notCached, passesToWaiters } from '../nominatim/upstream-errors';
 import { judge, RequestDirectives } from './cache-control';
-import { CachedAnswer } from './cached-answer';
+import { CachedAnswer, storableContentType } from './cached-answer';
 import { isEmptyAnswer } from './empty-answer';
 import { FillLock } from './fill-lock';
 import { CacheOutcome, PlacesCacheService, Resolution } from './places-cache.service';
@@ -276,7 +276,7 @@ export class Fills implements OnModuleDestroy {
     const empty = isEmptyAnswer(up.body);
     const ttlSeconds = empty ? Math.min(this.config.emptyTtlSeconds, this.ttlFor(req)) : this.ttlFor(req);
     const freshUntil = now + ttlSeconds * 1000;
-    const answer = new CachedAnswer(200, up.contentType, up.body, now, freshUntil, freshUntil + this.places.keepMs, empty);
+    const answer = new CachedAnswer(200, storableContentType(up.contentType, req.contentType), up.body, now, freshUntil, freshUntil + this.places.keepMs, empty);
     // A large body's gzip is made off the event loop before it is kept (see ASYNC_GZIP_MIN_BYTES).
     const compressing = answer.compressing(this.config.compressMinBytes);
     if (compressing !== undefined) await compressing;
