@@ -6,7 +6,7 @@ import { RedisConnectionService } from '../src/cache/redis-connection.service';
 import { HitRateLimiter } from '../src/throttle/hit-rate-limiter';
 import { RateLimits } from '../src/throttle/rate-limits';
 import { eventually, LogLine, RunningApp, startApp } from './support/app-harness';
-import { FakeNominatim, HostileMode } from './support/fake-nominatim';
+import { FakeFailure, FakeNominatim, HostileMode } from './support/fake-nominatim';
 import { RedisProcess, startRedis } from './support/redis-server';
 import { rawGet } from './support/raw-http';
 import { timedGet } from './support/traffic';
@@ -102,12 +102,18 @@ describe('hostile upstreams (e2e)', () => {
       await app?.close();
     });
 
-    it.each<[string, HostileMode, (q: string) => string, string]>([
+    it.each<[string, FakeFailure, (q: string) => string, string]>([
       ['an HTML error page', { mode: 'html' }, (q) => `/search?q=${q}&format=json`, 'Content-Type text/html where application/json was expected'],
       ['an HTML error page, to /api', { mode: 'html' }, (q) => `/api?q=${q}`, 'Content-Type text/html where application/json was expected'],
       ['truncated JSON', { mode: 'truncated' }, (q) => `/search?q=${q}&format=jsonv2`, 'invalid JSON'],
       ['malformed XML', { mode: 'malformed-xml' }, (q) => `/search?q=${q}&format=xml`, 'malformed XML (</searchresults> closes <place>'],
       ['truncated XML', { mode: 'truncated' }, (q) => `/search?q=${q}&format=xml`, 'malformed XML'],
+      [
+        "well-formed XML that is not Nominatim's (a portal's XHTML page)",
+        { status: 200, body: '<?xml version="1.0"?>\n<html><body><p>Log in to continue</p></body></html>', headers: { 'Content-Type': 'text/xml; charset=utf-8' } },
+        (q) => `/search?q=${q}&format=xml`,
+        'XML whose root element is <html>',
+      ],
     ])('%s', async (_what, mode, path, problem) => {
       const q = unique('Berlin');
       const logsFrom = app.logs.length;

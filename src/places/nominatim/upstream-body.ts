@@ -1,5 +1,5 @@
 import { CanonicalRequest } from './nominatim-request';
-import { xmlProblem } from './xml-well-formed';
+import { shortName, xmlRoot } from './xml-well-formed';
 
 /** What a 200 from Nominatim must be, for the request that asked for it. */
 type Expectation = Pick<CanonicalRequest, 'format' | 'contentType' | 'resultKind' | 'jsonCallback'>;
@@ -15,13 +15,20 @@ const MEDIA_TYPE_BY_FORMAT: Record<CanonicalRequest['format'], string> = {
 
 const STATUS_OK = Buffer.from('OK');
 
+/**
+ * The root elements of Nominatim's XML answers: `searchresults` (search, and lookup as Nominatim 5
+ * answers it), `reversegeocode`, and `lookupresults` (lookup in the PHP versions). A well-formed
+ * document with any other root (a portal's XHTML page, an object store's <Error>) is not an answer.
+ */
+const XML_ROOTS: ReadonlySet<string> = new Set(['searchresults', 'reversegeocode', 'lookupresults']);
+
 /** type/subtype (RFC 9110 tokens), short enough to quote in a problem; anything else is not quoted. */
 const MEDIA_TYPE = /^[!#$%&'*+.^_`|~0-9a-z-]{1,40}\/[!#$%&'*+.^_`|~0-9a-z-]{1,40}$/;
 
 /**
  * Why a 200 answer from Nominatim is not what the request asked for, or null when it is: the
  * Content-Type Nominatim sends for that format, and a body of that format (JSON that parses, with
- * the top level the endpoint answers with; well-formed XML; a call of the json_callback asked for,
+ * the top level the endpoint answers with; well-formed XML with one of Nominatim's root elements; a call of the json_callback asked for,
  * around JSON; exactly `OK` for the text status). A proxy's HTML error page, a truncated body or a
  * captive portal's answer must never be cached under the question's key.
  * The problem is short and quotes no more of the answer than a media type or an XML name cut short:
@@ -37,8 +44,9 @@ export function upstreamBodyProblem(req: Expectation, contentType: string, body:
   if (req.format === 'text') return body.equals(STATUS_OK) ? null : 'a text status other than OK';
   const text = body.toString('utf8');
   if (req.format === 'xml') {
-    const problem = xmlProblem(text);
-    return problem === null ? null : `malformed XML (${problem})`;
+    const xml = xmlRoot(text);
+    if ('problem' in xml) return `malformed XML (${xml.problem})`;
+    return XML_ROOTS.has(xml.root) ? null : `XML whose root element is <${shortName(xml.root)}>`;
   }
   let json = text;
   if (jsonp) {

@@ -12,6 +12,13 @@ export function xmlProblem(text: string): string | null {
   return new XmlScanner(text).document();
 }
 
+/** What xmlProblem finds wrong, or the name of the root element of the well-formed document. */
+export function xmlRoot(text: string): { problem: string } | { root: string } {
+  const scanner = new XmlScanner(text);
+  const problem = scanner.document();
+  return problem === null ? { root: scanner.root! } : { problem };
+}
+
 // Names as XML 1.0 (5th edition) allows them, in the BMP and above (the `u` flag).
 const NAME_START = 'A-Za-z_:\\u00C0-\\u00D6\\u00D8-\\u00F6\\u00F8-\\u02FF\\u0370-\\u037D\\u037F-\\u1FFF\\u200C\\u200D\\u2070-\\u218F\\u2C00-\\u2FEF\\u3001-\\uD7FF\\uF900-\\uFDCF\\uFDF0-\\uFFFD\\u{10000}-\\u{EFFFF}';
 const NAME_CHAR = `${NAME_START}\\-.0-9\\u00B7\\u0300-\\u036F\\u203F-\\u2040`;
@@ -35,6 +42,8 @@ class XmlScanner {
   private amp = -2;
   /** The next '<' at or after an attribute value (as above: a tag's attributes would each rescan the tag). */
   private lt = -2;
+  /** The root element's name, once its start tag is read. */
+  root: string | undefined;
 
   constructor(private readonly s: string) {}
 
@@ -112,6 +121,7 @@ class XmlScanner {
         this.i++;
         const name = this.name();
         if (name === null) return this.at('bad start tag');
+        this.root ??= name;
         const p2 = this.attributes(name);
         if (p2 !== null) return p2;
         if (this.s.startsWith('/>', this.i)) {
@@ -235,7 +245,7 @@ class XmlScanner {
   }
 }
 
-function shortName(name: string): string {
+export function shortName(name: string): string {
   if (name.length <= NAME_QUOTED) return name;
   const last = name.charCodeAt(NAME_QUOTED - 1);
   // Not between the two halves of a surrogate pair.
