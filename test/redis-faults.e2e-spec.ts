@@ -3,9 +3,9 @@ import { createClient, type RedisClientType } from 'redis';
 import { REDIS_CLIENT, REDIS_SUBSCRIBER } from '../src/cache/cache.constants';
 import type { FillLock } from '../src/places/cache/fill-lock';
 import { canonicaliseRoute, PLACE_ROUTES } from '../src/places/place-routes';
-import { UPSTREAM_PACER } from '../src/places/nominatim/nominatim.client';
 import { FILL_LOCK } from '../src/places/cache/fills';
 import type { UpstreamPacer } from '../src/places/nominatim/upstream-pacer';
+import { type UpstreamTarget, UPSTREAMS } from '../src/places/nominatim/upstream-target';
 import { LogLine, RunningApp, startApp } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';
 import { listenerCounts, ProcessWatch, realProcess, watchProcess } from './support/process-watch';
@@ -434,7 +434,7 @@ describe.each([
       ['an upstream pacing request', 'pacer'],
     ])('counts %s that timed out towards the suspension: the next miss does not wait for a frozen Redis again', async (_what, which) => {
       const lock = svc.app.get<FillLock>(FILL_LOCK);
-      const pacer = svc.app.get<UpstreamPacer>(UPSTREAM_PACER);
+      const pacer: UpstreamPacer = svc.app.get<UpstreamTarget[]>(UPSTREAMS)[0].pacer;
       const key = marker('suspend');
       await sleep(1100); // no suspension left from an earlier test
       await redis.pause();

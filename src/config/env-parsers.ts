@@ -79,18 +79,6 @@ export class EnvReader {
     return value as T;
   }
 
-  httpUrl(name: string, fallback: string): string {
-    const value = this.raw(name) ?? fallback;
-    try {
-      const url = new URL(value);
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('protocol');
-      return value.replace(/\/+$/, '');
-    } catch {
-      this.problems.push(`${name} must be an http:// or https:// URL (got "${withoutCredentials(value)}")`);
-      return fallback;
-    }
-  }
-
   problem(message: string): void {
     this.problems.push(message);
   }

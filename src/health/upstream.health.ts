@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
 import { nominatimConfig, NominatimConfig } from '../config/configuration';
-import { UpstreamSnapshot, UpstreamStatus } from '../places/nominatim/upstream-status';
+import { UpstreamSnapshot } from '../places/nominatim/upstream-status';
 import { UpstreamTarget, UPSTREAMS } from '../places/nominatim/upstream-target';
 
 /**
@@ -16,7 +16,6 @@ export class UpstreamHealthIndicator {
 
   constructor(
     private readonly health: HealthIndicatorService,
-    private readonly status: UpstreamStatus,
     @Inject(nominatimConfig.KEY) config: NominatimConfig,
     @Inject(UPSTREAMS) private readonly targets: UpstreamTarget[],
   ) {
@@ -28,7 +27,7 @@ export class UpstreamHealthIndicator {
    * (host, url and the same fields), and any failing or cooling down makes the whole `degraded`.
    */
   check(key = 'upstream', now = Date.now()): HealthIndicatorResult {
-    const s = this.status.snapshot();
+    const s = this.targets[0].status.snapshot();
     const data: Record<string, unknown> = describe(s, this.upstream, now);
     let troubled = isTroubled(s);
     if (this.targets.length > 1) {

@@ -8,7 +8,7 @@ import { CachePurgeService } from './cache/cache-purge.service';
 import { FillLock } from './cache/fill-lock';
 import { FILL_LOCK, Fills } from './cache/fills';
 import { PlacesCacheService } from './cache/places-cache.service';
-import { FIRST_BACKOFF_MS, NominatimClient, UPSTREAM_PACER } from './nominatim/nominatim.client';
+import { FIRST_BACKOFF_MS, NominatimClient } from './nominatim/nominatim.client';
 import { PlacePipeline } from './place-pipeline';
 import { PlacesController } from './places.controller';
 import { UpstreamPacer } from './nominatim/upstream-pacer';
@@ -50,7 +50,6 @@ import { pacerKeyPrefix, UpstreamTarget, UPSTREAMS } from './nominatim/upstream-
           return { ...u, pacer, status: new UpstreamStatus(pacer), backoffMs: FIRST_BACKOFF_MS, coolingEpisode: false };
         }),
     },
-    { provide: UPSTREAM_PACER, inject: [UPSTREAMS], useFactory: (targets: UpstreamTarget[]) => targets[0].pacer },
     {
       provide: FILL_LOCK,
       inject: [RedisConnectionService, nominatimConfig.KEY, redisConfig.KEY],
@@ -65,10 +64,8 @@ import { pacerKeyPrefix, UpstreamTarget, UPSTREAMS } from './nominatim/upstream-
             })
           : null,
     },
-    // The preferred upstream's status; /health/upstream lists every upstream from UPSTREAMS.
-    { provide: UpstreamStatus, inject: [UPSTREAMS], useFactory: (targets: UpstreamTarget[]) => targets[0].status },
   ],
-  exports: [PlacesCacheService, PlacePipeline, Fills, CachePurgeService, UpstreamStatus, UPSTREAMS],
+  exports: [PlacesCacheService, PlacePipeline, Fills, CachePurgeService, UPSTREAMS],
 })
 export class PlacesModule implements OnApplicationBootstrap, OnModuleDestroy {
   constructor(

@@ -3,10 +3,6 @@
  * used for. Pure: the cache-aside service asks `judge` about the copy it found.
  */
 
-/** CLIENT_CACHE_CONTROL: honour the client's directives, or answer as if none were sent. */
-export const CLIENT_CACHE_CONTROL_MODES = ['honour', 'ignore'] as const;
-export type ClientCacheControlMode = (typeof CLIENT_CACHE_CONTROL_MODES)[number];
-
 export interface RequestDirectives {
   /** no-cache (or Pragma: no-cache without Cache-Control): ask upstream, then replace the entry */
   noCache: boolean;

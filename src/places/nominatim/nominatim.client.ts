@@ -21,9 +21,6 @@ export interface UpstreamAnswer {
   body: Buffer;
 }
 
-/** The preferred upstream's pacer (the only one with a single NOMINATIM_URL). */
-export const UPSTREAM_PACER = 'UPSTREAM_PACER';
-
 /** Longest cool-down we accept from a Retry-After header, and our own back-off bounds. */
 const MAX_COOLDOWN_MS = 10 * 60_000;
 export const FIRST_BACKOFF_MS = 5_000;
