@@ -4,6 +4,7 @@ import { types } from 'node:util';
 import { createCluster, type RedisClientType, type RedisClusterType } from 'redis';
 import type { RedisClusterConnection } from '../config/redis-cluster-nodes';
 import { clusterSlot } from './cluster-slot';
+import { KEY_PREFIX } from './cache.constants';
 import { redisClientBehaviour } from './redis-client-options';
 import type { RedisCommandClient, RedisSubscriberClient } from './redis-commands';
 import { withTimeout } from './with-timeout';
@@ -229,10 +230,10 @@ function ready(node: NodeLike): boolean {
 /** A key whose slot `node` serves in the current map (found by trying names; a third of the slots qualify for 3 masters). */
 function probeKeyFor(cluster: Cluster, node: NodeLike): string {
   for (let i = 0; i < 100_000; i++) {
-    const key = `places:v1:probe:${i}`;
+    const key = `${KEY_PREFIX}probe:${i}`;
     if ((cluster.slots[clusterSlot(key)]?.master as NodeLike | undefined) === node) return key;
   }
-  return 'places:v1:probe';
+  return `${KEY_PREFIX}probe`;
 }
 
 /**

@@ -1,3 +1,5 @@
+import { answerKeyParts } from './answer-keys';
+
 /**
  * How the service's keys are named in Redis. On one Redis they are the keys themselves, exactly as
  * before clusters were supported. On a Redis Cluster, keys one script or pipeline uses together must
@@ -49,8 +51,7 @@ export class RedisKeys {
 
 /** Index just past `places:v1:<endpoint>:`, or -1. */
 function endpointEnd(key: string): number {
-  const m = /^places:v1:[a-z]+:/.exec(key);
-  return m ? m[0].length : -1;
+  return answerKeyParts(key)?.at ?? -1;
 }
 
 /** SCAN's MATCH is a glob: the prefix must match itself only (braces are literal in Redis globs). */

@@ -1,3 +1,4 @@
+import { AnswerKeyParts, answerKeyParts, isHashedQuestion } from '../cache/answer-keys';
 import { isEntryKey } from '../places/cache/cache-purge.service';
 import { answerFieldsProblem, CachedAnswer, StoredAnswer } from '../places/cache/cached-answer';
 import { isEmptyAnswer } from '../places/cache/empty-answer';
@@ -25,13 +26,11 @@ export interface EntryLine {
   empty: boolean;
 }
 
-const ENDPOINT_KEY = /^places:v1:(search|reverse|lookup|status|details):(.*)$/s;
-
 /** `/search?q=berlin&format=json` from `places:v1:search:format=json&q=berlin`; null for a hashed key. */
 export function requestOfKey(key: string): string | null {
-  const m = ENDPOINT_KEY.exec(key);
-  if (m === null || m[2].startsWith('h:')) return null;
-  return m[2] === '' ? `/${m[1]}` : `/${m[1]}?${m[2]}`;
+  const parts = isEntryKey(key) ? answerKeyParts(key) : undefined;
+  if (parts === undefined || isHashedQuestion(parts.question)) return null;
+  return parts.question === '' ? `/${parts.endpoint}` : `/${parts.endpoint}?${parts.question}`;
 }
 
 /**
@@ -88,8 +87,6 @@ const CLOCK_SKEW_MS = 5 * 60_000;
 /** The longest freshness the service gives an answer: CACHE_TTL_SECONDS' upper bound. */
 const MAX_FRESH_MS = 365 * 24 * 3600 * 1000;
 
-/** The hashed query of a key over KEY_MAX_LENGTH: `h:` and a base64url SHA-256. */
-const HASHED = /^h:[A-Za-z0-9_-]{43}$/;
 /** A JSONP body starts with the callback as sent (any length up to MAX_VALUE_LENGTH, one UTF-8 byte or more a character). */
 const CALLBACK_CALL = new RegExp(`^([^(]{1,${MAX_VALUE_LENGTH}})\\(`);
 const CALLBACK_BYTES = 4 * MAX_VALUE_LENGTH + 1;
@@ -100,10 +97,10 @@ const CALLBACK_BYTES = 4 * MAX_VALUE_LENGTH + 1;
  * request: an answer in any format its endpoint has will do, a JSONP callback read from the body.
  */
 function expectationsOfKey(key: string, body: Buffer): Expectation[] | string {
-  const [, endpoint, query] = ENDPOINT_KEY.exec(key) as RegExpExecArray;
+  const { endpoint, question: query } = answerKeyParts(key) as AnswerKeyParts;
   const spec = SPECS[endpoint as NominatimEndpoint];
   if (!spec.cacheable) return `${spec.path} answers are never cached`;
-  if (!HASHED.test(query)) {
+  if (!isHashedQuestion(query, true)) {
     const r = canonicaliseNominatim(endpoint as NominatimEndpoint, new URLSearchParams(query));
     return r.ok && r.request.key === key ? [r.request] : 'key is not canonical (not the key the service makes for its request)';
   }

@@ -1,20 +1,17 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import type { Cache } from 'cache-manager';
+import { answerKeyParts } from '../../cache/answer-keys';
 import { CACHE_MANAGER, KEY_PREFIX } from '../../cache/cache.constants';
 import { RedisConnectionService } from '../../cache/redis-connection.service';
 import { RedisUnavailableError } from '../../cache/redis-guard';
 import { withTimeout } from '../../cache/with-timeout';
+import { SPECS } from '../nominatim/nominatim-params';
 import { PlacesCacheService } from './places-cache.service';
 
 /** Every instance listens here; a message is a cache key, or `prefix:<prefix>`. */
 export const PURGE_CHANNEL = `${KEY_PREFIX}purge`;
 const PREFIX_MESSAGE = 'prefix:';
 
-/**
- * Cache entries are `places:v1:<endpoint>:…`. Everything else under places:v1: (fill locks, pacing,
- * rate-limit counters) is working state, never purged, even by the prefix `places:v1:`.
- */
-const ENTRY_KEY = new RegExp(`^${KEY_PREFIX}(?:search|reverse|lookup|status|details):`);
 // eslint-disable-next-line no-control-regex -- rejecting control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f]/;
 export const MAX_KEY_LENGTH = 1024;
@@ -49,8 +46,15 @@ export class PurgeUnavailableError extends Error {
   }
 }
 
+/**
+ * Cache entries are `places:v1:<endpoint>:…`, for one of Nominatim's endpoints. Everything else under
+ * places:v1: (fill locks, pacing, rate-limit counters) is working state, never purged, even by the
+ * prefix `places:v1:`.
+ */
 export function isEntryKey(key: string): boolean {
-  return key.length <= MAX_KEY_LENGTH && ENTRY_KEY.test(key) && !CONTROL.test(key);
+  if (key.length > MAX_KEY_LENGTH || CONTROL.test(key)) return false;
+  const parts = answerKeyParts(key);
+  return parts !== undefined && Object.prototype.hasOwnProperty.call(SPECS, parts.endpoint);
 }
 
 /** A prefix may name all entries (`places:v1:`), one endpoint's, or any narrower start of a key. */

@@ -14,7 +14,7 @@ export interface CanonicalRequest {
   upstreamPath: string;
   /** Canonical query sent upstream: allow-listed, normalised, sorted by name, percent-encoded; no email. */
   upstreamQuery: string;
-  /** `places:v1:<endpoint>:<upstreamQuery>`, or `places:v1:<endpoint>:h:<sha256 base64url>` past 200 chars. */
+  /** `places:v1:<endpoint>:<upstreamQuery>`, or `places:v1:<endpoint>:h:<sha256 base64url>` past 200 chars (answer-keys.ts). */
   key: string;
   format: ResponseFormat;
   /** false for /details (debugging endpoint, passed through uncached). */
@@ -58,7 +58,6 @@ export const LIMIT_DEFAULT = 10;
 export const ZOOM_MIN = 0;
 export const ZOOM_MAX = 18;
 export const ZOOM_DEFAULT = 18;
-export const KEY_MAX_LENGTH = 200;
 
 export const CT_TEXT = 'text/plain; charset=utf-8';
 export const CT_XML = 'text/xml; charset=utf-8';

@@ -21,9 +21,8 @@
  * - types.py: viewbox (Bbox.from_param), countrycodes (format_country), exclude_place_ids (format_excluded).
  * - core.py: "Nothing to search for." for a blank q or no structured part.
  */
-import { createHash } from 'node:crypto';
-import { KEY_PREFIX } from '../../cache/cache.constants';
-import { CanonicalResult, CT_JSON, CT_JSONP, CT_TEXT, CT_XML, ErrorShape, FEATURE_TYPES, FORMAT_MESSAGES, FREE_TEXT_NAMES, KEY_MAX_LENGTH, LIMIT_DEFAULT, LIMIT_MAX, LIMIT_MIN, LOOKUP_MAX_COUNT, MAX_PARAMS, MAX_TEXT_LENGTH, MAX_VALUE_LENGTH, NominatimEndpoint, ResponseFormat, SPECS, STRUCTURED, ZOOM_DEFAULT, ZOOM_MAX, ZOOM_MIN } from './nominatim-params';
+import { answerKey } from '../../cache/answer-keys';
+import { CanonicalResult, CT_JSON, CT_JSONP, CT_TEXT, CT_XML, ErrorShape, FEATURE_TYPES, FORMAT_MESSAGES, FREE_TEXT_NAMES, LIMIT_DEFAULT, LIMIT_MAX, LIMIT_MIN, LOOKUP_MAX_COUNT, MAX_PARAMS, MAX_TEXT_LENGTH, MAX_VALUE_LENGTH, NominatimEndpoint, ResponseFormat, SPECS, STRUCTURED, ZOOM_DEFAULT, ZOOM_MAX, ZOOM_MIN } from './nominatim-params';
 import { BAD_CHARS, clampInt, COORDINATE_ONLY, digitString, floatString, HAS_DIGIT, pyFloat, pyInt, pyStrip, tooLongText } from './python-values';
 import { acceptLanguage, bbox, bool, countryCodes, freeText, geometry, layers, mustBeNumber, Out, outputDetails, placeIds, searchText, validCallback } from './parameter-groups';
 import { apiFail, fail } from './nominatim-errors';
@@ -116,10 +115,7 @@ export function canonicaliseNominatim(
   }
 
   const upstreamQuery = out.encode();
-  let key = `${KEY_PREFIX}${endpoint}:${upstreamQuery}`;
-  if (key.length > KEY_MAX_LENGTH) {
-    key = `${KEY_PREFIX}${endpoint}:h:${createHash('sha256').update(upstreamQuery).digest('base64url')}`;
-  }
+  const key = answerKey(endpoint, upstreamQuery);
   return {
     ok: true,
     request: {
