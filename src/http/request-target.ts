@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import { errorBody } from '../common/error-writer';
 
 const ABSOLUTE_FORM = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i;
 
@@ -21,7 +22,7 @@ export function originForm(target: string): string {
   return rest.charCodeAt(0) === 0x2f ? rest : `/${rest}`;
 }
 
-const TUNNEL_REFUSED = JSON.stringify({ statusCode: 405, error: 'Method Not Allowed', message: 'CONNECT is not supported' });
+const TUNNEL_REFUSED = JSON.stringify(errorBody(405, 'CONNECT is not supported'));
 
 /**
  * Answers a CONNECT (a proxy tunnel request, which Node hands to the server's 'connect' listeners
