@@ -1,5 +1,5 @@
 import { CachedAnswer } from '../places/cache/cached-answer';
-import { isEmptyAnswer } from '../places/cache/empty-answer';
+import { isEmptyAnswer } from '../places/nominatim/empty-answer';
 import { canonicaliseNominatim, NominatimEndpoint } from '../places/nominatim/nominatim-request';
 import { EntryLine, parseEntryLine, requestOfKey, toEntryLine } from './cache-entry-line';
 

@@ -1,7 +1,7 @@
 import { AnswerKeyParts, answerKeyParts, isHashedQuestion } from '../cache/answer-keys';
 import { isEntryKey } from '../places/cache/cache-purge.service';
 import { answerFieldsProblem, CachedAnswer, StoredAnswer } from '../places/cache/cached-answer';
-import { isEmptyAnswer } from '../places/cache/empty-answer';
+import { isEmptyAnswer } from '../places/nominatim/empty-answer';
 import { CT_JSONP, MAX_VALUE_LENGTH, SPECS } from '../places/nominatim/nominatim-params';
 import { canonicaliseNominatim, CanonicalRequest, NominatimEndpoint } from '../places/nominatim/nominatim-request';
 import { validCallback } from '../places/nominatim/parameter-groups';

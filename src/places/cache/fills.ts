@@ -11,7 +11,7 @@ import { CanonicalRequest } from '../nominatim/nominatim-request';
 import { notCached, passesToWaiters } from '../nominatim/upstream-errors';
 import { judge, RequestDirectives } from './cache-control';
 import { CachedAnswer, storableContentType } from './cached-answer';
-import { isEmptyAnswer } from './empty-answer';
+import { isEmptyAnswer } from '../nominatim/empty-answer';
 import { FillLock } from './fill-lock';
 import { CacheOutcome, PlacesCacheService, Resolution } from './places-cache.service';
 
