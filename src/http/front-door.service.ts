@@ -94,25 +94,25 @@ export class FrontDoor {
     // Absolute-form targets become origin-form here, for the pipeline, Express and the controller alike.
     const url = (req.url = originForm(req.url ?? '/'));
     const { path, query } = splitTarget(url);
-    const x = new Exchange(req, requestId, path, query, started, this.clientOf);
+    const x = new Exchange(req, requestId, url, path, query, started, this.clientOf);
     res.once('close', () => this.finished(res, x));
 
     if (this.head !== null && (req.method === 'GET' || req.method === 'HEAD')) {
-      this.route(res, next, x, url, true);
+      this.route(res, next, x, true);
       return;
     }
     res.setHeader('X-Request-Id', requestId);
     for (const [name, value] of this.headers) res.setHeader(name, value);
-    this.cors(req as never, res as never, () => this.route(res, next, x, url, false));
+    this.cors(req as never, res as never, () => this.route(res, next, x, false));
   }
 
   /**
    * Runs the pipeline for a place route, or hands the request on. `deferred`: the common headers
    * (this.head) are not set yet; they go out with an answer's own, or are set before anything else.
    */
-  private route(res: ServerResponse, next: Handler, x: Exchange, url: string, deferred: boolean): void {
+  private route(res: ServerResponse, next: Handler, x: Exchange, deferred: boolean): void {
     const req = x.req;
-    if (url.length > this.app.maxUrlBytes) {
+    if (x.target.length > this.app.maxUrlBytes) {
       if (deferred) this.setHead(res, x.requestId);
       writeError(res, errorBody(414, `The request target is longer than ${this.app.maxUrlBytes} bytes`));
       return;
@@ -124,8 +124,7 @@ export class FrontDoor {
       return;
     }
     x.route = route;
-    const lang = req.headers['accept-language'];
-    const decision = this.pipeline.run(x, url, typeof lang === 'string' ? lang : undefined);
+    const decision = this.pipeline.run(x);
     if (!(decision instanceof Promise)) return this.write(res, x, decision, deferred);
     decision.then(
       (d) => this.write(res, x, d, deferred),

@@ -31,6 +31,8 @@ export class Exchange {
   constructor(
     readonly req: IncomingMessage,
     readonly requestId: string,
+    /** the request target in origin-form (`/path?query`), which the question's memo is keyed by */
+    readonly target: string,
     readonly path: string,
     readonly query: string,
     /** performance.now() when the request arrived */

@@ -40,8 +40,9 @@ export class PlacePipeline {
     this.honourDirectives = config.clientCacheControl === 'honour';
   }
 
-  run(x: Exchange, target: string, acceptLanguage: string | undefined): Decision | Promise<Decision> {
-    const q = this.questions.of(x.route!, target, x.query, acceptLanguage);
+  run(x: Exchange): Decision | Promise<Decision> {
+    const lang = x.req.headers['accept-language'];
+    const q = this.questions.of(x.route!, x.target, x.query, typeof lang === 'string' ? lang : undefined);
     if ('ok' in q) return this.refusedOrNot(x, { kind: 'invalid', error: q.error });
     x.question = q;
     // The client's Cache-Control (RFC 9111 5.2.1) decides what may be served: the full way, off the hit path.

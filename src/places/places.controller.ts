@@ -67,13 +67,12 @@ export class PlacesController {
 
   private async answer(req: Request, res: Response): Promise<void> {
     const { path, query } = splitTarget(req.originalUrl);
-    const x = new Exchange(req, String(req.headers['x-request-id']), path, query, performance.now(), (r) => clientIp(r, this.app.trustProxy));
+    const x = new Exchange(req, String(req.headers['x-request-id']), req.originalUrl, path, query, performance.now(), (r) => clientIp(r, this.app.trustProxy));
     const route = findRoute(path);
     // Express routes `//` to `/` (one trailing slash ignored); findRoute, the front door's router, does not.
     if (route === undefined) throw new NotFoundException(`Cannot ${req.method} ${req.originalUrl}`);
     x.route = route;
-    const lang = req.headers['accept-language'];
-    const decision = await this.pipeline.run(x, req.originalUrl, typeof lang === 'string' ? lang : undefined);
+    const decision = await this.pipeline.run(x);
     writeDecision(x, res, decision, this.config.compressMinBytes);
   }
 }
