@@ -106,7 +106,7 @@ export class Fills implements OnModuleDestroy {
     return { ...r, collapsed: true };
   }
 
-  /** One question that is not cached (/details): straight upstream. */
+  /** Straight upstream, nothing kept: a question that is not cached (/details), or one asked with no-store. */
   async passThrough(req: CanonicalRequest): Promise<Resolution> {
     const up = await this.nominatim.fetch(req);
     this.metrics.cacheOutcomes.inc({ outcome: 'miss', tier: 'none' });
@@ -174,11 +174,7 @@ export class Fills implements OnModuleDestroy {
 
   /** The upstream part of directed(): no-store's call, or the key's flight. */
   private async directedUpstream(req: CanonicalRequest, d: RequestDirectives, asked: number): Promise<Resolution> {
-    if (d.noStore) {
-      const up = await this.nominatim.fetch(req);
-      this.metrics.cacheOutcomes.inc({ outcome: 'miss', tier: 'none' });
-      return { kind: 'answer', answer: this.places.transient(up.status, up.contentType, up.body), outcome: 'MISS', stored: false };
-    }
+    if (d.noStore) return this.passThrough(req);
     const running = this.running(req.key);
     const joined = running === undefined ? undefined : await running;
     if (joined !== undefined && joined.answer.storedAt >= asked) {
