@@ -84,15 +84,12 @@ export class PlacePipeline {
     for (;;) {
       const running = this.fills.running(key);
       if (running === undefined) {
-        let decision: Decision | undefined;
-        let found: Resolution | undefined;
-        try {
-          found = await this.fills.lead(key, this.lead(x, q, (d) => (decision = d)));
-        } catch (e) {
-          if (decision === undefined) throw e;
-        }
+        const led = this.lead(x, q);
+        // The flight ends (its joiners settle, the key is free again) before this request goes on.
+        await this.fills.lead(key, led.then(settledWith)).catch(() => undefined);
+        const { decision, found } = await led;
         if (found?.outcome === 'STALE' && found.fwdStatus === undefined) this.fills.refresh(q.request);
-        return decision!;
+        return decision;
       }
       let r: Resolution | undefined;
       try {
@@ -112,37 +109,31 @@ export class PlacePipeline {
 
   /**
    * The flight's work, led by this request: L2; then, with the lock asked for while the client's
-   * allowance is checked, one upstream call, with stale-if-error as the fallback. `decide` receives this
-   * request's decision; the flight settles with the answer the others join (undefined: none, look again).
+   * allowance is checked, one upstream call, with stale-if-error as the fallback. Returns this
+   * request's decision and what the flight settles with for the others (see Led).
    */
-  private async lead(x: Exchange, q: Question, decide: (d: Decision) => void): Promise<Resolution | undefined> {
+  private async lead(x: Exchange, q: Question): Promise<Led> {
     const found: Lookup = await this.cache.lookup(q.request, q);
     x.mark('lookup');
-    if (found.hit !== undefined) {
-      decide(this.served(x, found.hit, Date.now(), false));
-      return found.hit;
-    }
+    if (found.hit !== undefined) return { decision: this.served(x, found.hit, Date.now(), false), found: found.hit };
     const attempt: LockAttempt | undefined = this.fills.lockAhead(q.request);
     const refused = await this.limits.miss(x.client);
     x.mark('limit');
     if (refused > 0) {
       this.fills.giveBack(attempt);
-      decide({ kind: 'limited', retryAfterSeconds: refused });
-      return undefined;
+      return { decision: { kind: 'limited', retryAfterSeconds: refused } };
     }
     try {
       const r = await this.fills.fill(q.request, attempt);
       x.mark('answer');
       // A copy found here is stale past stale-while-revalidate: Cache-Status says fwd=stale (this
       // request's decision only; the flight's answer goes to requests that looked up nothing).
-      decide(this.checked(x, found.newest === undefined ? r : { ...r, fwd: 'stale' }));
-      return r;
+      return { decision: this.checked(x, found.newest === undefined ? r : { ...r, fwd: 'stale' }), found: r };
     } catch (e) {
       x.mark('answer');
       const stale = e instanceof GatewayError ? await this.cache.staleIfError(q.request.key, found, e.upstreamStatus ?? e.getStatus()) : undefined;
-      decide(stale ?? failed(e));
-      if (stale !== undefined) return stale;
-      throw e;
+      if (stale !== undefined) return { decision: stale, found: stale };
+      return { decision: failed(e), error: e };
     }
   }
 
@@ -182,6 +173,22 @@ export class PlacePipeline {
     }
     return r;
   }
+}
+
+/**
+ * What a flight's leader ends with: its own decision, and for the requests that joined the flight the
+ * answer it found (undefined: none, they look again) or the error it failed with.
+ */
+interface Led {
+  decision: Decision;
+  found?: Resolution;
+  error?: unknown;
+}
+
+/** What the flight settles with for those who joined it. */
+function settledWith(led: Led): Resolution | undefined {
+  if (led.error !== undefined) throw led.error;
+  return led.found;
 }
 
 function failed(e: unknown): Decision {
