@@ -3,8 +3,6 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, LabelValues, Registry
 import { CountingHistogram } from './counting-histogram';
 import { inWorkerGroup, scrapeCluster, serveClusterCollect } from './cluster-metrics';
 
-export type CacheOutcome = 'hit' | 'miss' | 'stale' | 'bypass' | 'coalesced';
-
 /** Something whose size is read when /metrics is scraped (the L1 cache), instead of on every write. */
 export interface SizeSource {
   readonly bytes: number;
