@@ -233,5 +233,6 @@ export function routeLabel(path: string): string {
   if (PLACE_ROUTES.has(path) || STATIC_ROUTES.has(path)) return path;
   if (path.startsWith('/docs')) return '/docs/*';
   if (path.startsWith('/admin/')) return '/admin/*';
+  if (path === '/dashboard' || path.startsWith('/dashboard/')) return '/dashboard/*';
   return 'other';
 }
