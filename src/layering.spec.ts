@@ -24,6 +24,10 @@ const LAYERS: Array<[folder: string, rank: number]> = [
   ['health', 4],
   ['admin', 4],
   ['http', 4],
+  ['dashboard', 4],
+  ['cluster', 4],
+  // The command line builds the whole application (app.module) as the bootstrap files do.
+  ['cli', 5],
   ['', 5],
 ];
 
@@ -117,6 +121,12 @@ describe('layering of src (source files; specs may reach across to test what the
   it('finds the source files and their imports', () => {
     expect(files.length).toBeGreaterThan(50);
     expect(graph.get(join(SRC, 'places/place-pipeline.ts'))).toEqual(expect.arrayContaining([join(SRC, 'places/cache/fills.ts')]));
+  });
+
+  it('ranks every folder of src (a new folder must be given its layer here)', () => {
+    const folders = new Set(files.map((f) => dirname(relative(SRC, f)).split('\\').join('/')).filter((d) => d !== '.'));
+    const unranked = [...folders].filter((d) => !LAYERS.some(([folder]) => folder !== '' && (d === folder || d.startsWith(`${folder}/`))));
+    expect(unranked).toEqual([]);
   });
 
   it('has no import from a lower layer into a higher one (config, common, logging, metrics know nothing of places)', () => {
