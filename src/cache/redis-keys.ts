@@ -1,8 +1,8 @@
 import { answerKeyParts } from './answer-keys';
 
 /**
- * How the service's keys are named in Redis. On one Redis they are the keys themselves, exactly as
- * before clusters were supported. On a Redis Cluster, keys one script or pipeline uses together must
+ * How the service's keys are named in Redis. On one Redis they are the keys themselves (no hash tags:
+ * a single Redis needs none, and entries stay readable by an instance of any version). On a Redis Cluster, keys one script or pipeline uses together must
  * hash to one slot, so they carry a hash tag (the part between the first `{` and the next `}`):
  *
  * - an answer `places:v1:search:q=berlin` is stored as `places:v1:search:{q=berlin}`: the tag is the

@@ -4,7 +4,8 @@ import { appConfig, AppConfig } from '../config/configuration';
 
 /**
  * `Authorization: Bearer <METRICS_TOKEN>` on /metrics when METRICS_TOKEN is set (Prometheus'
- * `authorization` scrape setting sends it); without it /metrics is open, as before.
+ * `authorization` scrape setting sends it); without it /metrics is open (a private
+ * network's Prometheus needs no secret).
  */
 @Injectable()
 export class MetricsTokenGuard extends BearerTokenGuard {

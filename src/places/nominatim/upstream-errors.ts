@@ -29,7 +29,8 @@ export const notCached = () =>
  * Left out, so that the waiters ask themselves: the asking instance's own state, where nothing was sent
  * and the next instance may do better: its pacing queue was full (upstream_queue_full), or its failover
  * had every upstream passed over (upstream_unavailable: each instance keeps its own preference).
- * Anything not listed (a new code) is left out too: the waiters then ask, as before failure notices.
+ * Anything not listed (a new code) is left out too: the waiters then ask (the safe default: at worst one more
+ * upstream call).
  */
 const PASSED_TO_WAITERS: ReadonlySet<string> = new Set([
   'upstream_timeout',

@@ -16,8 +16,8 @@ export interface UpstreamTarget extends UpstreamConfig {
 }
 
 /**
- * The Redis namespace of an upstream's pacer: with one upstream exactly today's (`places:v1:pacer:…`),
- * so a fleet can be upgraded instance by instance; with several, one per host.
+ * The Redis namespace of an upstream's pacer: with one upstream the plain `places:v1:pacer:…`,
+ * the one a single-upstream fleet has always shared, so a fleet can be upgraded instance by instance; with several, one per host.
  */
 export function pacerKeyPrefix(keyPrefix: string, upstreams: readonly UpstreamConfig[], i: number): string {
   return upstreams.length === 1 ? keyPrefix : `${keyPrefix}upstream:${upstreams[i].host}:`;
