@@ -5,8 +5,9 @@ import { MetricsService } from '../metrics/metrics.service';
 import { redisClientBehaviour } from './redis-client-options';
 import { ClusterConnection } from './redis-cluster';
 import type { RedisCommandClient, RedisSubscriberClient } from './redis-commands';
-import { RedisUnavailableError } from './redis-guard';
+import { redisRefusal, RedisUnavailableError } from './redis-guard';
 import { RedisKeys } from './redis-keys';
+import { type RecentRefusals, RedisRefusals } from './redis-refusals';
 import { OperationTimeoutError, withTimeout } from './with-timeout';
 
 /** After a timed-out command, skip Redis this long before trying again (a frozen Redis costs one timeout, not one per request). */
@@ -37,6 +38,8 @@ export class RedisConnectionService implements OnApplicationShutdown {
   private suspendedUntil = 0;
   /** a command timed out and none has succeeded since (a slow or frozen Redis) */
   private slow = false;
+  /** error replies of a Redis that answers but refuses (OOM, NOPERM, MISCONF, …): logged and reported */
+  private readonly refusals = new RedisRefusals(this.logger);
 
   constructor(
     @Inject(redisConfig.KEY) private readonly config: RedisConfig,
@@ -107,6 +110,12 @@ export class RedisConnectionService implements OnApplicationShutdown {
       return result;
     } catch (e) {
       this.metrics.redisErrors.inc({ op });
+      const refusal = redisRefusal(e);
+      if (refusal !== undefined) {
+        this.refusals.note(refusal, op);
+        // Redis's words without a key or a question: callers log this message.
+        throw new RedisUnavailableError(refusal.text, { cause: e });
+      }
       if (e instanceof OperationTimeoutError) {
         // One line per episode (a frozen Redis times out again after every suspension), not one per second.
         if (!this.slow) {
@@ -119,6 +128,11 @@ export class RedisConnectionService implements OnApplicationShutdown {
       }
       throw new RedisUnavailableError((e as Error).message, { cause: e });
     }
+  }
+
+  /** What Redis refused within the last REFUSAL_WINDOW_MS (30 s), by kind; empty when nothing. */
+  recentRefusals(): RecentRefusals[] {
+    return this.refusals.recent();
   }
 
   /** The node-redis client of one Redis (null on a cluster or in memory). */
@@ -177,6 +191,7 @@ export class RedisConnectionService implements OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     this.closing = true;
+    this.refusals.stop();
     if (this.cluster) return this.cluster.close(QUIT_TIMEOUT_MS);
     await Promise.all(
       [this.subscriber as RedisClientType | null, this.single].map(async (c) => {

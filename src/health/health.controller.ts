@@ -98,6 +98,8 @@ export class HealthController {
       'On a Redis Cluster (REDIS_CLUSTER_NODES) every master is pinged, and `mode: "cluster"` with `nodes` lists each ' +
       'node (`address`, `role`, `reachable`); a master down makes it `degraded`, and so does a master that does not report ' +
       '`cluster_state:ok` (state `cluster_fail`: the cluster is still forming, or a slot has no master). ' +
+      'A Redis that answers PING but refused other commands within the last 30 s (full with noeviction: OOM; an ACL ' +
+      'without a command: NOPERM; …) is `degraded` too, state `refusing`, with `refused` listing each kind. ' +
       'Upstream reachability is not part of readiness: see /health/upstream.',
   })
   @ApiOkResponse({
@@ -110,6 +112,26 @@ export class HealthController {
           state: 'down',
           message: 'Redis unavailable: down; serving without the shared cache (X-Cache: BYPASS)',
           responseTimeMs: 0,
+          status: 'degraded',
+        }),
+      },
+      refusing: {
+        summary: 'Redis answers but refuses commands (here: full, noeviction)',
+        value: wrap('degraded', 'redis', {
+          state: 'refusing',
+          message:
+            'Redis answers PING but refused commands within the last 30 s: OOM (6 so far, on fill-lock acquire, pacer acquire): ' +
+            'Redis is at maxmemory and its maxmemory-policy evicts nothing, e.g. noeviction; use allkeys-lru; serving without what was refused',
+          refused: [
+            {
+              kind: 'OOM',
+              count: 6,
+              ops: ['fill-lock acquire', 'pacer acquire'],
+              text: "OOM command not allowed when used memory > 'maxmemory'. script: 3d2dbbe4280615ebeab03bff22c02564d063526a, on @user_script:11.",
+              lastSecondsAgo: 2.1,
+            },
+          ],
+          responseTimeMs: 0.9,
           status: 'degraded',
         }),
       },
