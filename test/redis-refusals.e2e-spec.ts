@@ -2,7 +2,7 @@ import { createClient, type RedisClientType } from 'redis';
 import { REDIS_CLIENT } from '../src/cache/cache.constants';
 import { eventually, LogLine, RunningApp, startApp } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';
-import { startRedis } from './support/redis-server';
+import { RedisProcess, startRedis } from './support/redis-server';
 import { timedGet } from './support/traffic';
 
 /*
@@ -10,6 +10,8 @@ import { timedGet } from './support/traffic';
  * `maxmemory-policy noeviction` (OOM), an ACL user without EVAL or PUBLISH (NOPERM). The service keeps
  * answering; operators are told: one warn line per kind of refusal and 30 s (with a count, never a
  * question), and /health/ready `degraded` while Redis refused a command within the last 30 s.
+ * And a node that became a read-only replica (a failover behind a DNS name): READONLY makes the
+ * service reconnect (following the name) and skip Redis until it reaches a master.
  */
 
 jest.setTimeout(90_000);
@@ -157,5 +159,110 @@ describe('Redis refusing commands', () => {
       await svc.close();
       await redis.stop();
     }
+  });
+
+  describe('a node that turns into a read-only replica (REPLICAOF: a failover, maintenance)', () => {
+    let other: RedisProcess;
+
+    beforeAll(async () => {
+      other = await startRedis();
+    });
+
+    afterAll(async () => {
+      await other.stop();
+    });
+
+    /** Connections the node accepted so far (INFO stats): the app reconnecting shows here. */
+    async function connectionsTo(admin: RedisClientType): Promise<number> {
+      return Number(/total_connections_received:(\d+)/.exec(await admin.info('stats'))?.[1]);
+    }
+
+    async function readOnlyErrors(admin: RedisClientType): Promise<number> {
+      return Number(/errorstat_READONLY:count=(\d+)/.exec(await admin.info('errorstats'))?.[1] ?? 0);
+    }
+
+    it('skips Redis at once, logs it once, reports read_only, reconnects until the node is a master, then caches again', async () => {
+      const redis = await startRedis();
+      const admin = await adminClient(redis.url);
+      const svc = await boot(redis.url);
+      try {
+        expect((await timedGet(`${svc.url}/api?q=${question('primary')}`)).headers.get('x-cache')).toBe('MISS');
+        const connectionsBefore = await connectionsTo(admin);
+
+        await admin.replicaOf(other.host, other.port);
+        const demotedAt = Date.now();
+        for (let i = 0; i < 6; i++) {
+          const r = await timedGet(`${svc.url}/api?q=${question('replica')}`);
+          expect([r.status, r.headers.get('x-cache')]).toEqual([200, 'BYPASS']);
+        }
+        // one READONLY at most: after it nothing is sent but the reconnections and their role check
+        expect(await readOnlyErrors(admin)).toBeLessThanOrEqual(1);
+
+        const health = await ready(svc);
+        expect(health.status).toBe('degraded');
+        expect(health.details.redis.state).toBe('read_only');
+        expect(health.details.redis.message).toMatch(/read-only replica/);
+        expect((await timedGet(`${svc.url}/metrics`)).body).toMatch(/^places_redis_connected 0$/m);
+
+        // It keeps trying: each attempt is a new connection (a DNS name is resolved again), logged once.
+        await sleep(2500);
+        expect(await connectionsTo(admin)).toBeGreaterThanOrEqual(connectionsBefore + 2);
+        const warned = svc.logs.filter((l) => l.at >= demotedAt && l.level === 'warn' && l.context === 'RedisConnectionService');
+        expect(warned.length === 1 && /read-only replica/.test(warned[0].msg) ? 'one line' : show(svc)).toBe('one line');
+        expect(svc.logs.filter((l) => l.at >= demotedAt && /Redis connection ended|Redis connected/.test(l.msg)).map((l) => l.msg)).toEqual([]);
+
+        await admin.sendCommand(['REPLICAOF', 'NO', 'ONE']);
+        const promotedAt = Date.now();
+        const q = question('promoted');
+        await eventually(async () => (await timedGet(`${svc.url}/api?q=${question('probe')}`)).headers.get('x-cache') === 'MISS', 5000, 100);
+        expect(Date.now() - promotedAt).toBeLessThan(3000);
+        expect((await timedGet(`${svc.url}/api?q=${q}`)).headers.get('x-cache')).toBe('MISS');
+        // stored in Redis (the key holds the question, case-folded)
+        expect((await admin.keys('places:v1:*')).filter((k) => k.toLowerCase().includes(q.toLowerCase()))).toHaveLength(1);
+        expect((await ready(svc)).status).toBe('ok');
+        expect(svc.logs.some((l) => l.at >= promotedAt && l.level === 'info' && /writable again/.test(l.msg)) ? 'logged' : show(svc)).toBe('logged');
+      } finally {
+        await svc.close();
+        await admin.sendCommand(['REPLICAOF', 'NO', 'ONE']).catch(() => undefined);
+        await admin.quit().catch(() => undefined);
+        await redis.stop();
+      }
+    });
+
+    it('caches again when the replica goes away and a master answers at its address (the name moved meanwhile)', async () => {
+      const redis = await startRedis();
+      const admin = await adminClient(redis.url);
+      const svc = await boot(redis.url);
+      try {
+        await admin.replicaOf(other.host, other.port);
+        expect((await timedGet(`${svc.url}/api?q=${question('demoted')}`)).headers.get('x-cache')).toBe('BYPASS');
+        await eventually(async () => (await ready(svc)).details.redis.state === 'read_only', 3000);
+        await redis.kill();
+        await sleep(300);
+        await redis.restart(); // a new, empty master on the same address
+        await eventually(async () => (await timedGet(`${svc.url}/api?q=${question('back')}`)).headers.get('x-cache') === 'MISS', 5000, 100);
+        expect((await ready(svc)).status).toBe('ok');
+      } finally {
+        await svc.close();
+        await admin.quit().catch(() => undefined);
+        await redis.stop();
+      }
+    });
+
+    it('sees a REDIS_URL that points at a replica from the start before sending it a write', async () => {
+      const redis = await startRedis({ args: ['--replicaof', '127.0.0.1', String(other.port)] });
+      const admin = await adminClient(redis.url);
+      const svc = await boot(redis.url);
+      try {
+        await eventually(async () => (await ready(svc)).details.redis.state === 'read_only', 3000);
+        const r = await timedGet(`${svc.url}/api?q=${question('fromstart')}`);
+        expect([r.status, r.headers.get('x-cache')]).toEqual([200, 'BYPASS']);
+        expect(await readOnlyErrors(admin)).toBe(0);
+      } finally {
+        await svc.close();
+        await admin.quit().catch(() => undefined);
+        await redis.stop();
+      }
+    });
   });
 });

@@ -14,8 +14,12 @@ import { OperationTimeoutError, withTimeout } from './with-timeout';
 const SUSPEND_AFTER_TIMEOUT_MS = 1000;
 /** Longest a graceful QUIT may take on shutdown before the connection is simply closed. */
 const QUIT_TIMEOUT_MS = 1000;
+/** While REDIS_URL leads to a read-only replica, open the connection again this often (a failover behind a DNS name is followed). */
+const READ_ONLY_RETRY_MS = 1000;
+const READ_ONLY_REASON = `the node behind REDIS_URL is a read-only replica; reconnecting every ${READ_ONLY_RETRY_MS / 1000} s until it is a master`;
 
-export type RedisState = 'disabled' | 'connecting' | 'ready' | 'down';
+/** `read_only`: connected, but to a replica (READONLY, or its role at connect): skipped like a Redis that is down. */
+export type RedisState = 'disabled' | 'connecting' | 'ready' | 'down' | 'read_only';
 
 /**
  * Owns the node-redis connections (command client + pub/sub duplicate) and their lifecycle.
@@ -40,6 +44,12 @@ export class RedisConnectionService implements OnApplicationShutdown {
   private slow = false;
   /** error replies of a Redis that answers but refuses (OOM, NOPERM, MISCONF, …): logged and reported */
   private readonly refusals = new RedisRefusals(this.logger);
+  /** the next reconnection while the node is a read-only replica */
+  private reopenTimer: NodeJS.Timeout | undefined;
+  /** the command connection is being closed on purpose, to be opened again at once */
+  private reopening = false;
+  /** the last connection led to a read-only replica (Redis skipped until a master is reached, even through an outage) */
+  private onReplica = false;
 
   constructor(
     @Inject(redisConfig.KEY) private readonly config: RedisConfig,
@@ -100,7 +110,7 @@ export class RedisConnectionService implements OnApplicationShutdown {
    */
   async run<T>(op: string, fn: () => Promise<T>): Promise<T> {
     if (this.client === null) return fn();
-    if (!this.isUsable()) throw new RedisUnavailableError(this.client.isReady ? 'suspended after a timeout' : this.stateValue);
+    if (!this.isUsable()) throw new RedisUnavailableError(this.unusableReason());
     try {
       const result = await withTimeout(fn(), this.config.opTimeoutMs, `redis ${op}`);
       if (this.slow) {
@@ -112,7 +122,10 @@ export class RedisConnectionService implements OnApplicationShutdown {
       this.metrics.redisErrors.inc({ op });
       const refusal = redisRefusal(e);
       if (refusal !== undefined) {
-        this.refusals.note(refusal, op);
+        // A replica answers READONLY to every write: the node was demoted (a failover behind a DNS name,
+        // maintenance). node-redis stays connected to it for ever; we open the connection again instead.
+        if (refusal.kind === 'READONLY' && this.single) this.followToMaster();
+        else this.refusals.note(refusal, op);
         // Redis's words without a key or a question: callers log this message.
         throw new RedisUnavailableError(refusal.text, { cause: e });
       }
@@ -124,10 +137,16 @@ export class RedisConnectionService implements OnApplicationShutdown {
             `Redis ${op} took longer than ${this.config.opTimeoutMs} ms; bypassing Redis for ${SUSPEND_AFTER_TIMEOUT_MS} ms at a time until it answers in time`,
           );
         }
-        this.suspendedUntil = Date.now() + SUSPEND_AFTER_TIMEOUT_MS;
+        // (never shortens the skip of a read-only replica, which lasts until a master is reached)
+        this.suspendedUntil = Math.max(this.suspendedUntil, Date.now() + SUSPEND_AFTER_TIMEOUT_MS);
       }
       throw new RedisUnavailableError((e as Error).message, { cause: e });
     }
+  }
+
+  private unusableReason(): string {
+    if (this.stateValue === 'read_only') return READ_ONLY_REASON;
+    return this.client?.isReady ? 'suspended after a timeout' : this.stateValue;
   }
 
   /** What Redis refused within the last REFUSAL_WINDOW_MS (30 s), by kind; empty when nothing. */
@@ -173,10 +192,73 @@ export class RedisConnectionService implements OnApplicationShutdown {
       }
     });
     if (!primary) return;
-    client.on('ready', () => this.setState('ready', 'Redis connected; shared cache in use'));
+    client.on('ready', () => void this.checkRole(client));
     client.on('end', () => {
-      if (!this.closing) this.setState('down', 'Redis connection ended');
+      if (!this.closing && !this.reopening) this.setState('down', 'Redis connection ended');
     });
+  }
+
+  /**
+   * On every connection (at start, after an outage, after a reconnection of ours): a replica is
+   * skipped before a write is refused. HELLO tells the role to any user (ACL rules do not apply to
+   * it); a Redis too old for it, or one that does not answer in time, is taken as a master (a write
+   * answered READONLY tells the truth later).
+   */
+  private async checkRole(client: RedisClientType): Promise<void> {
+    let role: unknown;
+    try {
+      const reply = await withTimeout(client.sendCommand<unknown[]>(['HELLO', '2']), this.config.opTimeoutMs, 'redis hello');
+      role = Array.isArray(reply) ? reply[reply.indexOf('role') + 1] : undefined;
+    } catch {
+      role = undefined;
+    }
+    if (this.closing || !client.isReady) return;
+    if (role === 'replica' || role === 'slave') return this.followToMaster();
+    if (this.onReplica) {
+      this.onReplica = false;
+      this.suspendedUntil = 0;
+      this.setState('ready', 'Redis behind REDIS_URL is writable again (a master); shared cache in use');
+    } else {
+      this.setState('ready', 'Redis connected; shared cache in use');
+    }
+  }
+
+  /**
+   * The node is a read-only replica: skip Redis as if it were down (misses BYPASS, pacing and rate
+   * limits per process) and open the connection again, at once and then every READ_ONLY_RETRY_MS,
+   * until it leads to a master: a new connection resolves REDIS_URL's host name again, so a failover
+   * that moved the name is followed; a node promoted in place is seen by its role at connect.
+   */
+  private followToMaster(): void {
+    if (this.closing || !this.single) return;
+    this.onReplica = true;
+    this.suspendedUntil = Number.POSITIVE_INFINITY;
+    const first = this.stateValue !== 'read_only';
+    this.setState(
+      'read_only',
+      `Redis at ${this.config.connection!.safeUrl} is a read-only replica (READONLY: a failover or maintenance moved the master); ` +
+        `serving without the shared cache, reconnecting every ${READ_ONLY_RETRY_MS / 1000} s until it leads to a master`,
+    );
+    if (this.reopenTimer) return;
+    this.reopenTimer = setTimeout(() => void this.reopen(), first ? 0 : READ_ONLY_RETRY_MS);
+  }
+
+  private async reopen(): Promise<void> {
+    this.reopenTimer = undefined;
+    const single = this.single;
+    if (this.closing || !single || this.stateValue !== 'read_only') return;
+    this.reopening = true;
+    try {
+      // 'end' is emitted within disconnect(), while `reopening` holds (not an outage to report).
+      if (single.isOpen) await single.disconnect();
+    } catch {
+      // already closed
+    } finally {
+      this.reopening = false;
+    }
+    if (this.closing) return;
+    // 'ready' checks the role again; a node gone meanwhile is reported by 'error' and retried by node-redis.
+    single.connect().catch(() => undefined);
   }
 
   private setState(state: RedisState, message: string): void {
@@ -192,6 +274,7 @@ export class RedisConnectionService implements OnApplicationShutdown {
   async onApplicationShutdown(): Promise<void> {
     this.closing = true;
     this.refusals.stop();
+    clearTimeout(this.reopenTimer);
     if (this.cluster) return this.cluster.close(QUIT_TIMEOUT_MS);
     await Promise.all(
       [this.subscriber as RedisClientType | null, this.single].map(async (c) => {

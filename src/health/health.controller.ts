@@ -99,7 +99,8 @@ export class HealthController {
       'node (`address`, `role`, `reachable`); a master down makes it `degraded`, and so does a master that does not report ' +
       '`cluster_state:ok` (state `cluster_fail`: the cluster is still forming, or a slot has no master). ' +
       'A Redis that answers PING but refused other commands within the last 30 s (full with noeviction: OOM; an ACL ' +
-      'without a command: NOPERM; …) is `degraded` too, state `refusing`, with `refused` listing each kind. ' +
+      'without a command: NOPERM; …) is `degraded` too, state `refusing`, with `refused` listing each kind; so is a ' +
+      'REDIS_URL that leads to a read-only replica (state `read_only`: a failover moved the master; reconnecting every second). ' +
       'Upstream reachability is not part of readiness: see /health/upstream.',
   })
   @ApiOkResponse({
