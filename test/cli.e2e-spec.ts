@@ -134,6 +134,16 @@ describe('command line: warm, export, import (e2e)', () => {
     expect(noRedis.code).toBe(1);
     expect(noRedis.stderr.trim().split('\n')).toEqual(['places-cache: cannot reach Redis at redis://127.0.0.1:1 (no connection within 5 s)']);
 
+    // A REDIS_URL that leads to a read-only replica is said so at once, not taken for no Redis at all.
+    const replica = await startRedis({ args: ['--replicaof', redisA.host, String(redisA.port)] });
+    try {
+      const readOnly = await cli(['import', '-'], env(replica));
+      expect(readOnly.code).toBe(1);
+      expect(readOnly.stderr.trim().split('\n')).toEqual([`places-cache: Redis at ${replica.url} is a read-only replica: point REDIS_URL at its master`]);
+    } finally {
+      await replica.stop();
+    }
+
     const badConfig = await cli(['export', '-'], env(redisA, { NOMINATIM_MAX_RPS: 'fast' }));
     expect(badConfig.code).toBe(1);
     expect(badConfig.stderr.trim().split('\n')).toHaveLength(1);

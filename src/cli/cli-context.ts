@@ -40,11 +40,13 @@ export async function openContext(env: NodeJS.ProcessEnv = process.env): Promise
   const conn = app.get(RedisConnectionService);
   // A command waits for Redis once, at start (the service instead answers without it meanwhile).
   const readyBy = Date.now() + REDIS_READY_TIMEOUT_MS;
-  while (conn.state !== 'ready' && Date.now() < readyBy) await sleep(50);
-  const ready = conn.state === 'ready';
-  if (!ready) {
+  while (conn.state !== 'ready' && conn.state !== 'read_only' && Date.now() < readyBy) await sleep(50);
+  const state = conn.state;
+  if (state !== 'ready') {
     const url = app.get<RedisConfig>(redisConfig.KEY).connection?.safeUrl ?? '?';
     await app.close().catch(() => undefined);
+    // A replica answers, but the service skips it (RedisConnectionService): every command would fail.
+    if (state === 'read_only') throw new CliError(`Redis at ${url} is a read-only replica: point REDIS_URL at its master`);
     throw new CliError(`cannot reach Redis at ${url} (no connection within ${REDIS_READY_TIMEOUT_MS / 1000} s)`);
   }
   return app;
