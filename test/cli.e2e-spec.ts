@@ -8,6 +8,7 @@ import { AppProcess, spawnApp } from './support/app-process';
 import { buildApp, BuiltApp } from './support/build-app';
 import { FakeNominatim, FakeRequest } from './support/fake-nominatim';
 import { rawGet } from './support/raw-http';
+import { startRedisCluster } from './support/redis-cluster';
 import { RedisProcess, startRedis } from './support/redis-server';
 import { Stall, stalledDuring, watchEventLoop } from './support/traffic';
 
@@ -366,5 +367,51 @@ describe('command line: warm, export, import (e2e)', () => {
     const written = await withClient(redisB, (c) => Promise.all(['fine', 'error', 'html', 'notmodified', 'euro', 'date', 'broken'].map((q) => c.exists(json(q)))));
     expect(written).toEqual([1, 0, 0, 0, 0, 0, 0]);
     expect(await withClient(redisB, (c) => c.exists('places:v1:search:q=raw'))).toBe(0);
+  });
+
+  it('warm, export and import work on a Redis Cluster (REDIS_CLUSTER_NODES): canonical keys in the file, the service reads what import wrote', async () => {
+    const cluster = await startRedisCluster();
+    try {
+      const clusterEnv = env(null, { REDIS_CLUSTER_NODES: cluster.seeds });
+      const warmed = await cli(['warm', '-'], clusterEnv, 'kiel\n');
+      expect(warmed.stderr).toContain('asked 1, already cached 0, failed 0');
+      expect(warmed.code).toBe(0);
+
+      // The lines name the canonical key and request, as on one Redis (the Redis name carries a hash tag).
+      const key = 'places:v1:search:addressdetails=0&extratags=0&format=json&limit=10&namedetails=0&q=kiel';
+      const exported = await cli(['export', '-'], clusterEnv);
+      expect(exported.code).toBe(0);
+      const lines = exported.stdout.trim().split('\n').map((l) => JSON.parse(l) as { key: string; request: string });
+      expect(lines).toEqual([expect.objectContaining({ key, request: `/search?${key.slice('places:v1:search:'.length)}` })]);
+      // A prefix that reaches into the question finds it too.
+      const byPrefix = await cli(['export', '-', '--prefix', key.slice(0, -2)], clusterEnv);
+      expect(byPrefix.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { key: string }).key)).toEqual([key]);
+
+      // Into an emptied cluster: written where the service looks for it, and served from there.
+      for (const m of await cluster.masters()) {
+        const c = createClient({ url: `redis://127.0.0.1:${m.port}` });
+        await c.connect();
+        try {
+          for (const name of await cluster.keysOn(m.port, 'places:v1:*')) await c.del(name);
+        } finally {
+          await c.quit();
+        }
+      }
+      const imported = await cli(['import', '-'], clusterEnv, exported.stdout);
+      expect(imported.stderr).toContain('import: 1 imported, 0 expired (skipped), 0 older than the cached copy (kept the cached one), 0 bad lines');
+      expect(imported.code).toBe(0);
+      const app = await startApp({ REDIS_CLUSTER_NODES: cluster.seeds, NOMINATIM_URL: fake.url });
+      try {
+        await eventually(() => app.app.get(RedisConnectionService).state === 'ready');
+        const before = fake.requests.length;
+        const res = await rawGet(`${app.url}${lines[0].request}`);
+        expect(res.headers['x-cache']).toBe('HIT');
+        expect(fake.requests.length).toBe(before);
+      } finally {
+        await app.close();
+      }
+    } finally {
+      await cluster.stop();
+    }
   });
 });

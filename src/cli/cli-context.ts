@@ -30,8 +30,10 @@ export async function openContext(env: NodeJS.ProcessEnv = process.env): Promise
   } catch (e) {
     throw new CliError((e as Error).message);
   }
-  if (config.redis.connection === null) {
-    throw new CliError('REDIS_URL is not set: the commands work on the shared Redis cache (set REDIS_URL as for the service)');
+  if (config.redis.connection === null && config.redis.cluster === null) {
+    throw new CliError(
+      'REDIS_URL is not set: the commands work on the shared Redis cache (set REDIS_URL, or REDIS_CLUSTER_NODES, as for the service)',
+    );
   }
   setLogDestination(pino.destination({ fd: 2, sync: true }));
   const app = await NestFactory.createApplicationContext(AppModule.register(env), { bufferLogs: true, abortOnError: false });
@@ -43,7 +45,8 @@ export async function openContext(env: NodeJS.ProcessEnv = process.env): Promise
   while (conn.state !== 'ready' && conn.state !== 'read_only' && Date.now() < readyBy) await sleep(50);
   const state = conn.state;
   if (state !== 'ready') {
-    const url = app.get<RedisConfig>(redisConfig.KEY).connection?.safeUrl ?? '?';
+    const redis = app.get<RedisConfig>(redisConfig.KEY);
+    const url = redis.connection?.safeUrl ?? redis.cluster?.safeNodes.join(',') ?? '?';
     await app.close().catch(() => undefined);
     // A replica answers, but the service skips it (RedisConnectionService): every command would fail.
     if (state === 'read_only') throw new CliError(`Redis at ${url} is a read-only replica: point REDIS_URL at its master`);

@@ -5,7 +5,7 @@ import type { Writable } from 'node:stream';
 import { KEY_PREFIX } from '../cache/cache.constants';
 import { RedisConnectionService } from '../cache/redis-connection.service';
 import { withTimeout } from '../cache/with-timeout';
-import { escapeGlob, isEntryKey } from '../places/cache/cache-purge.service';
+import { isEntryKey } from '../places/cache/cache-purge.service';
 import { toEntryLine } from './cache-entry-line';
 import { CliError } from './line-input';
 
@@ -34,8 +34,11 @@ async function openOutput(file: string): Promise<Writable> {
 export async function exportEntries(app: INestApplicationContext, file: string, prefix: string, err: Writable = process.stderr): Promise<number> {
   const start = prefix === '' ? KEY_PREFIX : prefix;
   if (!start.startsWith(KEY_PREFIX)) throw new CliError(`--prefix must start with ${KEY_PREFIX}`);
-  // One Redis, or every master of a cluster: each SCANs and reads the keys it holds.
-  const nodes = app.get(RedisConnectionService).scanClients();
+  // One Redis, or every master of a cluster: each SCANs and reads the keys it holds. On a cluster the
+  // Redis names carry a hash tag; the lines carry the canonical keys, so an export imports either way.
+  const conn = app.get(RedisConnectionService);
+  const names = conn.keys;
+  const nodes = conn.scanClients();
   if (nodes.length === 0) throw new CliError('REDIS_URL is not set');
   const out = await openOutput(file);
   const name = file === '-' ? 'standard output' : file;
@@ -47,9 +50,12 @@ export async function exportEntries(app: INestApplicationContext, file: string, 
   for (const client of nodes) {
     let cursor = 0;
     do {
-      const page = await withTimeout(client.scan(cursor, { MATCH: `${escapeGlob(start)}*`, COUNT: SCAN_COUNT }), PAGE_TIMEOUT_MS, 'redis scan');
+      const page = await withTimeout(client.scan(cursor, { MATCH: names.matchFor(start), COUNT: SCAN_COUNT }), PAGE_TIMEOUT_MS, 'redis scan');
       cursor = Number(page.cursor);
-      const keys = page.keys.filter((k) => k.startsWith(start) && isEntryKey(k));
+      const keys = page.keys.filter((k) => {
+        const key = names.canonical(k);
+        return key.startsWith(start) && isEntryKey(key);
+      });
       // Read before the TTLs: an expiry computed from it is never later than Redis's own.
       const now = Date.now();
       // node-redis pipelines the commands sent in one tick: one round trip for the page.
@@ -61,7 +67,7 @@ export async function exportEntries(app: INestApplicationContext, file: string, 
       let chunk = '';
       reads.forEach(([value, pttl], i) => {
         if (value === null || pttl === -2) return; // gone since the SCAN
-        const line = toEntryLine(keys[i], value, pttl, now);
+        const line = toEntryLine(names.canonical(keys[i]), value, pttl, now);
         if (line === null) {
           unreadable++;
           return;

@@ -16,8 +16,9 @@ const BATCH_TIMEOUT_MS = 30_000;
  * Writes one entry unless Redis already holds a copy stored at the same time or later (an import
  * into a running fleet never replaces a newer answer with an older one), then publishes the key on
  * the purge channel: every running instance drops its L1 copy and reads the imported one from Redis.
- * KEYS[1] entry key; ARGV[1] value (JSON of a StoredAnswer); ARGV[2] TTL ms;
- * ARGV[3] the entry's storedAt (epoch ms); ARGV[4] the purge channel. Returns 1 written, 0 kept.
+ * KEYS[1] the entry's Redis name; ARGV[1] value (JSON of a StoredAnswer); ARGV[2] TTL ms;
+ * ARGV[3] the entry's storedAt (epoch ms); ARGV[4] the purge channel; ARGV[5] the canonical key (the
+ * Redis name without a cluster's hash tag, as purges publish it). Returns 1 written, 0 kept.
  */
 const IMPORT_SCRIPT = `
 local current = redis.call('GET', KEYS[1])
@@ -26,7 +27,7 @@ if current then
   if ok and type(v) == 'table' and tonumber(v['at']) and tonumber(v['at']) >= tonumber(ARGV[3]) then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('PUBLISH', ARGV[4], KEYS[1])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 `;
 
@@ -42,7 +43,8 @@ interface ImportCounts {
  * lifetime it had left; bad lines are reported by number and the rest imported. Returns the exit code.
  */
 export async function importEntries(app: INestApplicationContext, file: string, err: Writable = process.stderr): Promise<number> {
-  const client = app.get(RedisConnectionService).client!;
+  const conn = app.get(RedisConnectionService);
+  const client = conn.client!;
   const { compressMinBytes } = app.get<CacheConfig>(cacheConfig.KEY);
   const { maxBytes } = app.get<NominatimConfig>(nominatimConfig.KEY);
   const limits = { compressMinBytes, maxBytes, keepMs: app.get(PlacesCacheService).keepMs };
@@ -72,9 +74,9 @@ export async function importEntries(app: INestApplicationContext, file: string, 
       counts.expired++;
       continue;
     }
-    const args = [line.value, String(Math.ceil(line.ttlMs)), String(line.storedAt), PURGE_CHANNEL];
+    const args = [line.value, String(Math.ceil(line.ttlMs)), String(line.storedAt), PURGE_CHANNEL, line.key];
     // EVAL, not EVALSHA: the script is short, and a batch needs no NOSCRIPT round trip.
-    batch.push(client.eval(IMPORT_SCRIPT, { keys: [line.key], arguments: args }));
+    batch.push(client.eval(IMPORT_SCRIPT, { keys: [conn.keys.answer(line.key)], arguments: args }));
     if (batch.length >= BATCH) await flush();
   }
   await flush();
