@@ -39,7 +39,7 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "const p=process.env.PORT||8080;require('http').get('http://127.0.0.1:'+p+'/health/live',r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1)).setTimeout(4000,()=>process.exit(1))"]
 STOPSIGNAL SIGTERM
-# Exec form, not `npm start`: node is PID 1 and receives SIGTERM itself (npm and sh do not forward it),
-# so Nest's shutdown hooks close Redis and drain requests within Heroku's 30 s grace period.
+# Exec form, not `npm start`: node is PID 1 and receives SIGTERM itself, with no npm in between to
+# relay it, so Nest's shutdown hooks close Redis and drain requests within Heroku's 30 s grace period.
 # The heap flags are npm start's: they keep RSS near what L1_MAX_BYTES counts (docs/l1-memory.md).
 CMD ["node", "--max-semi-space-size=16", "--max-old-space-size=256", "dist/main.js"]

@@ -1,6 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { AppProcess, npmStartFlags, spawnApp } from './support/app-process';
 import { BuiltApp, buildApp } from './support/build-app';
 import { FakeNominatim } from './support/fake-nominatim';
@@ -102,5 +103,55 @@ describe('npm start and .env (e2e)', () => {
     const app = start({ PORT: String(await freePort()) });
     await expect(app.exited).resolves.toMatchObject({ code: 1 });
     expect(app.output()).toBe('Invalid configuration: CACHE_TTL_SECONDS must be a whole number from 1 to 31536000 (got "soon")\n');
+  });
+
+  it('npm start: a SIGTERM sent to npm alone (as a process manager sends it) drains the service and npm exits 0', async () => {
+    // npm runs the script through sh; sh does not pass the signal on, so it must not stay between npm and node.
+    copyFileSync(join(__dirname, '..', 'package.json'), join(dir, 'package.json'));
+    symlinkSync(dirname(build.main), join(dir, 'dist'));
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    // Its own process group, so that whatever a failing run leaves behind is killed with it.
+    const npm = spawn('npm', ['start', '--silent'], {
+      cwd: dir,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        PATH: process.env.PATH ?? '',
+        ...build.env,
+        HOST: '127.0.0.1',
+        PORT: String(port),
+        NOMINATIM_URL: upstream.url,
+        NOMINATIM_USER_AGENT: 'npm-start/1.0 (t@places-cache.test)',
+        RATE_LIMIT_ENABLED: 'false',
+        npm_config_update_notifier: 'false',
+      },
+    });
+    let output = '';
+    npm.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    npm.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | string | null>((resolve) => npm.once('exit', (code, signal) => resolve(code ?? signal)));
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!(await fetch(`${url}/health/live`).then((r) => r.ok, () => false))) {
+        if (Date.now() > deadline || npm.exitCode !== null) throw new Error(`npm start did not serve: ${output}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      upstream.latencyMs = 1500;
+      const inFlight = fetch(`${url}/search?q=berlin&format=json`);
+      await new Promise((r) => setTimeout(r, 300));
+      process.kill(npm.pid!, 'SIGTERM');
+      expect((await inFlight).status).toBe(200);
+      await expect(exited).resolves.toBe(0);
+      expect(output).toContain('"signal":"SIGTERM","msg":"Exiting with code 0"');
+      // Nothing left serving the port.
+      await expect(fetch(`${url}/health/live`).then(() => 'answered', () => 'refused')).resolves.toBe('refused');
+    } finally {
+      try {
+        process.kill(-npm.pid!, 'SIGKILL');
+      } catch {
+        // the group has ended
+      }
+    }
   });
 });

@@ -163,14 +163,14 @@ function jsonLines(text: string): unknown[] {
 }
 
 /**
- * The node flags `npm start` runs the service with (package.json's start script, `node FLAGS
+ * The node flags `npm start` runs the service with (package.json's start script, `exec node FLAGS
  * dist/main.js`), so that a test runs a build as production does.
  */
 export function npmStartFlags(): string[] {
   const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { scripts: { start: string } };
   const words = pkg.scripts.start.split(/\s+/);
-  if (words[0] !== 'node' || words.at(-1) !== 'dist/main.js') {
-    throw new Error(`package.json's start script is no longer "node FLAGS dist/main.js": ${pkg.scripts.start}`);
+  if (words[0] !== 'exec' || words[1] !== 'node' || words.at(-1) !== 'dist/main.js') {
+    throw new Error(`package.json's start script is no longer "exec node FLAGS dist/main.js": ${pkg.scripts.start}`);
   }
-  return words.slice(1, -1);
+  return words.slice(2, -1);
 }
