@@ -35,9 +35,10 @@ COPY --from=build /app/dist ./dist
 USER node
 # Heroku ignores EXPOSE, HEALTHCHECK and STOPSIGNAL; they serve docker run, compose and orchestrators.
 EXPOSE 8080
-# The slim image has no curl or wget, so Node itself probes liveness on the port the app really uses.
+# The slim image has no curl or wget, so Node itself probes liveness where the app really listens:
+# PORT, and HOST when it names one address (the container's own, say), else loopback.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "const p=process.env.PORT||8080;require('http').get('http://127.0.0.1:'+p+'/health/live',r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1)).setTimeout(4000,()=>process.exit(1))"]
+  CMD ["node", "-e", "const e=process.env,h=e.HOST||'0.0.0.0';require('http').get({host:h==='0.0.0.0'||h==='::'?'127.0.0.1':h,port:e.PORT||8080,path:'/health/live'},r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1)).setTimeout(4000,()=>process.exit(1))"]
 STOPSIGNAL SIGTERM
 # Exec form, not `npm start`: node is PID 1 and receives SIGTERM itself, with no npm in between to
 # relay it, so Nest's shutdown hooks close Redis and drain requests within Heroku's 30 s grace period.

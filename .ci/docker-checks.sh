@@ -38,7 +38,7 @@ elapsed() { echo "$((SECONDS - $1)) s"; }
 cleanup() {
   set +e
   if [ "${#compose[@]}" -gt 0 ]; then "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1; fi
-  docker rm -f "$run_id-web" "$run_id-redis" >/dev/null 2>&1
+  docker rm -f "$run_id-web" "$run_id-redis" "$run_id-host" >/dev/null 2>&1
   docker network rm "$run_id-net" >/dev/null 2>&1
   if [ -n "$bridge_pid" ]; then kill "$bridge_pid" 2>/dev/null; wait "$bridge_pid" 2>/dev/null; fi
   rm -rf "$tmp"
@@ -182,8 +182,27 @@ if grep -qF "$password" "$tmp/web.log"; then fail "the Redis password appears in
 grep -q '\*\*\*' "$tmp/web.log" || fail "the logs never show the masked Redis URL (was Redis logged at all?)"
 say "the password appears nowhere in $(wc -l <"$tmp/web.log") log lines"
 docker rm -f "$run_id-web" "$run_id-redis" >/dev/null
-docker network rm "$run_id-net" >/dev/null
 heroku_s=$((SECONDS - t))
+
+# --- the image's HEALTHCHECK where HOST names one address --------------------------------------
+# HOST set to the container's own name binds its network address only (not loopback): Docker's own
+# health probe, run every second here, must still find the service (no Redis needed: in-memory).
+t=$SECONDS
+docker run -d --name "$run_id-host" --network "$run_id-net" --hostname places-web -e HOST=places-web \
+  -e NOMINATIM_URL="$upstream" --health-interval 1s --health-start-period 0s "$IMAGE" >/dev/null
+# Probes before the app listens fail, so "unhealthy" may come first; it must turn healthy once it serves.
+health=""
+for _ in $(seq 1 60); do
+  health="$(docker inspect -f '{{.State.Health.Status}}' "$run_id-host")"
+  [ "$health" != healthy ] || break
+  sleep 0.5
+done
+[ "$health" = healthy ] || { docker logs "$run_id-host" >&2 2>&1; fail "HEALTHCHECK with HOST=places-web: $health"; }
+docker exec "$run_id-host" node -e "require('http').get('http://127.0.0.1:8080/health/live',()=>process.exit(1)).on('error',()=>process.exit(0))" \
+  || fail "HOST=places-web also served loopback: the HEALTHCHECK test proved nothing"
+say "HEALTHCHECK healthy with HOST=places-web (the container's address, not loopback) in $(elapsed "$t")"
+docker rm -f "$run_id-host" >/dev/null
+docker network rm "$run_id-net" >/dev/null
 
 # --- 3. docker-compose ---------------------------------------------------------------------------
 t=$SECONDS
