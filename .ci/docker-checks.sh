@@ -9,7 +9,8 @@
 #     to a Redis with a self-signed certificate; MISS then HIT (one upstream request), the key in Redis,
 #     the password nowhere in the logs, `docker stop` exits 0 within the grace period;
 #  3. docker-compose (v2 plugin or v1): Redis healthy before web starts, web reaches it at `redis`,
-#     MISS then HIT, the key in Redis; with the `cluster` profile (README's quick start) the six-node
+#     every setting of an env file written from .env.example reaches web (compose's own PORT, HOST
+#     and Redis wiring kept), MISS then HIT, the key in Redis; with the `cluster` profile (README's quick start) the six-node
 #     Redis Cluster forms and web-cluster serves MISS then HIT from it; every container exits 0 on
 #     stop; `down` leaves nothing behind.
 # The service's upstream is the test suite's fake Nominatim, reached through the Docker bridge only.
@@ -226,8 +227,19 @@ services:
 EOF
 cluster_port="$(free_port)"
 export WEB_HOST_PORT="$compose_port" WEB_CLUSTER_HOST_PORT="$cluster_port" NOMINATIM_USER_AGENT="places-cache-ci/1.0 (ci@example.org)"
+# An env file as an operator writes .env from .env.example: every setting, each of which must reach both
+# gateways, except those compose wires itself (here set to values that would break the stack if they
+# got through). NOMINATIM_URL and NOMINATIM_USER_AGENT come from the override and the shell.
+wired='^(PORT|HOST|REDIS_URL|REDIS_TLS_URL|REDIS_CLUSTER_NODES|NOMINATIM_URL|NOMINATIM_USER_AGENT)='
+sed -n 's/^# \([A-Z0-9_]*=\)/\1/p' .env.example | grep -Ev "$wired" \
+  | sed -e 's/^CACHE_TTL_SECONDS=.*/CACHE_TTL_SECONDS=1234/' -e 's/^NOMINATIM_EMAIL=$/NOMINATIM_EMAIL=ci@example.org/' \
+    -e 's/^ADMIN_TOKEN=$/ADMIN_TOKEN=ci-admin-token-0123456789/' -e 's/^METRICS_TOKEN=$/METRICS_TOKEN=ci-metrics-token-0123456789/' \
+    >"$tmp/compose.env"
+if grep -q '=$' "$tmp/compose.env"; then fail "a setting in the compose env file has no value: $(grep '=$' "$tmp/compose.env" | tr '\n' ' ')"; fi
+printf '%s\n' PORT=9 HOST=127.0.0.1 REDIS_URL=redis://127.0.0.1:1 REDIS_TLS_URL=rediss://127.0.0.1:1 \
+  REDIS_CLUSTER_NODES=redis://127.0.0.1:1 >>"$tmp/compose.env"
 # The cluster profile too, as the README's quick start runs it (stop and down then include its services).
-compose=("${compose_cmd[@]}" -p "$run_id" --profile cluster -f docker-compose.yml -f "$tmp/compose.ci.yml")
+compose=("${compose_cmd[@]}" -p "$run_id" --env-file "$tmp/compose.env" --profile cluster -f docker-compose.yml -f "$tmp/compose.ci.yml")
 "${compose[@]}" up -d --build >"$tmp/compose-up.log" 2>&1 || { cat "$tmp/compose-up.log" >&2; fail "compose up"; }
 web_id="$("${compose[@]}" ps -q web)"
 redis_id="$("${compose[@]}" ps -q redis)"
@@ -241,6 +253,15 @@ compose_url="http://127.0.0.1:$compose_port"
 wait_ready "$compose_url" "$web_id"
 grep -q '"redis":{"state":"ready"' "$tmp/ready.json"
 say "web reaches Redis at redis:6379"
+# Every setting of the env file reached the gateway with its value (a variable is one line of `env`).
+settings_reached() { # container id
+  docker exec "$1" env >"$tmp/env.out"
+  grep -Ev '^(PORT|HOST|REDIS_URL|REDIS_TLS_URL|REDIS_CLUSTER_NODES)=' "$tmp/compose.env" | while IFS= read -r line; do
+    grep -qxF "$line" "$tmp/env.out" || { echo "$line"; return 1; }
+  done
+}
+missing="$(settings_reached "$web_id")" || fail "web did not get $missing from the env file"
+say "web got all $(grep -cEv '^(PORT|HOST|REDIS_URL|REDIS_TLS_URL|REDIS_CLUSTER_NODES)=' "$tmp/compose.env") settings of the env file, compose's own wiring kept"
 miss_then_hit "$compose_url" "hamburg"
 keys="$("${compose[@]}" exec -T redis redis-cli --scan --pattern 'places:v1:*' | wc -l)"
 [ "$keys" -ge 1 ] || fail "no places:v1: key in the compose Redis"
@@ -263,6 +284,7 @@ cluster_ok || fail "the Redis Cluster's nodes did not all report cluster_state:o
 "${compose[@]}" exec -T redis-node-1 redis-cli cluster info | tr -d '\r' | grep -qx 'cluster_known_nodes:6' \
   || fail "the Redis Cluster does not know its six nodes"
 say "web-cluster reaches the six-node Redis Cluster"
+missing="$(settings_reached "$cluster_web_id")" || fail "web-cluster did not get $missing from the env file"
 miss_then_hit "$cluster_url" "bremen"
 # Every node's keys (a replica repeats its master's): the answer lives on one master and its replica.
 cluster_keys="$(for n in 1 2 3 4 5 6; do "${compose[@]}" exec -T "redis-node-$n" redis-cli --scan --pattern 'places:v1:*'; done | tr -d '\r' | sort -u | wc -l)"
