@@ -25,6 +25,10 @@ RUN npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund
 
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production
+# npm start's heap flags: they keep RSS near what L1_MAX_BYTES counts (docs/l1-memory.md). In
+# NODE_OPTIONS, not on the command line, where they would win over an operator's own NODE_OPTIONS:
+# `heroku config:set NODE_OPTIONS="--max-semi-space-size=16 --max-old-space-size=512"` raises the heap.
+ENV NODE_OPTIONS="--max-semi-space-size=16 --max-old-space-size=256"
 # Heroku assigns $PORT at run time and overrides this; 8080 is the default for docker run/compose.
 ENV PORT=8080
 WORKDIR /app
@@ -42,5 +46,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
 STOPSIGNAL SIGTERM
 # Exec form, not `npm start`: node is PID 1 and receives SIGTERM itself, with no npm in between to
 # relay it, so Nest's shutdown hooks close Redis and drain requests within Heroku's 30 s grace period.
-# The heap flags are npm start's: they keep RSS near what L1_MAX_BYTES counts (docs/l1-memory.md).
-CMD ["node", "--max-semi-space-size=16", "--max-old-space-size=256", "dist/main.js"]
+CMD ["node", "dist/main.js"]

@@ -39,7 +39,7 @@ elapsed() { echo "$((SECONDS - $1)) s"; }
 cleanup() {
   set +e
   if [ "${#compose[@]}" -gt 0 ]; then "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1; fi
-  docker rm -f "$run_id-web" "$run_id-redis" "$run_id-host" >/dev/null 2>&1
+  docker rm -f "$run_id-web" "$run_id-redis" "$run_id-host" "$run_id-heap" "$run_id-heap2" >/dev/null 2>&1
   docker network rm "$run_id-net" >/dev/null 2>&1
   if [ -n "$bridge_pid" ]; then kill "$bridge_pid" 2>/dev/null; wait "$bridge_pid" 2>/dev/null; fi
   rm -rf "$tmp"
@@ -204,6 +204,24 @@ docker exec "$run_id-host" node -e "require('http').get('http://127.0.0.1:8080/h
 say "HEALTHCHECK healthy with HOST=places-web (the container's address, not loopback) in $(elapsed "$t")"
 docker rm -f "$run_id-host" >/dev/null
 docker network rm "$run_id-net" >/dev/null
+
+# --- the heap limit: npm start's by default, an operator's NODE_OPTIONS over it -------------------
+# Seen through the service's own start-up warning for an L1 (200 MiB) above half the heap limit.
+t=$SECONDS
+docker run -d --name "$run_id-heap" -e L1_MAX_BYTES=209715200 -e NOMINATIM_URL="$upstream" "$IMAGE" >/dev/null
+docker run -d --name "$run_id-heap2" -e L1_MAX_BYTES=209715200 -e NOMINATIM_URL="$upstream" \
+  -e NODE_OPTIONS=--max-old-space-size=1024 "$IMAGE" >/dev/null
+for c in "$run_id-heap" "$run_id-heap2"; do
+  for _ in $(seq 1 60); do docker logs "$c" 2>&1 | grep -q 'places-cache listening' && break; sleep 0.5; done
+  docker logs "$c" 2>&1 | grep -q 'places-cache listening' || { docker logs "$c" >&2 2>&1; fail "$c did not start"; }
+done
+docker logs "$run_id-heap" 2>&1 | grep -q 'is more than half the V8 heap limit (304 MiB)' \
+  || fail "the default heap limit is not npm start's 256 MB (+ 3 x 16 MB semi-space): $(docker logs "$run_id-heap" 2>&1 | grep -i heap)"
+if docker logs "$run_id-heap2" 2>&1 | grep -q 'more than half the V8 heap limit'; then
+  fail "NODE_OPTIONS=--max-old-space-size=1024 did not raise the heap limit: $(docker logs "$run_id-heap2" 2>&1 | grep -i heap)"
+fi
+docker rm -f "$run_id-heap" "$run_id-heap2" >/dev/null
+say "heap limit: npm start's by default, NODE_OPTIONS raises it ($(elapsed "$t"))"
 
 # --- 3. docker-compose ---------------------------------------------------------------------------
 t=$SECONDS

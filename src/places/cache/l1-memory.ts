@@ -33,6 +33,7 @@ export function heapWarning(l1MaxBytes: number, heapLimitBytes: number): string 
   const mib = (n: number) => `${Math.round(n / 1024 / 1024)} MiB`;
   return (
     `L1_MAX_BYTES (${mib(l1MaxBytes)}) is more than half the V8 heap limit (${mib(heapLimitBytes)}): ` +
-    `raise --max-old-space-size (NODE_OPTIONS) or lower L1_MAX_BYTES`
+    `raise --max-old-space-size (NODE_OPTIONS in the image; node's command line, which wins over NODE_OPTIONS, ` +
+    `with npm start) or lower L1_MAX_BYTES`
   );
 }
