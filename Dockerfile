@@ -44,6 +44,12 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "const e=process.env,h=e.HOST||'0.0.0.0';require('http').get({host:h==='0.0.0.0'||h==='::'?'127.0.0.1':h,port:e.PORT||8080,path:'/health/live'},r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1)).setTimeout(4000,()=>process.exit(1))"]
 STOPSIGNAL SIGTERM
+# What `docker image inspect` tells an operator (the version is package.json's: a unit test holds it there).
+LABEL org.opencontainers.image.title="places-cache" \
+      org.opencontainers.image.description="A caching gateway in front of the OpenStreetMap Nominatim geocoding API" \
+      org.opencontainers.image.version="1.0.0" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.source="https://github.com/places-cache/places-cache"
 # Exec form, not `npm start`: node is PID 1 and receives SIGTERM itself, with no npm in between to
 # relay it, so Nest's shutdown hooks close Redis and drain requests within Heroku's 30 s grace period.
 CMD ["node", "dist/main.js"]

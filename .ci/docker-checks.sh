@@ -93,6 +93,8 @@ say "built $IMAGE in ${build_s} s"
 say "IMAGE SIZE: ${size_mb} MB (base: $base)"
 
 [ "$(docker image inspect -f '{{.Config.User}}' "$IMAGE")" = node ] || fail "the image does not run as USER node"
+label="$(docker image inspect -f '{{index .Config.Labels "org.opencontainers.image.version"}}' "$IMAGE")"
+[ "$label" = "$(node -p 'require("./package.json").version')" ] || fail "org.opencontainers.image.version is '$label', not package.json's version"
 docker run --rm --entrypoint node "$IMAGE" -e '
   const found = ["typescript", "@nestjs/cli", "jest", "@swc/core", "@swc/jest", "eslint"].filter((m) => {
     try { require.resolve(m + "/package.json", { paths: ["/app"] }); return true; } catch { return false; }

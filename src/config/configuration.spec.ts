@@ -164,4 +164,11 @@ describe(loadConfig.name, () => {
     const pkg = JSON.parse(readFileSync(join(__dirname, '../../package.json'), 'utf8')) as { version: string };
     expect(APP_VERSION).toBe(pkg.version);
   });
+
+  it("labels the image with package.json's version (OCI labels in the Dockerfile)", () => {
+    const pkg = JSON.parse(readFileSync(join(__dirname, '../../package.json'), 'utf8')) as { version: string; license: string };
+    const dockerfile = readFileSync(join(__dirname, '../../Dockerfile'), 'utf8');
+    expect(dockerfile).toContain(`org.opencontainers.image.version="${pkg.version}"`);
+    expect(dockerfile).toContain(`org.opencontainers.image.licenses="${pkg.license}"`);
+  });
 });
