@@ -109,7 +109,7 @@ const GATEWAY_ERRORS = [
   gatewayError(
     502,
     'Nominatim failed (5xx, a redirect, network error: `upstream_error`), answered 200 with something that is not the format ' +
-      'asked for (`upstream_invalid`), or answered more than UPSTREAM_MAX_BYTES (`upstream_too_large`), and no stale ' +
+      'asked for or a 4xx that is not Nominatim\'s error, such as a web server\'s HTML 404 (`upstream_invalid`), or answered more than UPSTREAM_MAX_BYTES (`upstream_too_large`), and no stale ' +
       'copy was available. Nothing was cached.',
     {
       statusCode: 502,

@@ -23,7 +23,8 @@ export class GatewayErrorDto {
 
   /**
    * For upstream failures, a machine-readable cause: `upstream_error` (502: Nominatim failed or
-   * unreachable), `upstream_invalid` (502: a 200 not in the format asked for), `upstream_too_large`
+   * unreachable), `upstream_invalid` (502: a 200 not in the format asked for, or a 4xx
+   * that is not Nominatim's error), `upstream_too_large`
    * (502: past UPSTREAM_MAX_BYTES), `upstream_timeout` (504), `upstream_queue_full`, `upstream_cooldown`,
    * `upstream_refused` or `upstream_unavailable` (503, with Retry-After); `not_cached` (504: the
    * request said only-if-cached and nothing usable is stored).

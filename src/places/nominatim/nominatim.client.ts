@@ -6,7 +6,7 @@ import { MetricsService } from '../../metrics/metrics.service';
 import { GatewayError } from '../../common/gateway.errors';
 import { upstreamBusy, upstreamFailed, upstreamInvalid, upstreamTimeout, upstreamTooLarge } from './upstream-errors';
 import { CanonicalRequest } from './nominatim-request';
-import { upstreamBodyProblem } from './upstream-body';
+import { upstreamBodyProblem, upstreamErrorProblem } from './upstream-body';
 import { CoolingDownError, QueueFullError } from './pacer-errors';
 import type { PacerGrant } from './pacer-contract';
 import { retryAfterMs, UpstreamDemotedError, UpstreamPreference } from './upstream-preference';
@@ -126,11 +126,12 @@ export class NominatimClient {
     const { status } = res;
     const body = Buffer.from(res.data);
     const contentType = String(res.headers['content-type'] ?? 'application/octet-stream');
-    // Only a 200 is stored; Nominatim's own errors go back as they are (5xx, redirects and other 2xx become 502 below).
-    const problem = status === 200 ? upstreamBodyProblem(request, contentType, body) : null;
+    // Only a 200 is stored; Nominatim's own errors go back as they are (5xx, redirects and other 2xx
+    // become 502 below). Either must be Nominatim's: not a proxy's or a web server's page.
+    const problem = verdictOf(status) !== 'answered' ? null : status === 200 ? upstreamBodyProblem(request, contentType, body) : upstreamErrorProblem(request, status, contentType, body);
     const verdict = this.record(target, request, problem === null ? status : 'invalid', ms);
     if (problem !== null) {
-      this.logger.warn(`Nominatim ${target.host} ${request.endpoint} answered 200 after ${ms} ms with ${problem}; not stored`);
+      this.logger.warn(`Nominatim ${target.host} ${request.endpoint} answered ${status} after ${ms} ms with ${problem}; not stored`);
       return { verdict, error: upstreamInvalid(problem) };
     }
     const retryAfter = res.headers['retry-after'] as string | undefined;

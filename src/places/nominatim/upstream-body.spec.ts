@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicaliseNominatim, NominatimEndpoint } from './nominatim-request';
-import { upstreamBodyProblem } from './upstream-body';
+import { upstreamBodyProblem, upstreamErrorProblem } from './upstream-body';
 
 const fixture = (name: string) => readFileSync(join(__dirname, '..', '..', '..', 'test', 'fixtures', 'nominatim', name));
 const CT_JSON = 'application/json; charset=utf-8';
@@ -125,5 +125,37 @@ describe('upstreamBodyProblem', () => {
     const problem = upstreamBodyProblem(json, CT_JSON, Buffer.from(`[{"display_name":"${secret}"`));
     expect(problem).not.toBeNull();
     expect(problem).not.toContain('Muster');
+  });
+});
+
+describe('upstreamErrorProblem', () => {
+  it.each([
+    ['search', 'q=x&format=json', CT_JSON, 'search-missing-q-json.json'],
+    ['search', 'q=x&format=jsonv2', CT_JSON, 'search-q-and-structured-json.json'],
+    ['search', 'q=x&format=geojson', CT_JSON, 'search-bad-limit-json.json'],
+    ['search', 'q=x&format=xml', CT_XML, 'search-missing-q-xml.xml'],
+  ] as const)("accepts Nominatim's recorded 400 for %s?%s", (endpoint, query, contentType, file) => {
+    expect(upstreamErrorProblem(request(endpoint, query), 400, contentType, fixture(file))).toBeNull();
+  });
+
+  it('accepts text/plain for any format: Nominatim\'s errors before the format is known, a framework\'s own 404', () => {
+    expect(upstreamErrorProblem(request('search', 'q=x&format=json'), 400, CT_TEXT, Buffer.from("ERROR 400: Parameter 'format' must be one of: xml, json"))).toBeNull();
+    expect(upstreamErrorProblem(request('reverse', 'lat=1&lon=2&format=xml'), 404, CT_TEXT, Buffer.from('Not Found'))).toBeNull();
+  });
+
+  it("accepts Nominatim's unescaped messages (only how the body begins is checked)", () => {
+    expect(upstreamErrorProblem(request('search', 'q=x&format=json'), 400, CT_JSON, Buffer.from('{"error":{"code":400,"message":"Bad "value""}}'))).toBeNull();
+    expect(upstreamErrorProblem(request('search', 'q=x&format=xml'), 400, CT_XML, Buffer.from('<?xml version="1.0" encoding="UTF-8" ?>\n <error><message>a & b</message></error>'))).toBeNull();
+  });
+
+  it.each([
+    ['an HTML 404 (a wrong path in NOMINATIM_URL)', 'q=x&format=json', 404, 'text/html; charset=iso-8859-1', '<html><body>Not Found</body></html>', 'a 404 with Content-Type text/html where Nominatim\'s errors are application/json or text/plain'],
+    ["a proxy's HTML 407", 'q=x&format=xml', 407, 'text/html', '<html/>', 'a 407 with Content-Type text/html where Nominatim\'s errors are text/xml or text/plain'],
+    ['no Content-Type', 'q=x&format=json', 404, '', '', 'a 404 with Content-Type (none)'],
+    ["an API gateway's JSON", 'q=x&format=jsonv2', 404, CT_JSON, '{"message":"no Route matched"}', "a 404 whose JSON is not Nominatim's error"],
+    ['an empty JSON body', 'q=x&format=json', 404, CT_JSON, '', "a 404 whose JSON is not Nominatim's error"],
+    ["an object store's XML", 'q=x&format=xml', 404, CT_XML, '<?xml version="1.0"?><Error><Code>NoSuchKey</Code></Error>', "a 404 whose XML is not Nominatim's error"],
+  ])('rejects %s', (_what, query, status, contentType, body, problem) => {
+    expect(upstreamErrorProblem(request('search', query), status, contentType, Buffer.from(body))).toContain(problem);
   });
 });

@@ -10,7 +10,7 @@ export const upstreamFailed = (detail: string, upstreamStatus?: number) =>
 export const upstreamBusy = (message: string, code: string, retryAfterSeconds: number, upstreamStatus?: number) =>
   new GatewayError(503, message, code, Math.max(1, Math.ceil(retryAfterSeconds)), upstreamStatus);
 
-/** A 200 that is not the format asked for (an HTML error page, a truncated body): never stored. */
+/** A 200 that is not the format asked for (an HTML error page, a truncated body), or a 4xx that is not Nominatim's error (a web server's or a proxy's page): never stored. */
 export const upstreamInvalid = (problem: string) =>
   new GatewayError(502, `Nominatim sent an answer that is not valid: ${problem}`, 'upstream_invalid');
 

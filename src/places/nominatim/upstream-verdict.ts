@@ -5,12 +5,15 @@
  * upstream or stops at its answer (NominatimClient.fetchWithFailover, UpstreamPreference).
  *
  * - `answered`: Nominatim's own answer. A 200, or one of its 4xx (the question was at fault, not the
- *   upstream). An answer cut off at UPSTREAM_MAX_BYTES counts too: the upstream works, the answer is
- *   too big for this gateway, and another upstream would send the same one.
- * - `refused`: 429 or 403, the usage policy: nothing more is sent to it for a while, fleet-wide.
+ *   upstream), either in the shape Nominatim sends it (upstream-body.ts). An answer cut off at
+ *   UPSTREAM_MAX_BYTES counts too: the upstream works, the answer is too big for this gateway, and
+ *   another upstream would send the same one.
+ * - `refused`: 429 or 403, the usage policy: nothing more is sent to it for a while, fleet-wide (a
+ *   block page in HTML too).
  * - `failed`: a redirect or a server error (something in front of Nominatim, or Nominatim itself, is
- *   broken), no answer in time, no connection, or a 200 that is not in the format asked for. Any
- *   other status too: Nominatim's successes are all 200, so a 204 or 206 comes from something in front
+ *   broken), no answer in time, no connection, or `invalid`: a 200 that is not in the format asked
+ *   for, or a 4xx that is not Nominatim's error (a web server's HTML 404 for a wrong path in
+ *   NOMINATIM_URL, a proxy's 407). Any other status too: Nominatim's successes are all 200, so a 204 or 206 comes from something in front
  *   of it and is no answer to pass on (nor to serve instead of a stale copy).
  */
 export type UpstreamVerdict = 'answered' | 'refused' | 'failed';

@@ -1,0 +1,178 @@
+import { createClient } from 'redis';
+import { RedisConnectionService } from '../src/cache/redis-connection.service';
+import { eventually, LogLine, RunningApp, startApp } from './support/app-harness';
+import { FakeFailure, FakeNominatim } from './support/fake-nominatim';
+import { rawGet } from './support/raw-http';
+import { RedisProcess, startRedis } from './support/redis-server';
+
+/*
+ * What an upstream answer says about the upstream, and what follows from it: a 4xx that is not
+ * Nominatim's (a web server's or a proxy's HTML page) is a failure, not an answer to pass on.
+ */
+
+jest.setTimeout(90_000);
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+interface ErrorBody {
+  statusCode: number;
+  code: string;
+  message: string;
+}
+
+interface HealthEntry {
+  state: string;
+  status?: string;
+  lastCall: { status: number | string } | null;
+  coolDownRemainingSeconds: number;
+  upstreams?: Array<{ host: string; state: string }>;
+}
+
+const HTML_404 = '<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1><p>The requested URL was not found on this server.</p></body></html>\n';
+
+let seq = 0;
+/** A number in letters: digits next to n/s/e/w would be read as hemispheres by the canonicaliser. */
+const letters = (n: number) => n.toString(26).replace(/./g, (c) => String.fromCharCode(97 + parseInt(c, 26)));
+const unique = (what: string) => `${what}x${letters(++seq)}x${letters(Date.now() % 1e7)}`;
+
+describe('upstream verdicts (e2e)', () => {
+  let fake: FakeNominatim;
+  let redis: RedisProcess;
+  let probe: ReturnType<typeof createClient>;
+
+  beforeAll(async () => {
+    fake = new FakeNominatim();
+    [redis] = await Promise.all([startRedis(), fake.start()]);
+    probe = createClient({ url: redis.url });
+    probe.on('error', () => undefined);
+    await probe.connect();
+  });
+
+  afterAll(async () => {
+    await probe?.quit().catch(() => undefined);
+    await fake?.stop();
+    await redis?.stop();
+  });
+
+  afterEach(() => fake.reset());
+
+  const health = async (app: RunningApp): Promise<{ status: string; upstream: HealthEntry }> => {
+    const body = JSON.parse((await rawGet(`${app.url}/health/upstream`)).body.toString()) as { status: string; details: { upstream: HealthEntry } };
+    return { status: body.status, upstream: body.details.upstream };
+  };
+  const warnings = (app: RunningApp, from: number): LogLine[] => app.logs.slice(from).filter((l) => l.level === 'warn' && l.context === 'NominatimClient');
+  const keysFor = async (token: string): Promise<string[]> =>
+    (await probe.keys('places:*')).filter((k) => k.includes(token.toLowerCase()) && !k.startsWith('places:v1:lock:'));
+
+  describe('a 4xx that is not Nominatim\'s (one upstream)', () => {
+    let app: RunningApp;
+
+    beforeAll(async () => {
+      app = await startApp(
+        { REDIS_URL: redis.url, NOMINATIM_URL: fake.url, CACHE_TTL_SECONDS: '1', STALE_WHILE_REVALIDATE_SECONDS: '0', LOG_LEVEL: 'warn' },
+        { captureLogs: true },
+      );
+      await eventually(() => app.app.get(RedisConnectionService).state === 'ready');
+    });
+
+    afterAll(async () => {
+      await app?.close();
+    });
+
+    it.each<[string, FakeFailure, string, string]>([
+      ["a web server's HTML 404 (a wrong path in NOMINATIM_URL)", { status: 404, body: HTML_404, headers: { 'Content-Type': 'text/html; charset=iso-8859-1' } }, 'json', 'a 404 with Content-Type text/html'],
+      ["a proxy's HTML 407", { status: 407, body: '<html><body>Proxy Authentication Required</body></html>', headers: { 'Content-Type': 'text/html' } }, 'xml', 'a 407 with Content-Type text/html'],
+      ["a proxy's HTML 413", { status: 413, body: '<html><body>Request Entity Too Large</body></html>', headers: { 'Content-Type': 'text/html' } }, 'geojson', 'a 413 with Content-Type text/html'],
+      ["an API gateway's JSON 404", { status: 404, body: { message: 'no Route matched with those values' } }, 'jsonv2', "a 404 whose JSON is not Nominatim's error"],
+      ["an XML 404 that is not Nominatim's", { status: 404, body: '<?xml version="1.0"?><Error><Code>NoSuchKey</Code></Error>', headers: { 'Content-Type': 'text/xml' } }, 'xml', "a 404 whose XML is not Nominatim's error"],
+    ])('%s: 502 upstream_invalid, nothing stored, logged once, /health/upstream failing', async (_what, failure, format, problem) => {
+      const q = unique('Berlin');
+      const from = app.logs.length;
+      fake.failNext(1, failure);
+      const bad = await rawGet(`${app.url}/search?q=${q}&format=${format}`);
+      expect(bad.status).toBe(502);
+      expect(bad.headers['content-type']).toBe('application/json; charset=utf-8');
+      const body = JSON.parse(bad.body.toString()) as ErrorBody;
+      expect(body).toMatchObject({ statusCode: 502, code: 'upstream_invalid' });
+      expect(body.message).toContain(problem);
+      expect(await keysFor(q)).toEqual([]);
+      const warned = warnings(app, from);
+      expect(warned.map((l) => l.msg)).toEqual([expect.stringMatching(new RegExp(`^Nominatim 127\\.0\\.0\\.1:\\d+ search answered ${(failure as { status: number }).status} after \\d+ ms with ${problem}.*; not stored$`))]);
+      expect(warned[0].raw).not.toContain(q);
+      const h = await health(app);
+      expect(h.status).toBe('degraded');
+      expect(h.upstream).toMatchObject({ state: 'failing', lastCall: { status: 'invalid' } });
+
+      // Asked again, and Nominatim's real answer is stored.
+      const good = await rawGet(`${app.url}/search?q=${q}&format=${format}`);
+      expect(good.status).toBe(200);
+      expect(good.headers['x-cache']).toBe('MISS');
+      expect(fake.count('/search')).toBe(2);
+      expect((await health(app)).status).toBe('ok');
+    });
+
+    it("passes Nominatim's own 4xx on as they are (JSON, XML and text errors)", async () => {
+      const cases: Array<[string, FakeFailure]> = [
+        ['json', { status: 400, body: { error: { code: 400, message: 'Parameter checked only upstream.' } } }],
+        ['xml', { status: 400, body: '<?xml version="1.0" encoding="UTF-8" ?>\n   <error>\n <code>400</code>\n <message>Nothing to search for.</message>\n </error>\n', headers: { 'Content-Type': 'text/xml; charset=utf-8' } }],
+        ['json', { status: 404, body: 'Not Found' }],
+      ];
+      for (const [format, failure] of cases) {
+        fake.failNext(1, failure);
+        const got = await rawGet(`${app.url}/search?q=${unique('Bern')}&format=${format}`);
+        expect([format, got.status]).toEqual([format, (failure as { status: number }).status]);
+      }
+      expect((await health(app)).upstream.state).toBe('ok');
+    });
+
+    it('serves a stale copy instead (stale-if-error)', async () => {
+      const q = unique('Zurich');
+      expect((await rawGet(`${app.url}/search?q=${q}&format=json`)).status).toBe(200);
+      await sleep(1_200);
+      fake.failNext(1, { status: 404, body: HTML_404, headers: { 'Content-Type': 'text/html' } });
+      const stale = await rawGet(`${app.url}/search?q=${q}&format=json`);
+      expect(stale.status).toBe(200);
+      expect(stale.headers['x-cache']).toBe('STALE');
+      expect(stale.headers['cache-status']).toContain('detail=stale-if-error');
+    });
+
+    it("keeps an HTML 403 a refusal (the public server's block page): 503 upstream_refused, then the cool-down", async () => {
+      fake.failNext(1, { status: 403, body: '<html><body><h1>Access blocked</h1></body></html>', headers: { 'Content-Type': 'text/html' } });
+      const refused = await rawGet(`${app.url}/search?q=${unique('Paris')}&format=json`);
+      expect(refused.status).toBe(503);
+      expect(JSON.parse(refused.body.toString())).toMatchObject({ code: 'upstream_refused' });
+      const before = fake.count();
+      const cooling = await rawGet(`${app.url}/search?q=${unique('Paris')}&format=json`);
+      expect(cooling.status).toBe(503);
+      expect(JSON.parse(cooling.body.toString())).toMatchObject({ code: 'upstream_cooldown' });
+      expect(fake.count()).toBe(before);
+      expect((await health(app)).upstream.state).toBe('cooling_down');
+    });
+  });
+
+  describe("a 4xx that is not Nominatim's (several upstreams)", () => {
+    let pub: FakeNominatim;
+    let app: RunningApp;
+
+    beforeAll(async () => {
+      pub = new FakeNominatim();
+      await pub.start();
+      app = await startApp({ REDIS_URL: `${redis.url}/1`, NOMINATIM_URL: `${fake.url},${pub.url}`, NOMINATIM_MAX_RPS: '50,50', UPSTREAM_BACKOFF_MAX_SECONDS: '30' });
+    });
+
+    afterAll(async () => {
+      await app?.close();
+      await pub?.stop();
+    });
+
+    it('fails over to the next upstream and passes the one that sent it over', async () => {
+      fake.failAll({ status: 404, body: HTML_404, headers: { 'Content-Type': 'text/html' } });
+      const first = await rawGet(`${app.url}/search?q=${unique('Rome')}&format=json`);
+      expect(first.status).toBe(200);
+      expect([fake.count('/search'), pub.count('/search')]).toEqual([1, 1]);
+      const second = await rawGet(`${app.url}/search?q=${unique('Rome')}&format=json`);
+      expect(second.status).toBe(200);
+      expect([fake.count('/search'), pub.count('/search')]).toEqual([1, 2]);
+    });
+  });
+});
