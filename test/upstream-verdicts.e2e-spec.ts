@@ -150,6 +150,83 @@ describe('upstream verdicts (e2e)', () => {
     });
   });
 
+  describe('a 503 with Retry-After (maintenance)', () => {
+    let app: RunningApp;
+
+    beforeAll(async () => {
+      app = await startApp(
+        { REDIS_URL: `${redis.url}/2`, NOMINATIM_URL: fake.url, NOMINATIM_MAX_RPS: '20', CACHE_TTL_SECONDS: '1', STALE_WHILE_REVALIDATE_SECONDS: '0', LOG_LEVEL: 'warn' },
+        { captureLogs: true },
+      );
+      await eventually(() => app.app.get(RedisConnectionService).state === 'ready');
+    });
+
+    afterAll(async () => {
+      await app?.close();
+    });
+
+    it('is honoured as a 429 is: a shared cool-down, Retry-After on the 502 and the 503s after it, stale copies served meanwhile', async () => {
+      const kept = unique('Oslo');
+      expect((await rawGet(`${app.url}/search?q=${kept}&format=json`)).status).toBe(200);
+      await sleep(1_200);
+
+      fake.failNext(1, { status: 503, body: 'Down for maintenance', headers: { 'Retry-After': '3' } });
+      const from = app.logs.length;
+      const first = await rawGet(`${app.url}/search?q=${unique('Oslo')}&format=json`);
+      expect(first.status).toBe(502);
+      expect(JSON.parse(first.body.toString())).toMatchObject({ code: 'upstream_error' });
+      expect(first.headers['retry-after']).toBe('3');
+      expect(warnings(app, from).map((l) => l.msg)).toEqual([expect.stringMatching(/answered 503 after \d+ ms; sending nothing to it for 3 s \(Retry-After\)$/)]);
+      const sent = fake.count();
+
+      // Nothing more is sent until it ends: a new question is refused at once, an expired one is served stale.
+      const next = await rawGet(`${app.url}/search?q=${unique('Oslo')}&format=json`);
+      expect(next.status).toBe(503);
+      expect(JSON.parse(next.body.toString())).toMatchObject({ code: 'upstream_cooldown' });
+      expect(Number(next.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      expect(Number(next.headers['retry-after'])).toBeLessThanOrEqual(3);
+      const stale = await rawGet(`${app.url}/search?q=${kept}&format=json`);
+      expect(stale.status).toBe(200);
+      expect(stale.headers['x-cache']).toBe('STALE');
+      expect(stale.headers['cache-status']).toContain('detail=stale-if-error');
+      expect((await health(app)).upstream).toMatchObject({ state: 'cooling_down', lastCall: { status: 503 } });
+
+      // The fleet: another instance on the same Redis sends nothing either.
+      const other = await startApp({ REDIS_URL: `${redis.url}/2`, NOMINATIM_URL: fake.url, NOMINATIM_MAX_RPS: '20' });
+      try {
+        await eventually(() => other.app.get(RedisConnectionService).state === 'ready');
+        const elsewhere = await rawGet(`${other.url}/search?q=${unique('Oslo')}&format=json`);
+        expect(elsewhere.status).toBe(503);
+        expect(JSON.parse(elsewhere.body.toString())).toMatchObject({ code: 'upstream_cooldown' });
+      } finally {
+        await other.close();
+      }
+      expect(fake.count()).toBe(sent);
+
+      await eventually(async () => (await rawGet(`${app.url}/search?q=${unique('Oslo')}&format=json`)).status === 200, 5_000, 200);
+    });
+
+    it('without Retry-After, a 503 is an ordinary failure: the next question is asked', async () => {
+      fake.failNext(1, { status: 503, body: 'Query took too long to process.' });
+      const first = await rawGet(`${app.url}/search?q=${unique('Lima')}&format=json`);
+      expect(first.status).toBe(502);
+      expect(first.headers['retry-after']).toBeUndefined();
+      expect((await rawGet(`${app.url}/search?q=${unique('Lima')}&format=json`)).status).toBe(200);
+    });
+
+    it('caps the cool-down as the 429 one is (10 min with one upstream)', async () => {
+      const capped = await startApp({ REDIS_URL: `${redis.url}/3`, NOMINATIM_URL: fake.url });
+      try {
+        fake.failNext(1, { status: 503, headers: { 'Retry-After': '86400' } });
+        const first = await rawGet(`${capped.url}/search?q=${unique('Quito')}&format=json`);
+        expect(first.status).toBe(502);
+        expect(first.headers['retry-after']).toBe('600');
+      } finally {
+        await capped.close();
+      }
+    });
+  });
+
   describe("a 4xx that is not Nominatim's (several upstreams)", () => {
     let pub: FakeNominatim;
     let app: RunningApp;
@@ -173,6 +250,22 @@ describe('upstream verdicts (e2e)', () => {
       const second = await rawGet(`${app.url}/search?q=${unique('Rome')}&format=json`);
       expect(second.status).toBe(200);
       expect([fake.count('/search'), pub.count('/search')]).toEqual([1, 2]);
+    });
+
+    it('a 503 with Retry-After cools the upstream down fleet-wide, capped at UPSTREAM_BACKOFF_MAX_SECONDS', async () => {
+      const capped = await startApp({ REDIS_URL: `${redis.url}/4`, NOMINATIM_URL: `${fake.url},${pub.url}`, NOMINATIM_MAX_RPS: '50,50', UPSTREAM_BACKOFF_MAX_SECONDS: '2' });
+      try {
+        await eventually(() => capped.app.get(RedisConnectionService).state === 'ready');
+        fake.failNext(1, { status: 503, headers: { 'Retry-After': '86400' } });
+        expect((await rawGet(`${capped.url}/search?q=${unique('Kyiv')}&format=json`)).status).toBe(200);
+        const h = await health(capped);
+        expect(h.upstream.upstreams?.[0]).toMatchObject({ state: 'cooling_down' });
+        const preferred = h.upstream.upstreams?.[0] as unknown as HealthEntry;
+        expect(preferred.coolDownRemainingSeconds).toBeGreaterThanOrEqual(1);
+        expect(preferred.coolDownRemainingSeconds).toBeLessThanOrEqual(2);
+      } finally {
+        await capped.close();
+      }
     });
   });
 });

@@ -110,18 +110,20 @@ const GATEWAY_ERRORS = [
     502,
     'Nominatim failed (5xx, a redirect, network error: `upstream_error`), answered 200 with something that is not the format ' +
       'asked for or a 4xx that is not Nominatim\'s error, such as a web server\'s HTML 404 (`upstream_invalid`), or answered more than UPSTREAM_MAX_BYTES (`upstream_too_large`), and no stale ' +
-      'copy was available. Nothing was cached.',
+      'copy was available. Nothing was cached. Retry-After only when Nominatim answered 503 with one (maintenance): ' +
+      'nothing is sent to it until then.',
     {
       statusCode: 502,
       error: 'Bad Gateway',
       code: 'upstream_error',
       message: 'Nominatim request failed: status 500',
     },
+    RETRY_AFTER,
   ),
   gatewayError(
     503,
     'Nominatim cannot be asked now: too many uncached requests are waiting for the 1 request/second budget ' +
-      '(`upstream_queue_full`), or Nominatim answered 429/403 and the gateway is cooling down ' +
+      '(`upstream_queue_full`), or Nominatim answered 429/403 (or 503 with Retry-After) and the gateway is cooling down ' +
       '(`upstream_refused`, `upstream_cooldown`); no stale copy was available.',
     {
       statusCode: 503,

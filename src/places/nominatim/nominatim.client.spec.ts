@@ -212,9 +212,10 @@ describe(NominatimClient.name, () => {
 
       const e = await failure(client.fetch(SEARCH));
       expect(e.code).toBe('upstream_error');
+      expect(e.retryAfterSeconds).toBe(2); // a 503's Retry-After: maintenance, a cool-down as after a 429
       expect(warn.mock.calls.map((c: unknown[]) => c[0])).toEqual([
         expect.stringMatching(/^Upstream own\.example failed \(upstream_refused\); passed over for 7 s$/),
-        expect.stringMatching(/^Nominatim public\.example search answered 503 after \d+ ms$/),
+        expect.stringMatching(/^Nominatim public\.example search answered 503 after \d+ ms; sending nothing to it for 2 s \(Retry-After\)$/),
         expect.stringMatching(/^Upstream public\.example failed \(upstream_error\); passed over for 2 s$/),
       ]);
     });

@@ -35,8 +35,9 @@ type Failure = { verdict: UpstreamVerdict | 'not_asked'; error: GatewayError; re
 /**
  * The only code that knows Nominatim: base URLs, User-Agent, e-mail, timeout, pacing and how its
  * refusals look. Every request waits for its slot (the usage policy allows 1 request/second for the
- * whole application); 429/403 start a cool-down during which nothing is sent. With several upstreams
- * (NOMINATIM_URL list), each has its own pacer, and a failing one hands the request to the next.
+ * whole application); 429/403, and a 503 with Retry-After, start a cool-down during which nothing is
+ * sent. With several upstreams (NOMINATIM_URL list), each has its own pacer, and a failing one hands
+ * the request to the next.
  */
 @Injectable()
 export class NominatimClient {
@@ -136,19 +137,35 @@ export class NominatimClient {
     }
     const retryAfter = res.headers['retry-after'] as string | undefined;
     if (verdict === 'refused') return this.refused(target, status, retryAfter);
-    if (target.coolingEpisode) {
+    // RFC 9110 10.2.3: a 503's Retry-After says how long the service will be unavailable (maintenance).
+    const pauseMs = status === 503 ? retryAfterMs(retryAfter) : undefined;
+    if (target.coolingEpisode && pauseMs === undefined) {
       target.coolingEpisode = false;
       target.backoffMs = FIRST_BACKOFF_MS;
       this.logger.log(`Nominatim ${target.host} accepts requests again`);
     }
-    if (verdict === 'failed') {
-      const redirect = isRedirect(status);
-      const advice = redirect ? `: ${redirectAdvice(res.headers['location'] as string | undefined, url, request.upstreamPath)}` : '';
-      this.logger.warn(`Nominatim ${target.host} ${request.endpoint} answered ${status} after ${ms} ms${advice}`);
-      const error = upstreamFailed(redirect ? `status ${status} (a redirect, not followed)` : `status ${status}`, status);
-      return { verdict, error, retryAfterMs: retryAfterMs(retryAfter) };
-    }
+    if (verdict === 'failed') return this.failed(target, request, url, res, ms, pauseMs);
     return { verdict, answer: { status, contentType, body } };
+  }
+
+  /**
+   * A redirect, a 5xx or a 2xx other than 200: 502. A 503 with Retry-After (`pauseMs`: maintenance)
+   * also starts the fleet's cool-down, as a 429 does, capped alike; the 502 then carries Retry-After.
+   */
+  private async failed(target: UpstreamTarget, request: CanonicalRequest, url: string, res: AxiosResponse, ms: number, pauseMs?: number): Promise<Failure> {
+    const { status } = res;
+    const redirect = isRedirect(status);
+    const coolDownMs = pauseMs === undefined ? undefined : Math.min(pauseMs, this.coolDownCapMs());
+    if (coolDownMs !== undefined) await this.coolDown(target, coolDownMs);
+    const advice = redirect
+      ? `: ${redirectAdvice(res.headers['location'] as string | undefined, url, request.upstreamPath)}`
+      : coolDownMs !== undefined
+        ? `; sending nothing to it for ${Math.ceil(coolDownMs / 1000)} s (Retry-After)`
+        : '';
+    this.logger.warn(`Nominatim ${target.host} ${request.endpoint} answered ${status} after ${ms} ms${advice}`);
+    const detail = redirect ? `status ${status} (a redirect, not followed)` : `status ${status}`;
+    const error = upstreamFailed(detail, status, coolDownMs === undefined ? undefined : coolDownMs / 1000);
+    return { verdict: 'failed', error, retryAfterMs: coolDownMs ?? retryAfterMs(res.headers['retry-after'] as string | undefined) };
   }
 
   /** No usable status: the answer was too large, or none came (timeout, no connection). */
@@ -178,9 +195,7 @@ export class NominatimClient {
   /** 429 or 403: the fleet sends this upstream nothing for a while. */
   private async refused(target: UpstreamTarget, status: number, retryAfter: string | undefined): Promise<Failure> {
     const ms = this.coolDownMs(target, retryAfter);
-    await target.pacer.coolDown(ms);
-    if (!target.coolingEpisode) {
-      target.coolingEpisode = true;
+    if (await this.coolDown(target, ms)) {
       this.logger.error(
         `Nominatim ${target.host} answered ${status}: sending nothing to it for ${Math.ceil(ms / 1000)} s. ` +
           'Check NOMINATIM_USER_AGENT / NOMINATIM_EMAIL and the usage policy.',
@@ -188,6 +203,16 @@ export class NominatimClient {
     }
     const error = upstreamBusy('Nominatim is refusing requests for now; try again later', 'upstream_refused', ms / 1000, status);
     return { verdict: 'refused', error, retryAfterMs: retryAfterMs(retryAfter) };
+  }
+
+  /**
+   * The fleet sends `target` nothing for `ms` (its pacer's shared cool-down): after a 429/403, or a 503
+   * with Retry-After. True when this starts an episode (its end is logged once, at the next answer).
+   */
+  private async coolDown(target: UpstreamTarget, ms: number): Promise<boolean> {
+    await target.pacer.coolDown(ms);
+    if (target.coolingEpisode) return false;
+    return (target.coolingEpisode = true);
   }
 
   private async waitForSlot(target: UpstreamTarget, demoted?: AbortSignal): Promise<PacerGrant | Failure> {
@@ -208,9 +233,9 @@ export class NominatimClient {
         return { verdict: 'not_asked', error };
       }
       if (e instanceof CoolingDownError) {
-        // The fleet's cool-down after a 429/403 (maybe another instance's): the upstream refuses.
+        // The fleet's cool-down after a 429/403 or a 503 with Retry-After (maybe another instance's).
         this.metrics.pacingRejected.inc({ reason: 'cooldown' });
-        const error = upstreamBusy('Nominatim asked us to slow down; try again later', 'upstream_cooldown', e.retryAfterSeconds);
+        const error = upstreamBusy('Nominatim asked us to wait; try again later', 'upstream_cooldown', e.retryAfterSeconds);
         return { verdict: 'refused', error, retryAfterMs: e.retryAfterSeconds * 1000 };
       }
       if (e instanceof UpstreamDemotedError) {
@@ -229,11 +254,16 @@ export class NominatimClient {
    * is at most UPSTREAM_BACKOFF_MAX_SECONDS, as the demotion is: the others carry the load meanwhile.
    */
   private coolDownMs(target: UpstreamTarget, retryAfter: string | undefined): number {
-    const max = this.targets.length === 1 ? MAX_COOLDOWN_MS : Math.min(MAX_COOLDOWN_MS, this.config.backoffMaxMs);
+    const max = this.coolDownCapMs();
     const given = retryAfterMs(retryAfter);
     if (given !== undefined) return Math.min(given, max);
     const ms = Math.min(target.backoffMs, max);
     target.backoffMs = Math.min(target.backoffMs * 2, MAX_COOLDOWN_MS);
     return ms;
+  }
+
+  /** The longest cool-down: MAX_COOLDOWN_MS, and with several upstreams UPSTREAM_BACKOFF_MAX_SECONDS, as the demotion is. */
+  private coolDownCapMs(): number {
+    return this.targets.length === 1 ? MAX_COOLDOWN_MS : Math.min(MAX_COOLDOWN_MS, this.config.backoffMaxMs);
   }
 }

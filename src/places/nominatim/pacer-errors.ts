@@ -11,7 +11,7 @@ export class QueueFullError extends Error {
   }
 }
 
-/** Upstream answered 429/403 recently; nothing may be sent until the cool-down ends. */
+/** Upstream answered 429/403 (or 503 with Retry-After) recently; nothing may be sent until the cool-down ends. */
 export class CoolingDownError extends Error {
   constructor(public readonly retryAfterSeconds: number) {
     super(`upstream is cooling down; retry after ${retryAfterSeconds} s`);

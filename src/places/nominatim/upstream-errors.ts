@@ -4,8 +4,9 @@ import { GatewayError } from '../../common/gateway.errors';
 export const upstreamTimeout = (ms: number) =>
   new GatewayError(504, `Nominatim did not answer within ${ms} ms`, 'upstream_timeout');
 
-export const upstreamFailed = (detail: string, upstreamStatus?: number) =>
-  new GatewayError(502, `Nominatim request failed: ${detail}`, 'upstream_error', undefined, upstreamStatus);
+/** `retryAfterSeconds`: the upstream said when to ask again (a 503's Retry-After), and nothing is sent to it until then. */
+export const upstreamFailed = (detail: string, upstreamStatus?: number, retryAfterSeconds?: number) =>
+  new GatewayError(502, `Nominatim request failed: ${detail}`, 'upstream_error', retryAfterSeconds === undefined ? undefined : Math.max(1, Math.ceil(retryAfterSeconds)), upstreamStatus);
 
 export const upstreamBusy = (message: string, code: string, retryAfterSeconds: number, upstreamStatus?: number) =>
   new GatewayError(503, message, code, Math.max(1, Math.ceil(retryAfterSeconds)), upstreamStatus);
