@@ -268,4 +268,61 @@ describe('upstream verdicts (e2e)', () => {
       }
     });
   });
+
+  describe('one outage counts once (several upstreams)', () => {
+    let pub: FakeNominatim;
+
+    beforeAll(async () => {
+      pub = new FakeNominatim();
+      await pub.start();
+    });
+
+    afterAll(async () => {
+      await pub?.stop();
+    });
+
+    const demotions = (app: RunningApp, from: number) => warnings(app, from).filter((l) => l.msg.startsWith('Upstream '));
+
+    it('misses in flight when the preferred one begins timing out: one demotion, one warn line, the first back-off', async () => {
+      const app = await startApp(
+        { REDIS_URL: `${redis.url}/5`, NOMINATIM_URL: `${fake.url},${pub.url}`, NOMINATIM_MAX_RPS: '50,50', UPSTREAM_TIMEOUT_MS: '400', UPSTREAM_BACKOFF_MAX_SECONDS: '30', LOG_LEVEL: 'warn' },
+        { captureLogs: true },
+      );
+      try {
+        await eventually(() => app.app.get(RedisConnectionService).state === 'ready');
+        fake.failAll('timeout');
+        const from = app.logs.length;
+        const answers = await Promise.all([1, 2, 3, 4].map(() => rawGet(`${app.url}/search?q=${unique('Riga')}&format=json`)));
+        expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200]);
+        expect(fake.count('/search')).toBe(4);
+        expect(demotions(app, from).map((l) => l.msg)).toEqual([expect.stringMatching(/^Upstream 127\.0\.0\.1:\d+ failed \(upstream_timeout\); passed over for 1 s$/)]);
+
+        // Passed over for the first back-off (1 s), not for one doubled by each miss in flight (8 s).
+        fake.failAll(null);
+        await sleep(1_300);
+        expect((await rawGet(`${app.url}/search?q=${unique('Riga')}&format=json`)).status).toBe(200);
+        expect(fake.count('/search')).toBe(5);
+      } finally {
+        await app.close();
+      }
+    });
+
+    it('misses queued behind a 429: one demotion, one warn line, for the cool-down', async () => {
+      const app = await startApp(
+        { REDIS_URL: `${redis.url}/6`, NOMINATIM_URL: `${fake.url},${pub.url}`, NOMINATIM_MAX_RPS: '2,50', UPSTREAM_BACKOFF_MAX_SECONDS: '2', LOG_LEVEL: 'warn' },
+        { captureLogs: true },
+      );
+      try {
+        await eventually(() => app.app.get(RedisConnectionService).state === 'ready');
+        fake.failAll({ status: 429 });
+        const from = app.logs.length;
+        const answers = await Promise.all([1, 2, 3, 4].map(() => rawGet(`${app.url}/search?q=${unique('Baku')}&format=json`)));
+        expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200]);
+        expect(fake.count('/search')).toBe(1);
+        expect(demotions(app, from).map((l) => l.msg)).toEqual([expect.stringMatching(/^Upstream 127\.0\.0\.1:\d+ failed \(upstream_refused\); passed over for 2 s$/)]);
+      } finally {
+        await app.close();
+      }
+    });
+  });
 });

@@ -73,7 +73,8 @@ export class NominatimClient {
     let last: GatewayError | undefined;
     for (const i of order) {
       const target = this.targets[i];
-      const attempt = await this.ask(target, request, this.preference.demotion(i));
+      const demoted = this.preference.demotion(i);
+      const attempt = await this.ask(target, request, demoted);
       if (attempt.verdict === 'answered') {
         this.preference.succeeded(i);
         if ('answer' in attempt) return attempt.answer;
@@ -81,8 +82,9 @@ export class NominatimClient {
       }
       last = attempt.error;
       if (attempt.verdict === 'not_asked') continue;
-      const ms = this.preference.demote(i, Date.now(), attempt.retryAfterMs);
-      this.logger.warn(`Upstream ${target.host} failed (${attempt.error.code}); passed over for ${Math.ceil(ms / 1000)} s`);
+      // A failure of a request sent before the upstream's last demotion is that demotion's: one warn line each.
+      const ms = this.preference.demote(i, Date.now(), attempt.retryAfterMs, demoted);
+      if (ms !== undefined) this.logger.warn(`Upstream ${target.host} failed (${attempt.error.code}); passed over for ${Math.ceil(ms / 1000)} s`);
     }
     throw last as GatewayError;
   }
@@ -202,7 +204,8 @@ export class NominatimClient {
       );
     }
     const error = upstreamBusy('Nominatim is refusing requests for now; try again later', 'upstream_refused', ms / 1000, status);
-    return { verdict: 'refused', error, retryAfterMs: retryAfterMs(retryAfter) };
+    // Demoted for as long as the fleet sends it nothing (its Retry-After, else the back-off).
+    return { verdict: 'refused', error, retryAfterMs: ms };
   }
 
   /**
@@ -210,9 +213,11 @@ export class NominatimClient {
    * with Retry-After. True when this starts an episode (its end is logged once, at the next answer).
    */
   private async coolDown(target: UpstreamTarget, ms: number): Promise<boolean> {
+    // Marked before the pacer makes the cool-down seen: misses failed by it then know this process saw the answer.
+    const starts = !target.coolingEpisode;
+    target.coolingEpisode = true;
     await target.pacer.coolDown(ms);
-    if (target.coolingEpisode) return false;
-    return (target.coolingEpisode = true);
+    return starts;
   }
 
   private async waitForSlot(target: UpstreamTarget, demoted?: AbortSignal): Promise<PacerGrant | Failure> {
@@ -233,10 +238,11 @@ export class NominatimClient {
         return { verdict: 'not_asked', error };
       }
       if (e instanceof CoolingDownError) {
-        // The fleet's cool-down after a 429/403 or a 503 with Retry-After (maybe another instance's).
+        // The fleet's cool-down after a 429/403 or a 503 with Retry-After. When this process saw that
+        // answer (its episode), the miss that saw it demotes the upstream: this one only moves on.
         this.metrics.pacingRejected.inc({ reason: 'cooldown' });
         const error = upstreamBusy('Nominatim asked us to wait; try again later', 'upstream_cooldown', e.retryAfterSeconds);
-        return { verdict: 'refused', error, retryAfterMs: e.retryAfterSeconds * 1000 };
+        return { verdict: target.coolingEpisode ? 'not_asked' : 'refused', error, retryAfterMs: e.retryAfterSeconds * 1000 };
       }
       if (e instanceof UpstreamDemotedError) {
         // Not sent, as another miss saw the upstream fail: the next one is asked (this error if none is left).

@@ -42,6 +42,26 @@ describe(UpstreamPreference.name, () => {
     expect(next.aborted).toBe(true);
   });
 
+  it('counts one outage once: a failure of an attempt begun before the last demotion does not double the back-off', () => {
+    const p = new UpstreamPreference(2, 30_000);
+    // Four misses in flight when the upstream begins to time out.
+    const inFlight = [1, 2, 3, 4].map(() => p.demotion(0));
+    expect(inFlight.map((since) => p.demote(0, t0, undefined, since))).toEqual([1000, undefined, undefined, undefined]);
+    expect(p.remainingMs(0, t0)).toBe(1000);
+    // A later attempt that fails again is the next failure in a row.
+    expect(p.demote(0, t0 + 1000, undefined, p.demotion(0))).toBe(2000);
+  });
+
+  it("still extends the demotion to a longer Retry-After that a failure of the same outage brought", () => {
+    const p = new UpstreamPreference(2, 30_000);
+    const first = p.demotion(0);
+    const second = p.demotion(0);
+    expect(p.demote(0, t0, undefined, first)).toBe(1000);
+    expect(p.demote(0, t0, 120_000, second)).toBeUndefined();
+    expect(p.remainingMs(0, t0)).toBe(30_000);
+    expect(p.demote(0, t0 + 30_000, undefined, p.demotion(0))).toBe(2000);
+  });
+
   it('honours Retry-After, capped', () => {
     const p = new UpstreamPreference(2, 30_000);
     expect(p.demote(0, t0, 7000)).toBe(7000);

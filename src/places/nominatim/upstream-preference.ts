@@ -14,6 +14,10 @@ export class UpstreamDemotedError extends Error {
  * The back-off is the upstream's Retry-After when it sent one, else 1 s doubling with each failure in
  * a row; either way at most `maxBackoffMs` (UPSTREAM_BACKOFF_MAX_SECONDS). Pure and in-process: a 429
  * or 403 is also shared with the fleet through that upstream's pacer cool-down.
+ *
+ * One outage counts once: a failure of an attempt that began before the upstream's last demotion (the
+ * misses already in flight when it began to time out) is the failure already counted, not one more
+ * in a row: it does not double the back-off (see demote).
  */
 export class UpstreamPreference {
   private readonly demotedUntil: number[];
@@ -51,11 +55,20 @@ export class UpstreamPreference {
     return out;
   }
 
-  /** Demotes upstream `i` after a failure; returns the back-off in ms. */
-  demote(i: number, now: number, retryAfterMs?: number): number {
+  /**
+   * Demotes upstream `i` after a failure; returns the back-off in ms. `since`: the demotion signal the
+   * failed attempt began with (demotion(i)). When it has aborted, the upstream was demoted since: this
+   * failure belongs to the outage already counted, and only a longer Retry-After it brought extends
+   * the demotion; returns undefined then (nothing new to report).
+   */
+  demote(i: number, now: number, retryAfterMs?: number, since?: AbortSignal): number | undefined {
+    const given = retryAfterMs !== undefined && retryAfterMs > 0 ? Math.min(this.maxBackoffMs, retryAfterMs) : undefined;
+    if (since?.aborted) {
+      if (given !== undefined) this.demotedUntil[i] = Math.max(this.demotedUntil[i], now + given);
+      return undefined;
+    }
     this.failures[i]++;
-    const exponential = this.firstBackoffMs * 2 ** Math.min(30, this.failures[i] - 1);
-    const ms = Math.min(this.maxBackoffMs, retryAfterMs !== undefined && retryAfterMs > 0 ? retryAfterMs : exponential);
+    const ms = given ?? Math.min(this.maxBackoffMs, this.firstBackoffMs * 2 ** Math.min(30, this.failures[i] - 1));
     this.demotedUntil[i] = Math.max(this.demotedUntil[i], now + ms);
     const waiting = this.demotions[i];
     this.demotions[i] = undefined;

@@ -11,7 +11,10 @@ export interface UpstreamTarget extends UpstreamConfig {
   status: UpstreamStatus;
   /** next 429/403 cool-down when the upstream gives no Retry-After (doubles per refusal) */
   backoffMs: number;
-  /** a 429/403 episode is running (logged once, at its start and its end) */
+  /**
+   * this process saw the answer that started the cool-down (429/403, or 503 with Retry-After) and no
+   * accepted answer since: logged once, at its start and its end; the misses it turns away do not demote again
+   */
   coolingEpisode: boolean;
 }
 
