@@ -325,4 +325,44 @@ describe('upstream verdicts (e2e)', () => {
       }
     });
   });
+
+  describe('/health/upstream with several upstreams', () => {
+    let pub: FakeNominatim;
+    let app: RunningApp;
+
+    beforeAll(async () => {
+      pub = new FakeNominatim();
+      await pub.start();
+      app = await startApp({ REDIS_URL: `${redis.url}/7`, NOMINATIM_URL: `${fake.url},${pub.url}`, NOMINATIM_MAX_RPS: '50,50', UPSTREAM_BACKOFF_MAX_SECONDS: '1' });
+      await eventually(() => app.app.get(RedisConnectionService).state === 'ready');
+    });
+
+    afterAll(async () => {
+      await app?.close();
+      await pub?.stop();
+    });
+
+    it("reads ok while the preferred one works, whatever a fallback's last (stale) call showed; degraded while the preferred one fails", async () => {
+      // Both fail once; then the preferred one works again, and the fallback is not asked any more.
+      fake.failNext(1, { status: 500 });
+      pub.failNext(1, { status: 500 });
+      expect((await rawGet(`${app.url}/search?q=${unique('Nice')}&format=json`)).status).toBe(502);
+      expect((await health(app)).status).toBe('degraded');
+      await sleep(1_200);
+      expect((await rawGet(`${app.url}/search?q=${unique('Nice')}&format=json`)).status).toBe(200);
+      expect(pub.count('/search')).toBe(1);
+
+      const h = await health(app);
+      expect(h.status).toBe('ok');
+      expect(h.upstream.state).toBe('ok');
+      expect(h.upstream.upstreams?.map((u) => u.state)).toEqual(['ok', 'failing']);
+
+      // The preferred one failing makes it degraded, though the fallback answers.
+      fake.failNext(1, { status: 500 });
+      expect((await rawGet(`${app.url}/search?q=${unique('Nice')}&format=json`)).status).toBe(200);
+      const failing = await health(app);
+      expect(failing.status).toBe('degraded');
+      expect(failing.upstream.upstreams?.map((u) => u.state)).toEqual(['failing', 'ok']);
+    });
+  });
 });

@@ -157,8 +157,9 @@ export class HealthController {
     summary: 'Upstream (Nominatim) as the last real call showed it',
     description:
       'Sends nothing to Nominatim (its usage policy counts every request): reports the last upstream call this ' +
-      'instance made, its age, failures in a row and the cool-down after a 429/403. `degraded` while failing or ' +
-      'cooling down; cached and stale answers are still served, so this is always 200.',
+      'instance made, its age, failures in a row and the cool-down after a 429/403 (or a 503 with Retry-After). ' +
+      '`degraded` while the (preferred) upstream is failing or cooling down; a fallback\'s failure shows in its own ' +
+      'entry only. Cached and stale answers are still served, so this is always 200.',
   })
   @ApiOkResponse({
     description: 'Upstream state: unknown (no call yet), ok, failing or cooling_down',

@@ -24,26 +24,20 @@ export class UpstreamHealthIndicator {
 
   /**
    * The preferred upstream at the top level (as with a single one); with several, `upstreams` lists each
-   * (host, url and the same fields), and any failing or cooling down makes the whole `degraded`.
+   * (host, url and the same fields). Only the preferred one decides `degraded`: while it works, misses
+   * go to it, and a fallback is asked only when it fails. A fallback's last call may be hours old (it
+   * is not asked while the preferred one works), so its `failing` shows in its own entry only; were
+   * the preferred one failing too, the whole would be `degraded` for that already.
    */
   check(key = 'upstream', now = Date.now()): HealthIndicatorResult {
     const s = this.targets[0].status.snapshot();
     const data: Record<string, unknown> = describe(s, this.upstream, now);
-    let troubled = isTroubled(s);
     if (this.targets.length > 1) {
-      data.upstreams = this.targets.map((t) => {
-        const snap = t.status.snapshot();
-        troubled ||= isTroubled(snap);
-        return { host: t.host, ...describe(snap, publicUrl(t.baseUrl), now) };
-      });
+      data.upstreams = this.targets.map((t) => ({ host: t.host, ...describe(t.status.snapshot(), publicUrl(t.baseUrl), now) }));
     }
     const session = this.health.check(key);
-    return troubled ? session.degraded(data) : session.up(data);
+    return s.state === 'failing' || s.state === 'cooling_down' ? session.degraded(data) : session.up(data);
   }
-}
-
-function isTroubled(s: UpstreamSnapshot): boolean {
-  return s.state === 'failing' || s.state === 'cooling_down';
 }
 
 /** Credentials in NOMINATIM_URL (a private server behind basic auth) stay out of the answer. */
