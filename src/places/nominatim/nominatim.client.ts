@@ -131,7 +131,9 @@ export class NominatimClient {
     const contentType = String(res.headers['content-type'] ?? 'application/octet-stream');
     // Only a 200 is stored; Nominatim's own errors go back as they are (5xx, redirects and other 2xx
     // become 502 below). Either must be Nominatim's: not a proxy's or a web server's page.
-    const problem = verdictOf(status) !== 'answered' ? null : status === 200 ? upstreamBodyProblem(request, contentType, body) : upstreamErrorProblem(request, status, contentType, body);
+    let problem: string | null = null;
+    if (status === 200) problem = upstreamBodyProblem(request, contentType, body);
+    else if (verdictOf(status) === 'answered') problem = upstreamErrorProblem(request, status, contentType, body);
     const verdict = this.record(target, request, problem === null ? status : 'invalid', ms);
     if (problem !== null) {
       this.logger.warn(`Nominatim ${target.host} ${request.endpoint} answered ${status} after ${ms} ms with ${problem}; not stored`);
