@@ -114,6 +114,24 @@ describe(RateLimits.name, () => {
       expect((await probe.keys(`${THROTTLE_KEY_PREFIX}*`)).length).toBeGreaterThan(0);
     });
 
+    it('counts one client however its address is written, and an IPv6 client by its /64', async () => {
+      const spellings = {
+        // IPv4-mapped (a dual-stack proxy's view), with a port (what some proxies append), bracketed.
+        v4: ['203.0.113.13', '::ffff:203.0.113.13', '203.0.113.13:51234', '[::ffff:cb00:710d]:443', '0:0:0:0:0:FFFF:203.0.113.13'],
+        // One site's /64: its hosts pick any address in it.
+        v6: ['2001:db8:5:6::1', '2001:DB8:5:6::2', '[2001:db8:5:6:aaaa::3]:443', '2001:db8:5:6:ffff:ffff:ffff:ffff', '2001:0db8:0005:0006::4%eth0'],
+      };
+      expect(MISSES).toBe(5);
+      for (const [family, xffs] of Object.entries(spellings)) {
+        const statuses = [];
+        for (const [i, xff] of xffs.entries()) statuses.push((await ask(i % 2 ? a : b, `/search?q=spelt-${family}-${i}`, xff)).status);
+        statuses.push((await ask(a, `/search?q=spelt-${family}-over`, xffs[1])).status);
+        expect({ family, statuses }).toEqual({ family, statuses: [200, 200, 200, 200, 200, 429] });
+      }
+      // The next /64 is another client.
+      expect((await ask(a, '/search?q=spelt-v6-next', '2001:db8:5:7::1')).status).toBe(200);
+    });
+
     it('gives back the fill lock a refused miss asked for while its limit was checked', async () => {
       const client = '203.0.113.12';
       for (let i = 0; i < MISSES; i++) expect((await ask(a, `/search?q=use-up-${i}`, client)).status).toBe(200);
