@@ -21,7 +21,7 @@ function readmeVariables(): string[] {
 }
 
 /** Variables that take any text: nothing to refuse. */
-const ANY_TEXT = ['HOST', 'CORS_ORIGINS'];
+const ANY_TEXT = ['HOST'];
 
 /** A bad value for every other variable, and what the message must say it accepts. */
 const BAD: Record<string, [value: string, accepts: string]> = {
@@ -53,6 +53,7 @@ const BAD: Record<string, [value: string, accepts: string]> = {
   TRUST_PROXY: ['heroku', 'TRUST_PROXY must be true or false (got "heroku")'],
   ADMIN_TOKEN: ['short-token', 'ADMIN_TOKEN must be at least 16 characters when set'],
   METRICS_TOKEN: ['short-token', 'METRICS_TOKEN must be at least 16 characters when set'],
+  CORS_ORIGINS: ['https://app.example/', 'CORS_ORIGINS entry "https://app.example/" is not an origin as browsers send it: write https://app.example'],
   LOG_LEVEL: ['loud', 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent (got "loud")'],
   MAX_URL_BYTES: ['100', 'MAX_URL_BYTES must be a whole number from 256 to 65536 (got "100")'],
   SHUTDOWN_TIMEOUT_MS: ['30000', 'SHUTDOWN_TIMEOUT_MS must be a whole number from 0 to 25000 (got "30000")'],

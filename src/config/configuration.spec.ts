@@ -119,6 +119,30 @@ describe(loadConfig.name, () => {
     );
   });
 
+  it('takes CORS_ORIGINS as * or a list of origins, exactly as browsers send them in Origin', () => {
+    expect(loadConfig({}).app.corsOrigins).toBe('*');
+    expect(loadConfig({ CORS_ORIGINS: ' * ' }).app.corsOrigins).toBe('*');
+    expect(loadConfig({ CORS_ORIGINS: 'https://app.example, http://localhost:3000,https://[::1]:8443,capacitor://localhost' }).app.corsOrigins).toEqual([
+      'https://app.example',
+      'http://localhost:3000',
+      'https://[::1]:8443',
+      'capacitor://localhost',
+    ]);
+  });
+
+  it.each([
+    // The cors middleware compares Origin as a string: these would never match one, and every browser client would fail.
+    ['https://app.example/', 'CORS_ORIGINS entry "https://app.example/" is not an origin as browsers send it: write https://app.example'],
+    ['https://App.Example:443', 'CORS_ORIGINS entry "https://App.Example:443" is not an origin as browsers send it: write https://app.example'],
+    ['https://app.example/maps', 'CORS_ORIGINS entry "https://app.example/maps" is not an origin as browsers send it: write https://app.example'],
+    ['app.example', 'CORS_ORIGINS entry "app.example" is not an origin: scheme://host[:port], e.g. https://app.example'],
+    ['null', 'CORS_ORIGINS entry "null" is not an origin: scheme://host[:port], e.g. https://app.example'],
+    ['https://a.example,*', 'CORS_ORIGINS: * allows every origin on its own, not in a list'],
+    [' , ', 'CORS_ORIGINS must be * or a comma-separated list of origins'],
+  ])('refuses CORS_ORIGINS=%j', (value, message) => {
+    expect(() => loadConfig({ CORS_ORIGINS: value })).toThrow(`Invalid configuration: ${message}`);
+  });
+
   it('never puts the Redis password into its error message', () => {
     expect(() => loadConfig({ REDIS_URL: 'redis://:hunter2@h:6379/x' })).toThrow(/database must be a number/);
     expect(() => loadConfig({ REDIS_URL: 'redis://:hunter2@h:6379/x' })).not.toThrow(/hunter2/);

@@ -102,16 +102,46 @@ export interface Config {
 
 const DAY = 86400;
 
+/**
+ * CORS_ORIGINS: `*`, or origins exactly as a browser sends them in `Origin` (the cors middleware
+ * compares strings), so that a trailing slash, a path or a capital letter cannot silently refuse
+ * every browser client.
+ */
+function readCorsOrigins(r: EnvReader): string[] | '*' {
+  const value = r.string('CORS_ORIGINS', '*');
+  if (value === '*') return '*';
+  const origins = value.split(',').map((o) => o.trim()).filter(Boolean);
+  if (origins.length === 0) r.problem('CORS_ORIGINS must be * or a comma-separated list of origins');
+  for (const origin of origins) {
+    if (origin === '*') {
+      r.problem('CORS_ORIGINS: * allows every origin on its own, not in a list');
+      continue;
+    }
+    let url: URL;
+    try {
+      url = new URL(origin);
+    } catch {
+      r.problem(`CORS_ORIGINS entry "${origin}" is not an origin: scheme://host[:port], e.g. https://app.example`);
+      continue;
+    }
+    // An app's own scheme (capacitor://localhost) has no origin in the URL standard, but browsers send it so.
+    const canonical = url.origin !== 'null' ? url.origin : `${url.protocol}//${url.host}`;
+    if (url.host === '') r.problem(`CORS_ORIGINS entry "${origin}" is not an origin: scheme://host[:port], e.g. https://app.example`);
+    else if (canonical !== origin) r.problem(`CORS_ORIGINS entry "${origin}" is not an origin as browsers send it: write ${canonical}`);
+  }
+  return origins;
+}
+
 /** Reads and validates the whole environment; throws one ConfigValidationError listing every problem. */
 export function loadConfig(env: Env): Config {
   const r = new EnvReader(env);
 
-  const cors = r.string('CORS_ORIGINS', '*');
+  const cors = readCorsOrigins(r);
   const app: AppConfig = {
     port: r.int('PORT', 8080, 0, 65535),
     host: r.string('HOST', '0.0.0.0'),
     logLevel: r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS),
-    corsOrigins: cors === '*' ? '*' : cors.split(',').map((o) => o.trim()).filter(Boolean),
+    corsOrigins: cors,
     adminToken: r.optionalString('ADMIN_TOKEN'),
     metricsToken: r.optionalString('METRICS_TOKEN'),
     trustProxy: r.bool('TRUST_PROXY', false),

@@ -25,7 +25,7 @@ describe(startApp.name, () => {
       try {
         // METRICS_TOKEN did not come along: /metrics is open.
         expect((await fetch(`${svc.url}/metrics`)).status).toBe(200);
-        // CORS_ORIGINS did not either (it accepts any text, so only its effect shows it).
+        // CORS_ORIGINS did not either (a valid list, so only its effect shows it).
         const res = await fetch(`${svc.url}/health/live`, { headers: { Origin: 'https://elsewhere.example' } });
         expect(res.headers.get('access-control-allow-origin')).toBe('*');
       } finally {
