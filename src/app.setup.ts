@@ -12,6 +12,7 @@ import { expandQueryModels } from './common/api-query-model';
 import { APP_VERSION, appConfig, AppConfig, nominatimConfig, NominatimConfig } from './config/configuration';
 import { FrontDoor } from './http/front-door.service';
 import { DrainingExpressAdapter } from './http/graceful-shutdown';
+import { applyTargetLimit } from './http/request-target';
 import { applyServerTimeouts } from './http/server-timeouts';
 import { PinoNestLogger } from './logging/app-logger';
 import { APP_LOGGER } from './logging/logging.module';
@@ -47,6 +48,7 @@ export async function createApp(): Promise<NestExpressApplication> {
   app.get(FrontDoor).install(app.getHttpServer() as Server);
   const metrics = app.get(MetricsService);
   applyServerTimeouts(app.getHttpServer() as Server, config, (reason) => metrics.clientErrors.inc({ reason }));
+  applyTargetLimit(app.getHttpServer() as Server, config.maxUrlBytes);
   warnAboutPolicy(app);
   return app;
 }

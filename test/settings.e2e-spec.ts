@@ -5,6 +5,7 @@ import { eventually, RunningApp, startApp } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';
 import { parsePrometheus } from './support/prometheus';
 import { rawGet } from './support/raw-http';
+import { rawRequest } from './support/raw-socket';
 import { RedisProcess, startRedis } from './support/redis-server';
 
 /*
@@ -79,6 +80,35 @@ describe('settings (e2e): what the README configuration table promises', () => {
       for (let i = 0; i < 5; i++) hits.push(await status('/search?q=Berlin&format=json'));
       expect(hits).toEqual([200, 200, 200, 200, 429]);
       expect(fake.count()).toBe(3);
+    });
+  });
+
+  describe('MAX_URL_BYTES above 16 KiB (Node\'s own limit on the request line and headers)', () => {
+    const MAX = 40_000;
+    let svc: RunningApp;
+
+    beforeAll(async () => {
+      svc = await startApp({ NOMINATIM_URL: fake.url, MAX_URL_BYTES: String(MAX) });
+    });
+
+    afterAll(() => svc.close());
+
+    it('accepts a target of MAX_URL_BYTES with ordinary headers, and answers 414 one byte past it', async () => {
+      const port = Number(new URL(svc.url).port);
+      const head = `Host: 127.0.0.1:${port}\r\nUser-Agent: ${'u'.repeat(200)}\r\nAccept-Language: de,en;q=0.8\r\nConnection: close\r\n\r\n`;
+      // Parameters Nominatim ignores: dropped by the canonicaliser, so the question is /search?q=Berlin.
+      const base = '/search?format=json&q=Berlin';
+      let atLimit = base;
+      for (let i = 0; atLimit.length < MAX; i++) {
+        const name = `&x${i}=`;
+        atLimit += name + 'a'.repeat(Math.min(4000, MAX - atLimit.length - name.length));
+      }
+      expect(atLimit.length).toBe(MAX);
+      const ok = await rawRequest(port, `GET ${atLimit} HTTP/1.1\r\n${head}`);
+      expect(ok.status).toBe(200);
+      const over = await rawRequest(port, `GET ${atLimit}a HTTP/1.1\r\n${head}`);
+      expect(over.status).toBe(414);
+      expect(fake.count()).toBe(1);
     });
   });
 

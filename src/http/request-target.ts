@@ -1,3 +1,4 @@
+import { maxHeaderSize, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { errorBody } from '../common/error-writer';
 
@@ -38,4 +39,18 @@ export function refuseTunnel(socket: Duplex): void {
       'Connection: close\r\n\r\n' +
       TUNNEL_REFUSED,
   );
+}
+
+/** Room for the headers beside a request target of MAX_URL_BYTES. */
+const HEADER_ROOM = 8192;
+
+/**
+ * Node's parser refuses a request line and headers over its maxHeaderSize (16 KiB) with 431, before
+ * the front door could answer a long target with 414 or accept it: with MAX_URL_BYTES above ~8 KiB,
+ * targets the setting allows would get 431. The server's limit is raised to the target plus 8 KiB
+ * of headers when that is more; with the default MAX_URL_BYTES it stays Node's.
+ */
+export function applyTargetLimit(server: Server, maxUrlBytes: number): void {
+  // Read by the server for each new connection's parser (lib/_http_server.js), like the options field.
+  (server as Server & { maxHeaderSize?: number }).maxHeaderSize = Math.max(maxHeaderSize, maxUrlBytes + HEADER_ROOM);
 }
