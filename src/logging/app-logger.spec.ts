@@ -37,6 +37,32 @@ describe(createAppLogger.name, () => {
     ]);
   });
 
+  it('masks the bearer tokens wherever a careless client put them: a query logged at debug, raw, percent-encoded or JSON-escaped', () => {
+    const { lines, stream } = capture();
+    const admin = '0123456789abcdef0123';
+    const metrics = 'Tok+en/with"quote\\16';
+    const logger = createAppLogger('debug', stream, [admin, metrics]);
+    logger.info({ route: '/admin/*', query: `prefix=places:v1:&access_token=${admin}` }, 'request');
+    logger.info({ route: '/metrics', query: `token=${encodeURIComponent(metrics)}` }, 'request');
+    logger.info({ route: '/metrics', query: `token=${encodeURIComponent(metrics).toLowerCase()}` }, 'request');
+    logger.debug(`given ${metrics} and ${admin.toUpperCase()}`);
+    logger.info({ query: 'q=berlin' }, 'untouched');
+    expect(lines).toHaveLength(5);
+    for (const line of lines) {
+      expect(() => JSON.parse(line)).not.toThrow();
+      expect(line.toLowerCase()).not.toContain(admin);
+      expect(line.toLowerCase()).not.toContain('en/with');
+      expect(line.toLowerCase()).not.toContain('en%2fwith');
+    }
+    expect(lines.map((l) => JSON.parse(l).query ?? JSON.parse(l).msg)).toEqual([
+      'prefix=places:v1:&access_token=***',
+      'token=***',
+      'token=***',
+      'given *** and ***',
+      'q=berlin',
+    ]);
+  });
+
   it("stamps each line with pino's ISO time, formatted once a second", () => {
     jest.useFakeTimers();
     try {

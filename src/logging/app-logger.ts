@@ -18,6 +18,22 @@ export function maskUrlPasswords(line: string): string {
   return line.includes('://') ? line.replace(URL_PASSWORD, '$1***@') : line;
 }
 
+/**
+ * A mask for these secrets (the bearer tokens) wherever they appear in a log line: as they are,
+ * percent-encoded (in any case: a query string logged at debug) or JSON-escaped. A client that
+ * puts ADMIN_TOKEN in a query string is refused, but the query is logged at debug.
+ */
+export function secretMask(secrets: readonly string[]): (line: string) => string {
+  if (secrets.length === 0) return (line) => line;
+  const char = (c: string) => {
+    const hex = c.charCodeAt(0).toString(16).padStart(2, '0');
+    const escaped = JSON.stringify(c).slice(1, -1).replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&');
+    return `(?:${escaped}|%${hex})`;
+  };
+  const re = new RegExp(secrets.map((s) => [...s].map(char).join('')).join('|'), 'gi');
+  return (line) => line.replace(re, '***');
+}
+
 let second = NaN;
 let secondPrefix = '';
 
@@ -47,10 +63,11 @@ export function setLogDestination(stream: pino.DestinationStream | undefined): v
 /**
  * One pino logger for the process: JSON lines on stdout, written asynchronously so logging never
  * blocks the hit path (lines written while a write is in progress are batched into the next one).
- * Every line passes through the URL password mask just before it is written, whatever field the
- * password hides in (message, error, stack).
+ * Every line passes through the URL password mask, and the mask of `secrets` (the bearer tokens),
+ * just before it is written, whatever field the secret hides in (message, error, stack, query).
  */
-export function createAppLogger(level: LogLevel, destination?: pino.DestinationStream): Logger {
+export function createAppLogger(level: LogLevel, destination?: pino.DestinationStream, secrets: readonly string[] = []): Logger {
+  const maskSecrets = secretMask(secrets);
   return pino(
     {
       level,
@@ -58,7 +75,7 @@ export function createAppLogger(level: LogLevel, destination?: pino.DestinationS
       base: cluster.isWorker ? { app: 'places-cache', worker: cluster.worker?.id } : { app: 'places-cache' },
       timestamp: isoTime,
       formatters: { level: (label) => ({ level: label }) },
-      hooks: { streamWrite: maskUrlPasswords },
+      hooks: { streamWrite: (line) => maskSecrets(maskUrlPasswords(line)) },
     },
     destination ?? destinationOverride ?? batchedDestination(1),
   );

@@ -11,7 +11,8 @@ export const APP_LOGGER = 'APP_LOGGER';
     {
       provide: APP_LOGGER,
       inject: [appConfig.KEY],
-      useFactory: (config: AppConfig) => createAppLogger(config.logLevel),
+      useFactory: (config: AppConfig) =>
+        createAppLogger(config.logLevel, undefined, [config.adminToken, config.metricsToken].filter((t) => t !== undefined)),
     },
   ],
   exports: [APP_LOGGER],
