@@ -103,9 +103,9 @@ async function setupSwagger(app: INestApplication): Promise<void> {
 function warnAboutPolicy(app: INestApplication): void {
   const n = app.get<NominatimConfig>(nominatimConfig.KEY);
   const logger = new Logger('Nominatim');
-  if (n.isPublicServer && n.userAgentIsDefault) {
+  if (n.isPublicServer && n.userAgentIsPlaceholder) {
     logger.warn(
-      'Using the public Nominatim server with the default User-Agent: set NOMINATIM_USER_AGENT (and ' +
+      'Using the public Nominatim server with a default or placeholder User-Agent: set NOMINATIM_USER_AGENT (and ' +
         'NOMINATIM_EMAIL) to identify your application, as its usage policy requires.',
     );
   }

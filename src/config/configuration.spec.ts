@@ -60,7 +60,7 @@ describe(loadConfig.name, () => {
     expect(c.cache.staleIfErrorSeconds).toBe(86400);
     expect(c.nominatim.baseUrl).toBe(PUBLIC_NOMINATIM_URL);
     expect(c.nominatim.userAgent).toBe(DEFAULT_USER_AGENT);
-    expect(c.nominatim.userAgentIsDefault).toBe(true);
+    expect(c.nominatim.userAgentIsPlaceholder).toBe(true);
     expect(c.nominatim.isPublicServer).toBe(true);
     expect(c.nominatim.timeoutMs).toBe(10000);
     expect(c.nominatim.maxRps).toBe(1);
@@ -86,7 +86,7 @@ describe(loadConfig.name, () => {
     expect(c.cache.emptyTtlSeconds).toBe(15);
     expect(c.nominatim.baseUrl).toBe('http://127.0.0.1:7070');
     expect(c.nominatim.isPublicServer).toBe(false);
-    expect(c.nominatim.userAgentIsDefault).toBe(false);
+    expect(c.nominatim.userAgentIsPlaceholder).toBe(false);
     expect(c.nominatim.email).toBe('ops@acme.test');
     expect(c.nominatim.maxRps).toBe(0.5);
     expect(c.app.logLevel).toBe('warn');
@@ -194,5 +194,13 @@ describe(loadConfig.name, () => {
     const dockerfile = readFileSync(join(__dirname, '../../Dockerfile'), 'utf8');
     expect(dockerfile).toContain(`org.opencontainers.image.version="${pkg.version}"`);
     expect(dockerfile).toContain(`org.opencontainers.image.licenses="${pkg.license}"`);
+  });
+
+  it("takes docker-compose.yml's placeholder User-Agent for one (the public server's warning fires)", () => {
+    const compose = readFileSync(join(__dirname, '../../docker-compose.yml'), 'utf8');
+    const placeholders = [...compose.matchAll(/NOMINATIM_USER_AGENT: \$\{NOMINATIM_USER_AGENT:-([^}]+)\}/g)].map((m) => m[1]);
+    expect(placeholders.length).toBeGreaterThan(0);
+    for (const ua of placeholders) expect(loadConfig({ NOMINATIM_USER_AGENT: ua }).nominatim.userAgentIsPlaceholder).toBe(true);
+    expect(loadConfig({ NOMINATIM_USER_AGENT: 'acme-geo/2 (ops@acme.test)' }).nominatim.userAgentIsPlaceholder).toBe(false);
   });
 });

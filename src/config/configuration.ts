@@ -7,6 +7,11 @@ import { readUpstreams, UpstreamConfig } from './upstreams';
 export const PUBLIC_NOMINATIM_URL = 'https://nominatim.openstreetmap.org';
 // Kept in step with package.json by a unit test.
 export const APP_VERSION = '1.0.0';
+/**
+ * A User-Agent someone was told to replace: docker-compose.yml's default says "CHANGE ME", so a stack
+ * started without NOMINATIM_USER_AGENT is warned about as the app's own default is.
+ */
+export const PLACEHOLDER_USER_AGENT = /\bCHANGE ME\b/i;
 export const DEFAULT_USER_AGENT = `places-cache/${APP_VERSION} (+https://github.com/places-cache/places-cache)`;
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -67,7 +72,8 @@ export interface NominatimConfig {
   /** UPSTREAM_BACKOFF_MAX_SECONDS: longest a failing upstream of several is passed over */
   backoffMaxMs: number;
   userAgent: string;
-  userAgentIsDefault: boolean;
+  /** NOMINATIM_USER_AGENT unset, or a placeholder left as it came (see PLACEHOLDER_USER_AGENT) */
+  userAgentIsPlaceholder: boolean;
   email: string | undefined;
   timeoutMs: number;
   /** an upstream answer larger than this is cut off (502 upstream_too_large) */
@@ -209,7 +215,7 @@ export function loadConfig(env: Env): Config {
     upstreams,
     backoffMaxMs: r.int('UPSTREAM_BACKOFF_MAX_SECONDS', 30, 1, 3600) * 1000,
     userAgent: ua ?? DEFAULT_USER_AGENT,
-    userAgentIsDefault: ua === undefined,
+    userAgentIsPlaceholder: ua === undefined || PLACEHOLDER_USER_AGENT.test(ua),
     email: r.optionalString('NOMINATIM_EMAIL'),
     timeoutMs,
     maxBytes: r.int('UPSTREAM_MAX_BYTES', 2 * 1024 * 1024, 1024, 256 * 1024 * 1024),
