@@ -22,6 +22,13 @@ describe(redisRefusal.name, () => {
     expect(redisRefusal(undefined)).toBeUndefined();
   });
 
+  it.each([['CLUSTERDOWN Hash slot not served'], ['CLUSTERDOWN The cluster is down'], ['TRYAGAIN Multiple keys request during rehashing of slot'], ['MOVED 3999 127.0.0.1:6381'], ['ASK 3999 127.0.0.1:6381'], ['MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to no']])(
+    "is undefined for a cluster's passing states, which readiness reports itself (cluster_fail) or the client follows: %s",
+    (message) => {
+      expect(redisRefusal(new ErrorReply(message))).toBeUndefined();
+    },
+  );
+
   it('never carries a key (the question is in it) from a Redis 7.2 ACL message', () => {
     const refusal = redisRefusal(new ErrorReply("NOPERM User app has no permissions to access the 'places:v1:search:q=Secret Street 5' key"));
     expect(refusal).toEqual({ kind: 'NOPERM', text: "NOPERM User app has no permissions to access the '…' key" });

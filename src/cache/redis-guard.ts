@@ -33,10 +33,19 @@ const HINTS: Record<string, string> = {
   BUSY: 'Redis is busy running a script',
 };
 
-/** The refusal an error is, or undefined when it is none (a timeout, a closed connection, …). */
+/**
+ * A cluster's passing states: a slot without a master (readiness reports it as cluster_fail from
+ * CLUSTER INFO, and it ends when the slot is served again), a slot being moved (the client follows
+ * MOVED and ASK; TRYAGAIN ends with the move), a replica cut off from its master. Nothing an operator
+ * must act on, so they do not hold readiness degraded for a refusal window after they end.
+ */
+const PASSING_STATES = new Set(['CLUSTERDOWN', 'TRYAGAIN', 'MOVED', 'ASK', 'MASTERDOWN']);
+
+/** The refusal an error is, or undefined when it is none (a timeout, a closed connection, a cluster's passing state, …). */
 export function redisRefusal(error: unknown): RedisRefusal | undefined {
   if (!(error instanceof ErrorReply)) return undefined;
   const kind = /^[A-Z][A-Z_]{1,31}(?=\s|$)/.exec(error.message)?.[0] ?? 'ERR';
+  if (PASSING_STATES.has(kind)) return undefined;
   return { kind, text: safeReplyText(error.message) };
 }
 
