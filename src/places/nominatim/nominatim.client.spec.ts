@@ -46,12 +46,15 @@ describe(NominatimClient.name, () => {
   let warn: jest.SpyInstance;
   let asked: string[];
   let replies: Map<string, Reply>;
+  /** Per host, answers given in turn (each a promise the test settles), for hosts without a fixed reply. */
+  let pending: Map<string, Array<Reply | Promise<never>>>;
   let metrics: MetricsService;
 
   beforeEach(() => {
     warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
     asked = [];
     replies = new Map();
+    pending = new Map();
   });
 
   afterEach(() => warn.mockRestore());
@@ -61,7 +64,9 @@ describe(NominatimClient.name, () => {
       // Following a redirect is never wanted: NOMINATIM_URL is the operator's, a Location could be anything.
       expect(options.maxRedirects).toBe(0);
       asked.push(url);
-      const reply = replies.get(new URL(url).host)!;
+      const host = new URL(url).host;
+      const reply = replies.get(host) ?? pending.get(host)!.shift()!;
+      if ('then' in reply) return reply;
       if (reply.fails) return Promise.reject(reply.fails);
       return Promise.resolve({ status: reply.status, headers: reply.headers ?? {}, data: new TextEncoder().encode(reply.body ?? '').buffer });
     });
@@ -201,6 +206,26 @@ describe(NominatimClient.name, () => {
       expect(first.status.snapshot()).toMatchObject({ state: 'ok', consecutiveFailures: 0, lastCall: { status: 'too_large' } });
       const counted = (await metrics.upstreamRequests.get()).values;
       expect(counted).toEqual([expect.objectContaining({ value: 1, labels: { endpoint: 'search', status: 'too_large', upstream: 'own.example' } })]);
+    });
+
+    it('skips an upstream demoted while the miss was at an earlier one: nothing is sent to it until its back-off ends', async () => {
+      const [first, second, third] = ['own', 'mirror', 'public'].map((h) => target(`http://${h}.example`));
+      let timeOut!: () => void;
+      const slow = new Promise<never>((_resolve, reject) => (timeOut = () => reject(new AxiosError('timeout of 1000ms exceeded', 'ECONNABORTED'))));
+      pending.set('own.example', [slow, { status: 500, body: '' }]);
+      replies.set('mirror.example', { status: 500, body: '' });
+      replies.set('public.example', { status: 200, headers: JSON_TYPE, body: '[]' });
+      const client = await clientFor([first, second, third]);
+
+      // The first miss waits for own; the second fails there and at mirror, demoting both.
+      const firstMiss = client.fetch(SEARCH);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect((await client.fetch(SEARCH)).body.toString()).toBe('[]');
+      expect(asked.map((u) => new URL(u).host)).toEqual(['own.example', 'own.example', 'mirror.example', 'public.example']);
+      // own times out for the first miss now: mirror is still passed over (1 s), so it goes to public.
+      timeOut();
+      expect((await firstMiss).body.toString()).toBe('[]');
+      expect(asked.map((u) => new URL(u).host).slice(4)).toEqual(['public.example']);
     });
 
     it("demotes a refusing upstream for the Retry-After it sent, not another answer's", async () => {

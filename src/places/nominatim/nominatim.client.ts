@@ -67,11 +67,12 @@ export class NominatimClient {
    */
   private async fetchWithFailover(request: CanonicalRequest): Promise<UpstreamAnswer> {
     const order = this.preference.order(Date.now());
-    if (order.length === 0) {
-      throw upstreamBusy('Every upstream is failing; try again later', 'upstream_unavailable', this.preference.soonestMs(Date.now()) / 1000);
-    }
+    if (order.length === 0) throw this.unavailable();
     let last: GatewayError | undefined;
     for (const i of order) {
+      // One demoted since the order was taken, while this miss was at an earlier one (a timeout takes
+      // UPSTREAM_TIMEOUT_MS), is passed over too: nothing is sent to it until its back-off ends.
+      if (this.preference.remainingMs(i, Date.now()) > 0) continue;
       const target = this.targets[i];
       const demoted = this.preference.demotion(i);
       const attempt = await this.ask(target, request, demoted);
@@ -86,7 +87,12 @@ export class NominatimClient {
       const ms = this.preference.demote(i, Date.now(), attempt.retryAfterMs, demoted);
       if (ms !== undefined) this.logger.warn(`Upstream ${target.host} failed (${attempt.error.code}); passed over for ${Math.ceil(ms / 1000)} s`);
     }
-    throw last as GatewayError;
+    throw last ?? this.unavailable();
+  }
+
+  /** Several upstreams, none that may be asked now: 503 until the first demoted one may be again. */
+  private unavailable(): GatewayError {
+    return upstreamBusy('Every upstream is failing; try again later', 'upstream_unavailable', this.preference.soonestMs(Date.now()) / 1000);
   }
 
   /**
@@ -248,8 +254,7 @@ export class NominatimClient {
       }
       if (e instanceof UpstreamDemotedError) {
         // Not sent, as another miss saw the upstream fail: the next one is asked (this error if none is left).
-        const error = upstreamBusy('Every upstream is failing; try again later', 'upstream_unavailable', this.preference.soonestMs(Date.now()) / 1000);
-        return { verdict: 'not_asked', error };
+        return { verdict: 'not_asked', error: this.unavailable() };
       }
       throw e;
     } finally {
