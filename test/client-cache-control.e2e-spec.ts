@@ -95,6 +95,24 @@ describe('client Cache-Control (e2e)', () => {
     expect([cache(refused), refused.headers['cache-status']]).toEqual(['MISS', expect.stringMatching(/^places-cache; fwd=stale; fwd-status=200; stored; ttl=\d+$/)]);
   });
 
+  it('requests that join the call replacing an expired copy say fwd=stale too, as the one that made it does', async () => {
+    const q = fresh();
+    await get(q);
+    await sleep(2300);
+    const before = upstream();
+    fake.latencyMs = 300;
+    try {
+      const answers = await Promise.all([get(q), get(q), get(q)]);
+      expect(upstream()).toBe(before + 1);
+      const statuses = answers.map((a) => String(a.headers['cache-status']));
+      // RFC 9211 fwd=uri-miss says the cache held nothing for the URI: all three found the expired copy.
+      for (const status of statuses) expect(status).toMatch(/^places-cache; fwd=stale; fwd-status=200; stored; ttl=\d+(?:; collapsed)?$/);
+      expect(statuses.filter((status) => status.endsWith('; collapsed'))).toHaveLength(2);
+    } finally {
+      fake.latencyMs = 0;
+    }
+  });
+
   it('no-cache asks upstream again and the fresh answer replaces the entry', async () => {
     const q = fresh();
     await get(q);

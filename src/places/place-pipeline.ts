@@ -124,11 +124,12 @@ export class PlacePipeline {
       return { decision: { kind: 'limited', retryAfterSeconds: refused } };
     }
     try {
-      const r = await this.fills.fill(q.request, attempt);
+      const fetched = await this.fills.fill(q.request, attempt);
       x.mark('answer');
-      // A copy found here is stale past stale-while-revalidate: Cache-Status says fwd=stale (this
-      // request's decision only; the flight's answer goes to requests that looked up nothing).
-      return { decision: this.checked(x, found.newest === undefined ? r : { ...r, fwd: 'stale' }), found: r };
+      // A copy found here is stale past stale-while-revalidate: Cache-Status says fwd=stale, for the
+      // requests that joined this flight too (they found the same copy, or L1 had nothing newer).
+      const r: Resolution = found.newest === undefined ? fetched : { ...fetched, fwd: 'stale' };
+      return { decision: this.checked(x, r), found: r };
     } catch (e) {
       x.mark('answer');
       const stale = e instanceof GatewayError ? await this.cache.staleIfError(q.request.key, found, e.upstreamStatus ?? e.getStatus()) : undefined;
