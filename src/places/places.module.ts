@@ -47,7 +47,7 @@ import { pacerKeyPrefix, UpstreamTarget, UPSTREAMS } from './nominatim/upstream-
             },
             () => conn.isUsable(),
           );
-          return { ...u, pacer, status: new UpstreamStatus(pacer), backoffMs: FIRST_BACKOFF_MS, coolingEpisode: false };
+          return { ...u, pacer, status: new UpstreamStatus(pacer), backoffMs: FIRST_BACKOFF_MS, coolingSince: undefined };
         }),
     },
     {

@@ -7,6 +7,7 @@ import { nominatimConfig, NominatimConfig } from '../../config/configuration';
 import { MetricsService } from '../../metrics/metrics.service';
 import { CanonicalRequest } from './nominatim-request';
 import { FIRST_BACKOFF_MS, NominatimClient } from './nominatim.client';
+import { CoolingDownError } from './pacer-errors';
 import { UpstreamPacer } from './upstream-pacer';
 import { UpstreamStatus } from './upstream-status';
 import { UpstreamTarget, UPSTREAMS } from './upstream-target';
@@ -39,7 +40,7 @@ function target(baseUrl: string): UpstreamTarget {
     cooldownRemainingMs: () => 0,
     waiting: 0,
   } as unknown as UpstreamPacer;
-  return { baseUrl, host: new URL(baseUrl).host, maxRps: 1, pacer, status: new UpstreamStatus(pacer), backoffMs: FIRST_BACKOFF_MS, coolingEpisode: false };
+  return { baseUrl, host: new URL(baseUrl).host, maxRps: 1, pacer, status: new UpstreamStatus(pacer), backoffMs: FIRST_BACKOFF_MS, coolingSince: undefined };
 }
 
 describe(NominatimClient.name, () => {
@@ -47,7 +48,7 @@ describe(NominatimClient.name, () => {
   let asked: string[];
   let replies: Map<string, Reply>;
   /** Per host, answers given in turn (each a promise the test settles), for hosts without a fixed reply. */
-  let pending: Map<string, Array<Reply | Promise<never>>>;
+  let pending: Map<string, Array<Reply | Promise<Reply>>>;
   let metrics: MetricsService;
 
   beforeEach(() => {
@@ -65,11 +66,14 @@ describe(NominatimClient.name, () => {
       expect(options.maxRedirects).toBe(0);
       asked.push(url);
       const host = new URL(url).host;
-      const reply = replies.get(host) ?? pending.get(host)!.shift()!;
-      if ('then' in reply) return reply;
+      const next = replies.get(host) ?? pending.get(host)!.shift()!;
+      if ('then' in next) return next.then(answerWith);
+      return answerWith(next);
+    });
+    const answerWith = (reply: Reply) => {
       if (reply.fails) return Promise.reject(reply.fails);
       return Promise.resolve({ status: reply.status, headers: reply.headers ?? {}, data: new TextEncoder().encode(reply.body ?? '').buffer });
-    });
+    };
     const config = { timeoutMs: 1000, maxBytes: 1 << 20, userAgent: 'places-cache-test', email: 'ops@example.org', backoffMaxMs: 30_000 } as NominatimConfig;
     const moduleRef = await Test.createTestingModule({
       providers: [
@@ -211,7 +215,7 @@ describe(NominatimClient.name, () => {
     it('skips an upstream demoted while the miss was at an earlier one: nothing is sent to it until its back-off ends', async () => {
       const [first, second, third] = ['own', 'mirror', 'public'].map((h) => target(`http://${h}.example`));
       let timeOut!: () => void;
-      const slow = new Promise<never>((_resolve, reject) => (timeOut = () => reject(new AxiosError('timeout of 1000ms exceeded', 'ECONNABORTED'))));
+      const slow = new Promise<Reply>((_resolve, reject) => (timeOut = () => reject(new AxiosError('timeout of 1000ms exceeded', 'ECONNABORTED'))));
       pending.set('own.example', [slow, { status: 500, body: '' }]);
       replies.set('mirror.example', { status: 500, body: '' });
       replies.set('public.example', { status: 200, headers: JSON_TYPE, body: '[]' });
@@ -226,6 +230,39 @@ describe(NominatimClient.name, () => {
       timeOut();
       expect((await firstMiss).body.toString()).toBe('[]');
       expect(asked.map((u) => new URL(u).host).slice(4)).toEqual(['public.example']);
+    });
+
+    it('an answer to a request sent before a 429 neither ends its cool-down nor undoes its demotion', async () => {
+      const log = jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
+      try {
+        const [first, second] = ['own', 'public'].map((h) => target(`http://${h}.example`));
+        // own's pacer keeps the cool-down it is given, as the real one does.
+        let coolingUntil = 0;
+        first.pacer.coolDown = (ms: number) => Promise.resolve(void (coolingUntil = Date.now() + ms));
+        first.pacer.acquire = () =>
+          coolingUntil > Date.now() ? Promise.reject(new CoolingDownError(Math.ceil((coolingUntil - Date.now()) / 1000))) : Promise.resolve({ waitedMs: 0, mode: 'local', sent: () => undefined });
+        let answer!: () => void;
+        const slow = new Promise<Reply>((resolve) => (answer = () => resolve({ status: 200, headers: JSON_TYPE, body: '["own"]' })));
+        pending.set('own.example', [slow, { status: 429, headers: { 'retry-after': '20' }, body: '' }]);
+        replies.set('public.example', { status: 200, headers: JSON_TYPE, body: '["public"]' });
+        const client = await clientFor([first, second]);
+
+        // A slow question is in flight at own when the next one is refused there: own is passed over for 20 s.
+        const inFlight = client.fetch(SEARCH);
+        await new Promise((resolve) => setImmediate(resolve));
+        expect((await client.fetch(SEARCH)).body.toString()).toBe('["public"]');
+        answer();
+        expect((await inFlight).body.toString()).toBe('["own"]');
+
+        // That answer was sent before the refusal: own is still refusing, for 20 s.
+        expect((await client.fetch(SEARCH)).body.toString()).toBe('["public"]');
+        expect(asked.map((u) => new URL(u).host)).toEqual(['own.example', 'own.example', 'public.example', 'public.example']);
+        expect(log.mock.calls.map((c: unknown[]) => c[0])).not.toContainEqual(expect.stringMatching(/accepts requests again/));
+        // One refusal, one demotion: the misses its cool-down turns away move on without another.
+        expect(warn.mock.calls.map((c: unknown[]) => c[0])).toEqual([expect.stringMatching(/^Upstream own\.example failed \(upstream_refused\); passed over for 20 s$/)]);
+      } finally {
+        log.mockRestore();
+      }
     });
 
     it("demotes a refusing upstream for the Retry-After it sent, not another answer's", async () => {

@@ -77,7 +77,7 @@ export class NominatimClient {
       const demoted = this.preference.demotion(i);
       const attempt = await this.ask(target, request, demoted);
       if (attempt.verdict === 'answered') {
-        this.preference.succeeded(i);
+        this.preference.succeeded(i, demoted);
         if ('answer' in attempt) return attempt.answer;
         throw attempt.error; // too large: the next upstream would send the same answer
       }
@@ -149,8 +149,9 @@ export class NominatimClient {
     if (verdict === 'refused') return this.refused(target, status, retryAfter);
     // RFC 9110 10.2.3: a 503's Retry-After says how long the service will be unavailable (maintenance).
     const pauseMs = status === 503 ? retryAfterMs(retryAfter) : undefined;
-    if (target.coolingEpisode && pauseMs === undefined) {
-      target.coolingEpisode = false;
+    // An answer to a request sent before the cool-down began says nothing of its end.
+    if (target.coolingSince !== undefined && pauseMs === undefined && started >= target.coolingSince) {
+      target.coolingSince = undefined;
       target.backoffMs = FIRST_BACKOFF_MS;
       this.logger.log(`Nominatim ${target.host} accepts requests again`);
     }
@@ -222,8 +223,8 @@ export class NominatimClient {
    */
   private async coolDown(target: UpstreamTarget, ms: number): Promise<boolean> {
     // Marked before the pacer makes the cool-down seen: misses failed by it then know this process saw the answer.
-    const starts = !target.coolingEpisode;
-    target.coolingEpisode = true;
+    const starts = target.coolingSince === undefined;
+    target.coolingSince = performance.now();
     await target.pacer.coolDown(ms);
     return starts;
   }
@@ -250,7 +251,7 @@ export class NominatimClient {
         // answer (its episode), the miss that saw it demotes the upstream: this one only moves on.
         this.metrics.pacingRejected.inc({ reason: 'cooldown' });
         const error = upstreamBusy('Nominatim asked us to wait; try again later', 'upstream_cooldown', e.retryAfterSeconds);
-        return { verdict: target.coolingEpisode ? 'not_asked' : 'refused', error, retryAfterMs: e.retryAfterSeconds * 1000 };
+        return { verdict: target.coolingSince !== undefined ? 'not_asked' : 'refused', error, retryAfterMs: e.retryAfterSeconds * 1000 };
       }
       if (e instanceof UpstreamDemotedError) {
         // Not sent, as another miss saw the upstream fail: the next one is asked (this error if none is left).

@@ -17,7 +17,8 @@ export class UpstreamDemotedError extends Error {
  *
  * One outage counts once: a failure of an attempt that began before the upstream's last demotion (the
  * misses already in flight when it began to time out) is the failure already counted, not one more
- * in a row: it does not double the back-off (see demote).
+ * in a row: it does not double the back-off (see demote); nor does its success undo the demotion
+ * (see succeeded).
  */
 export class UpstreamPreference {
   private readonly demotedUntil: number[];
@@ -76,7 +77,12 @@ export class UpstreamPreference {
     return ms;
   }
 
-  succeeded(i: number): void {
+  /**
+   * Upstream `i` answered. `since`: the demotion signal the attempt began with; when it has aborted,
+   * the upstream was demoted after the request was sent, and that newer failure stands.
+   */
+  succeeded(i: number, since?: AbortSignal): void {
+    if (since?.aborted) return;
     this.failures[i] = 0;
     this.demotedUntil[i] = 0;
   }

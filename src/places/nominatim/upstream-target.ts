@@ -12,10 +12,11 @@ export interface UpstreamTarget extends UpstreamConfig {
   /** next 429/403 cool-down when the upstream gives no Retry-After (doubles per refusal) */
   backoffMs: number;
   /**
-   * this process saw the answer that started the cool-down (429/403, or 503 with Retry-After) and no
-   * accepted answer since: logged once, at its start and its end; the misses it turns away do not demote again
+   * performance.now() when this process saw the answer that started the cool-down (429/403, or 503
+   * with Retry-After), until an answer to a request sent after it is accepted; undefined without one.
+   * Logged once, at its start and its end; the misses it turns away do not demote again.
    */
-  coolingEpisode: boolean;
+  coolingSince: number | undefined;
 }
 
 /**
