@@ -249,6 +249,39 @@ describe('Redis refusing commands', () => {
       }
     });
 
+    it('a replica that HELLO cannot ask (Redis 5, a renamed command): reconnected once a second, not at every write, and logged once', async () => {
+      // `rename-command HELLO ""` answers HELLO as Redis 5 does: ERR unknown command.
+      const redis = await startRedis({ args: ['--rename-command', 'HELLO', ''] });
+      const admin = await adminClient(redis.url);
+      const svc = await boot(redis.url);
+      try {
+        expect((await timedGet(`${svc.url}/api?q=${question('nohello')}`)).headers.get('x-cache')).toBe('MISS');
+        const connectionsBefore = await connectionsTo(admin);
+        await admin.replicaOf(other.host, other.port);
+        const demotedAt = Date.now();
+        // Misses for 2.5 s: each one would write (the fill lock) if the node were taken for a master.
+        while (Date.now() - demotedAt < 2500) {
+          const r = await timedGet(`${svc.url}/api?q=${question('nohello')}`);
+          expect(r.status).toBe(200);
+          await sleep(50);
+        }
+        expect((await ready(svc)).details.redis.state).toBe('read_only');
+        // at once, then once a second: 4 at most in 2.5 s (and the admin's INFO adds none)
+        expect((await connectionsTo(admin)) - connectionsBefore).toBeLessThanOrEqual(4);
+        const lines = svc.logs.filter((l) => l.at >= demotedAt && l.context === 'RedisConnectionService');
+        expect(lines.length === 1 && /read-only replica/.test(lines[0].msg) ? 'one line' : show(svc)).toBe('one line');
+
+        await admin.sendCommand(['REPLICAOF', 'NO', 'ONE']);
+        await eventually(async () => (await timedGet(`${svc.url}/api?q=${question('nohello')}`)).headers.get('x-cache') === 'MISS', 5000, 100);
+        expect((await ready(svc)).status).toBe('ok');
+      } finally {
+        await svc.close();
+        await admin.sendCommand(['REPLICAOF', 'NO', 'ONE']).catch(() => undefined);
+        await admin.quit().catch(() => undefined);
+        await redis.stop();
+      }
+    });
+
     it('sees a REDIS_URL that points at a replica from the start before sending it a write', async () => {
       const redis = await startRedis({ args: ['--replicaof', '127.0.0.1', String(other.port)] });
       const admin = await adminClient(redis.url);

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/commo
 import { createClient, RedisClientType } from 'redis';
 import { redisConfig, RedisConfig } from '../config/configuration';
 import { MetricsService } from '../metrics/metrics.service';
+import { KEY_PREFIX } from './cache.constants';
 import { redisClientBehaviour } from './redis-client-options';
 import { ClusterConnection } from './redis-cluster';
 import type { RedisCommandClient, RedisSubscriberClient } from './redis-commands';
@@ -16,6 +17,8 @@ const SUSPEND_AFTER_TIMEOUT_MS = 1000;
 const QUIT_TIMEOUT_MS = 1000;
 /** While REDIS_URL leads to a read-only replica, open the connection again this often (a failover behind a DNS name is followed). */
 const READ_ONLY_RETRY_MS = 1000;
+/** Written (1 s of life) to learn whether a node is writable when HELLO cannot tell its role. */
+const ROLE_PROBE_KEY = `${KEY_PREFIX}role-probe`;
 const READ_ONLY_REASON = `the node behind REDIS_URL is a read-only replica; reconnecting every ${READ_ONLY_RETRY_MS / 1000} s until it is a master`;
 
 /** `read_only`: connected, but to a replica (READONLY, or its role at connect): skipped like a Redis that is down. */
@@ -200,26 +203,42 @@ export class RedisConnectionService implements OnApplicationShutdown {
 
   /**
    * On every connection (at start, after an outage, after a reconnection of ours): a replica is
-   * skipped before a write is refused. HELLO tells the role to any user (ACL rules do not apply to
-   * it); a Redis too old for it, or one that does not answer in time, is taken as a master (a write
-   * answered READONLY tells the truth later).
+   * skipped before a write is refused. A node whose role cannot be told, or that does not answer in
+   * time, is taken as a master (a write answered READONLY tells the truth later).
    */
   private async checkRole(client: RedisClientType): Promise<void> {
-    let role: unknown;
-    try {
-      const reply = await withTimeout(client.sendCommand<unknown[]>(['HELLO', '2']), this.config.opTimeoutMs, 'redis hello');
-      role = Array.isArray(reply) ? reply[reply.indexOf('role') + 1] : undefined;
-    } catch {
-      role = undefined;
-    }
+    const role = await this.roleOf(client);
     if (this.closing || !client.isReady) return;
-    if (role === 'replica' || role === 'slave') return this.followToMaster();
+    if (role === 'replica') return this.followToMaster();
     if (this.onReplica) {
       this.onReplica = false;
       this.suspendedUntil = 0;
       this.setState('ready', 'Redis behind REDIS_URL is writable again (a master); shared cache in use');
     } else {
       this.setState('ready', 'Redis connected; shared cache in use');
+    }
+  }
+
+  /**
+   * HELLO tells the role. Redis 5 has no HELLO, and it can be refused (renamed away, an ACL): a write
+   * then tells, on a key of our own that expires at once (a replica answers READONLY). Without an
+   * answer either way a node taken for a master after READONLY would be reconnected at every write.
+   */
+  private async roleOf(client: RedisClientType): Promise<'master' | 'replica' | undefined> {
+    try {
+      const reply = await withTimeout(client.sendCommand<unknown[]>(['HELLO', '2']), this.config.opTimeoutMs, 'redis hello');
+      const role = Array.isArray(reply) ? reply[reply.indexOf('role') + 1] : undefined;
+      if (role === 'replica' || role === 'slave') return 'replica';
+      if (role === 'master') return 'master';
+    } catch {
+      // told by the write below
+    }
+    if (!client.isReady) return undefined;
+    try {
+      await withTimeout(client.set(ROLE_PROBE_KEY, '1', { PX: 1000 }), this.config.opTimeoutMs, 'redis role probe');
+      return 'master';
+    } catch (e) {
+      return redisRefusal(e)?.kind === 'READONLY' ? 'replica' : undefined;
     }
   }
 
