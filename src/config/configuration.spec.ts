@@ -138,6 +138,9 @@ describe(loadConfig.name, () => {
     ['app.example', 'CORS_ORIGINS entry "app.example" is not an origin: scheme://host[:port], e.g. https://app.example'],
     ['null', 'CORS_ORIGINS entry "null" is not an origin: scheme://host[:port], e.g. https://app.example'],
     ['https://a.example,*', 'CORS_ORIGINS: * allows every origin on its own, not in a list'],
+    // No browser sends a * in Origin: a pattern would silently refuse every client it was meant for.
+    ['https://*.app.example', 'CORS_ORIGINS entry "https://*.app.example": patterns are not supported; list each origin (scheme://host[:port])'],
+    ['http://localhost:*', 'CORS_ORIGINS entry "http://localhost:*": patterns are not supported; list each origin (scheme://host[:port])'],
     [' , ', 'CORS_ORIGINS must be * or a comma-separated list of origins'],
   ])('refuses CORS_ORIGINS=%j', (value, message) => {
     expect(() => loadConfig({ CORS_ORIGINS: value })).toThrow(`Invalid configuration: ${message}`);

@@ -123,6 +123,11 @@ function readCorsOrigins(r: EnvReader): string[] | '*' {
       r.problem('CORS_ORIGINS: * allows every origin on its own, not in a list');
       continue;
     }
+    // The cors middleware compares whole strings, and no browser sends a * in Origin.
+    if (origin.includes('*')) {
+      r.problem(`CORS_ORIGINS entry "${origin}": patterns are not supported; list each origin (scheme://host[:port])`);
+      continue;
+    }
     let url: URL;
     try {
       url = new URL(origin);
