@@ -436,3 +436,40 @@ describe('purges as a Redis user without access to the pub/sub channels', () => 
     expect(refused.sort()).toEqual(['CachePurgeService', 'FillLock']);
   });
 });
+
+/*
+ * A Redis whose PUBLISH was renamed away answers `ERR unknown command 'PUBLISH', with args beginning
+ * with: 'places:v1:purge' '<the key>'`: the key holds the question, which stays out of the logs.
+ */
+describe('purges on a Redis that refuses PUBLISH with an error quoting its arguments', () => {
+  let upstream: FakeNominatim;
+  let redis: RedisProcess;
+  let svc: RunningApp;
+
+  beforeAll(async () => {
+    upstream = new FakeNominatim();
+    await upstream.start();
+    redis = await startRedis({ args: ['--rename-command', 'PUBLISH', ''] });
+    svc = await startApp({ REDIS_URL: redis.url, NOMINATIM_URL: upstream.url, NOMINATIM_MAX_RPS: PACED_RPS, ADMIN_TOKEN: TOKEN }, { captureLogs: true });
+    await eventually(() => svc.app.get(RedisConnectionService).state === 'ready');
+  });
+
+  afterAll(async () => {
+    await svc?.close();
+    await upstream?.stop();
+    await redis?.stop();
+  });
+
+  it('says the broadcast failed with Redis words, the key in them masked', async () => {
+    // Short: Redis quotes the first 128 characters of the arguments, the question at their end.
+    const target = '/search?q=Zoo7';
+    expect(await get(svc, target)).toBe('MISS');
+    const { status, body } = await purge(svc, `/admin/cache?key=${encodeURIComponent(keyOf(target))}`);
+    expect([status, body.code]).toEqual([503, 'redis_unavailable']);
+    expect(body.message).toMatch(/^1 entries removed from Redis, but the purge could not be broadcast to the other instances \(ERR unknown command 'PUBLISH'/);
+    const warned = svc.logs.filter((l) => l.context === 'CachePurgeService' && /could not be broadcast/.test(l.msg));
+    expect(warned.map((l) => l.level)).toEqual(['warn']);
+    expect(svc.logs.filter((l) => /q=zoo7/i.test(l.raw)).map((l) => l.raw)).toEqual([]);
+    expect(body.message).not.toMatch(/zoo7/i);
+  });
+});

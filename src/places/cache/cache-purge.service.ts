@@ -3,7 +3,7 @@ import type { Cache } from 'cache-manager';
 import { answerKeyParts } from '../../cache/answer-keys';
 import { CACHE_MANAGER, KEY_PREFIX } from '../../cache/cache.constants';
 import { RedisConnectionService } from '../../cache/redis-connection.service';
-import { RedisUnavailableError } from '../../cache/redis-guard';
+import { redisRefusal, RedisUnavailableError } from '../../cache/redis-guard';
 import { withTimeout } from '../../cache/with-timeout';
 import { SPECS } from '../nominatim/nominatim-params';
 import { PlacesCacheService } from './places-cache.service';
@@ -202,7 +202,8 @@ export class CachePurgeService implements OnApplicationBootstrap, OnModuleDestro
       await this.conn.run('purge publish', () => client.publish(PURGE_CHANNEL, message));
     } catch (e) {
       if (!(e instanceof RedisUnavailableError)) throw e;
-      const why = e.cause instanceof Error ? e.cause.message : e.message;
+      // A refusal in Redis's words with what it quotes masked: an unknown command quotes its arguments, the key.
+      const why = e.cause instanceof Error ? (redisRefusal(e.cause)?.text ?? e.cause.message) : e.message;
       const what = `${deleted} entries removed from Redis, but the purge could not be broadcast to the other instances (${why}): their L1 copies stay until they expire`;
       this.logger.warn(`Purge: ${what}`);
       throw new PurgeUnavailableError(l1Deleted, `${what}; run it again`);
