@@ -202,14 +202,14 @@ export class RedisConnectionService implements OnApplicationShutdown {
   }
 
   /**
-   * On every connection (at start, after an outage, after a reconnection of ours): a replica is
-   * skipped before a write is refused. A node whose role cannot be told, or that does not answer in
-   * time, is taken as a master (a write answered READONLY tells the truth later).
+   * On every connection (at start, after an outage, after a reconnection of ours): a read-only replica
+   * is skipped before the cache writes to it. A node whose role cannot be told, or that does not answer
+   * in time, is taken as writable (a write answered READONLY tells the truth later).
    */
   private async checkRole(client: RedisClientType): Promise<void> {
     const role = await this.roleOf(client);
     if (this.closing || !client.isReady) return;
-    if (role === 'replica') return this.followToMaster();
+    if (role === 'read_only') return this.followToMaster();
     if (this.onReplica) {
       this.onReplica = false;
       this.suspendedUntil = 0;
@@ -220,25 +220,26 @@ export class RedisConnectionService implements OnApplicationShutdown {
   }
 
   /**
-   * HELLO tells the role. Redis 5 has no HELLO, and it can be refused (renamed away, an ACL): a write
-   * then tells, on a key of our own that expires at once (a replica answers READONLY). Without an
-   * answer either way a node taken for a master after READONLY would be reconnected at every write.
+   * Whether the node takes writes. HELLO names a master at once. A replica may take writes too
+   * (`replica-read-only no`), Redis 5 has no HELLO, and HELLO can be renamed away or refused by an ACL:
+   * then one write decides, on a key of our own that expires at once (a read-only replica answers
+   * READONLY). Without an answer either way the node is taken as writable, and a write answered
+   * READONLY tells later; a node taken as writable after READONLY without asking it would be
+   * reconnected at every write.
    */
-  private async roleOf(client: RedisClientType): Promise<'master' | 'replica' | undefined> {
+  private async roleOf(client: RedisClientType): Promise<'writable' | 'read_only' | undefined> {
     try {
       const reply = await withTimeout(client.sendCommand<unknown[]>(['HELLO', '2']), this.config.opTimeoutMs, 'redis hello');
-      const role = Array.isArray(reply) ? reply[reply.indexOf('role') + 1] : undefined;
-      if (role === 'replica' || role === 'slave') return 'replica';
-      if (role === 'master') return 'master';
+      if (Array.isArray(reply) && reply[reply.indexOf('role') + 1] === 'master') return 'writable';
     } catch {
       // told by the write below
     }
     if (!client.isReady) return undefined;
     try {
       await withTimeout(client.set(ROLE_PROBE_KEY, '1', { PX: 1000 }), this.config.opTimeoutMs, 'redis role probe');
-      return 'master';
+      return 'writable';
     } catch (e) {
-      return redisRefusal(e)?.kind === 'READONLY' ? 'replica' : undefined;
+      return redisRefusal(e)?.kind === 'READONLY' ? 'read_only' : undefined;
     }
   }
 
