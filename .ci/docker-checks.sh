@@ -35,6 +35,13 @@ fail() {
   exit 1
 }
 elapsed() { echo "$((SECONDS - $1)) s"; }
+# Whether a container's log holds a text. Not `docker logs | grep -q`: under pipefail, grep leaving at
+# the first match makes docker logs fail on the closed pipe, and the pipeline with it.
+logs_have() {
+  local out
+  out="$(docker logs "$1" 2>&1)"
+  grep -qF -- "$2" <<<"$out"
+}
 
 cleanup() {
   set +e
@@ -214,12 +221,12 @@ docker run -d --name "$run_id-heap" -e L1_MAX_BYTES=209715200 -e NOMINATIM_URL="
 docker run -d --name "$run_id-heap2" -e L1_MAX_BYTES=209715200 -e NOMINATIM_URL="$upstream" \
   -e NODE_OPTIONS=--max-old-space-size=1024 "$IMAGE" >/dev/null
 for c in "$run_id-heap" "$run_id-heap2"; do
-  for _ in $(seq 1 60); do docker logs "$c" 2>&1 | grep -q 'places-cache listening' && break; sleep 0.5; done
-  docker logs "$c" 2>&1 | grep -q 'places-cache listening' || { docker logs "$c" >&2 2>&1; fail "$c did not start"; }
+  for _ in $(seq 1 60); do logs_have "$c" 'places-cache listening' && break; sleep 0.5; done
+  logs_have "$c" 'places-cache listening' || { docker logs "$c" >&2 2>&1; fail "$c did not start"; }
 done
-docker logs "$run_id-heap" 2>&1 | grep -q 'is more than half the V8 heap limit (304 MiB)' \
+logs_have "$run_id-heap" 'is more than half the V8 heap limit (304 MiB)' \
   || fail "the default heap limit is not npm start's 256 MB (+ 3 x 16 MB semi-space): $(docker logs "$run_id-heap" 2>&1 | grep -i heap)"
-if docker logs "$run_id-heap2" 2>&1 | grep -q 'more than half the V8 heap limit'; then
+if logs_have "$run_id-heap2" 'more than half the V8 heap limit'; then
   fail "NODE_OPTIONS=--max-old-space-size=1024 did not raise the heap limit: $(docker logs "$run_id-heap2" 2>&1 | grep -i heap)"
 fi
 docker rm -f "$run_id-heap" "$run_id-heap2" >/dev/null
