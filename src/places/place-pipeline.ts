@@ -6,6 +6,7 @@ import { RateLimits } from '../throttle/rate-limits';
 import { parseRequestDirectives, RequestDirectives } from './cache/cache-control';
 import { Fills, LockAttempt } from './cache/fills';
 import { Lookup, PlacesCacheService, Resolution } from './cache/places-cache.service';
+import { SingleFlight } from './cache/single-flight';
 import { Decision } from './decision';
 import { Exchange, Question } from './exchange';
 import { upstreamFailed } from './nominatim/upstream-errors';
@@ -17,8 +18,8 @@ import { memoEntries, Questions } from './questions';
  *   1 question  canonicalise once (Nominatim's 400s)            -> invalid | question
  *     (the client's Cache-Control directives, when honoured, take the request to Fills.directed)
  *   2 memory    L1, synchronously; a hit pays the hit allowance  -> answer | limited
- *   3 flight    one per key (cache/fills.ts): L2, then the miss allowance, then the fill lock and
- *               one paced upstream call, kept in L2 and L1; others asking meanwhile join it
+ *   3 flight    one per key (cache/single-flight.ts): L2, then the miss allowance, then the fill
+ *               lock and one paced upstream call, kept in L2 and L1; others asking meanwhile join it
  *                                                               -> answer | limited | failed
  *
  * run() returns a decision and writes nothing; the caller hands it to the answer writer. A hit
@@ -34,6 +35,7 @@ export class PlacePipeline {
     @Inject(cacheConfig.KEY) config: CacheConfig,
     private readonly cache: PlacesCacheService,
     private readonly fills: Fills,
+    private readonly flights: SingleFlight,
     private readonly limits: RateLimits,
   ) {
     this.questions = new Questions(memoEntries(config.l1MaxBytes), config.reverseSnapMeters);
@@ -82,11 +84,11 @@ export class PlacePipeline {
   private async flight(x: Exchange, q: Question): Promise<Decision> {
     const key = q.request.key;
     for (;;) {
-      const running = this.fills.running(key);
+      const running = this.flights.running(key);
       if (running === undefined) {
         const led = this.lead(x, q);
         // The flight ends (its joiners settle, the key is free again) before this request goes on.
-        await this.fills.lead(key, led.then(settledWith)).catch(() => undefined);
+        await this.flights.lead(key, led.then(settledWith)).catch(() => undefined);
         const { decision, found } = await led;
         if (found?.outcome === 'STALE' && found.fwdStatus === undefined) this.fills.refresh(q.request);
         return decision;

@@ -8,6 +8,7 @@ import { CachePurgeService } from './cache/cache-purge.service';
 import { FillLock } from './cache/fill-lock';
 import { FILL_LOCK, Fills } from './cache/fills';
 import { PlacesCacheService } from './cache/places-cache.service';
+import { SingleFlight } from './cache/single-flight';
 import { FIRST_BACKOFF_MS, NominatimClient } from './nominatim/nominatim.client';
 import { PlacePipeline } from './place-pipeline';
 import { PlacesController } from './places.controller';
@@ -64,12 +65,14 @@ import { pacerKeyPrefix, UpstreamTarget, UPSTREAMS } from './nominatim/upstream-
             })
           : null,
     },
+    { provide: SingleFlight, inject: [FILL_LOCK], useFactory: (lock: FillLock | null) => new SingleFlight(lock) },
   ],
   exports: [PlacesCacheService, PlacePipeline, Fills, CachePurgeService, UPSTREAMS],
 })
 export class PlacesModule implements OnApplicationBootstrap, OnModuleDestroy {
   constructor(
     @Inject(FILL_LOCK) private readonly fillLock: FillLock | null,
+    private readonly flights: SingleFlight,
     private readonly conn: RedisConnectionService,
   ) {}
 
@@ -81,6 +84,7 @@ export class PlacesModule implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   async onModuleDestroy(): Promise<void> {
+    this.flights.stop();
     await this.fillLock?.stop().catch(() => undefined);
   }
 }

@@ -6,13 +6,15 @@ import { RedisUnavailableError } from '../../cache/redis-guard';
 import { GatewayError } from '../../common/gateway.errors';
 import { upstreamBusy, upstreamFailed, upstreamTimeout } from '../nominatim/upstream-errors';
 import { FillLock, type FillLockOptions } from './fill-lock';
+import type { Resolution } from './places-cache.service';
+import { SingleFlight } from './single-flight';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe(FillLock.name, () => {
   let redis: RedisProcess;
   const clients: RedisClientType[] = [];
-  const locks: FillLock[] = [];
+  const locks: { lock: FillLock; flights: SingleFlight }[] = [];
   let prefixSeq = 0;
 
   beforeAll(async () => {
@@ -30,7 +32,12 @@ describe(FillLock.name, () => {
 
   afterEach(async () => {
     warn.mockRestore();
-    await Promise.all(locks.splice(0).map((lock) => lock.stop()));
+    await Promise.all(
+      locks.splice(0).map(({ lock, flights }) => {
+        flights.stop();
+        return lock.stop();
+      }),
+    );
     await Promise.all(clients.splice(0).map((c) => c.disconnect().catch(() => undefined)));
   });
 
@@ -42,7 +49,10 @@ describe(FillLock.name, () => {
     return client;
   }
 
-  /** Several "instances" sharing one prefix, each with its own command and pub/sub connections. */
+  /**
+   * Several "instances" sharing one prefix, each with its own command and pub/sub connections, and its
+   * SingleFlight, which keeps who waits on the lock.
+   */
   async function instances(count: number, overrides: Partial<FillLockOptions> = {}) {
     const options: FillLockOptions = { keyPrefix: `lock-spec:${++prefixSeq}:`, leaseMs: 10_000, opTimeoutMs: 500, ...overrides };
     return Promise.all(
@@ -53,9 +63,10 @@ describe(FillLock.name, () => {
         clients.push(subscriber);
         await subscriber.connect();
         const lock = new FillLock(client, subscriber, options);
-        locks.push(lock);
+        const flights = new SingleFlight(lock);
+        locks.push({ lock, flights });
         await lock.start();
-        return { lock, client, channel: `${options.keyPrefix}filled`, lockKey: (key: string) => `${options.keyPrefix}lock:${key}` };
+        return { lock, flights, client, channel: `${options.keyPrefix}filled`, lockKey: (key: string) => `${options.keyPrefix}lock:${key}` };
       }),
     );
   }
@@ -75,7 +86,7 @@ describe(FillLock.name, () => {
     expect(token).not.toBeNull();
     await expect(waiter.lock.tryAcquire('q2')).resolves.toBeNull();
 
-    const outcome = waiter.lock.waitForFill('q2', 5000);
+    const outcome = waiter.flights.waitForFill('q2', 5000);
     await sleep(100); // past the first, immediate existence check
     const woken = await measure(async () => {
       await holder.lock.notifyFilled('q2');
@@ -90,7 +101,7 @@ describe(FillLock.name, () => {
   it('wakes waiters in the same instance directly on notifyFilled', async () => {
     const [holder] = await instances(1);
     await holder.lock.tryAcquire('q3');
-    const outcomes = Promise.all([holder.lock.waitForFill('q3', 5000), holder.lock.waitForFill('q3', 5000)]);
+    const outcomes = Promise.all([holder.flights.waitForFill('q3', 5000), holder.flights.waitForFill('q3', 5000)]);
     await holder.lock.notifyFilled('q3');
     await expect(outcomes).resolves.toEqual(['filled', 'filled']);
   });
@@ -98,7 +109,7 @@ describe(FillLock.name, () => {
   it("passes the holder's failed upstream call to a waiter in another instance, at once and field for field", async () => {
     const [holder, waiter] = await instances(2); // poll every 250 ms
     const token = await holder.lock.tryAcquire('f1');
-    const outcome = waiter.lock.waitForFill('f1', 5000);
+    const outcome = waiter.flights.waitForFill('f1', 5000);
     await sleep(100); // past the first, immediate existence check
     const error = upstreamBusy('Nominatim is refusing requests for now; try again later', 'upstream_refused', 7, 429);
     const woken = await measure(async () => {
@@ -123,8 +134,8 @@ describe(FillLock.name, () => {
     const [holder] = await instances(1);
     await holder.lock.tryAcquire('f2');
     await holder.lock.tryAcquire('f3');
-    const outcomes = Promise.all([holder.lock.waitForFill('f2', 5000), holder.lock.waitForFill('f2', 5000)]);
-    const other = holder.lock.waitForFill('f3', 300);
+    const outcomes = Promise.all([holder.flights.waitForFill('f2', 5000), holder.flights.waitForFill('f2', 5000)]);
+    const other = holder.flights.waitForFill('f3', 300);
     const error = upstreamTimeout(1500);
     await holder.lock.notifyFailed('f2', error);
     await expect(outcomes).resolves.toEqual([{ failed: error }, { failed: error }]);
@@ -153,7 +164,7 @@ describe(FillLock.name, () => {
 
     // And the other way round: an old instance's fill notice (the key, published as is) wakes a new waiter.
     await holder.lock.tryAcquire('f5');
-    const outcome = waiter.lock.waitForFill('f5', 5000);
+    const outcome = waiter.flights.waitForFill('f5', 5000);
     await holder.client.publish(holder.channel, 'f5');
     await expect(outcome).resolves.toBe('filled');
   });
@@ -168,7 +179,7 @@ describe(FillLock.name, () => {
       if (n === 0) void holder.client.publish(holder.channel, JSON.stringify({ key: 'f7', failed: { status: 504, code: 'upstream_timeout', message: 'late' } }));
       return n;
     }) as typeof waiter.client.exists);
-    const outcome = waiter.lock.waitForFill('f7', 3000);
+    const outcome = waiter.flights.waitForFill('f7', 3000);
     await sleep(20); // past the first, immediate existence check
     await holder.lock.release('f7', token!);
     const seen = await outcome;
@@ -178,7 +189,7 @@ describe(FillLock.name, () => {
   it('ignores a notice it cannot read, and still hears the next one', async () => {
     const [holder, waiter] = await instances(2);
     const token = await holder.lock.tryAcquire('f6');
-    const outcome = waiter.lock.waitForFill('f6', 3000);
+    const outcome = waiter.flights.waitForFill('f6', 3000);
     let settled = false;
     void outcome.then(() => (settled = true));
     const unreadable = ['{not json', JSON.stringify({ key: 'f6', failed: { status: 'bad', code: 'x', message: 'y' } }), JSON.stringify({ key: 'f6' })];
@@ -194,7 +205,7 @@ describe(FillLock.name, () => {
   it("lets a waiter see 'released' when a crashed holder's lease expires", async () => {
     const [holder, waiter] = await instances(2, { leaseMs: 300 }); // poll every 75 ms
     await expect(holder.lock.tryAcquire('q4')).resolves.not.toBeNull();
-    const waited = await measure(() => waiter.lock.waitForFill('q4', 3000));
+    const waited = await measure(() => waiter.flights.waitForFill('q4', 3000));
     expect(waited.result).toBe('released');
     expect(waited.ms).toBeGreaterThanOrEqual(250);
     // At the lease's end (300 ms) and a poll (75 ms), with a margin; stalls of the whole process taken out.
@@ -205,7 +216,7 @@ describe(FillLock.name, () => {
   it("lets a waiter see 'released' when the holder gives up without filling", async () => {
     const [holder, waiter] = await instances(2, { leaseMs: 400 }); // poll every 100 ms
     const token = await holder.lock.tryAcquire('q5');
-    const outcome = waiter.lock.waitForFill('q5', 3000);
+    const outcome = waiter.flights.waitForFill('q5', 3000);
     await sleep(20);
     await holder.lock.release('q5', token!);
     await expect(outcome).resolves.toBe('released');
@@ -223,14 +234,14 @@ describe(FillLock.name, () => {
   it("resolves 'timeout' when the holder neither fills nor releases in time", async () => {
     const [holder, waiter] = await instances(2);
     await holder.lock.tryAcquire('q7');
-    await expect(waiter.lock.waitForFill('q7', 100)).resolves.toBe('timeout');
+    await expect(waiter.flights.waitForFill('q7', 100)).resolves.toBe('timeout');
   });
 
   it('shares one existence poll between the waiters of a key', async () => {
     const [holder, waiter] = await instances(2, { leaseMs: 400 }); // poll every 100 ms
     await holder.lock.tryAcquire('q8');
     const exists = jest.spyOn(waiter.client, 'exists');
-    const outcomes = await Promise.all(Array.from({ length: 20 }, () => waiter.lock.waitForFill('q8', 350)));
+    const outcomes = await Promise.all(Array.from({ length: 20 }, () => waiter.flights.waitForFill('q8', 350)));
     expect(outcomes.every((o) => o === 'timeout')).toBe(true);
     expect(exists.mock.calls.length).toBeGreaterThanOrEqual(2);
     expect(exists.mock.calls.length).toBeLessThanOrEqual(5);
@@ -262,22 +273,89 @@ describe(FillLock.name, () => {
       opTimeoutMs: 500,
       guard: (op, call) => (refuse ? Promise.reject(new RedisUnavailableError('suspended after a timeout')) : call()),
     });
-    const outcome = waiting.waitForFill('q11', 5000);
+    const flights = new SingleFlight(waiting);
+    const outcome = flights.waitForFill('q11', 5000);
     await sleep(150); // the lock is still there: keeps waiting
     refuse = true;
     const seen = await measure(() => outcome);
     expect(seen.result).toBe('unavailable');
     // At the next poll (100 ms), not at the wait's end (5 s); stalls of the whole process taken out.
     expect(seen.ownMs < 150 ? 'at the next poll' : seen.detail).toBe('at the next poll');
+    flights.stop();
     await waiting.stop();
   });
 
   it('throws from tryAcquire when Redis cannot be reached, and stops cleanly', async () => {
     const [instance] = await instances(1);
-    const pending = instance.lock.waitForFill('q9', 10_000);
+    const pending = instance.flights.waitForFill('q9', 10_000);
     await instance.client.disconnect();
     await expect(instance.lock.tryAcquire('q9')).rejects.toThrow();
+    instance.flights.stop();
     await instance.lock.stop();
     await expect(pending).resolves.toBe('timeout');
+  });
+
+  describe(SingleFlight.name, () => {
+    const answer = {} as Resolution;
+
+    it('lets requests join the running work of a key, never a background refresh, and forgets it once settled', async () => {
+      const [instance] = await instances(1);
+      let settle!: (r: Resolution) => void;
+      const work = instance.flights.lead('s1', new Promise<Resolution>((resolve) => (settle = resolve)));
+      expect(instance.flights.running('s1')).toBe(work);
+      settle(answer);
+      await work;
+      expect(instance.flights.running('s1')).toBeUndefined();
+      expect(instance.flights.busy('s1')).toBe(false);
+
+      let refreshed!: () => void;
+      const refresh = instance.flights.lead('s1', new Promise<undefined>((resolve) => (refreshed = () => resolve(undefined))), true);
+      expect(instance.flights.running('s1')).toBeUndefined();
+      expect(instance.flights.busy('s1')).toBe(true);
+      refreshed();
+      await refresh;
+      expect(instance.flights.busy('s1')).toBe(false);
+    });
+
+    it("keeps a key's wait when the key is led again and that flight ends first, and settles it on the notice", async () => {
+      const [holder, waiter] = await instances(2, { leaseMs: 400 }); // poll every 100 ms
+      await holder.lock.tryAcquire('s2');
+      // A background refresh waits for the other instance's fill; a request leads the key meanwhile.
+      const refresh = waiter.flights.lead('s2', waiter.flights.waitForFill('s2', 3000).then(() => answer), true);
+      let settle!: (r: Resolution | undefined) => void;
+      const request = waiter.flights.lead('s2', new Promise<Resolution | undefined>((resolve) => (settle = resolve)));
+      expect(waiter.flights.running('s2')).toBe(request);
+      settle(undefined);
+      await request;
+      expect(waiter.flights.running('s2')).toBeUndefined();
+      expect(waiter.flights.busy('s2')).toBe(false); // the refresh was replaced: a new one may start
+      await sleep(150); // a poll or two: the lock is still held
+
+      const woken = await measure(async () => {
+        await holder.lock.notifyFilled('s2');
+        return refresh;
+      });
+      expect(woken.result).toBe(answer);
+      expect(woken.ownMs < 100 / 2 ? 'at once' : woken.detail).toBe('at once');
+    });
+
+    it('wakes a wait in the same instance when its lock is released here, and leaves the running work alone', async () => {
+      const [instance] = await instances(1);
+      const token = await instance.lock.tryAcquire('s3');
+      let settle!: (r: Resolution) => void;
+      const work = instance.flights.lead('s3', new Promise<Resolution>((resolve) => (settle = resolve)));
+      const outcome = instance.flights.waitForFill('s3', 5000);
+      await sleep(50); // past the first, immediate existence check: the lock is held
+      await instance.lock.release('s3', token!);
+      await expect(outcome).resolves.toBe('released');
+      expect(instance.flights.running('s3')).toBe(work);
+      settle(answer);
+      await work;
+      expect(instance.flights.busy('s3')).toBe(false);
+    });
+
+    it("answers 'unavailable' at once without a fill lock (no Redis)", async () => {
+      await expect(new SingleFlight(null).waitForFill('s4', 5000)).resolves.toBe('unavailable');
+    });
   });
 });

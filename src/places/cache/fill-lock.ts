@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
 import { createHash, randomUUID } from 'node:crypto';
 import type { RedisCommandClient, RedisSubscriberClient } from '../../cache/redis-commands';
-import { type RedisGuard, RedisUnavailableError } from '../../cache/redis-guard';
-import { OperationTimeoutError, withTimeout } from '../../cache/with-timeout';
+import type { RedisGuard } from '../../cache/redis-guard';
+import { withTimeout } from '../../cache/with-timeout';
 import { GatewayError } from '../../common/gateway.errors';
 
 export interface FillLockOptions {
@@ -22,10 +22,10 @@ export interface FillLockOptions {
 }
 
 /**
- * 'unavailable': Redis cannot be asked (down, frozen, or skipped after a timeout), so no notice can come.
- * `{ failed }`: the holder's upstream call failed with this error (see notifyFailed).
+ * What a notice says of a key's fill: stored ('filled'), its lock removed without a fill ('released'),
+ * or the holder's upstream call failed with this error (`{ failed }`, see notifyFailed).
  */
-export type FillOutcome = 'filled' | 'released' | 'timeout' | 'unavailable' | { failed: GatewayError };
+export type FillNotice = 'filled' | 'released' | { failed: GatewayError };
 
 /* Compare-and-delete: only the holder of the token removes the lock. */
 const RELEASE_SCRIPT = `
@@ -34,38 +34,23 @@ return 0
 `;
 const RELEASE_SHA = createHash('sha1').update(RELEASE_SCRIPT).digest('hex');
 
-/** Longest pause between two checks that a held lock still exists (a released or expired lease). */
-const MAX_POLL_MS = 250;
-
 /**
- * How long a lock found gone waits for a notice sent before its release. The holder's PUBLISH runs
- * before its DEL, but the notice comes on the pub/sub connection and the poll's answer on the command
- * connection: this process may read the answer first (seen in the e2e tests, on a loaded machine), and
- * would then take the lock and ask upstream again. Loopback or a LAN delivers the
- * notice within a millisecond or two; a lock that is really gone is taken over this much later.
- */
-const NOTICE_GRACE_MS = 20;
-
-interface KeyWaiters {
-  resolvers: Set<(outcome: FillOutcome) => void>;
-  pollTimer?: NodeJS.Timeout;
-}
-
-/**
- * Cross-instance single flight for cache fills. The instance that wins `tryAcquire` fetches upstream,
- * writes the cache, calls `notifyFilled` and `release`; the others `waitForFill` and then read the
- * cache. Waiters wake on the pub/sub notification at once; a lock that disappears without one (holder
- * gave up, or crashed and its lease expired) is noticed by one coarse existence poll per key.
+ * The Redis side of single flight across instances: the fill lock and its notices, and no state of
+ * its own per key (SingleFlight keeps who waits for which key). The instance that wins `tryAcquire`
+ * fetches upstream, writes the cache, calls `notifyFilled` and `release`; the others wait (see
+ * SingleFlight.waitForFill) and then read the cache. Every notice is reported to the listener: this
+ * process's own at once, other instances' as pub/sub delivers them; `isHeld` is the existence check a
+ * waiter polls to notice a lock that disappears without one (holder gave up, or crashed and its lease
+ * expired).
  */
 export class FillLock {
   private readonly logger = new Logger(FillLock.name);
   private readonly channel: string;
-  private readonly pollMs: number;
-  private readonly waiters = new Map<string, KeyWaiters>();
+  private listener?: (key: string, notice: FillNotice) => void;
   private subscribed?: Promise<void>;
   private readonly onMessage = (message: string) => {
     const notice = parseNotice(message);
-    if (notice !== undefined) this.settle(notice.key, notice.outcome);
+    if (notice !== undefined) this.listener?.(notice.key, notice.said);
   };
 
   constructor(
@@ -74,7 +59,19 @@ export class FillLock {
     private readonly options: FillLockOptions,
   ) {
     this.channel = `${options.keyPrefix}filled`;
-    this.pollMs = Math.max(10, Math.min(Math.floor(options.leaseMs / 4), MAX_POLL_MS));
+  }
+
+  get leaseMs(): number {
+    return this.options.leaseMs;
+  }
+
+  /**
+   * Reports every notice about a key's fill to `listener` (one listener: the app's SingleFlight):
+   * notifyFilled, notifyFailed and a release that removed the lock here at once, before Redis hears of
+   * them; other instances' notices as they arrive (after start).
+   */
+  listen(listener: (key: string, notice: FillNotice) => void): void {
+    this.listener = listener;
   }
 
   /** Subscribes (once) to the fill notifications. */
@@ -85,7 +82,7 @@ export class FillLock {
       'redis fill-lock subscribe',
     ).catch((error: unknown) => {
       this.subscribed = undefined;
-      // Waiters then learn of fills only by polling the lock (up to MAX_POLL_MS later); a Redis user
+      // Waiters then learn of other instances' fills only by polling the lock (up to MAX_POLL_MS later); a Redis user
       // refused the channel would otherwise go unnoticed.
       this.logger.warn(`Fill notice subscription failed (${describe(error)}); waiting instances poll the lock instead; retried when Redis is ready`);
       throw error;
@@ -129,7 +126,7 @@ export class FillLock {
         this.options.opTimeoutMs,
         'redis fill-lock release',
       );
-      if (Number(deleted) === 1) this.settle(key, 'released');
+      if (Number(deleted) === 1) this.listener?.(key, 'released');
     } catch (error) {
       // Debug only: Redis being down is logged once, as a state change, by its owner.
       this.logger.debug(`Fill lock release failed (${describe(error)}); its lease will end it`);
@@ -141,7 +138,7 @@ export class FillLock {
    * never rejects; remote waiters still notice the released lock by their poll.
    */
   async notifyFilled(key: string): Promise<void> {
-    this.settle(key, 'filled');
+    this.listener?.(key, 'filled');
     try {
       await this.redisCall('fill-lock publish', () => this.client.publish(this.channel, key));
     } catch (error) {
@@ -157,7 +154,7 @@ export class FillLock {
    * first. Best effort, never rejects: a waiter that misses it sees the lock released and takes over.
    */
   async notifyFailed(key: string, error: GatewayError): Promise<void> {
-    this.settle(key, { failed: error });
+    this.listener?.(key, { failed: error });
     try {
       await this.redisCall('fill-lock publish', () => this.client.publish(this.channel, failureNotice(key, error)));
     } catch (error) {
@@ -166,38 +163,15 @@ export class FillLock {
   }
 
   /**
-   * Resolves 'filled' on the notification for `key`, `{ failed }` on a failure notice, 'released' when
-   * its lock is gone (released without a fill, or its lease expired, or it was not held at all),
-   * 'unavailable' as soon as a lock check finds Redis down or not answering in time, or 'timeout' after
-   * `timeoutMs`. But for `{ failed }`, the caller re-reads the cache and, on a miss, may try to take the
-   * lock itself (or go without it).
+   * Whether the lock of `key` is still there (held, its lease not ended). Throws as the guard does:
+   * RedisUnavailableError or OperationTimeoutError when Redis does not answer.
    */
-  waitForFill(key: string, timeoutMs: number): Promise<FillOutcome> {
-    return new Promise<FillOutcome>((resolve) => {
-      let entry = this.waiters.get(key);
-      const isNew = !entry;
-      if (!entry) {
-        entry = { resolvers: new Set() };
-        this.waiters.set(key, entry);
-      }
-      const timer = setTimeout(() => finish('timeout'), Math.max(0, timeoutMs));
-      const finish = (outcome: FillOutcome) => {
-        clearTimeout(timer);
-        const current = this.waiters.get(key);
-        if (current?.resolvers.delete(finish) && current.resolvers.size === 0) {
-          clearTimeout(current.pollTimer);
-          this.waiters.delete(key);
-        }
-        resolve(outcome);
-      };
-      entry.resolvers.add(finish);
-      if (isNew) void this.poll(key, entry);
-    });
+  async isHeld(key: string): Promise<boolean> {
+    return (await this.redisCall('fill-lock check', () => this.client.exists(this.lockKey(key)))) > 0;
   }
 
-  /** Unsubscribes, stops every poll and resolves the remaining waiters with 'timeout'. */
+  /** Unsubscribes from the notices. */
   async stop(): Promise<void> {
-    for (const key of [...this.waiters.keys()]) this.settle(key, 'timeout');
     const subscribed = this.subscribed;
     this.subscribed = undefined;
     if (!subscribed) return;
@@ -221,35 +195,6 @@ export class FillLock {
   private lockKey(key: string): string {
     return `${this.options.keyPrefix}lock:${this.options.keyName?.(key) ?? key}`;
   }
-
-  private settle(key: string, outcome: FillOutcome): void {
-    const entry = this.waiters.get(key);
-    if (!entry) return;
-    this.waiters.delete(key);
-    clearTimeout(entry.pollTimer);
-    for (const finish of [...entry.resolvers]) finish(outcome);
-  }
-
-  /** One existence check per key, shared by all its waiters; the first runs at once. */
-  private async poll(key: string, entry: KeyWaiters): Promise<void> {
-    try {
-      const exists = await this.redisCall('fill-lock check', () => this.client.exists(this.lockKey(key)));
-      if (this.waiters.get(key) !== entry) return;
-      if (exists === 0) {
-        entry.pollTimer = setTimeout(() => this.waiters.get(key) === entry && this.settle(key, 'released'), NOTICE_GRACE_MS);
-        return;
-      }
-    } catch (error) {
-      // A Redis that does not answer can neither deliver the holder's notice nor show its lock gone:
-      // waiting would last until the waiters' own timeouts (a whole lease). They go without the lock.
-      if (error instanceof RedisUnavailableError || error instanceof OperationTimeoutError) {
-        if (this.waiters.get(key) === entry) this.settle(key, 'unavailable');
-        return;
-      }
-      // Other trouble (e.g. a connection being replaced): keep waiting; the waiters' timeouts bound it.
-    }
-    if (this.waiters.get(key) === entry) entry.pollTimer = setTimeout(() => void this.poll(key, entry), this.pollMs);
-  }
 }
 
 /*
@@ -272,8 +217,8 @@ function failureNotice(key: string, e: GatewayError): string {
 }
 
 /** The key a notice is about and what it says; undefined for an unreadable one (ignored: the waiters' poll decides). */
-function parseNotice(message: string): { key: string; outcome: FillOutcome } | undefined {
-  if (!message.startsWith('{')) return { key: message, outcome: 'filled' };
+function parseNotice(message: string): { key: string; said: FillNotice } | undefined {
+  if (!message.startsWith('{')) return { key: message, said: 'filled' };
   let notice: Partial<FailureNotice>;
   try {
     notice = JSON.parse(message) as Partial<FailureNotice>;
@@ -293,7 +238,7 @@ function parseNotice(message: string): { key: string; outcome: FillOutcome } | u
     (f.retryAfterSeconds === undefined || (typeof f.retryAfterSeconds === 'number' && f.retryAfterSeconds > 0)) &&
     (f.upstreamStatus === undefined || Number.isInteger(f.upstreamStatus));
   if (!valid) return undefined;
-  return { key: notice.key!, outcome: { failed: new GatewayError(f.status, f.message, f.code, f.retryAfterSeconds, f.upstreamStatus) } };
+  return { key: notice.key!, said: { failed: new GatewayError(f.status, f.message, f.code, f.retryAfterSeconds, f.upstreamStatus) } };
 }
 
 function describe(error: unknown): string {

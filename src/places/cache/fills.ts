@@ -14,6 +14,7 @@ import { CachedAnswer, storableContentType } from './cached-answer';
 import { isEmptyAnswer } from '../nominatim/empty-answer';
 import { FillLock } from './fill-lock';
 import { CacheOutcome, PlacesCacheService, Resolution } from './places-cache.service';
+import { SingleFlight } from './single-flight';
 
 export const FILL_LOCK = 'FILL_LOCK';
 
@@ -31,20 +32,13 @@ export interface LockAttempt {
 }
 
 /**
- * Single flight, in this process and across instances: one map of the work running per key (every
- * request for the key joins it), and the fill lock in Redis (woken by pub/sub) so that one instance
+ * Fills, run as the key's one flight (SingleFlight) under the fill lock in Redis, so that one instance
  * calls upstream and the others read what it stored. A fill asks Nominatim and keeps what it answered
  * (L2, then L1, then the notice to waiting instances).
  */
 @Injectable()
 export class Fills implements OnModuleDestroy {
   private readonly logger = new Logger(Fills.name);
-  /**
-   * What runs for a key now; settles with its answer, or undefined when its leader gave up (refused,
-   * gone). A background refresh (stale-while-revalidate) is here too, so that it runs once, but nobody
-   * joins it: while it runs, the stale copy is what a request gets, at once.
-   */
-  private readonly flights = new Map<string, { work: Promise<Resolution | undefined>; background: boolean }>();
   private destroyed = false;
 
   constructor(
@@ -55,29 +49,13 @@ export class Fills implements OnModuleDestroy {
     private readonly nominatim: NominatimClient,
     private readonly places: PlacesCacheService,
     private readonly metrics: MetricsService,
+    private readonly flights: SingleFlight,
   ) {}
-
-  /** The work running for `key`, if any: a request for the key joins it instead of starting its own. */
-  running(key: string): Promise<Resolution | undefined> | undefined {
-    const flight = this.flights.get(key);
-    return flight === undefined || flight.background ? undefined : flight.work;
-  }
-
-  /** Runs `work` as the one flight of `key` until it settles. */
-  lead(key: string, work: Promise<Resolution | undefined>, background = false): Promise<Resolution | undefined> {
-    const flight = { work, background };
-    this.flights.set(key, flight);
-    const forget = () => {
-      if (this.flights.get(key) === flight) this.flights.delete(key);
-    };
-    work.then(forget, forget);
-    return work;
-  }
 
   /** RFC 5861 stale-while-revalidate: one refresh, through the same flights and pacing; never throws. */
   refresh(req: CanonicalRequest): void {
-    if (this.flights.has(req.key) || this.destroyed) return;
-    this.lead(req.key, this.fill(req), true).catch((e: Error) => this.logger.debug(`background refresh failed: ${e.message}`));
+    if (this.flights.busy(req.key) || this.destroyed) return;
+    this.flights.lead(req.key, this.fill(req), true).catch((e: Error) => this.logger.debug(`background refresh failed: ${e.message}`));
   }
 
   /**
@@ -121,7 +99,7 @@ export class Fills implements OnModuleDestroy {
   async warm(req: CanonicalRequest): Promise<Resolution | undefined> {
     const cached = await this.places.readShared(req.key);
     if (cached !== undefined && cached.isFresh(Date.now())) return undefined;
-    return this.running(req.key) ?? this.lead(req.key, this.fill(req));
+    return this.flights.running(req.key) ?? this.flights.lead(req.key, this.fill(req));
   }
 
   /**
@@ -175,7 +153,7 @@ export class Fills implements OnModuleDestroy {
   /** The upstream part of directed(): no-store's call, or the key's flight. */
   private async directedUpstream(req: CanonicalRequest, d: RequestDirectives, asked: number): Promise<Resolution> {
     if (d.noStore) return this.passThrough(req);
-    const running = this.running(req.key);
+    const running = this.flights.running(req.key);
     const joined = running === undefined ? undefined : await running;
     if (joined !== undefined && joined.answer.storedAt >= asked) {
       const r = this.collapsed(joined);
@@ -183,7 +161,7 @@ export class Fills implements OnModuleDestroy {
       return r;
     }
     // An entry filled elsewhere counts only if it was filled after this request asked (no-cache, max-age=0).
-    return (await this.lead(req.key, this.fill(req, undefined, asked)))!;
+    return (await this.flights.lead(req.key, this.fill(req, undefined, asked)))!;
   }
 
   /**
@@ -213,7 +191,7 @@ export class Fills implements OnModuleDestroy {
       // It gave up otherwise or died (its lease ended): take over, or wait for whoever took over first.
       // Past fillWaitMs, go without the lock.
       while (token === null && Date.now() < giveUpAt) {
-        const outcome = await lock.waitForFill(req.key, giveUpAt - Date.now());
+        const outcome = await this.flights.waitForFill(req.key, giveUpAt - Date.now());
         if (typeof outcome === 'object') {
           failed = outcome.failed;
           break;
