@@ -90,14 +90,16 @@ export type FakeFailure =
  * - truncated: the normal answer (its Content-Type too), cut to half its bytes, as a complete HTTP message;
  * - malformed-xml: an XML answer whose tags do not nest;
  * - huge: a valid JSON array of `bytes` bytes, streamed chunked as fast as the client reads it;
- * - drip: the normal answer, `chunkBytes` at a time every `intervalMs`.
+ * - drip: the normal answer, `chunkBytes` at a time every `intervalMs`;
+ * - switching-protocols: a final 101 (something in front of the server upgrading the connection), left open.
  */
 export type HostileMode =
   | { mode: 'html' }
   | { mode: 'truncated' }
   | { mode: 'malformed-xml' }
   | { mode: 'huge'; bytes: number }
-  | { mode: 'drip'; intervalMs: number; chunkBytes?: number };
+  | { mode: 'drip'; intervalMs: number; chunkBytes?: number }
+  | { mode: 'switching-protocols' };
 
 const HTML_ERROR_PAGE =
   '<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n' +
@@ -1375,6 +1377,10 @@ export class FakeNominatim {
         this.stream(res, entry, chunks(), out.headers['Content-Type'], failure.intervalMs);
         return;
       }
+      case 'switching-protocols':
+        // Written on the socket: ServerResponse does not send a 101 as a final answer.
+        req.socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+        return;
     }
   }
 

@@ -14,7 +14,8 @@
  *   broken), no answer in time, no connection, or `invalid`: a 200 that is not in the format asked
  *   for, or a 4xx that is not Nominatim's error (a web server's HTML 404 for a wrong path in
  *   NOMINATIM_URL, a proxy's 407). Any other status too: Nominatim's successes are all 200, so a 204 or 206 comes from something in front
- *   of it and is no answer to pass on (nor to serve instead of a stale copy).
+ *   of it and is no answer to pass on (nor to serve instead of a stale copy); a 101 (a connection
+ *   upgraded, see upstream-transport.ts) alike.
  */
 export type UpstreamVerdict = 'answered' | 'refused' | 'failed';
 
