@@ -300,13 +300,14 @@ describe('drop-in Nominatim (e2e)', () => {
       expect(fake.count()).toBe(before + 2);
     });
 
-    it('an upstream 404 (text body) is returned as it is and not cached', async () => {
-      fake.failNext(1, { status: 404, body: 'Not Found' });
+    it("an upstream text error (Nominatim's, raised before it knows the format) is returned as it is and not cached", async () => {
+      const text = "ERROR 400: Parameter 'format' must be one of: xml, geojson, geocodejson, json, jsonv2";
+      fake.failNext(1, { status: 400, body: text });
       const before = fake.count();
       const got = await ours('/reverse?lat=48.1372&lon=11.5756&format=json');
-      expect(got.status).toBe(404);
+      expect(got.status).toBe(400);
       expect(got.headers['content-type']).toBe('text/plain; charset=utf-8');
-      expect(got.body.toString()).toBe('Not Found');
+      expect(got.body.toString()).toBe(text);
       expect(got.headers['cache-control']).toBe('no-store');
       const next = await ours('/reverse?lat=48.1372&lon=11.5756&format=json');
       expect(next.status).toBe(200);

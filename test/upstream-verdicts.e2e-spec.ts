@@ -85,6 +85,8 @@ describe('upstream verdicts (e2e)', () => {
       ["a proxy's HTML 413", { status: 413, body: '<html><body>Request Entity Too Large</body></html>', headers: { 'Content-Type': 'text/html' } }, 'geojson', 'a 413 with Content-Type text/html'],
       ["an API gateway's JSON 404", { status: 404, body: { message: 'no Route matched with those values' } }, 'jsonv2', "a 404 whose JSON is not Nominatim's error"],
       ["an XML 404 that is not Nominatim's", { status: 404, body: '<?xml version="1.0"?><Error><Code>NoSuchKey</Code></Error>', headers: { 'Content-Type': 'text/xml' } }, 'xml', "a 404 whose XML is not Nominatim's error"],
+      ["a proxy's plain-text 404 (Go's)", { status: 404, body: '404 page not found\n', headers: { 'Content-Type': 'text/plain; charset=utf-8' } }, 'json', "a 404 whose text is not Nominatim's error"],
+      ["a framework's plain-text 404 for a path it has no route for", { status: 404, body: 'Not Found', headers: { 'Content-Type': 'text/plain; charset=utf-8' } }, 'xml', "a 404 whose text is not Nominatim's error"],
     ])('%s: 502 upstream_invalid, nothing stored, logged once, /health/upstream failing', async (_what, failure, format, problem) => {
       const q = unique('Berlin');
       const from = app.logs.length;
@@ -112,15 +114,25 @@ describe('upstream verdicts (e2e)', () => {
     });
 
     it("passes Nominatim's own 4xx on as they are (JSON, XML and text errors)", async () => {
+      // Nominatim 5.1 writes an error raised before it knows the format as text/plain `ERROR <status>: …`.
+      const text = "ERROR 400: Parameter 'format' must be one of: xml, geojson, geocodejson, json, jsonv2";
       const cases: Array<[string, FakeFailure]> = [
-        ['json', { status: 400, body: { error: { code: 400, message: 'Parameter checked only upstream.' } } }],
-        ['xml', { status: 400, body: '<?xml version="1.0" encoding="UTF-8" ?>\n   <error>\n <code>400</code>\n <message>Nothing to search for.</message>\n </error>\n', headers: { 'Content-Type': 'text/xml; charset=utf-8' } }],
-        ['json', { status: 404, body: 'Not Found' }],
+        ['/search?format=json&q=', { status: 400, body: { error: { code: 400, message: 'Parameter checked only upstream.' } } }],
+        ['/search?format=xml&q=', { status: 400, body: '<?xml version="1.0" encoding="UTF-8" ?>\n   <error>\n <code>400</code>\n <message>Nothing to search for.</message>\n </error>\n', headers: { 'Content-Type': 'text/xml; charset=utf-8' } }],
+        ...['json', 'jsonv2', 'geojson', 'geocodejson', 'xml'].map((f): [string, FakeFailure] => [`/search?format=${f}&q=`, { status: 400, body: text }]),
+        // /status is stored for 1 s here (STATUS_TTL_SECONDS): none is yet, and a 4xx is never stored.
+        ['/status?format=text', { status: 400, body: text }],
+        ['/status?format=json', { status: 400, body: text }],
+        ['/details?osmtype=N&osmid=', { status: 404, body: { error: { code: 404, message: 'No place with that OSM ID found.' } } }],
+        ['/details?osmtype=N&osmid=', { status: 400, body: text }],
       ];
-      for (const [format, failure] of cases) {
+      for (const [path, failure] of cases) {
         fake.failNext(1, failure);
-        const got = await rawGet(`${app.url}/search?q=${unique('Bern')}&format=${format}`);
-        expect([format, got.status]).toEqual([format, (failure as { status: number }).status]);
+        const got = await rawGet(`${app.url}${path}${path.startsWith('/search') ? unique('Bern') : path.startsWith('/details') ? ++seq : ''}`);
+        const { status } = failure as { status: number; body: unknown };
+        expect([path, got.status]).toEqual([path, status]);
+        const sent = (failure as { body: unknown }).body;
+        expect([path, got.body.toString()]).toEqual([path, typeof sent === 'string' ? sent : JSON.stringify(sent)]);
       }
       expect((await health(app)).upstream.state).toBe('ok');
     });

@@ -138,9 +138,35 @@ describe('upstreamErrorProblem', () => {
     expect(upstreamErrorProblem(request(endpoint, query), 400, contentType, fixture(file))).toBeNull();
   });
 
-  it('accepts text/plain for any format: Nominatim\'s errors before the format is known, a framework\'s own 404', () => {
-    expect(upstreamErrorProblem(request('search', 'q=x&format=json'), 400, CT_TEXT, Buffer.from("ERROR 400: Parameter 'format' must be one of: xml, json"))).toBeNull();
-    expect(upstreamErrorProblem(request('reverse', 'lat=1&lon=2&format=xml'), 404, CT_TEXT, Buffer.from('Not Found'))).toBeNull();
+  // Nominatim 5.1 (server/asgi_adaptor.py raise_error, v1/format.py _format_error): an error raised before
+  // parse_format knows the format is text/plain, `ERROR <status>: <message>`, whatever the format asked for.
+  it.each([
+    ['search', 'q=x&format=json'],
+    ['search', 'q=x&format=jsonv2'],
+    ['search', 'q=x&format=geojson'],
+    ['search', 'q=x&format=geocodejson'],
+    ['reverse', 'lat=1&lon=2&format=xml'],
+    ['status', 'format=text'],
+    ['status', 'format=json'],
+    ['details', 'osmtype=N&osmid=1'],
+  ] as const)("accepts Nominatim's text error for %s?%s", (endpoint, query) => {
+    const body = Buffer.from("ERROR 400: Parameter 'format' must be one of: xml, json, jsonv2, geojson, geocodejson");
+    expect(upstreamErrorProblem(request(endpoint, query), 400, CT_TEXT, body)).toBeNull();
+  });
+
+  it("accepts /details' 404 and /status's JSON error, as Nominatim writes them", () => {
+    expect(upstreamErrorProblem(request('details', 'osmtype=N&osmid=1'), 404, CT_JSON, Buffer.from('{"error":{"code":404,"message":"No place with that OSM ID found."}}'))).toBeNull();
+    expect(upstreamErrorProblem(request('status', 'format=json'), 400, CT_JSON, Buffer.from('{"error":{"code":400,"message":"x"}}'))).toBeNull();
+  });
+
+  it.each([
+    ["a proxy's plain 404 (Go's)", 'search', 'q=x&format=json', 404, '404 page not found\n'],
+    ["a framework's route 404 (a wrong path in NOMINATIM_URL)", 'reverse', 'lat=1&lon=2&format=xml', 404, 'Not Found'],
+    ["a proxy's plain 404 for the text status", 'status', 'format=text', 404, '404 page not found\n'],
+    ['an empty text body', 'search', 'q=x&format=geojson', 400, ''],
+    ["Nominatim's text of another status", 'search', 'q=x&format=json', 404, 'ERROR 400: Nothing to search for.'],
+  ] as const)('rejects %s', (_what, endpoint, query, status, body) => {
+    expect(upstreamErrorProblem(request(endpoint, query), status, CT_TEXT, Buffer.from(body))).toBe(`a ${status} whose text is not Nominatim's error`);
   });
 
   it("accepts Nominatim's unescaped messages (only how the body begins is checked)", () => {

@@ -73,18 +73,20 @@ const XML_ERROR = /^\s*(?:<\?xml[^>]*\?>\s*)?<error[\s>]/;
 /**
  * Why a 4xx (one Nominatim may send: not 429 nor 403, see upstream-verdict.ts) is not Nominatim's own
  * error, or null when it may be. Nominatim writes its errors in the media type of the format asked for
- * (`{"error":{"code":…,"message":…}}` in JSON, an `<error>` document in XML) or as text/plain (`ERROR
- * <status>: …`, before the format is known; frameworks' own 404s are text too), never as HTML for the
- * formats the gateway asks for (HTML only comes with `debug`, which is never sent). A web server's HTML
- * 404 (a wrong path in NOMINATIM_URL) or a proxy's 407/413 page fails here. Text is not looked into:
- * when unsure, the answer is Nominatim's. Its messages are not escaped, so only how the body begins is checked.
+ * (`{"error":{"code":…,"message":…}}` in JSON, an `<error>` document in XML), or, for an error raised
+ * before the format is known, as text/plain `ERROR <status>: <message>` (Nominatim 5.1
+ * server/asgi_adaptor.py raise_error, v1/format.py _format_error; the PHP versions never sent text);
+ * never as HTML for the formats the gateway asks for (HTML only comes with `debug`, which is never
+ * sent). A web server's HTML 404 (a wrong path in NOMINATIM_URL), a proxy's 407/413 page, or a plain
+ * text 404 (a proxy's "404 page not found", a framework's "Not Found" for a path it has no route for)
+ * fails here. Its messages are not escaped, so only how the body begins is checked.
  */
 export function upstreamErrorProblem(req: Pick<CanonicalRequest, 'format'>, status: number, contentType: string, body: Buffer): string | null {
   const formatType = MEDIA_TYPE_BY_FORMAT[req.format];
   const got = mediaType(contentType);
-  if (got === 'text/plain') return null;
-  if (got !== formatType) return `a ${status} with Content-Type ${quotable(got)} where Nominatim's errors are ${formatType}${formatType === 'text/plain' ? '' : ' or text/plain'}`;
   const start = body.subarray(0, 256).toString('utf8');
+  if (got === 'text/plain') return start.startsWith(`ERROR ${status}: `) ? null : `a ${status} whose text is not Nominatim's error`;
+  if (got !== formatType) return `a ${status} with Content-Type ${quotable(got)} where Nominatim's errors are ${formatType}${formatType === 'text/plain' ? '' : ' or text/plain'}`;
   if (formatType === 'text/xml') return XML_ERROR.test(start) ? null : `a ${status} whose XML is not Nominatim's error`;
   return JSON_ERROR.test(start) ? null : `a ${status} whose JSON is not Nominatim's error`;
 }
