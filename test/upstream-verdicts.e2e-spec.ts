@@ -338,6 +338,43 @@ describe('upstream verdicts (e2e)', () => {
     });
   });
 
+  describe('a 429 back-off grows once per episode (one upstream)', () => {
+    it('refusals of requests already in flight when the first came: one cool-down at the first back-off (5 s), then 10 s for the next episode', async () => {
+      const app = await startApp(
+        { REDIS_URL: `${redis.url}/7`, NOMINATIM_URL: fake.url, NOMINATIM_MAX_RPS: '20', LOG_LEVEL: 'warn' },
+        { captureLogs: true },
+      );
+      try {
+        await eventually(() => app.app.get(RedisConnectionService).state === 'ready');
+        // No Retry-After: the back-off decides. Slots 50 ms apart, answers 400 ms later: all three are in flight together.
+        fake.latencyMs = 400;
+        fake.failAll({ status: 429 });
+        const burst = async () => {
+          const answers = await Promise.all([1, 2, 3].map(() => rawGet(`${app.url}/search?q=${unique('Minsk')}&format=json`)));
+          expect(answers.map((a) => [a.status, JSON.parse(a.body.toString()).code])).toEqual(Array(3).fill([503, 'upstream_refused']));
+          return answers.map((a) => Number(a.headers['retry-after']));
+        };
+        const refusedLines = (from: number) => app.logs.slice(from).filter((l) => l.context === 'NominatimClient' && /answered 429: sending nothing/.test(l.msg));
+
+        const from = app.logs.length;
+        const first = await burst();
+        expect(fake.count('/search')).toBe(3);
+        // One episode: 5 s for each, not 5, 10 and 20 s (one doubling per refusal already on its way).
+        expect(first).toEqual([5, 5, 5]);
+        expect((await health(app)).upstream.coolDownRemainingSeconds).toBeLessThanOrEqual(5);
+        expect(refusedLines(from).map((l) => l.msg)).toEqual([expect.stringMatching(/answered 429: sending nothing to it for 5 s/)]);
+
+        // The next episode (refused again once the cool-down is over) doubles it once.
+        await eventually(async () => (await health(app)).upstream.coolDownRemainingSeconds === 0, 8_000, 100);
+        const second = await burst();
+        expect(fake.count('/search')).toBe(6);
+        expect(second).toEqual([10, 10, 10]);
+      } finally {
+        await app.close();
+      }
+    });
+  });
+
   describe('/health/upstream with several upstreams', () => {
     let pub: FakeNominatim;
     let app: RunningApp;

@@ -180,6 +180,60 @@ describe(NominatimClient.name, () => {
     expect(warn).not.toHaveBeenCalled();
     expect(one.status.snapshot().state).toBe('ok');
   });
+  describe('refusals of requests already in flight (one cool-down episode)', () => {
+    /** A target whose pacer keeps the longest cool-down it is given, as the real one does. */
+    function coolingTarget(): { one: UpstreamTarget; given: number[] } {
+      const one = target('http://nominatim.example');
+      const given: number[] = [];
+      let until = 0;
+      one.pacer.coolDown = (ms: number) => Promise.resolve(void (given.push(ms), (until = Math.max(until, Date.now() + ms))));
+      one.pacer.cooldownRemainingMs = () => Math.max(0, until - Date.now());
+      return { one, given };
+    }
+
+    const inFlight = async (client: NominatimClient, answers: Array<() => void>) => {
+      const calls = answers.map(() => failure(client.fetch(SEARCH)));
+      await new Promise((resolve) => setImmediate(resolve));
+      for (const answer of answers) {
+        answer();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      return Promise.all(calls);
+    };
+
+    const later = (reply: Reply): [Promise<Reply>, () => void] => {
+      let settle!: () => void;
+      return [new Promise<Reply>((resolve) => (settle = () => resolve(reply))), () => settle()];
+    };
+
+    it('do not double the back-off: one cool-down at the first back-off', async () => {
+      const { one, given } = coolingTarget();
+      const replies3 = [1, 2, 3].map(() => later({ status: 429, body: '' }));
+      pending.set('nominatim.example', replies3.map(([p]) => p));
+      const client = await clientFor([one]);
+      const errors = await inFlight(client, replies3.map(([, answer]) => answer));
+      expect(errors.map((e) => [e.code, e.retryAfterSeconds])).toEqual(Array(3).fill(['upstream_refused', FIRST_BACKOFF_MS / 1000]));
+      expect(given).toEqual([FIRST_BACKOFF_MS]);
+      expect(one.backoffMs).toBe(2 * FIRST_BACKOFF_MS);
+    });
+
+    it('a longer Retry-After one of them brings extends the cool-down; a shorter one does not shorten it', async () => {
+      const { one, given } = coolingTarget();
+      const replies3 = [
+        later({ status: 429, body: '' }),
+        later({ status: 429, headers: { 'retry-after': '20' }, body: '' }),
+        later({ status: 429, headers: { 'retry-after': '1' }, body: '' }),
+      ];
+      pending.set('nominatim.example', replies3.map(([p]) => p));
+      const client = await clientFor([one]);
+      const errors = await inFlight(client, replies3.map(([, answer]) => answer));
+      expect(errors.map((e) => e.retryAfterSeconds)).toEqual([5, 20, 20]);
+      expect(given).toEqual([FIRST_BACKOFF_MS, 20_000, 1_000]);
+      expect(one.pacer.cooldownRemainingMs()).toBeGreaterThan(19_000);
+      expect(one.backoffMs).toBe(2 * FIRST_BACKOFF_MS);
+    });
+  });
+
   describe('with several upstreams, by the verdict on each', () => {
     const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' };
 

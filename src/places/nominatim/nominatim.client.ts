@@ -146,7 +146,7 @@ export class NominatimClient {
       return { verdict, error: upstreamInvalid(problem) };
     }
     const retryAfter = res.headers['retry-after'] as string | undefined;
-    if (verdict === 'refused') return this.refused(target, status, retryAfter);
+    if (verdict === 'refused') return this.refused(target, status, retryAfter, started);
     // RFC 9110 10.2.3: a 503's Retry-After says how long the service will be unavailable (maintenance).
     const pauseMs = status === 503 ? retryAfterMs(retryAfter) : undefined;
     // An answer to a request sent before the cool-down began says nothing of its end.
@@ -155,7 +155,7 @@ export class NominatimClient {
       target.backoffMs = FIRST_BACKOFF_MS;
       this.logger.log(`Nominatim ${target.host} accepts requests again`);
     }
-    if (verdict === 'failed') return this.failed(target, request, url, res, ms, pauseMs);
+    if (verdict === 'failed') return this.failed(target, request, url, res, ms, started, pauseMs);
     return { verdict, answer: { status, contentType, body } };
   }
 
@@ -163,11 +163,11 @@ export class NominatimClient {
    * A redirect, a 5xx or a 2xx other than 200: 502. A 503 with Retry-After (`pauseMs`: maintenance)
    * also starts the fleet's cool-down, as a 429 does, capped alike; the 502 then carries Retry-After.
    */
-  private async failed(target: UpstreamTarget, request: CanonicalRequest, url: string, res: AxiosResponse, ms: number, pauseMs?: number): Promise<Failure> {
+  private async failed(target: UpstreamTarget, request: CanonicalRequest, url: string, res: AxiosResponse, ms: number, started: number, pauseMs?: number): Promise<Failure> {
     const { status } = res;
     const redirect = isRedirect(status);
     const coolDownMs = pauseMs === undefined ? undefined : Math.min(pauseMs, this.coolDownCapMs());
-    if (coolDownMs !== undefined) await this.coolDown(target, coolDownMs);
+    if (coolDownMs !== undefined) await this.coolDown(target, coolDownMs, started);
     const advice = redirect
       ? `: ${redirectAdvice(res.headers['location'] as string | undefined, url, request.upstreamPath)}`
       : coolDownMs !== undefined
@@ -203,28 +203,40 @@ export class NominatimClient {
     return verdictOf(result);
   }
 
-  /** 429 or 403: the fleet sends this upstream nothing for a while. */
-  private async refused(target: UpstreamTarget, status: number, retryAfter: string | undefined): Promise<Failure> {
-    const ms = this.coolDownMs(target, retryAfter);
-    if (await this.coolDown(target, ms)) {
+  /**
+   * 429 or 403: the fleet sends this upstream nothing for a while. A refusal of a request sent before
+   * this process's cool-down began (`sentAt`: the misses already in flight when the first refusal
+   * came) is that episode's, not one more in a row: it does not double the back-off; only a longer
+   * Retry-After it brought extends the cool-down.
+   */
+  private async refused(target: UpstreamTarget, status: number, retryAfter: string | undefined, sentAt: number): Promise<Failure> {
+    const counted = target.coolingSince !== undefined && sentAt < target.coolingSince;
+    const ms = counted ? this.givenCoolDownMs(retryAfter) : this.coolDownMs(target, retryAfter);
+    if (ms === undefined) return this.refusal(status, target.pacer.cooldownRemainingMs());
+    if (await this.coolDown(target, ms, sentAt)) {
       this.logger.error(
         `Nominatim ${target.host} answered ${status}: sending nothing to it for ${Math.ceil(ms / 1000)} s. ` +
           'Check NOMINATIM_USER_AGENT / NOMINATIM_EMAIL and the usage policy.',
       );
     }
+    return this.refusal(status, Math.max(ms, target.pacer.cooldownRemainingMs()));
+  }
+
+  /** The refusal's error; with several upstreams it is demoted for as long as the fleet sends it nothing. */
+  private refusal(status: number, ms: number): Failure {
     const error = upstreamBusy('Nominatim is refusing requests for now; try again later', 'upstream_refused', ms / 1000, status);
-    // Demoted for as long as the fleet sends it nothing (its Retry-After, else the back-off).
     return { verdict: 'refused', error, retryAfterMs: ms };
   }
 
   /**
    * The fleet sends `target` nothing for `ms` (its pacer's shared cool-down): after a 429/403, or a 503
    * with Retry-After. True when this starts an episode (its end is logged once, at the next answer).
+   * `sentAt`: when the request so answered was sent; one sent before the episode began leaves its start.
    */
-  private async coolDown(target: UpstreamTarget, ms: number): Promise<boolean> {
+  private async coolDown(target: UpstreamTarget, ms: number, sentAt: number): Promise<boolean> {
     // Marked before the pacer makes the cool-down seen: misses failed by it then know this process saw the answer.
     const starts = target.coolingSince === undefined;
-    target.coolingSince = performance.now();
+    if (starts || sentAt >= target.coolingSince!) target.coolingSince = performance.now();
     await target.pacer.coolDown(ms);
     return starts;
   }
@@ -268,12 +280,17 @@ export class NominatimClient {
    * is at most UPSTREAM_BACKOFF_MAX_SECONDS, as the demotion is: the others carry the load meanwhile.
    */
   private coolDownMs(target: UpstreamTarget, retryAfter: string | undefined): number {
-    const max = this.coolDownCapMs();
-    const given = retryAfterMs(retryAfter);
-    if (given !== undefined) return Math.min(given, max);
-    const ms = Math.min(target.backoffMs, max);
+    const given = this.givenCoolDownMs(retryAfter);
+    if (given !== undefined) return given;
+    const ms = Math.min(target.backoffMs, this.coolDownCapMs());
     target.backoffMs = Math.min(target.backoffMs * 2, MAX_COOLDOWN_MS);
     return ms;
+  }
+
+  /** The cool-down a Retry-After (seconds or HTTP date) asks for, capped; undefined without a usable one. */
+  private givenCoolDownMs(retryAfter: string | undefined): number | undefined {
+    const given = retryAfterMs(retryAfter);
+    return given === undefined ? undefined : Math.min(given, this.coolDownCapMs());
   }
 
   /** The longest cool-down: MAX_COOLDOWN_MS, and with several upstreams UPSTREAM_BACKOFF_MAX_SECONDS, as the demotion is. */

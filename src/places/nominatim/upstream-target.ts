@@ -9,7 +9,7 @@ export const UPSTREAMS = 'UPSTREAMS';
 export interface UpstreamTarget extends UpstreamConfig {
   pacer: UpstreamPacer;
   status: UpstreamStatus;
-  /** next 429/403 cool-down when the upstream gives no Retry-After (doubles per refusal) */
+  /** next 429/403 cool-down when the upstream gives no Retry-After (doubles per episode: see coolingSince) */
   backoffMs: number;
   /**
    * performance.now() when this process saw the answer that started the cool-down (429/403, or 503
