@@ -155,3 +155,46 @@ describe('cross-instance single flight when the upstream call fails (e2e)', () =
     expect(r.slowestMs < failsAfterMs + MARGIN_MS ? 'within one upstream call' : r.detail).toBe('within one upstream call');
   }, 20_000);
 });
+
+/**
+ * The fill lock's lease must outlast its holder's fill. With several upstreams the holder tries each in
+ * turn (NOMINATIM_URL's fail-over): three that hang take three upstream timeouts, past a lease sized
+ * for one. Another instance waiting for the question then found the lock gone and asked upstream again.
+ */
+describe('cross-instance single flight through a fail-over of hanging upstreams (e2e)', () => {
+  const TIMEOUT_MS = 1500;
+  let fakes: FakeNominatim[];
+  let redis: RedisProcess;
+  let a: RunningApp;
+  let b: RunningApp;
+
+  beforeAll(async () => {
+    fakes = [new FakeNominatim(), new FakeNominatim(), new FakeNominatim()];
+    await Promise.all(fakes.map((f) => f.start()));
+    redis = await startRedis();
+    // UPSTREAM_QUEUE_MAX_WAIT_MS=0: the lease for one upstream is the timeout + 1 s (2.5 s), the fail-over takes 4.5 s.
+    const env = { REDIS_URL: redis.url, NOMINATIM_URL: fakes.map((f) => f.url).join(','), UPSTREAM_TIMEOUT_MS: String(TIMEOUT_MS), UPSTREAM_QUEUE_MAX_WAIT_MS: '0' };
+    [a, b] = await Promise.all([startApp(env), startApp(env)]);
+    await eventually(() => [a, b].every((svc) => svc.app.get(RedisConnectionService).state === 'ready'));
+  });
+
+  afterAll(async () => {
+    await Promise.all([a?.close(), b?.close()]);
+    await Promise.all((fakes ?? []).map((f) => f.stop()));
+    await redis?.stop();
+  });
+
+  it('an instance waiting for the question while the holder tries each upstream in turn asks none of them itself: each upstream is asked once', async () => {
+    for (const f of fakes) f.failAll('timeout');
+    const path = `/api?q=hanging${Date.now() % 1e8}`;
+    const first = timedGet(`${a.url}${path}`, 6 * TIMEOUT_MS);
+    await eventually(() => fakes[0].count('/search') === 1, 2_000, 10);
+    const second = timedGet(`${b.url}${path}`, 6 * TIMEOUT_MS);
+    const answers = await Promise.all([first, second]);
+    expect(answers.map((r) => [r.status, (JSON.parse(r.body) as { code: string }).code])).toEqual([
+      [504, 'upstream_timeout'],
+      [504, 'upstream_timeout'],
+    ]);
+    expect(fakes.map((f) => f.count('/search'))).toEqual([1, 1, 1]);
+  }, 30_000);
+});

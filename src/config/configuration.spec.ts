@@ -163,6 +163,13 @@ describe(loadConfig.name, () => {
     expect(() => loadConfig(env)).toThrow(`Invalid configuration: ${message}`);
   });
 
+  it("sizes the fill lock's lease (and the wait for another instance's fill) for a fail-over through every upstream", () => {
+    const one = loadConfig({ UPSTREAM_TIMEOUT_MS: '2000', UPSTREAM_QUEUE_MAX_WAIT_MS: '500' });
+    expect([one.nominatim.fillLeaseMs, one.cache.fillWaitMs]).toEqual([3500, 3500]);
+    const three = loadConfig({ NOMINATIM_URL: 'http://a:8080,http://b:8080,http://c:8080', UPSTREAM_TIMEOUT_MS: '2000', UPSTREAM_QUEUE_MAX_WAIT_MS: '500' });
+    expect([three.nominatim.fillLeaseMs, three.cache.fillWaitMs]).toEqual([8500, 8500]);
+  });
+
   it('takes several upstreams in order of preference, with one rate for all or one each', () => {
     const one = loadConfig({ NOMINATIM_URL: 'http://own:8080/, https://nominatim.openstreetmap.org', NOMINATIM_MAX_RPS: '5' });
     expect(one.nominatim.upstreams).toEqual([

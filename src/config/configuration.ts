@@ -85,6 +85,7 @@ export interface NominatimConfig {
    */
   pacingProcesses: number;
   queueMaxWaitMs: number;
+  /** the fill lock's lease: the longest a holder's upstream call can take, every upstream of its fail-over tried */
   fillLeaseMs: number;
   isPublicServer: boolean;
 }
@@ -227,8 +228,10 @@ export function loadConfig(env: Env): Config {
     maxRps: upstreams[0].maxRps,
     pacingProcesses: app.fleetInstances * app.webConcurrency,
     queueMaxWaitMs,
-    // A holder may wait its pacing turn and then the upstream timeout; past that its lease lapses.
-    fillLeaseMs: queueMaxWaitMs + timeoutMs + 1000,
+    // A holder may wait its pacing turn and then the upstream timeout, at each upstream its fail-over
+    // tries in turn (each has its own pacer): the lease, and the waiters' patience, outlast all of them.
+    // Past it another instance takes the lock and asks again.
+    fillLeaseMs: upstreams.length * (queueMaxWaitMs + timeoutMs) + 1000,
     isPublicServer: upstreams.some((u) => new URL(u.baseUrl).hostname === 'nominatim.openstreetmap.org'),
   };
   cache.fillWaitMs = nominatim.fillLeaseMs;

@@ -79,10 +79,9 @@ export class PlacesCacheService {
     metrics.observeL1(this.l1);
     this.keepMs = Math.max(config.staleIfErrorSeconds, config.staleWhileRevalidateSeconds) * 1000;
     // A purge is remembered as long as a flight may hold a copy read before it: the flight may wait out
-    // another instance's fill (fillWaitMs, the fill lease: queue wait + upstream timeout + 1 s), then
-    // make its own call (queue wait + timeout, within the lease again), plus its few Redis round trips.
-    // A flight longer than that (several upstreams failing over) is refused its stale copy if any purge
-    // was forgotten meanwhile: see RecentPurges.
+    // another instance's fill (fillWaitMs, the fill lease: queue wait + upstream timeout for each upstream
+    // + 1 s), then make its own call (within the lease again), plus its few Redis round trips. A flight
+    // longer than that is refused its stale copy if any purge was forgotten meanwhile: see RecentPurges.
     this.purges = new RecentPurges(2 * config.fillWaitMs + 10_000);
   }
 
