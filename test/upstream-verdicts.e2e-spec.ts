@@ -366,9 +366,12 @@ describe('upstream verdicts (e2e)', () => {
 
         // The next episode (refused again once the cool-down is over) doubles it once.
         await eventually(async () => (await health(app)).upstream.coolDownRemainingSeconds === 0, 8_000, 100);
+        const next = app.logs.length;
         const second = await burst();
         expect(fake.count('/search')).toBe(6);
         expect(second).toEqual([10, 10, 10]);
+        // Still refusing after a cool-down is news to the operator: one line for this episode too.
+        expect(refusedLines(next).map((l) => l.msg)).toEqual([expect.stringMatching(/answered 429: sending nothing to it for 10 s/)]);
       } finally {
         await app.close();
       }

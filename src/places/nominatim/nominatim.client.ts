@@ -213,7 +213,10 @@ export class NominatimClient {
     const counted = target.coolingSince !== undefined && sentAt < target.coolingSince;
     const ms = counted ? this.givenCoolDownMs(retryAfter) : this.coolDownMs(target, retryAfter);
     if (ms === undefined) return this.refusal(status, target.pacer.cooldownRemainingMs());
-    if (await this.coolDown(target, ms, sentAt)) {
+    await this.coolDown(target, ms, sentAt);
+    // Logged once an episode: its first refusal, or one refusing a request sent after the episode began
+    // (the upstream still refuses after a cool-down, at the doubled back-off).
+    if (!counted) {
       this.logger.error(
         `Nominatim ${target.host} answered ${status}: sending nothing to it for ${Math.ceil(ms / 1000)} s. ` +
           'Check NOMINATIM_USER_AGENT / NOMINATIM_EMAIL and the usage policy.',
@@ -230,15 +233,13 @@ export class NominatimClient {
 
   /**
    * The fleet sends `target` nothing for `ms` (its pacer's shared cool-down): after a 429/403, or a 503
-   * with Retry-After. True when this starts an episode (its end is logged once, at the next answer).
+   * with Retry-After. Its end is logged once, at the next accepted answer.
    * `sentAt`: when the request so answered was sent; one sent before the episode began leaves its start.
    */
-  private async coolDown(target: UpstreamTarget, ms: number, sentAt: number): Promise<boolean> {
+  private async coolDown(target: UpstreamTarget, ms: number, sentAt: number): Promise<void> {
     // Marked before the pacer makes the cool-down seen: misses failed by it then know this process saw the answer.
-    const starts = target.coolingSince === undefined;
-    if (starts || sentAt >= target.coolingSince!) target.coolingSince = performance.now();
+    if (target.coolingSince === undefined || sentAt >= target.coolingSince) target.coolingSince = performance.now();
     await target.pacer.coolDown(ms);
-    return starts;
   }
 
   private async waitForSlot(target: UpstreamTarget, demoted?: AbortSignal): Promise<PacerGrant | Failure> {
