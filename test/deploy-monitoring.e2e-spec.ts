@@ -97,10 +97,10 @@ describe('deploy/grafana and deploy/prometheus (e2e)', () => {
 
   it('promtool accepts the rules, each alert has a summary and a runbook line, and they fire as alerts.test.yml says', () => {
     const check = promtool(['check', 'rules', ALERTS]);
-    expect(check.output).toContain('SUCCESS: 6 rules found');
+    expect(check.output).toContain('SUCCESS: 7 rules found');
     expect(check.status).toBe(0);
     const alerts = readFileSync(ALERTS, 'utf8').split(/\n\s+- alert: /).slice(1);
-    expect(alerts).toHaveLength(6);
+    expect(alerts).toHaveLength(7);
     for (const a of alerts) {
       expect(a).toMatch(/\n\s+summary: "[^"]+"/);
       expect(a).toMatch(/\n\s+runbook: "docs\/operations\.md#[a-z0-9-]+: [^\n]+"/);

@@ -103,6 +103,9 @@ describe('Redis refusing commands', () => {
       const first = refusalLines(svc, 'OOM');
       expect(first.map((l) => l.level)).toEqual(['warn']);
       expect(first.every((l) => l.at >= faultAt) ? 'after the fault' : show(svc)).toBe('after the fault');
+      // Counted by kind for alerting (places_redis_errors_total mixes them with timeouts).
+      const metrics = (await timedGet(`${svc.url}/metrics`)).body;
+      expect(Number(/^places_redis_refusals_total\{kind="OOM"\} (\d+)$/m.exec(metrics)?.[1])).toBe(oom?.count);
       for (const q of asked) expect(svc.logs.filter((l) => l.raw.includes(q)).map((l) => l.raw)).toEqual([]);
 
       await admin.configSet({ maxmemory: '0' });

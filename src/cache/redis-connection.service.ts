@@ -6,7 +6,7 @@ import { KEY_PREFIX } from './cache.constants';
 import { redisClientBehaviour } from './redis-client-options';
 import { ClusterConnection } from './redis-cluster';
 import type { RedisCommandClient, RedisSubscriberClient } from './redis-commands';
-import { redisRefusal, RedisUnavailableError } from './redis-guard';
+import { type RedisRefusal, redisRefusal, RedisUnavailableError } from './redis-guard';
 import { RedisKeys } from './redis-keys';
 import { type RecentRefusals, RedisRefusals } from './redis-refusals';
 import { OperationTimeoutError, withTimeout } from './with-timeout';
@@ -128,7 +128,7 @@ export class RedisConnectionService implements OnApplicationShutdown {
         // A replica answers READONLY to every write: the node was demoted (a failover behind a DNS name,
         // maintenance). node-redis stays connected to it for ever; we open the connection again instead.
         if (refusal.kind === 'READONLY' && this.single) this.followToMaster();
-        else this.refusals.note(refusal, op);
+        else this.noteRefusal(refusal, op);
         // Redis's words without a key or a question: callers log this message.
         throw new RedisUnavailableError(refusal.text, { cause: e });
       }
@@ -145,6 +145,11 @@ export class RedisConnectionService implements OnApplicationShutdown {
       }
       throw new RedisUnavailableError((e as Error).message, { cause: e });
     }
+  }
+
+  private noteRefusal(refusal: RedisRefusal, op: string): void {
+    this.metrics.redisRefusals.inc({ kind: refusal.kind });
+    this.refusals.note(refusal, op);
   }
 
   private unusableReason(): string {

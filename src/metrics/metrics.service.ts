@@ -139,6 +139,14 @@ export class MetricsService implements OnModuleDestroy {
     registers: [this.registry],
   });
 
+  /** Error replies only (OOM, NOPERM, MISCONF, …): a Redis that answers but refuses, which places_redis_errors_total mixes with timeouts. */
+  readonly redisRefusals = new Counter({
+    name: 'places_redis_refusals_total',
+    help: 'Redis commands refused with an error reply (a full Redis with noeviction, an ACL, a failing disk), by kind: OOM, NOPERM, MISCONF, …',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
   readonly redisConnected = new Gauge({
     name: 'places_redis_connected',
     help: '1 when the Redis connection is ready, 0 otherwise (absent in in-memory mode)',
