@@ -106,6 +106,9 @@ describe('Redis refusing commands', () => {
       // Counted by kind for alerting (places_redis_errors_total mixes them with timeouts).
       const metrics = (await timedGet(`${svc.url}/metrics`)).body;
       expect(Number(/^places_redis_refusals_total\{kind="OOM"\} (\d+)$/m.exec(metrics)?.[1])).toBe(oom?.count);
+      // ... and no other component (pacer, rate limits, fill lock) adds a line of its own for it.
+      const warned = svc.logs.filter((l) => l.at >= faultAt && l.level === 'warn');
+      expect(warned.map((l) => `[${l.context}] ${l.msg}`)).toEqual([expect.stringMatching(/^\[RedisConnectionService\] Redis refused [^:]+: OOM /)]);
       for (const q of asked) expect(svc.logs.filter((l) => l.raw.includes(q)).map((l) => l.raw)).toEqual([]);
 
       await admin.configSet({ maxmemory: '0' });
@@ -157,6 +160,9 @@ describe('Redis refusing commands', () => {
 
       const lines = refusalLines(svc, 'NOPERM');
       expect(lines.map((l) => l.level)).toEqual(['warn']);
+      // the pacer and the rate limits going per process are told by that line, not by lines of their own
+      const warned = svc.logs.filter((l) => l.level === 'warn' && /NOPERM/.test(l.msg));
+      expect(warned.map((l) => `[${l.context}] ${l.msg}`)).toEqual([expect.stringMatching(/^\[RedisConnectionService\] Redis refused [^:]+: NOPERM .*pacing and rate limits count per process/)]);
       for (const q of asked) expect(svc.logs.filter((l) => l.raw.includes(q)).map((l) => l.raw)).toEqual([]);
     } finally {
       await svc.close();

@@ -49,6 +49,14 @@ export function redisRefusal(error: unknown): RedisRefusal | undefined {
   return { kind, text: safeReplyText(error.message) };
 }
 
+/**
+ * Whether a call through RedisConnectionService.run failed because Redis refused it: the connection
+ * has logged (once per kind and 30 s) and counted it, so the caller adds no line of its own.
+ */
+export function refusedByRedis(error: unknown): boolean {
+  return error instanceof RedisUnavailableError && redisRefusal(error.cause) !== undefined;
+}
+
 /** A short explanation of a refusal's kind for logs and /health/ready, or '' for an unknown kind. */
 export function refusalHint(kind: string): string {
   return HINTS[kind] ?? '';

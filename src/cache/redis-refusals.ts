@@ -59,7 +59,8 @@ export class RedisRefusals {
     this.kinds.set(refusal.kind, { count: 1, unreported: 0, ops: new Set([op]), text: refusal.text, firstAt: now, lastAt: now });
     const hint = refusalHint(refusal.kind);
     this.logger.warn(
-      `Redis refused ${op}: ${refusal.text}${hint ? ` (${hint})` : ''}; the service goes on without it (a miss whose store or fill lock is refused is X-Cache: BYPASS); ` +
+      `Redis refused ${op}: ${refusal.text}${hint ? ` (${hint})` : ''}; the service goes on without it (a miss whose store or fill lock is refused is X-Cache: BYPASS; ` +
+        `pacing and rate limits count per process while their scripts are refused); ` +
         `/health/ready is degraded until ${this.windowMs / 1000} s pass without a refusal; further ${refusal.kind} refusals are counted here once per ${this.windowMs / 1000} s`,
     );
     this.timer ??= setInterval(() => this.report(), this.windowMs).unref();

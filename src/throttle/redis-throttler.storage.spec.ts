@@ -121,6 +121,23 @@ describe(RedisThrottlerStorage.name, () => {
     expect(await client.keys(`${THROTTLE_KEY_PREFIX}*`)).toHaveLength(1);
   });
 
+  it('counts in memory without a line of its own while Redis refuses the script (the connection logs refusals)', async () => {
+    // As RedisConnectionService.run does: Redis's error reply becomes the cause of a RedisUnavailableError.
+    const refusing = {
+      ...connection(client),
+      run: <T>(_op: string, fn: () => Promise<T>): Promise<T> => fn().catch((e: Error) => Promise.reject(new RedisUnavailableError(e.message, { cause: e }))),
+    } as unknown as RedisConnectionService;
+    await client.configSet({ 'maxmemory-policy': 'noeviction', maxmemory: '1' });
+    try {
+      const s = storage(refusing);
+      for (let i = 0; i < 2; i++) await s.increment('k', WINDOW_MS, 1, WINDOW_MS, 'misses');
+      expect(await s.increment('k', WINDOW_MS, 1, WINDOW_MS, 'misses')).toMatchObject({ isBlocked: true });
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      await client.configSet({ maxmemory: '0' });
+    }
+  });
+
   it('counts in memory without REDIS_URL', async () => {
     const s = storage(connection(null));
     await s.increment('k', WINDOW_MS, 1, WINDOW_MS, 'misses');

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { KEY_PREFIX } from '../cache/cache.constants';
 import type { RedisCommandClient } from '../cache/redis-commands';
 import { RedisConnectionService } from '../cache/redis-connection.service';
+import { refusedByRedis } from '../cache/redis-guard';
 
 type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
 
@@ -53,7 +54,8 @@ export const THROTTLE_KEY_PREFIX = `${KEY_PREFIX}throttle:`;
 export class RedisThrottlerStorage implements ThrottlerStorage, OnApplicationShutdown {
   private readonly logger = new Logger(RedisThrottlerStorage.name);
   readonly memory = new ThrottlerStorageService();
-  private degraded = false;
+  /** counting per process; `quiet` when Redis refused the script (the connection logs refusals) */
+  private degraded: false | 'logged' | 'quiet' = false;
 
   constructor(private readonly conn: RedisConnectionService) {}
 
@@ -92,7 +94,8 @@ export class RedisThrottlerStorage implements ThrottlerStorage, OnApplicationShu
 
   private noteDegraded(error: unknown): void {
     if (this.degraded) return;
-    this.degraded = true;
+    this.degraded = refusedByRedis(error) ? 'quiet' : 'logged';
+    if (this.degraded === 'quiet') return;
     this.logger.warn(
       `Rate limit counts kept in this process only (${error instanceof Error ? error.message : String(error)}); shared again when Redis returns`,
     );
@@ -100,8 +103,9 @@ export class RedisThrottlerStorage implements ThrottlerStorage, OnApplicationShu
 
   private noteHealthy(): void {
     if (!this.degraded) return;
+    const logged = this.degraded === 'logged';
     this.degraded = false;
-    this.logger.log('Redis is back: rate limit counts are shared again');
+    if (logged) this.logger.log('Redis is back: rate limit counts are shared again');
   }
 }
 

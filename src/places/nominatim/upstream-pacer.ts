@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { RedisCommandClient } from '../../cache/redis-commands';
+import { refusedByRedis } from '../../cache/redis-guard';
 import { withTimeout } from '../../cache/with-timeout';
 import { PacingWindow, windowFor } from './pacing-arithmetic';
 import { CoolingDownError, QueueFullError } from './pacer-errors';
@@ -76,7 +77,8 @@ export class UpstreamPacer {
   private readonly localIntervalMs: number;
   private readonly clock = new RedisClock();
   private missedSlots = 0;
-  private degraded = false;
+  /** pacing per process; `quiet` when Redis refused the pacing (the connection logs refusals) */
+  private degraded: false | 'logged' | 'quiet' = false;
 
   constructor(
     private readonly client: RedisCommandClient | null,
@@ -451,7 +453,8 @@ export class UpstreamPacer {
 
   private noteRedisFailure(error: unknown): void {
     if (this.degraded) return;
-    this.degraded = true;
+    this.degraded = refusedByRedis(error) ? 'quiet' : 'logged';
+    if (this.degraded === 'quiet') return;
     this.logger.warn(
       `Redis unavailable for upstream pacing (${error instanceof Error ? error.message : String(error)}); pacing per process at ${formatRate(1000 / this.localIntervalMs)}/s until it returns`,
     );
@@ -472,8 +475,9 @@ export class UpstreamPacer {
 
   private noteRedisHealthy(): void {
     if (!this.degraded) return;
+    const logged = this.degraded === 'logged';
     this.degraded = false;
-    this.logger.log('Redis is back: upstream pacing is global again');
+    if (logged) this.logger.log('Redis is back: upstream pacing is global again');
   }
 }
 
