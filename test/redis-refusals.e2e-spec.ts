@@ -170,6 +170,32 @@ describe('Redis refusing commands', () => {
     }
   });
 
+  it('an ACL user without the channels (&places:v1:*): the refused subscriptions make readiness degraded, are counted, and are retried until allowed', async () => {
+    const redis = await startRedis({ users: ['app on >app-secret ~* resetchannels +@all'] });
+    const admin = await adminClient(redis.url);
+    const svc = await boot(`redis://app:app-secret@127.0.0.1:${redis.port}`);
+    try {
+      // No request at all: only the two subscriptions at start-up are refused.
+      await eventually(async () => (await ready(svc)).status === 'degraded', 5000, 100);
+      const health = await ready(svc);
+      expect(health.details.redis.state).toBe('refusing');
+      expect(health.details.redis.message).toMatch(/NOPERM/);
+      const noperm = health.details.redis.refused?.find((r) => r.kind === 'NOPERM');
+      expect(noperm?.ops).toEqual(expect.arrayContaining(['fill-lock subscribe', 'purge subscribe']));
+      const metrics = (await timedGet(`${svc.url}/metrics`)).body;
+      expect(Number(/^places_redis_refusals_total\{kind="NOPERM"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(2);
+
+      // The operator grants the channels: the service subscribes without a restart or a reconnection.
+      await admin.sendCommand(['ACL', 'SETUSER', 'app', '&places:v1:*']);
+      const subscribers = async () => (await admin.sendCommand<Array<string | number>>(['PUBSUB', 'NUMSUB', 'places:v1:filled', 'places:v1:purge'])).filter((_, i) => i % 2 === 1);
+      await eventually(async () => (await subscribers()).every((n) => Number(n) === 1), 20_000, 250);
+    } finally {
+      await svc.close();
+      await admin.quit().catch(() => undefined);
+      await redis.stop();
+    }
+  });
+
   describe('a node that turns into a read-only replica (REPLICAOF: a failover, maintenance)', () => {
     let other: RedisProcess;
 

@@ -147,6 +147,17 @@ export class RedisConnectionService implements OnApplicationShutdown {
     }
   }
 
+  /**
+   * A command the caller sent on its own connection (a SUBSCRIBE on the pub/sub one) failed: a refusal
+   * is logged, counted and reported by readiness like one through run(). True when it was one.
+   */
+  noteRefused(op: string, error: unknown): boolean {
+    const refusal = redisRefusal(error);
+    if (refusal === undefined) return false;
+    this.noteRefusal(refusal, op);
+    return true;
+  }
+
   private noteRefusal(refusal: RedisRefusal, op: string): void {
     this.metrics.redisRefusals.inc({ kind: refusal.kind });
     this.refusals.note(refusal, op);

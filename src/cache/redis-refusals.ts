@@ -7,6 +7,13 @@ import { refusalHint, type RedisRefusal } from './redis-guard';
  */
 export const REFUSAL_WINDOW_MS = 30_000;
 
+/**
+ * A refused SUBSCRIBE is tried again this often: a subscription is asked for once, not per request, so
+ * only a retry within the window keeps readiness degraded while it lasts, and takes an ACL fixed
+ * meanwhile into use without a restart.
+ */
+export const SUBSCRIBE_RETRY_MS = REFUSAL_WINDOW_MS / 3;
+
 /** One kind of refusal seen within the window, as /health/ready lists it. */
 export interface RecentRefusals {
   kind: string;

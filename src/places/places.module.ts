@@ -61,6 +61,7 @@ import { pacerKeyPrefix, UpstreamTarget, UPSTREAMS } from './nominatim/upstream-
               leaseMs: n.fillLeaseMs,
               opTimeoutMs: r.opTimeoutMs,
               guard: (op, call) => conn.run(op, call),
+              refused: (op, error) => conn.noteRefused(op, error),
               keyName: (key) => conn.keys.answer(key),
             })
           : null,

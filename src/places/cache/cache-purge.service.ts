@@ -4,6 +4,7 @@ import { answerKeyParts } from '../../cache/answer-keys';
 import { CACHE_MANAGER, KEY_PREFIX } from '../../cache/cache.constants';
 import { RedisConnectionService } from '../../cache/redis-connection.service';
 import { redisRefusal, RedisUnavailableError } from '../../cache/redis-guard';
+import { SUBSCRIBE_RETRY_MS } from '../../cache/redis-refusals';
 import { withTimeout } from '../../cache/with-timeout';
 import { SPECS } from '../nominatim/nominatim-params';
 import { PlacesCacheService } from './places-cache.service';
@@ -74,6 +75,9 @@ export { escapeGlob } from '../../cache/redis-keys';
 export class CachePurgeService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(CachePurgeService.name);
   private subscribed?: Promise<void>;
+  /** the last subscription attempt failed (logged once until one succeeds) */
+  private subscribeFailed = false;
+  private subscribeRetry?: NodeJS.Timeout;
   private readonly onReady = () => void this.subscribe();
   private readonly onMessage = (message: string) => this.applyBroadcast(message);
 
@@ -92,6 +96,8 @@ export class CachePurgeService implements OnApplicationBootstrap, OnModuleDestro
   async onModuleDestroy(): Promise<void> {
     const subscriber = this.conn.subscriber;
     subscriber?.off('ready', this.onReady);
+    clearTimeout(this.subscribeRetry);
+    this.subscribeRetry = undefined;
     const subscribed = this.subscribed;
     this.subscribed = undefined;
     if (!subscriber || !subscribed) return;
@@ -215,12 +221,29 @@ export class CachePurgeService implements OnApplicationBootstrap, OnModuleDestro
     if (!subscriber) return Promise.resolve();
     // node-redis keeps one listener set per channel and resubscribes by itself after a reconnect;
     // subscribing again on 'ready' only covers a first attempt that failed.
-    this.subscribed ??= withTimeout(subscriber.subscribe(PURGE_CHANNEL, this.onMessage), this.conn.opTimeoutMs, 'redis purge subscribe').catch(
+    this.subscribed ??= withTimeout(subscriber.subscribe(PURGE_CHANNEL, this.onMessage), this.conn.opTimeoutMs, 'redis purge subscribe').then(
+      () => {
+        if (this.subscribeFailed) this.logger.log('Purge broadcast subscription in place again');
+        this.subscribeFailed = false;
+      },
       (error: unknown) => {
         this.subscribed = undefined;
-        this.logger.warn(`Purge broadcast subscription failed (${error instanceof Error ? error.message : String(error)}); retried when Redis is ready`);
+        // Refused (an ACL without the channel): this instance would never hear of purges; the connection
+        // reports it (readiness, places_redis_refusals_total) while the retries are refused.
+        const refused = this.conn.noteRefused('purge subscribe', error);
+        if (refused) this.subscribeRetry ??= setTimeout(() => this.retrySubscribe(), SUBSCRIBE_RETRY_MS).unref();
+        if (!this.subscribeFailed) {
+          const retry = refused ? `every ${SUBSCRIBE_RETRY_MS / 1000} s` : 'when Redis is ready';
+          this.logger.warn(`Purge broadcast subscription failed (${error instanceof Error ? error.message : String(error)}); retried ${retry}`);
+        }
+        this.subscribeFailed = true;
       },
     );
     return this.subscribed;
+  }
+
+  private retrySubscribe(): void {
+    this.subscribeRetry = undefined;
+    if (this.conn.subscriber?.isReady) void this.subscribe();
   }
 }

@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { createHash, randomUUID } from 'node:crypto';
 import type { RedisCommandClient, RedisSubscriberClient } from '../../cache/redis-commands';
 import type { RedisGuard } from '../../cache/redis-guard';
+import { SUBSCRIBE_RETRY_MS } from '../../cache/redis-refusals';
 import { withTimeout } from '../../cache/with-timeout';
 import { GatewayError } from '../../common/gateway.errors';
 
@@ -17,6 +18,8 @@ export interface FillLockOptions {
    * RedisConnectionService.run, so a Redis that is down or frozen is skipped at once rather than waited for.
    */
   guard?: RedisGuard;
+  /** Reports a refused SUBSCRIBE (RedisConnectionService.noteRefused); true when it was one: it is then retried every SUBSCRIBE_RETRY_MS. */
+  refused?: (op: string, error: unknown) => boolean;
   /** Redis name of an answer's key (RedisKeys.answer): on a cluster its hash tag puts the lock in the answer's slot. */
   keyName?: (key: string) => string;
 }
@@ -48,6 +51,9 @@ export class FillLock {
   private readonly channel: string;
   private listener?: (key: string, notice: FillNotice) => void;
   private subscribed?: Promise<void>;
+  /** the last subscription attempt failed (logged once until one succeeds) */
+  private subscribeFailed = false;
+  private subscribeRetry?: NodeJS.Timeout;
   private readonly onMessage = (message: string) => {
     const notice = parseNotice(message);
     if (notice !== undefined) this.listener?.(notice.key, notice.said);
@@ -80,14 +86,31 @@ export class FillLock {
       this.subscriber.subscribe(this.channel, this.onMessage),
       this.options.opTimeoutMs,
       'redis fill-lock subscribe',
-    ).catch((error: unknown) => {
-      this.subscribed = undefined;
-      // Waiters then learn of other instances' fills only by polling the lock (up to MAX_POLL_MS later); a Redis user
-      // refused the channel would otherwise go unnoticed.
-      this.logger.warn(`Fill notice subscription failed (${describe(error)}); waiting instances poll the lock instead; retried when Redis is ready`);
-      throw error;
-    });
+    ).then(
+      () => {
+        if (this.subscribeFailed) this.logger.log('Fill notice subscription in place again');
+        this.subscribeFailed = false;
+      },
+      (error: unknown) => {
+        this.subscribed = undefined;
+        const refused = this.options.refused?.('fill-lock subscribe', error) ?? false;
+        if (refused) this.subscribeRetry ??= setTimeout(() => this.retrySubscribe(), SUBSCRIBE_RETRY_MS).unref();
+        // Waiters then learn of other instances' fills only by polling the lock (up to MAX_POLL_MS later);
+        // a Redis user refused the channel would otherwise go unnoticed.
+        if (!this.subscribeFailed) {
+          const retry = refused ? `every ${SUBSCRIBE_RETRY_MS / 1000} s` : 'when Redis is ready';
+          this.logger.warn(`Fill notice subscription failed (${describe(error)}); waiting instances poll the lock instead; retried ${retry}`);
+        }
+        this.subscribeFailed = true;
+        throw error;
+      },
+    );
     return this.subscribed;
+  }
+
+  private retrySubscribe(): void {
+    this.subscribeRetry = undefined;
+    if (this.subscriber.isReady) this.start().catch(() => undefined);
   }
 
   /** Takes the lock for `key` with a lease; resolves its token, or null if another holder has it. Throws on Redis failure. */
@@ -172,6 +195,8 @@ export class FillLock {
 
   /** Unsubscribes from the notices. */
   async stop(): Promise<void> {
+    clearTimeout(this.subscribeRetry);
+    this.subscribeRetry = undefined;
     const subscribed = this.subscribed;
     this.subscribed = undefined;
     if (!subscribed) return;
