@@ -268,6 +268,26 @@ describe('command line: warm, export, import (e2e)', () => {
     }
   });
 
+  it('export reads a read-only replica (sparing the master), the same entries, and says so; import and warm still refuse it', async () => {
+    const keys = await entryKeys(redisA);
+    expect(keys.length).toBeGreaterThan(0);
+    const replica = await startRedis({ args: ['--replicaof', redisA.host, String(redisA.port)] });
+    try {
+      await eventually(async () => (await entryKeys(replica)).length === keys.length, 10_000, 100);
+      const fromMaster = await cli(['export', '-'], env(redisA));
+      const fromReplica = await cli(['export', '-'], env(replica));
+      expect([fromReplica.code, fromReplica.stderr.trim().split('\n')]).toEqual([0, [expect.stringMatching(/^export: \d+ entries written to standard output in [\d.]+ s, read from a read-only replica/)]]);
+      const keysOf = (text: string) => text.trim().split('\n').map((l) => (JSON.parse(l) as { key: string }).key).sort();
+      expect(keysOf(fromReplica.stdout)).toEqual(keysOf(fromMaster.stdout));
+      expect(keysOf(fromReplica.stdout)).toEqual(keys);
+
+      const warmed = await cli(['warm', '-'], env(replica), '/search?q=berlin\n');
+      expect([warmed.code, warmed.stderr.trim()]).toEqual([1, `places-cache: Redis at ${replica.url} is a read-only replica: point REDIS_URL at its master`]);
+    } finally {
+      await replica.stop();
+    }
+  });
+
   it('export to a reader that goes away (export - | head) ends with exit 1 and one line naming standard output', async () => {
     expect((await entryKeys(redisA)).length).toBeGreaterThan(0);
     const { child, done } = start(['export', '-'], env(redisA));

@@ -53,6 +53,8 @@ export class RedisConnectionService implements OnApplicationShutdown {
   private reopening = false;
   /** the last connection led to a read-only replica (Redis skipped until a master is reached, even through an outage) */
   private onReplica = false;
+  /** a command that only reads (export) stays on a read-only replica instead of looking for a master */
+  private readingReplica = false;
 
   constructor(
     @Inject(redisConfig.KEY) private readonly config: RedisConfig,
@@ -173,6 +175,17 @@ export class RedisConnectionService implements OnApplicationShutdown {
     return this.refusals.recent();
   }
 
+  /**
+   * For a command that only reads (export): a read-only replica is kept, not reconnected every second
+   * in search of a master (which would cut a SCAN short). Its state still reads `read_only` and run()
+   * still skips it, so nothing is written to it; the caller reads through singleClient.
+   */
+  readFromReplica(): void {
+    this.readingReplica = true;
+    clearTimeout(this.reopenTimer);
+    this.reopenTimer = undefined;
+  }
+
   /** The node-redis client of one Redis (null on a cluster or in memory). */
   get singleClient(): RedisClientType | null {
     return this.single;
@@ -275,7 +288,7 @@ export class RedisConnectionService implements OnApplicationShutdown {
       `Redis at ${this.config.connection!.safeUrl} is a read-only replica (READONLY: a failover or maintenance moved the master); ` +
         `serving without the shared cache, reconnecting every ${READ_ONLY_RETRY_MS / 1000} s until it leads to a master`,
     );
-    if (this.reopenTimer) return;
+    if (this.reopenTimer || this.readingReplica) return;
     this.reopenTimer = setTimeout(() => void this.reopen(), first ? 0 : READ_ONLY_RETRY_MS);
   }
 

@@ -19,7 +19,7 @@ const REDIS_READY_TIMEOUT_MS = 5000;
  * upstream pacing are the service's. Logs go to standard error (standard output may carry an export),
  * at LOG_LEVEL, default `error` for a command.
  */
-export async function openContext(env: NodeJS.ProcessEnv = process.env): Promise<INestApplicationContext> {
+export async function openContext(env: NodeJS.ProcessEnv = process.env, opts: { readOnly?: boolean } = {}): Promise<INestApplicationContext> {
   env.LOG_LEVEL ??= 'error';
   // A command serves no one waiting: a loaded Redis is waited for rather than bypassed, so the
   // upstream pacing stays fleet-wide (a bypassed Redis means pacing per process).
@@ -40,15 +40,18 @@ export async function openContext(env: NodeJS.ProcessEnv = process.env): Promise
   app.useLogger(new PinoNestLogger(app.get<Pino>(APP_LOGGER)));
   await app.init();
   const conn = app.get(RedisConnectionService);
+  // A command that only reads may read a replica (an export that spares the master).
+  if (opts.readOnly) conn.readFromReplica();
+  const settledOnReplica = () => conn.state === 'read_only' && (!opts.readOnly || conn.singleClient?.isReady === true);
   // A command waits for Redis once, at start (the service instead answers without it meanwhile).
   const readyBy = Date.now() + REDIS_READY_TIMEOUT_MS;
-  while (conn.state !== 'ready' && conn.state !== 'read_only' && Date.now() < readyBy) await sleep(50);
+  while (conn.state !== 'ready' && !settledOnReplica() && Date.now() < readyBy) await sleep(50);
   const state = conn.state;
-  if (state !== 'ready') {
+  if (state !== 'ready' && !(opts.readOnly && settledOnReplica())) {
     const redis = app.get<RedisConfig>(redisConfig.KEY);
     const url = redis.connection?.safeUrl ?? redis.cluster?.safeNodes.join(',') ?? '?';
     await app.close().catch(() => undefined);
-    // A replica answers, but the service skips it (RedisConnectionService): every command would fail.
+    // A replica answers, but the service skips it (RedisConnectionService): every write would fail.
     if (state === 'read_only') throw new CliError(`Redis at ${url} is a read-only replica: point REDIS_URL at its master`);
     throw new CliError(`cannot reach Redis at ${url} (no connection within ${REDIS_READY_TIMEOUT_MS / 1000} s)`);
   }

@@ -39,6 +39,7 @@ export async function exportEntries(app: INestApplicationContext, file: string, 
   const conn = app.get(RedisConnectionService);
   const names = conn.keys;
   const nodes = conn.scanClients();
+  const fromReplica = conn.state === 'read_only';
   if (nodes.length === 0) throw new CliError('REDIS_URL is not set');
   const out = await openOutput(file);
   const name = file === '-' ? 'standard output' : file;
@@ -85,6 +86,7 @@ export async function exportEntries(app: INestApplicationContext, file: string, 
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   err.write(
     `export: ${written} entries written to ${file === '-' ? 'standard output' : file} in ${seconds} s` +
+      `${fromReplica ? ', read from a read-only replica (what its master stored in the last moments may be missing)' : ''}` +
       `${unreadable > 0 ? `; ${unreadable} values this version cannot read were left out` : ''}\n`,
   );
   return 0;

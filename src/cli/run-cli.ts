@@ -20,7 +20,8 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   if (inv.kind !== 'export') await checkReadable(inv.file);
   // Nest and the app are loaded only now: --help and usage errors answer at once.
   const { openContext } = await import('./cli-context.js');
-  const app = await openContext();
+  // export only reads: it may run against a read-only replica, sparing the master.
+  const app = await openContext(process.env, { readOnly: inv.kind === 'export' });
   let code: number;
   try {
     code = await run(app, inv);
