@@ -251,7 +251,7 @@ describe('operations (e2e): health, metrics, request ids and logs', () => {
         expect([path, doc.paths[path]?.get?.tags]).toEqual([path, ['operations']]);
       }
       const ready = doc.paths['/health/ready'].get!.responses['200'].content!['application/json'].examples!;
-      expect(Object.keys(ready)).toEqual(['ok', 'degraded', 'refusing', 'memory']);
+      expect(Object.keys(ready)).toEqual(['ok', 'degraded', 'refusing', 'full', 'memory']);
       expect(Object.keys(doc.paths['/health/upstream'].get!.responses['200'].content!['application/json'].examples!)).toEqual(['ok', 'coolingDown']);
       expect(Object.keys(doc.paths['/metrics'].get!.responses['200'].content!)).toEqual(['text/plain']);
     });

@@ -138,6 +138,47 @@ describe('Redis refusing commands', () => {
     }
   });
 
+  it('an idle Redis that is full (noeviction) reads degraded at once, from INFO memory, without a request; a Redis that evicts does not', async () => {
+    const redis = await startRedis();
+    const admin = await adminClient(redis.url);
+    const svc = await boot(redis.url);
+    try {
+      expect((await timedGet(`${svc.url}/api?q=${question('stored')}`)).headers.get('x-cache')).toBe('MISS');
+      expect((await ready(svc)).status).toBe('ok');
+      await admin.configSet({ 'maxmemory-policy': 'allkeys-lru', maxmemory: '1' });
+      expect((await ready(svc)).status).toBe('ok');
+
+      await admin.configSet({ 'maxmemory-policy': 'noeviction' });
+      const health = await ready(svc);
+      expect([health.status, health.details.redis.state]).toEqual(['degraded', 'full']);
+      expect(health.details.redis.message).toMatch(/maxmemory.*noeviction/);
+      // Told by the probe alone: nothing was refused, nothing logged.
+      expect(health.details.redis.refused).toBeUndefined();
+      expect(svc.logs.filter((l) => l.level === 'warn')).toEqual([]);
+
+      await admin.configSet({ maxmemory: '0' });
+      expect((await ready(svc)).status).toBe('ok');
+    } finally {
+      await svc.close();
+      await admin.quit().catch(() => undefined);
+      await redis.stop();
+    }
+  });
+
+  it('an ACL user without INFO: readiness cannot tell a full Redis, and reads ok (INFO refused is no refusal of the service)', async () => {
+    const redis = await startRedis({ users: ['app on >app-secret ~* &* +@all -info'] });
+    const svc = await boot(`redis://app:app-secret@127.0.0.1:${redis.port}`);
+    try {
+      await sleep(200);
+      const health = await ready(svc);
+      expect([health.status, health.details.redis.state]).toEqual(['ok', 'ready']);
+      expect(Number(/^places_redis_refusals_total\{kind="NOPERM"\} (\d+)$/m.exec((await timedGet(`${svc.url}/metrics`)).body)?.[1] ?? 0)).toBe(0);
+    } finally {
+      await svc.close();
+      await redis.stop();
+    }
+  });
+
   it('an ACL user without EVAL and PUBLISH (NOPERM): answers stay MISS, one warn line, readiness degraded naming the commands', async () => {
     const redis = await startRedis({ users: ['app on >app-secret ~* &* +@all -eval -evalsha -publish'] });
     const svc = await boot(`redis://app:app-secret@127.0.0.1:${redis.port}`);

@@ -99,7 +99,9 @@ export class HealthController {
       'node (`address`, `role`, `reachable`); a master down makes it `degraded`, and so does a master that does not report ' +
       '`cluster_state:ok` (state `cluster_fail`: the cluster is still forming, or a slot has no master). ' +
       'A Redis that answers PING but refused other commands within the last 30 s (full with noeviction: OOM; an ACL ' +
-      'without a command: NOPERM; …) is `degraded` too, state `refusing`, with `refused` listing each kind; so is a ' +
+      'without a command or channel, a refused subscription included: NOPERM; …) is `degraded` too, state `refusing`, ' +
+      'with `refused` listing each kind; so is one that INFO memory (asked beside the PING) shows over maxmemory with ' +
+      'noeviction, even while idle (state `full`, with `memory`); so is a ' +
       'REDIS_URL that leads to a read-only replica (state `read_only`: a failover moved the master; reconnecting every second). ' +
       'Upstream reachability is not part of readiness: see /health/upstream.',
   })
@@ -133,6 +135,18 @@ export class HealthController {
             },
           ],
           responseTimeMs: 0.9,
+          status: 'degraded',
+        }),
+      },
+      full: {
+        summary: 'Redis full with noeviction while no request met a refusal lately',
+        value: wrap('degraded', 'redis', {
+          state: 'full',
+          message:
+            'Redis is full: 1.2 MB used, maxmemory 0.0 MB, maxmemory-policy noeviction: it refuses every write ' +
+            '(misses are BYPASS, not stored); use allkeys-lru or raise maxmemory',
+          memory: { usedBytes: 1298600, maxBytes: 1, policy: 'noeviction' },
+          responseTimeMs: 0.5,
           status: 'degraded',
         }),
       },
