@@ -2,10 +2,9 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } f
 import type { Cache } from 'cache-manager';
 import { answerKeyParts } from '../../cache/answer-keys';
 import { CACHE_MANAGER, KEY_PREFIX } from '../../cache/cache.constants';
+import { ChannelSubscription } from '../../cache/channel-subscription';
 import { RedisConnectionService } from '../../cache/redis-connection.service';
 import { redisRefusal, RedisUnavailableError } from '../../cache/redis-guard';
-import { SUBSCRIBE_RETRY_MS } from '../../cache/redis-refusals';
-import { withTimeout } from '../../cache/with-timeout';
 import { SPECS } from '../nominatim/nominatim-params';
 import { PlacesCacheService } from './places-cache.service';
 
@@ -74,39 +73,42 @@ export { escapeGlob } from '../../cache/redis-keys';
 @Injectable()
 export class CachePurgeService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(CachePurgeService.name);
-  private subscribed?: Promise<void>;
-  /** the last subscription attempt failed (logged once until one succeeds) */
-  private subscribeFailed = false;
-  private subscribeRetry?: NodeJS.Timeout;
-  private readonly onReady = () => void this.subscribe();
-  private readonly onMessage = (message: string) => this.applyBroadcast(message);
+  /** Purge broadcasts from the other instances (null without Redis). */
+  private readonly broadcasts: ChannelSubscription | null;
+  private readonly onReady = () => void this.broadcasts?.start().catch(() => undefined);
 
   constructor(
     @Inject(CACHE_MANAGER) private readonly cache: Cache,
     private readonly conn: RedisConnectionService,
     private readonly places: PlacesCacheService,
-  ) {}
+  ) {
+    const subscriber = conn.subscriber;
+    this.broadcasts =
+      subscriber === null
+        ? null
+        : new ChannelSubscription({
+            subscriber,
+            channel: PURGE_CHANNEL,
+            onMessage: (message) => this.applyBroadcast(message),
+            opTimeoutMs: conn.opTimeoutMs,
+            op: 'purge subscribe',
+            name: 'Purge broadcast subscription',
+            // Refused (an ACL without the channel): this instance would never hear of purges; the
+            // connection reports it (readiness, places_redis_refusals_total) while retries are refused.
+            refused: (op, error) => conn.noteRefused(op, error),
+            logger: this.logger,
+          });
+  }
 
   onApplicationBootstrap(): void {
     // Like the fill lock: subscribe whenever the pub/sub connection becomes ready; never wait on Redis.
     this.conn.subscriber?.on('ready', this.onReady);
-    if (this.conn.subscriber?.isReady) void this.subscribe();
+    if (this.conn.subscriber?.isReady) this.onReady();
   }
 
   async onModuleDestroy(): Promise<void> {
-    const subscriber = this.conn.subscriber;
-    subscriber?.off('ready', this.onReady);
-    clearTimeout(this.subscribeRetry);
-    this.subscribeRetry = undefined;
-    const subscribed = this.subscribed;
-    this.subscribed = undefined;
-    if (!subscriber || !subscribed) return;
-    try {
-      await subscribed;
-      await withTimeout(subscriber.unsubscribe(PURGE_CHANNEL, this.onMessage), this.conn.opTimeoutMs, 'redis purge unsubscribe');
-    } catch {
-      // The connection is closing anyway.
-    }
+    this.conn.subscriber?.off('ready', this.onReady);
+    await this.broadcasts?.stop();
   }
 
   /**
@@ -214,36 +216,5 @@ export class CachePurgeService implements OnApplicationBootstrap, OnModuleDestro
       this.logger.warn(`Purge: ${what}`);
       throw new PurgeUnavailableError(l1Deleted, `${what}; run it again`);
     }
-  }
-
-  private subscribe(): Promise<void> {
-    const subscriber = this.conn.subscriber;
-    if (!subscriber) return Promise.resolve();
-    // node-redis keeps one listener set per channel and resubscribes by itself after a reconnect;
-    // subscribing again on 'ready' only covers a first attempt that failed.
-    this.subscribed ??= withTimeout(subscriber.subscribe(PURGE_CHANNEL, this.onMessage), this.conn.opTimeoutMs, 'redis purge subscribe').then(
-      () => {
-        if (this.subscribeFailed) this.logger.log('Purge broadcast subscription in place again');
-        this.subscribeFailed = false;
-      },
-      (error: unknown) => {
-        this.subscribed = undefined;
-        // Refused (an ACL without the channel): this instance would never hear of purges; the connection
-        // reports it (readiness, places_redis_refusals_total) while the retries are refused.
-        const refused = this.conn.noteRefused('purge subscribe', error);
-        if (refused) this.subscribeRetry ??= setTimeout(() => this.retrySubscribe(), SUBSCRIBE_RETRY_MS).unref();
-        if (!this.subscribeFailed) {
-          const retry = refused ? `every ${SUBSCRIBE_RETRY_MS / 1000} s` : 'when Redis is ready';
-          this.logger.warn(`Purge broadcast subscription failed (${error instanceof Error ? error.message : String(error)}); retried ${retry}`);
-        }
-        this.subscribeFailed = true;
-      },
-    );
-    return this.subscribed;
-  }
-
-  private retrySubscribe(): void {
-    this.subscribeRetry = undefined;
-    if (this.conn.subscriber?.isReady) void this.subscribe();
   }
 }

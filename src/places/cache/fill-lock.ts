@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
 import { createHash, randomUUID } from 'node:crypto';
 import type { RedisCommandClient, RedisSubscriberClient } from '../../cache/redis-commands';
+import { ChannelSubscription } from '../../cache/channel-subscription';
 import type { RedisGuard } from '../../cache/redis-guard';
-import { SUBSCRIBE_RETRY_MS } from '../../cache/redis-refusals';
 import { withTimeout } from '../../cache/with-timeout';
 import { GatewayError } from '../../common/gateway.errors';
 
@@ -50,10 +50,7 @@ export class FillLock {
   private readonly logger = new Logger(FillLock.name);
   private readonly channel: string;
   private listener?: (key: string, notice: FillNotice) => void;
-  private subscribed?: Promise<void>;
-  /** the last subscription attempt failed (logged once until one succeeds) */
-  private subscribeFailed = false;
-  private subscribeRetry?: NodeJS.Timeout;
+  private readonly notices: ChannelSubscription;
   private readonly onMessage = (message: string) => {
     const notice = parseNotice(message);
     if (notice !== undefined) this.listener?.(notice.key, notice.said);
@@ -61,10 +58,22 @@ export class FillLock {
 
   constructor(
     private readonly client: RedisCommandClient,
-    private readonly subscriber: RedisSubscriberClient,
+    subscriber: RedisSubscriberClient,
     private readonly options: FillLockOptions,
   ) {
     this.channel = `${options.keyPrefix}filled`;
+    this.notices = new ChannelSubscription({
+      subscriber,
+      channel: this.channel,
+      onMessage: this.onMessage,
+      opTimeoutMs: options.opTimeoutMs,
+      op: 'fill-lock subscribe',
+      name: 'Fill notice subscription',
+      // Waiters then learn of other instances' fills only by polling the lock (up to MAX_POLL_MS later).
+      meanwhile: 'waiting instances poll the lock instead',
+      refused: options.refused,
+      logger: this.logger,
+    });
   }
 
   get leaseMs(): number {
@@ -80,37 +89,9 @@ export class FillLock {
     this.listener = listener;
   }
 
-  /** Subscribes (once) to the fill notifications. */
+  /** Subscribes (once) to the fill notifications; rejects when this attempt failed (logged, and retried if refused). */
   start(): Promise<void> {
-    this.subscribed ??= withTimeout(
-      this.subscriber.subscribe(this.channel, this.onMessage),
-      this.options.opTimeoutMs,
-      'redis fill-lock subscribe',
-    ).then(
-      () => {
-        if (this.subscribeFailed) this.logger.log('Fill notice subscription in place again');
-        this.subscribeFailed = false;
-      },
-      (error: unknown) => {
-        this.subscribed = undefined;
-        const refused = this.options.refused?.('fill-lock subscribe', error) ?? false;
-        if (refused) this.subscribeRetry ??= setTimeout(() => this.retrySubscribe(), SUBSCRIBE_RETRY_MS).unref();
-        // Waiters then learn of other instances' fills only by polling the lock (up to MAX_POLL_MS later);
-        // a Redis user refused the channel would otherwise go unnoticed.
-        if (!this.subscribeFailed) {
-          const retry = refused ? `every ${SUBSCRIBE_RETRY_MS / 1000} s` : 'when Redis is ready';
-          this.logger.warn(`Fill notice subscription failed (${describe(error)}); waiting instances poll the lock instead; retried ${retry}`);
-        }
-        this.subscribeFailed = true;
-        throw error;
-      },
-    );
-    return this.subscribed;
-  }
-
-  private retrySubscribe(): void {
-    this.subscribeRetry = undefined;
-    if (this.subscriber.isReady) this.start().catch(() => undefined);
+    return this.notices.start();
   }
 
   /** Takes the lock for `key` with a lease; resolves its token, or null if another holder has it. Throws on Redis failure. */
@@ -194,22 +175,8 @@ export class FillLock {
   }
 
   /** Unsubscribes from the notices. */
-  async stop(): Promise<void> {
-    clearTimeout(this.subscribeRetry);
-    this.subscribeRetry = undefined;
-    const subscribed = this.subscribed;
-    this.subscribed = undefined;
-    if (!subscribed) return;
-    try {
-      await subscribed;
-      await withTimeout(
-        this.subscriber.unsubscribe(this.channel, this.onMessage),
-        this.options.opTimeoutMs,
-        'redis fill-lock unsubscribe',
-      );
-    } catch (error) {
-      this.logger.warn(`Fill lock unsubscribe failed (${describe(error)})`);
-    }
+  stop(): Promise<void> {
+    return this.notices.stop();
   }
 
   /** One bounded Redis call: through the app's guard when given, else with the plain op timeout. */
