@@ -143,9 +143,9 @@ export class HealthController {
         value: wrap('degraded', 'redis', {
           state: 'full',
           message:
-            'Redis is full: 1.2 MB used, maxmemory 0.0 MB, maxmemory-policy noeviction: it refuses every write ' +
+            'Redis is full: 100.1 MB used, maxmemory 100.0 MB, maxmemory-policy noeviction: it refuses every write ' +
             '(misses are BYPASS, not stored); use allkeys-lru or raise maxmemory',
-          memory: { usedBytes: 1298600, maxBytes: 1, policy: 'noeviction' },
+          memory: { usedBytes: 104960000, maxBytes: 104857600, policy: 'noeviction' },
           responseTimeMs: 0.5,
           status: 'degraded',
         }),
