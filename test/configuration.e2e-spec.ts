@@ -20,6 +20,19 @@ function readmeVariables(): string[] {
   return [...section.matchAll(/^\| `([A-Z0-9_]+)` \|/gm)].map((m) => m[1]);
 }
 
+/** The README table's Default column: each variable with its first `value`, or undefined for "unset". */
+function readmeDefaults(): Array<[name: string, value: string | undefined]> {
+  const readme = readFileSync(join(__dirname, '..', 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Configuration'), readme.indexOf('\n## ', readme.indexOf('## Configuration') + 1));
+  return [...section.matchAll(/^\| `([A-Z0-9_]+)` \| (?:`([^`]*)`|unset)/gm)].map((m) => [m[1], m[2]]);
+}
+
+/** What .env.example says each variable defaults to (its commented-out value, when it has one). */
+function exampleDefaults(): Array<[name: string, value: string]> {
+  const example = readFileSync(join(__dirname, '..', '.env.example'), 'utf8');
+  return [...example.matchAll(/^# ?([A-Z0-9_]+)=(.+)$/gm)].map((m) => [m[1], m[2]]);
+}
+
 /** Variables that take any text: nothing to refuse. */
 const ANY_TEXT = ['HOST'];
 
@@ -86,6 +99,28 @@ describe('configuration: what the README table promises', () => {
     expect([...listed].sort()).toEqual(configVariables());
     // Nothing is set by copying it: every line is a comment or blank.
     expect(example.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'))).toEqual([]);
+  });
+
+  it('gives every variable of the table a default: a value or unset', () => {
+    expect(readmeDefaults().map(([name]) => name)).toEqual(readmeVariables());
+  });
+
+  // Setting a variable to its documented default must change nothing: else the table (or a copied
+  // .env.example line) describes another service than the one that runs.
+  it.each(readmeDefaults().filter((d): d is [string, string] => d[1] !== undefined))(
+    'runs with %s=%s (its README default) exactly as with it unset',
+    (name, value) => {
+      expect(loadConfig({ [name]: value })).toEqual(loadConfig({}));
+    },
+  );
+
+  it.each(exampleDefaults())('runs with %s=%s (its .env.example default) exactly as with it unset', (name, value) => {
+    expect(loadConfig({ [name]: value })).toEqual(loadConfig({}));
+  });
+
+  it('caps the STATUS_TTL_SECONDS and EMPTY_TTL_SECONDS defaults at CACHE_TTL_SECONDS (≤ TTL)', () => {
+    const { cache } = loadConfig({ CACHE_TTL_SECONDS: '5' });
+    expect([cache.statusTtlSeconds, cache.emptyTtlSeconds]).toEqual([5, 5]);
   });
 
   it('shares the upstream budget among FLEET_INSTANCES × WEB_CONCURRENCY processes when Redis is down', () => {

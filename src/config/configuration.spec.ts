@@ -213,4 +213,8 @@ describe(loadConfig.name, () => {
     for (const ua of placeholders) expect(loadConfig({ NOMINATIM_USER_AGENT: ua }).nominatim.userAgentIsPlaceholder).toBe(true);
     expect(loadConfig({ NOMINATIM_USER_AGENT: 'acme-geo/2 (ops@acme.test)' }).nominatim.userAgentIsPlaceholder).toBe(false);
   });
+
+  it("takes the default User-Agent written out (an uncommented .env.example line) as the default (the public server's warning fires)", () => {
+    expect(loadConfig({ NOMINATIM_USER_AGENT: DEFAULT_USER_AGENT }).nominatim.userAgentIsPlaceholder).toBe(true);
+  });
 });

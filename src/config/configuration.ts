@@ -72,7 +72,7 @@ export interface NominatimConfig {
   /** UPSTREAM_BACKOFF_MAX_SECONDS: longest a failing upstream of several is passed over */
   backoffMaxMs: number;
   userAgent: string;
-  /** NOMINATIM_USER_AGENT unset, or a placeholder left as it came (see PLACEHOLDER_USER_AGENT) */
+  /** NOMINATIM_USER_AGENT unset or set to the default, or a placeholder left as it came (see PLACEHOLDER_USER_AGENT) */
   userAgentIsPlaceholder: boolean;
   email: string | undefined;
   timeoutMs: number;
@@ -221,7 +221,8 @@ export function loadConfig(env: Env): Config {
     upstreams,
     backoffMaxMs: r.int('UPSTREAM_BACKOFF_MAX_SECONDS', 30, 1, 3600) * 1000,
     userAgent: ua ?? DEFAULT_USER_AGENT,
-    userAgentIsPlaceholder: ua === undefined || PLACEHOLDER_USER_AGENT.test(ua),
+    // The default written out (an uncommented .env.example line) identifies nobody either.
+    userAgentIsPlaceholder: ua === undefined || ua === DEFAULT_USER_AGENT || PLACEHOLDER_USER_AGENT.test(ua),
     email: r.optionalString('NOMINATIM_EMAIL'),
     timeoutMs,
     maxBytes: r.int('UPSTREAM_MAX_BYTES', 2 * 1024 * 1024, 1024, 256 * 1024 * 1024),
