@@ -138,6 +138,11 @@ describe('configuration: what the README table promises', () => {
     expect(problemsOf({ WEB_CONCURRENCY: '1' })).toBe('accepted');
   });
 
+  it('refuses a REQUEST_TIMEOUT_MS below HEADERS_TIMEOUT_MS (the table: ≥ HEADERS_TIMEOUT_MS), and takes it equal', () => {
+    expect(problemsOf({ HEADERS_TIMEOUT_MS: '20000', REQUEST_TIMEOUT_MS: '15000' })).toBe('Invalid configuration: REQUEST_TIMEOUT_MS must be at least HEADERS_TIMEOUT_MS');
+    expect(problemsOf({ HEADERS_TIMEOUT_MS: '20000', REQUEST_TIMEOUT_MS: '20000' })).toBe('accepted');
+  });
+
   it('refuses an ADMIN_TOKEN or METRICS_TOKEN that cannot be sent as one bearer token (a space, a tab, non-ASCII)', () => {
     for (const name of ['ADMIN_TOKEN', 'METRICS_TOKEN']) {
       for (const token of ['correct horse battery staple', 'sixteen-chars-and\ttab', 'sixteen-characters-€']) {
