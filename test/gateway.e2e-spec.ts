@@ -114,9 +114,10 @@ describe('places-cache gateway (e2e)', () => {
       upstream.failNext(1, { status: 500, body: 'boom' });
       const res = await fetch(`${svc.url}/api?q=Reykjavík`);
       expect(res.status).toBe(502);
-      const body = (await res.json()) as { code: string; message: string };
-      expect(body.code).toBe('upstream_error');
-      expect(body.message).toContain('500');
+      expect(await res.json()).toEqual({ statusCode: 502, error: 'Bad Gateway', message: expect.stringContaining('500') as string, code: 'upstream_error' });
+      // README: X-Cache, Cache-Status and Age are on every answer, not on errors, which are never cached.
+      expect([res.headers.get('x-cache'), res.headers.get('cache-status'), res.headers.get('age')]).toEqual([null, null, null]);
+      expect(res.headers.get('cache-control')).toBe('no-store');
       const again = await fetch(`${svc.url}/api?q=Reykjavík`);
       expect(again.status).toBe(200);
       expect(again.headers.get('x-cache')).toBe('MISS');
