@@ -1,5 +1,5 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
 import { errorBody, ErrorBody, writeError } from './error-writer';
 import { GatewayError } from './gateway.errors';
 
@@ -13,6 +13,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const res = host.switchToHttp().getResponse<Response>();
+    const method = host.switchToHttp().getRequest<Request>().method;
     let body: ErrorBody = errorBody(500, 'Internal server error');
     let retryAfter: number | undefined;
     if (exception instanceof HttpException) {
@@ -24,9 +25,19 @@ export class AllExceptionsFilter implements ExceptionFilter {
           : { statusCode: status, error: exception.name, message: String(r) };
       if (Array.isArray(body.message)) body.message = (body.message as string[]).join('; ');
       if (exception instanceof GatewayError) retryAfter = exception.retryAfterSeconds;
+      // An HttpException's response object is the thrower's: its message is not known to be a string.
+      if (method === 'HEAD' && typeof body.message === 'string') body.message = asForGet(body.message);
     } else {
       this.logger.error(exception instanceof Error ? exception : String(exception));
     }
     writeError(res, body, retryAfter);
   }
+}
+
+/**
+ * A HEAD carries the Content-Length of GET's answer (RFC 9110 8.6: no other value may be sent), and
+ * the body it stands for is GET's: a 404's "Cannot HEAD /x" (Nest's words) is GET's "Cannot GET /x".
+ */
+function asForGet(message: string): string {
+  return message.startsWith('Cannot HEAD ') ? `Cannot GET ${message.slice('Cannot HEAD '.length)}` : message;
 }

@@ -52,6 +52,8 @@ export function writeDecision(x: Exchange, res: ServerResponse, d: Decision, com
       res.statusCode = d.error.status;
       res.setHeader('Content-Type', d.error.contentType);
       res.setHeader('Cache-Control', 'no-store');
+      // Set, not left to Node: it adds none to a HEAD, which must carry GET's (RFC 9110 9.3.2).
+      res.setHeader('Content-Length', Buffer.byteLength(d.error.body));
       res.end(d.error.body);
       return;
     case 'limited':

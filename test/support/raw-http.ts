@@ -15,9 +15,14 @@ export interface RawAnswer {
  * No connection reuse: every call is its own socket.
  */
 export function rawGet(url: string, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<RawAnswer> {
+  return rawRequest('GET', url, headers, signal);
+}
+
+/** As rawGet, with any method (HEAD: the headers exactly as sent, where fetch may add or drop some). */
+export function rawRequest(method: string, url: string, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const req = http.get(url, { headers, agent: false, signal }, (res) => {
+    const req = http.request(url, { method, headers, agent: false, signal }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
@@ -26,5 +31,6 @@ export function rawGet(url: string, headers: Record<string, string> = {}, signal
       );
     });
     req.on('error', reject);
+    req.end();
   });
 }
