@@ -211,6 +211,22 @@ describe('command line: warm, export, import (e2e)', () => {
     expect((await entryKeys(redisA)).length - keysBefore).toBe(10);
   });
 
+  it('a variable set to nothing is unset, as for the service: REDIS_URL= is no Redis, LOG_LEVEL= the command\'s default', async () => {
+    const noUrl = await cli(['export', '-'], env(null, { REDIS_URL: '' }));
+    expect(noUrl.code).toBe(1);
+    expect(noUrl.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^places-cache: REDIS_URL is not set: /)]);
+
+    // The command's default is `error`: an export says its one summary line and nothing at info level.
+    const unset = await cli(['export', '-'], env(redisA));
+    expect(unset.code).toBe(0);
+    expect(unset.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^export: \d+ entries written to/)]);
+    const untimed = (text: string) => text.replace(/ in [\d.]+ s/, ' in N s');
+    for (const blank of ['', ' ']) {
+      const r = await cli(['export', '-'], env(redisA, { LOG_LEVEL: blank }));
+      expect([blank, r.code, untimed(r.stderr)]).toEqual([blank, 0, untimed(unset.stderr)]);
+    }
+  });
+
   it('export then import into another Redis round-trips every entry byte for byte with its remaining TTL, and serves hits with nothing asked upstream', async () => {
     const keys = await entryKeys(redisA);
     expect(keys.length).toBeGreaterThanOrEqual(20);

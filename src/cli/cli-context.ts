@@ -6,12 +6,30 @@ import type { Logger as Pino } from 'pino';
 import { AppModule } from '../app.module';
 import { RedisConnectionService } from '../cache/redis-connection.service';
 import { loadConfig, redisConfig, RedisConfig } from '../config/configuration';
+import { Env, EnvReader } from '../config/env-parsers';
 import { PinoNestLogger, setLogDestination } from '../logging/app-logger';
 import { APP_LOGGER } from '../logging/logging.module';
 import { CliError } from './line-input';
 
 /** How long a command waits for Redis before it gives up with one line. */
 const REDIS_READY_TIMEOUT_MS = 5000;
+
+/** Where a command's defaults differ from the service's. */
+const COMMAND_DEFAULTS: Readonly<Record<string, string>> = {
+  LOG_LEVEL: 'error',
+  // A command serves no one waiting: a loaded Redis is waited for rather than bypassed, so the
+  // upstream pacing stays fleet-wide (a bypassed Redis means pacing per process).
+  REDIS_OP_TIMEOUT_MS: '2000',
+};
+
+/**
+ * Sets the command's defaults in `env` where a variable is unset. Blank is unset, as the service's
+ * configuration reads it (EnvReader): `LOG_LEVEL=` in a .env means the default, the command's here.
+ */
+export function withCommandDefaults(env: Env): void {
+  const r = new EnvReader(env);
+  for (const [name, value] of Object.entries(COMMAND_DEFAULTS)) if (r.raw(name) === undefined) env[name] = value;
+}
 
 /**
  * The service's own application context (config, Redis connection, cache, pacer, fill lock, purge
@@ -20,10 +38,7 @@ const REDIS_READY_TIMEOUT_MS = 5000;
  * at LOG_LEVEL, default `error` for a command.
  */
 export async function openContext(env: NodeJS.ProcessEnv = process.env, opts: { readOnly?: boolean } = {}): Promise<INestApplicationContext> {
-  env.LOG_LEVEL ??= 'error';
-  // A command serves no one waiting: a loaded Redis is waited for rather than bypassed, so the
-  // upstream pacing stays fleet-wide (a bypassed Redis means pacing per process).
-  env.REDIS_OP_TIMEOUT_MS ??= '2000';
+  withCommandDefaults(env);
   let config;
   try {
     config = loadConfig(env);
