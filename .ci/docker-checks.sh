@@ -242,6 +242,14 @@ else
   fail "neither docker compose (v2) nor docker-compose (v1) is installed"
 fi
 say "compose: $("${compose_cmd[@]}" version --short 2>/dev/null || "${compose_cmd[@]}" version | head -n1)"
+# Set nowhere, NODE_OPTIONS is compose's default for it, the image's heap flags: not passed through empty.
+image_node_options="$(docker image inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$IMAGE" | sed -n 's/^NODE_OPTIONS=//p')"
+: >"$tmp/empty.env"
+compose_node_options="$(env -u NODE_OPTIONS "${compose_cmd[@]}" --env-file "$tmp/empty.env" -f docker-compose.yml config \
+  | sed -n 's/^ *NODE_OPTIONS: *//p' | tr -d "'\"" | sort -u)"
+[ -n "$image_node_options" ] && [ "$compose_node_options" = "$image_node_options" ] \
+  || fail "compose's NODE_OPTIONS when unset is '$compose_node_options', not the image's '$image_node_options'"
+say "NODE_OPTIONS unset: compose gives the image's ($image_node_options)"
 compose_port="$(free_port)"
 cat >"$tmp/compose.ci.yml" <<EOF
 services:
@@ -262,11 +270,14 @@ sed -n 's/^# \([A-Z0-9_]*=\)/\1/p' .env.example | grep -Ev "$wired" \
   | sed -e 's/^CACHE_TTL_SECONDS=.*/CACHE_TTL_SECONDS=1234/' -e 's/^NOMINATIM_EMAIL=$/NOMINATIM_EMAIL=ci@example.org/' \
     -e 's/^ADMIN_TOKEN=$/ADMIN_TOKEN=ci-admin-token-0123456789/' -e 's/^METRICS_TOKEN=$/METRICS_TOKEN=ci-metrics-token-0123456789/' \
     >"$tmp/compose.env"
+# Node's own NODE_OPTIONS reaches both gateways too (checked with the settings, by settings_reached).
+echo NODE_OPTIONS=--max-old-space-size=384 >>"$tmp/compose.env"
 if grep -q '=$' "$tmp/compose.env"; then fail "a setting in the compose env file has no value: $(grep '=$' "$tmp/compose.env" | tr '\n' ' ')"; fi
 printf '%s\n' PORT=9 HOST=127.0.0.1 REDIS_URL=redis://127.0.0.1:1 REDIS_TLS_URL=rediss://127.0.0.1:1 \
   REDIS_CLUSTER_NODES=redis://127.0.0.1:1 >>"$tmp/compose.env"
 # The cluster profile too, as the README's quick start runs it (stop and down then include its services).
-compose=("${compose_cmd[@]}" -p "$run_id" --env-file "$tmp/compose.env" --profile cluster -f docker-compose.yml -f "$tmp/compose.ci.yml")
+# Without this shell's own NODE_OPTIONS, which would win over the env file's.
+compose=(env -u NODE_OPTIONS "${compose_cmd[@]}" -p "$run_id" --env-file "$tmp/compose.env" --profile cluster -f docker-compose.yml -f "$tmp/compose.ci.yml")
 "${compose[@]}" up -d --build >"$tmp/compose-up.log" 2>&1 || { cat "$tmp/compose-up.log" >&2; fail "compose up"; }
 web_id="$("${compose[@]}" ps -q web)"
 redis_id="$("${compose[@]}" ps -q redis)"

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { CachedAnswer } from './cached-answer';
@@ -102,5 +104,33 @@ describe(heapWarning.name, () => {
     expect(heapWarning(64 * 1024 ** 2, 256 * 1024 ** 2)).toBeUndefined();
     expect(heapWarning(128 * 1024 ** 2, 256 * 1024 ** 2)).toBeUndefined();
     expect(heapWarning(129 * 1024 ** 2, 256 * 1024 ** 2)).toMatch(/^L1_MAX_BYTES \(129 MiB\) is more than half the V8 heap limit \(256 MiB\)/);
+  });
+});
+
+/** The heap flags that keep RSS near what L1_MAX_BYTES counts, as each way of running the service sets them. */
+describe('heap flags of npm start, the image and docker-compose.yml', () => {
+  const read = (file: string) => readFileSync(join(__dirname, '../../..', file), 'utf8');
+
+  it("are one set: the image's NODE_OPTIONS are npm start's flags, and compose's default for NODE_OPTIONS is the image's", () => {
+    const start = (JSON.parse(read('package.json')) as { scripts: { start: string } }).scripts.start;
+    const startFlags = start.split(' ').filter((w) => /^--max-(old|semi)-space-size=/.test(w));
+    expect(startFlags).toHaveLength(2);
+    const image = /^ENV NODE_OPTIONS="([^"]+)"$/m.exec(read('Dockerfile'))?.[1];
+    expect(image).toBe(startFlags.join(' '));
+    // `:-`: unset or empty in the shell and .env alike is the image's; a bare pass-through would
+    // hand the container an empty NODE_OPTIONS (no heap flags) whenever it is unset.
+    const compose = read('docker-compose.yml');
+    const defaults = [...compose.matchAll(/^ +NODE_OPTIONS: \$\{NODE_OPTIONS:-([^}]*)\}$/gm)].map((m) => m[1]);
+    expect(defaults).toEqual([image]);
+    expect(compose).not.toMatch(/^ +NODE_OPTIONS:(?! \$\{NODE_OPTIONS:-)/m);
+  });
+
+  it('reach every service built from the image: NODE_OPTIONS is in the settings each of them merges', () => {
+    const compose = read('docker-compose.yml');
+    const settings = /^x-settings: &settings\n((?: +.*\n)+)/m.exec(compose)?.[1] ?? '';
+    expect(settings).toMatch(/^ +NODE_OPTIONS: /m);
+    const services = compose.split(/^ {2}(?=[a-z][a-z0-9-]*:)/m).filter((s) => /^ {4}build: \.$/m.test(s));
+    expect(services.map((s) => s.split(':')[0])).toEqual(['web', 'web-cluster']);
+    for (const s of services) expect([s.split(':')[0], /^ {6}<<: \*settings$/m.test(s)]).toEqual([s.split(':')[0], true]);
   });
 });
