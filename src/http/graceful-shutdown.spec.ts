@@ -1,6 +1,9 @@
+import { readFileSync } from 'node:fs';
 import http, { Agent } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { drainHttpServer } from './graceful-shutdown';
+import { join } from 'node:path';
+import { loadConfig } from '../config/configuration';
+import { drainHttpServer, SHUTDOWN_HOOKS_GRACE_MS } from './graceful-shutdown';
 
 /** A GET on a keep-alive agent: resolves with status, the Connection header and the body. */
 function get(port: number, path: string, agent: Agent): Promise<{ status: number; connection: string | undefined; body: string }> {
@@ -63,5 +66,24 @@ describe(drainHttpServer.name, () => {
     // At the 200 ms bound, not when the request would have ended.
     expect(Date.now() - started).toBeLessThan(STUCK_MS / 2);
     await expect(stuck).rejects.toMatchObject({ code: 'ECONNRESET' });
+  });
+});
+
+/** Docker sends SIGKILL when its grace period ends: each one the project sets or tells of must outlast the shutdown. */
+describe('stop grace periods', () => {
+  const read = (file: string) => readFileSync(join(__dirname, '../..', file), 'utf8');
+
+  it("outlast the longest shutdown: compose's stop_grace_period and the --stop-timeout on every docker run of the service in the docs", () => {
+    expect(() => loadConfig({ SHUTDOWN_TIMEOUT_MS: '25001' })).toThrow('SHUTDOWN_TIMEOUT_MS must be a whole number from 0 to 25000');
+    const longestMs = loadConfig({ SHUTDOWN_TIMEOUT_MS: '25000' }).app.shutdownTimeoutMs + SHUTDOWN_HOOKS_GRACE_MS;
+    const graces = [...read('docker-compose.yml').matchAll(/^ +stop_grace_period: (\d+)s$/gm)].map((m) => Number(m[1]));
+    expect(graces).toHaveLength(2); // web and web-cluster
+    // A `docker run` of the service (its image last, no command after it), with its continuation lines.
+    const runs = ['README.md', 'docs/deployment.md', 'docs/operations.md']
+      .flatMap((file) => [...read(file).matchAll(/docker run (?:[^\n]*\\\n)*[^\n]*/g)].map((m) => m[0].trim()))
+      .filter((run) => /[\s/]places-cache(:\S*)?$/.test(run));
+    expect(runs.length).toBeGreaterThan(0);
+    const timeouts = runs.map((run) => Number(/--stop-timeout (\d+)/.exec(run)?.[1]));
+    for (const seconds of [...graces, ...timeouts]) expect(seconds * 1000).toBeGreaterThan(longestMs);
   });
 });
