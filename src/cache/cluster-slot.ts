@@ -1,5 +1,5 @@
 /** Redis Cluster's key → slot mapping: CRC16 (XMODEM) of the key, or of its hash tag, mod 16384. */
-export const CLUSTER_SLOTS = 16384;
+const CLUSTER_SLOTS = 16384;
 
 const TABLE = (() => {
   const table = new Uint16Array(256);

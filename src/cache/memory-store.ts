@@ -8,7 +8,7 @@ import { L1_DEFAULT_BYTES } from '../config/configuration';
  * that in answers. With the L1 off it is the only cache there is, and takes the L1's default budget:
  * keeping nothing would send every repeated question to Nominatim, which blocks clients that repeat.
  */
-export interface MemoryStoreOptions {
+interface MemoryStoreOptions {
   ttl: 0;
   max: number;
   maxSize: number;

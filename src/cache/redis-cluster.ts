@@ -12,7 +12,7 @@ import { withTimeout } from './with-timeout';
 /** How often the topology is checked against what a reachable master reports (and the seeds retried). */
 const WATCH_INTERVAL_MS = 1000;
 
-export interface ClusterNodeStatus {
+interface ClusterNodeStatus {
   address: string;
   role: 'master' | 'replica';
   /** this instance's connection to the node is ready */
@@ -217,7 +217,7 @@ export function parseClusterNodes(text: string): ReportedNode[] {
  * The masters, each once. node-redis lists a master once per slot range it serves, so after a reshard
  * one that serves two ranges came twice: /health/ready listed it twice and a prefix purge scanned it twice.
  */
-export function mastersOf(cluster: Pick<Cluster, 'masters'>): Cluster['masters'] {
+function mastersOf(cluster: Pick<Cluster, 'masters'>): Cluster['masters'] {
   const seen = new Set<string>();
   return cluster.masters.filter((m) => !seen.has(m.address) && seen.add(m.address) !== undefined);
 }

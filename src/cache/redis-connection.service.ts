@@ -22,7 +22,7 @@ const ROLE_PROBE_KEY = `${KEY_PREFIX}role-probe`;
 const READ_ONLY_REASON = `the node behind REDIS_URL is a read-only replica; reconnecting every ${READ_ONLY_RETRY_MS / 1000} s until it is a master`;
 
 /** `read_only`: connected, but to a replica (READONLY, or its role at connect): skipped like a Redis that is down. */
-export type RedisState = 'disabled' | 'connecting' | 'ready' | 'down' | 'read_only';
+type RedisState = 'disabled' | 'connecting' | 'ready' | 'down' | 'read_only';
 
 /**
  * Owns the node-redis connections (command client + pub/sub duplicate) and their lifecycle.

@@ -8,8 +8,8 @@ export type Invocation =
   | { kind: 'export'; file: string; prefix: string }
   | { kind: 'import'; file: string };
 
-export const COMMANDS = ['warm', 'export', 'import'] as const;
-export type Command = (typeof COMMANDS)[number];
+const COMMANDS = ['warm', 'export', 'import'] as const;
+type Command = (typeof COMMANDS)[number];
 
 const PROGRAM = 'node dist/cli.js';
 

@@ -66,7 +66,7 @@ export function toEntryLine(key: string, value: string, pttlMs: number, now: num
   };
 }
 
-export type ParsedLine =
+type ParsedLine =
   | { kind: 'entry'; key: string; value: string; ttlMs: number; storedAt: number }
   | { kind: 'expired'; key: string }
   | { kind: 'bad'; reason: string };
@@ -114,7 +114,7 @@ function expectationsOfKey(key: string, body: Buffer): Expectation[] | string {
 }
 
 /** What the importing environment allows: its COMPRESS_MIN_BYTES, UPSTREAM_MAX_BYTES and how long it keeps an entry past its freshness. */
-export interface ImportLimits {
+interface ImportLimits {
   compressMinBytes: number;
   maxBytes: number;
   /** PlacesCacheService.keepMs: max(STALE_IF_ERROR_SECONDS, STALE_WHILE_REVALIDATE_SECONDS), in ms */

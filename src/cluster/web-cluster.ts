@@ -12,7 +12,7 @@ import { relayClusterScrapes } from '../metrics/cluster-metrics';
  * group is as polite as one process), the miss rate limit, fills and purges.
  */
 
-export interface ClusterOptions {
+interface ClusterOptions {
   workers: number;
   /** How long workers get to drain after SIGTERM before the primary kills them (their own bound + grace). */
   stopTimeoutMs: number;

@@ -32,7 +32,7 @@ export function clientIp(req: IncomingMessage, trustProxy: boolean): string {
  * hosts pick their own addresses in it (privacy addresses change by themselves), so counting single
  * IPv6 addresses would give one client 2^64 allowances. Anything else is kept as it is, shortened.
  */
-export function clientKey(entry: string): string {
+function clientKey(entry: string): string {
   if (isIPv4(entry)) return entry;
   // What a dual-stack socket reports for every IPv4 client.
   if (entry.startsWith('::ffff:') && isIPv4(entry.slice(7))) return entry.slice(7);

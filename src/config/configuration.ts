@@ -11,10 +11,10 @@ export const APP_VERSION = '1.0.0';
  * A User-Agent someone was told to replace: docker-compose.yml's default says "CHANGE ME", so a stack
  * started without NOMINATIM_USER_AGENT is warned about as the app's own default is.
  */
-export const PLACEHOLDER_USER_AGENT = /\bCHANGE ME\b/i;
+const PLACEHOLDER_USER_AGENT = /\bCHANGE ME\b/i;
 export const DEFAULT_USER_AGENT = `places-cache/${APP_VERSION} (+https://github.com/places-cache/places-cache)`;
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface AppConfig {
@@ -99,7 +99,7 @@ export interface ThrottleConfig {
   hitClients: number;
 }
 
-export interface Config {
+interface Config {
   app: AppConfig;
   redis: RedisConfig;
   cache: CacheConfig;

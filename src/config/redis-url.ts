@@ -55,12 +55,3 @@ export function resolveRedisConnection(
   if (masked.password) masked.password = '***';
   return { url: full, safeUrl: masked.toString().replace(/\/$/, ''), tls: url.protocol === 'rediss:' };
 }
-
-/**
- * Masks any password inside redis URLs found in free text or in a JSON log line (the logger runs it on
- * every line). A quote ends the match so JSON stays valid; the last `@` of the authority wins, as in URL
- * parsing, so a raw `@` inside a password is masked too.
- */
-export function maskRedisPasswords(text: string): string {
-  return text.replace(/(rediss?:\/\/[^:/@\s"]*:)[^\s"/]+@/gi, '$1***@');
-}

@@ -5,7 +5,7 @@ import { MetricsService } from '../metrics/metrics.service';
 import { bucketDelta, histogramQuantile } from './histogram-quantile';
 
 /** Seconds between two points of the dashboard's charts (the page refreshes at the same pace). */
-export const SAMPLE_SECONDS = 2;
+const SAMPLE_SECONDS = 2;
 /** Points kept: five minutes of history. */
 const POINTS = 150;
 /** Sampling stops this long after the last page asked for data: an unwatched dashboard costs nothing. */

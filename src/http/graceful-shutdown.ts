@@ -7,7 +7,7 @@ import { flushLogger, settleLogger } from '../logging/app-logger';
 /** How often idle keep-alive connections are closed while draining (a finished response leaves its socket idle). */
 const IDLE_SWEEP_MS = 20;
 
-export interface DrainResult {
+interface DrainResult {
   /** every connection ended on its own within the bound */
   drained: boolean;
   ms: number;

@@ -13,7 +13,7 @@ const URL_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^:/@\s"]*:)[^\s"/]+@/gi;
  * A quote ends the match, so a JSON line stays valid; the last `@` of the authority wins, as in URL
  * parsing, so a raw `@` inside a password is masked too.
  */
-export function maskUrlPasswords(line: string): string {
+function maskUrlPasswords(line: string): string {
   // It runs on every line written (one per request): a line without '://' has no URL to mask.
   return line.includes('://') ? line.replace(URL_PASSWORD, '$1***@') : line;
 }
@@ -23,7 +23,7 @@ export function maskUrlPasswords(line: string): string {
  * percent-encoded (in any case: a query string logged at debug) or JSON-escaped. A client that
  * puts ADMIN_TOKEN in a query string is refused, but the query is logged at debug.
  */
-export function secretMask(secrets: readonly string[]): (line: string) => string {
+function secretMask(secrets: readonly string[]): (line: string) => string {
   if (secrets.length === 0) return (line) => line;
   const char = (c: string) => {
     const hex = c.charCodeAt(0).toString(16).padStart(2, '0');

@@ -14,7 +14,7 @@ const COLLECT = 'places-cache:collect';
 const COLLECTED = 'places-cache:collected';
 const SCRAPED = 'places-cache:scraped';
 /** A worker that does not answer within this is left out of the sum rather than holding the scrape. */
-export const COLLECT_TIMEOUT_MS = 3000;
+const COLLECT_TIMEOUT_MS = 3000;
 
 interface Message {
   type?: unknown;

@@ -1,7 +1,7 @@
 import type { Metric, Registry } from 'prom-client';
 
 /** One series of a CountingHistogram, bound to its label value once. */
-export interface HistogramSeries {
+interface HistogramSeries {
   observe(value: number): void;
 }
 

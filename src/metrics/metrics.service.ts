@@ -4,7 +4,7 @@ import { CountingHistogram } from './counting-histogram';
 import { inWorkerGroup, scrapeCluster, serveClusterCollect } from './cluster-metrics';
 
 /** Something whose size is read when /metrics is scraped (the L1 cache), instead of on every write. */
-export interface SizeSource {
+interface SizeSource {
   readonly bytes: number;
   readonly entries: number;
 }

@@ -5,12 +5,12 @@ import { Resolution } from './cache/places-cache.service';
 import { Decision } from './decision';
 import { Exchange } from './exchange';
 
-export type AnswerVariant = 'raw' | 'api';
+type AnswerVariant = 'raw' | 'api';
 
 const API_CONTENT_TYPE = 'application/json; charset=utf-8';
 const CACHE_NAME = 'places-cache';
 
-export function acceptsGzip(req: IncomingMessage): boolean {
+function acceptsGzip(req: IncomingMessage): boolean {
   return acceptsGzipEncoding(req.headers['accept-encoding']);
 }
 
@@ -74,7 +74,7 @@ export function writeDecision(x: Exchange, res: ServerResponse, d: Decision, com
  * security, CORS without Vary). The answer's own are appended to it and all go out in one writeHead,
  * which costs a fraction of one setHeader per header; the headers and their order are the same.
  */
-export function writeAnswer(
+function writeAnswer(
   req: IncomingMessage,
   res: ServerResponse,
   r: Resolution,

@@ -16,7 +16,7 @@ type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>
  * A blocked request is not counted (the block, not the count, decides until it ends), and the window
  * starts afresh after a block, like @nestjs/throttler's in-memory storage.
  */
-export const INCREMENT_SCRIPT = `
+const INCREMENT_SCRIPT = `
 local blocked = redis.call('GET', KEYS[2])
 if blocked then
   local left = redis.call('PTTL', KEYS[2])

@@ -87,7 +87,7 @@ export function parseRequestDirectives(cacheControl: Header, pragma: Header): Re
   return undefined;
 }
 
-export type Usability = 'fresh' | 'stale' | 'unusable';
+type Usability = 'fresh' | 'stale' | 'unusable';
 
 /**
  * Whether a stored copy may answer a request with these directives (RFC 9111 4.2 and 5.2.1): `fresh`,

@@ -91,7 +91,7 @@ export function gunzipMember(gz: string): Buffer {
 }
 
 /** Fixed text around a body, ready to splice: its open deflate blocks, CRC and length. */
-export interface SplicePiece {
+interface SplicePiece {
   deflated: string;
   crc: number;
   length: number;

@@ -14,7 +14,7 @@ export const L1_BUMP_MS = 60_000;
  * An L1 entry as a caller may hold it between hits: live until lru-cache drops it (evicted, deleted,
  * replaced, expired), which also lets go of the answer so that a held slot keeps no bytes alive.
  */
-export interface L1Slot {
+interface L1Slot {
   readonly key: string;
   answer: CachedAnswer | null;
   /** when the entry last took its place at the head of the LRU order */

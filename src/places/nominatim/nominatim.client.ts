@@ -15,7 +15,7 @@ import { UpstreamTarget, UPSTREAMS } from './upstream-target';
 import { UpstreamResult, UpstreamVerdict, verdictOf } from './upstream-verdict';
 import { signallingTransport } from './upstream-transport';
 
-export interface UpstreamAnswer {
+interface UpstreamAnswer {
   status: number;
   contentType: string;
   body: Buffer;

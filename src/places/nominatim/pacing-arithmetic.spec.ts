@@ -1,4 +1,12 @@
-import { closestStartsUs, pacingWindow, slotRate, windowFor } from './pacing-arithmetic';
+import { pacingWindow, PacingWindow, slotRate, windowFor } from './pacing-arithmetic';
+
+/**
+ * The closest two starts can come, whatever instance made them: one caller late by the whole
+ * allowance, the next on time. Infinity-late (timer mode) has no such bound: 0.
+ */
+function closestStartsUs(window: PacingWindow): number {
+  return Number.isFinite(window.lateUs) ? Math.max(0, window.slotIntervalUs - window.lateUs) : 0;
+}
 
 describe('pacingWindow', () => {
   it('keeps the public server 1 s apart: strict, a 50 ms guard, a late caller gives its slot up', () => {

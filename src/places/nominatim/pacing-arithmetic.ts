@@ -15,7 +15,7 @@
  *   either: it only keeps starts apart, which this mode does not promise, and it cost 5 % of the
  *   budget (952 slots/s at 1000).
  */
-export type PacingMode = 'strict' | 'allowance' | 'timer';
+type PacingMode = 'strict' | 'allowance' | 'timer';
 
 export interface PacingWindow {
   mode: PacingMode;
@@ -41,9 +41,9 @@ export interface PacingWindow {
 }
 
 /** Up to this rate a late caller always gives its slot up. */
-export const STRICT_MAX_RPS = 20;
+const STRICT_MAX_RPS = 20;
 /** Above this rate spacing is by plain timers. */
-export const TIMER_MIN_RPS = 100;
+const TIMER_MIN_RPS = 100;
 const GUARD_SHARE = 0.05;
 const GUARD_MAX_US = 50_000;
 const LATE_SHARE = 0.05;
@@ -76,12 +76,4 @@ export function windowFor(minIntervalUs: number, guardUs?: number): PacingWindow
 /** Requests per second the slots allow at most (what an upstream sees while demand exceeds the budget). */
 export function slotRate(window: PacingWindow): number {
   return 1e6 / window.slotIntervalUs;
-}
-
-/**
- * The closest two starts can come, whatever instance made them: one caller late by the whole
- * allowance, the next on time. Infinity-late (timer mode) has no such bound: 0.
- */
-export function closestStartsUs(window: PacingWindow): number {
-  return Number.isFinite(window.lateUs) ? Math.max(0, window.slotIntervalUs - window.lateUs) : 0;
 }

@@ -7,7 +7,7 @@ import { MAX_TEXT_LENGTH } from './nominatim-params';
 // ---------------------------------------------------------------------------------------------------------
 // Character classes (all linear, no nested quantifiers that can backtrack)
 
-export const ASCII_PRINTABLE = /^[\x20-\x7e]*$/;
+const ASCII_PRINTABLE = /^[\x20-\x7e]*$/;
 /** C0/C1 controls, DEL, U+FFFD (what a decoder leaves of invalid UTF-8) and lone surrogates. */
 // eslint-disable-next-line no-control-regex -- finding control characters is the point
 export const BAD_CHARS = /[\u0000-\u001f\u007f-\u009f\ufffd]|\p{Cs}/u;
@@ -18,7 +18,7 @@ export const BAD_CHARS = /[\u0000-\u001f\u007f-\u009f\ufffd]|\p{Cs}/u;
  */
 const PY_SPACE_CHARS = '\\t\\n\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
 export const PY_SPACE = `[${PY_SPACE_CHARS}]`;
-export const WHITESPACE_RUN = new RegExp(`${PY_SPACE}+`, 'g');
+const WHITESPACE_RUN = new RegExp(`${PY_SPACE}+`, 'g');
 const ASCII_DIGITS = /^[0-9]+$/;
 const UNICODE_DIGIT = /\p{Nd}/u;
 const UNICODE_DIGITS_G = /\p{Nd}/gu;

@@ -2,12 +2,12 @@ import type { RedisCommandClient } from '../../cache/redis-commands';
 import { ACQUIRE_SCRIPT, FLAG_AT_LEAST_SCRIPT, SLOT_CHECK_SCRIPT, sha1 } from './pacer-scripts';
 
 /** What ACQUIRE_SCRIPT answered (see pacer-scripts.ts). */
-export type AcquireReply =
+type AcquireReply =
   | { kind: 'granted' | 'full'; amountUs: number; redisNowUs: number; epoch: string }
   | { kind: 'cooling'; pttlMs: number };
 
 /** Runs one Redis call within the pacer's bound (its guard or op timeout); rejects past it. */
-export type BoundedCall = <T>(op: string, call: () => Promise<T>) => Promise<T>;
+type BoundedCall = <T>(op: string, call: () => Promise<T>) => Promise<T>;
 
 const SHAS = new Map([ACQUIRE_SCRIPT, FLAG_AT_LEAST_SCRIPT, SLOT_CHECK_SCRIPT].map((s) => [s, sha1(s)]));
 

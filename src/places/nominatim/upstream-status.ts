@@ -2,7 +2,7 @@ import { NominatimEndpoint } from './nominatim-request';
 import { UpstreamPacer } from './upstream-pacer';
 import { UpstreamResult, verdictOf } from './upstream-verdict';
 
-export interface UpstreamCall {
+interface UpstreamCall {
   endpoint: NominatimEndpoint;
   status: UpstreamResult;
   durationMs: number;
@@ -10,7 +10,7 @@ export interface UpstreamCall {
   at: number;
 }
 
-export type UpstreamState = 'unknown' | 'ok' | 'failing' | 'cooling_down';
+type UpstreamState = 'unknown' | 'ok' | 'failing' | 'cooling_down';
 
 export interface UpstreamSnapshot {
   state: UpstreamState;

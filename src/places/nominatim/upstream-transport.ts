@@ -3,7 +3,7 @@ import https from 'node:https';
 import type { Duplex } from 'node:stream';
 
 /** The part of node:http axios calls as its `transport` (the http adapter's `transport.request`). */
-export interface Transport {
+interface Transport {
   request(options: http.RequestOptions, callback: (res: http.IncomingMessage) => void): http.ClientRequest;
 }
 
