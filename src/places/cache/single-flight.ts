@@ -8,7 +8,7 @@ import type { Resolution } from './places-cache.service';
  * own bound passed or the app stopped, 'unavailable' when Redis cannot be asked (down, frozen, or
  * skipped after a timeout), so no notice can come.
  */
-type FillOutcome = FillNotice | 'timeout' | 'unavailable';
+export type FillOutcome = FillNotice | 'timeout' | 'unavailable';
 
 /** Longest pause between two checks that a held lock still exists (a released or expired lease). */
 const MAX_POLL_MS = 250;
