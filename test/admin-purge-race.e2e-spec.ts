@@ -2,16 +2,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { createClient, RedisClientType } from 'redis';
+import { RedisClientType } from 'redis';
 import { toEntryLine } from '../src/cli/cache-entry-line';
 import { importEntries } from '../src/cli/import.command';
 import { CachePurgeService, PURGE_CHANNEL } from '../src/places/cache/cache-purge.service';
-import { RedisConnectionService } from '../src/cache/redis-connection.service';
 import { canonicaliseRoute, findRoute } from '../src/places/place-routes';
 import { PlacesCacheService } from '../src/places/cache/places-cache.service';
-import { eventually, RunningApp, startApp } from './support/app-harness';
+import { eventually, RunningApp, useE2e } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';
-import { RedisProcess, startRedis } from './support/redis-server';
 
 jest.setTimeout(60_000);
 
@@ -50,21 +48,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 describe(`${CachePurgeService.name}: a purge while a flight holds the purged copy`, () => {
   let upstream: FakeNominatim;
-  let redis: RedisProcess;
   let probe: RedisClientType;
   let a: RunningApp;
   let b: RunningApp;
 
-  beforeAll(async () => {
-    upstream = new FakeNominatim();
-    await upstream.start();
-    redis = await startRedis();
-    probe = createClient({ url: redis.url });
-    probe.on('error', () => undefined);
-    await probe.connect();
+  useE2e({ probe: true }, async (e2e) => {
+    ({ fake: upstream, probe } = e2e);
     const env = {
-      REDIS_URL: redis.url,
-      NOMINATIM_URL: upstream.url,
       // The shared pacer cannot keep the harness's 1000 requests/s (see admin.e2e-spec.ts).
       NOMINATIM_MAX_RPS: '10',
       UPSTREAM_TIMEOUT_MS: '5000',
@@ -73,17 +63,9 @@ describe(`${CachePurgeService.name}: a purge while a flight holds the purged cop
       STALE_IF_ERROR_SECONDS: '600',
       ADMIN_TOKEN: TOKEN,
     };
-    a = await startApp(env);
-    b = await startApp(env);
-    await eventually(() => [a, b].every((s) => s.app.get(RedisConnectionService).state === 'ready'));
+    a = await e2e.startApp(env);
+    b = await e2e.startApp(env);
     await eventually(async () => Number((await probe.pubSubNumSub(PURGE_CHANNEL))[PURGE_CHANNEL]) === 2);
-  });
-
-  afterAll(async () => {
-    await Promise.all([a, b].map((s) => s?.close()));
-    await probe?.quit();
-    await upstream?.stop();
-    await redis?.stop();
   });
 
   beforeEach(async () => {

@@ -1,10 +1,10 @@
-import { createClient, RedisClientType } from 'redis';
+import { RedisClientType } from 'redis';
 import { AdminController } from '../src/admin/admin.controller';
 import { isEntryKey, PURGE_CHANNEL } from '../src/places/cache/cache-purge.service';
 import { RedisConnectionService } from '../src/cache/redis-connection.service';
 import { canonicaliseRoute, findRoute } from '../src/places/place-routes';
 import { PlacesCacheService } from '../src/places/cache/places-cache.service';
-import { eventually, RunningApp, startApp } from './support/app-harness';
+import { eventually, RunningApp, startApp, useE2e } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';
 import { RedisProcess, startRedis } from './support/redis-server';
 
@@ -45,7 +45,6 @@ async function purge(svc: RunningApp, target: string, headers: Record<string, st
 
 describe(AdminController.name, () => {
   let upstream: FakeNominatim;
-  let redis: RedisProcess;
   let probe: RedisClientType;
   let a: RunningApp;
   let b: RunningApp;
@@ -53,27 +52,14 @@ describe(AdminController.name, () => {
   let c: RunningApp;
   const all = () => [a, b, c];
 
-  beforeAll(async () => {
-    upstream = new FakeNominatim();
-    await upstream.start();
-    redis = await startRedis();
-    probe = createClient({ url: redis.url });
-    probe.on('error', () => undefined);
-    await probe.connect();
-    const env = { REDIS_URL: redis.url, NOMINATIM_URL: upstream.url, NOMINATIM_MAX_RPS: PACED_RPS, CACHE_TTL_SECONDS: '3600' };
-    a = await startApp({ ...env, ADMIN_TOKEN: TOKEN });
-    b = await startApp({ ...env, ADMIN_TOKEN: TOKEN });
-    c = await startApp(env);
-    await eventually(() => all().every((s) => s.app.get(RedisConnectionService).state === 'ready'));
+  useE2e({ probe: true }, async (e2e) => {
+    ({ fake: upstream, probe } = e2e);
+    const env = { NOMINATIM_MAX_RPS: PACED_RPS, CACHE_TTL_SECONDS: '3600' };
+    a = await e2e.startApp({ ...env, ADMIN_TOKEN: TOKEN });
+    b = await e2e.startApp({ ...env, ADMIN_TOKEN: TOKEN });
+    c = await e2e.startApp(env);
     // Every instance listens for purges (the fill lock's channel shares the connection).
     await eventually(async () => Number((await probe.pubSubNumSub(PURGE_CHANNEL))[PURGE_CHANNEL]) === 3);
-  });
-
-  afterAll(async () => {
-    await Promise.all(all().map((s) => s?.close()));
-    await probe?.quit();
-    await upstream.stop();
-    await redis.stop();
   });
 
   beforeEach(async () => {
@@ -324,33 +310,14 @@ describe(AdminController.name, () => {
  * and shows in ACL LOG), and INFO commandstats counts what the purges ran.
  */
 describe('purges as a Redis user that may not call KEYS, FLUSHDB or FLUSHALL', () => {
-  let upstream: FakeNominatim;
   let redis: RedisProcess;
   let probe: RedisClientType;
   let svc: RunningApp;
 
-  beforeAll(async () => {
-    upstream = new FakeNominatim();
-    await upstream.start();
-    redis = await startRedis({ users: ['gateway on >gateway-secret ~* &* +@all -keys -flushdb -flushall'] });
-    // The test's own look goes through the default user.
-    probe = createClient({ url: redis.url });
-    probe.on('error', () => undefined);
-    await probe.connect();
-    svc = await startApp({
-      REDIS_URL: `redis://gateway:gateway-secret@127.0.0.1:${redis.port}`,
-      NOMINATIM_URL: upstream.url,
-      NOMINATIM_MAX_RPS: PACED_RPS,
-      ADMIN_TOKEN: TOKEN,
-    });
-    await eventually(() => svc.app.get(RedisConnectionService).state === 'ready');
-  });
-
-  afterAll(async () => {
-    await svc?.close();
-    await probe?.quit();
-    await upstream?.stop();
-    await redis?.stop();
+  // The test's own look (the probe) goes through the default user.
+  useE2e({ probe: true, redis: { users: ['gateway on >gateway-secret ~* &* +@all -keys -flushdb -flushall'] } }, async (e2e) => {
+    ({ redis, probe } = e2e);
+    svc = await e2e.startApp({ REDIS_URL: `redis://gateway:gateway-secret@127.0.0.1:${redis.port}`, NOMINATIM_MAX_RPS: PACED_RPS, ADMIN_TOKEN: TOKEN });
   });
 
   it('purges one key, a prefix over several SCAN pages, and everything, with SCAN and UNLINK only', async () => {
@@ -386,30 +353,15 @@ describe('purges as a Redis user that may not call KEYS, FLUSHDB or FLUSHALL', (
  * tell the other instances; it used to answer "the shared cache was not purged", which was false.
  */
 describe('purges as a Redis user without access to the pub/sub channels', () => {
-  let upstream: FakeNominatim;
-  let redis: RedisProcess;
   let probe: RedisClientType;
   let svc: RunningApp;
 
-  beforeAll(async () => {
-    upstream = new FakeNominatim();
-    await upstream.start();
-    redis = await startRedis({ users: ['gateway on >gateway-secret ~* resetchannels +@all'] });
-    probe = createClient({ url: redis.url });
-    probe.on('error', () => undefined);
-    await probe.connect();
-    svc = await startApp(
-      { REDIS_URL: `redis://gateway:gateway-secret@127.0.0.1:${redis.port}`, NOMINATIM_URL: upstream.url, NOMINATIM_MAX_RPS: PACED_RPS, ADMIN_TOKEN: TOKEN },
+  useE2e({ probe: true, redis: { users: ['gateway on >gateway-secret ~* resetchannels +@all'] } }, async (e2e) => {
+    probe = e2e.probe;
+    svc = await e2e.startApp(
+      { REDIS_URL: `redis://gateway:gateway-secret@127.0.0.1:${e2e.redis.port}`, NOMINATIM_MAX_RPS: PACED_RPS, ADMIN_TOKEN: TOKEN },
       { captureLogs: true },
     );
-    await eventually(() => svc.app.get(RedisConnectionService).state === 'ready');
-  });
-
-  afterAll(async () => {
-    await svc?.close();
-    await probe?.quit();
-    await upstream?.stop();
-    await redis?.stop();
   });
 
   it('says the shared copies were removed and the broadcast failed (503, logged), not that nothing was purged', async () => {
@@ -442,22 +394,10 @@ describe('purges as a Redis user without access to the pub/sub channels', () => 
  * with: 'places:v1:purge' '<the key>'`: the key holds the question, which stays out of the logs.
  */
 describe('purges on a Redis that refuses PUBLISH with an error quoting its arguments', () => {
-  let upstream: FakeNominatim;
-  let redis: RedisProcess;
   let svc: RunningApp;
 
-  beforeAll(async () => {
-    upstream = new FakeNominatim();
-    await upstream.start();
-    redis = await startRedis({ args: ['--rename-command', 'PUBLISH', ''] });
-    svc = await startApp({ REDIS_URL: redis.url, NOMINATIM_URL: upstream.url, NOMINATIM_MAX_RPS: PACED_RPS, ADMIN_TOKEN: TOKEN }, { captureLogs: true });
-    await eventually(() => svc.app.get(RedisConnectionService).state === 'ready');
-  });
-
-  afterAll(async () => {
-    await svc?.close();
-    await upstream?.stop();
-    await redis?.stop();
+  useE2e({ redis: { args: ['--rename-command', 'PUBLISH', ''] } }, async (e2e) => {
+    svc = await e2e.startApp({ NOMINATIM_MAX_RPS: PACED_RPS, ADMIN_TOKEN: TOKEN }, { captureLogs: true });
   });
 
   it('says the broadcast failed with Redis words, the key in them masked', async () => {

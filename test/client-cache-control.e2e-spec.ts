@@ -1,8 +1,7 @@
-import { RedisConnectionService } from '../src/cache/redis-connection.service';
-import { eventually, RunningApp, startApp } from './support/app-harness';
+import { eventually, RunningApp, useE2e } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';
 import { RawAnswer, rawGet } from './support/raw-http';
-import { RedisProcess, startRedis } from './support/redis-server';
+import { RedisProcess } from './support/redis-server';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const MISS_LIMIT = 60;
@@ -20,13 +19,9 @@ describe('client Cache-Control (e2e)', () => {
   let ignoring: RunningApp;
   let n = 0;
 
-  beforeAll(async () => {
-    fake = new FakeNominatim();
-    await fake.start();
-    redis = await startRedis();
+  const e2e = useE2e({}, async (e2e) => {
+    ({ fake, redis } = e2e);
     const env = {
-      REDIS_URL: redis.url,
-      NOMINATIM_URL: fake.url,
       NOMINATIM_MAX_RPS: '50',
       CACHE_TTL_SECONDS: '2',
       STALE_WHILE_REVALIDATE_SECONDS: '0',
@@ -34,18 +29,8 @@ describe('client Cache-Control (e2e)', () => {
       RATE_LIMIT_ENABLED: 'true',
       RATE_LIMIT_MISSES: String(MISS_LIMIT),
     };
-    svc = await startApp(env);
-    ignoring = await startApp({ ...env, REDIS_URL: `${redis.url}/1`, CLIENT_CACHE_CONTROL: 'ignore' });
-    await eventually(
-      () => svc.app.get(RedisConnectionService).state === 'ready' && ignoring.app.get(RedisConnectionService).state === 'ready',
-    );
-  });
-
-  afterAll(async () => {
-    await svc?.close();
-    await ignoring?.close();
-    await fake.stop();
-    await redis.stop();
+    svc = await e2e.startApp(env);
+    ignoring = await e2e.startApp({ ...env, REDIS_URL: `${redis.url}/1`, CLIENT_CACHE_CONTROL: 'ignore' });
   });
 
   /** A question no other test asks. */
@@ -231,7 +216,7 @@ describe('client Cache-Control (e2e)', () => {
   });
 
   it("no-cache under a failing Nominatim answers with Redis's copy when it is newer than this instance's", async () => {
-    const peer = await startApp({ REDIS_URL: redis.url, NOMINATIM_URL: fake.url, NOMINATIM_MAX_RPS: '50', CACHE_TTL_SECONDS: '2', STALE_IF_ERROR_SECONDS: '3600' });
+    const peer = await e2e.startApp({ NOMINATIM_MAX_RPS: '50', CACHE_TTL_SECONDS: '2', STALE_IF_ERROR_SECONDS: '3600' });
     try {
       const q = fresh();
       expect(cache(await get(q))).toBe('MISS');

@@ -1,8 +1,6 @@
-import { RedisConnectionService } from '../src/cache/redis-connection.service';
-import { eventually, RunningApp, startApp } from './support/app-harness';
+import { RunningApp, useE2e } from './support/app-harness';
 import { FakeNominatim, FakeRequest } from './support/fake-nominatim';
 import { RawAnswer, rawGet } from './support/raw-http';
-import { RedisProcess, startRedis } from './support/redis-server';
 
 /**
  * Issue 3, "drop-in": places-cache answers every Nominatim endpoint and format with the upstream's own
@@ -17,29 +15,17 @@ const FORMATS = ['json', 'jsonv2', 'geojson', 'geocodejson', 'xml'] as const;
 
 describe('drop-in Nominatim (e2e)', () => {
   let fake: FakeNominatim;
-  let redis: RedisProcess;
   let svc: RunningApp;
 
-  beforeAll(async () => {
-    fake = new FakeNominatim();
-    await fake.start();
-    redis = await startRedis();
-    svc = await startApp({
-      REDIS_URL: redis.url,
-      NOMINATIM_URL: fake.url,
+  useE2e({}, async (e2e) => {
+    ({ fake } = e2e);
+    svc = await e2e.startApp({
       CACHE_TTL_SECONDS: String(CACHE_TTL_SECONDS),
       STATUS_TTL_SECONDS: String(STATUS_TTL_SECONDS),
       EMPTY_TTL_SECONDS: String(EMPTY_TTL_SECONDS),
       // An expired entry is a plain miss here (no stale-while-revalidate), so TTLs can be observed.
       STALE_WHILE_REVALIDATE_SECONDS: '0',
     });
-    await eventually(() => svc.app.get(RedisConnectionService).state === 'ready');
-  });
-
-  afterAll(async () => {
-    await svc.close();
-    await fake.stop();
-    await redis.stop();
   });
 
   const ours = (pathAndQuery: string, headers: Record<string, string> = {}) => rawGet(`${svc.url}${pathAndQuery}`, headers);

@@ -1,5 +1,5 @@
 import { createClient } from 'redis';
-import { eventually, RunningApp, startApp } from './support/app-harness';
+import { eventually, RunningApp, startApp, useE2e } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';
 import { RedisProcess, startRedis } from './support/redis-server';
 
@@ -8,16 +8,7 @@ describe('places-cache gateway (e2e)', () => {
   let upstream: FakeNominatim;
   let redis: RedisProcess;
 
-  beforeAll(async () => {
-    upstream = new FakeNominatim();
-    await upstream.start();
-    redis = await startRedis();
-  });
-
-  afterAll(async () => {
-    await upstream.stop();
-    await redis.stop();
-  });
+  const e2e = useE2e({}, (e2e) => ({ fake: upstream, redis } = e2e));
 
   beforeEach(() => upstream.reset());
 
@@ -25,9 +16,7 @@ describe('places-cache gateway (e2e)', () => {
     let svc: RunningApp;
 
     beforeAll(async () => {
-      svc = await startApp({
-        REDIS_URL: redis.url,
-        NOMINATIM_URL: upstream.url,
+      svc = await e2e.startApp({
         CACHE_TTL_SECONDS: '1',
         STALE_WHILE_REVALIDATE_SECONDS: '0',
         UPSTREAM_TIMEOUT_MS: '400',
@@ -141,7 +130,7 @@ describe('places-cache gateway (e2e)', () => {
     });
 
     it('answers 502 when Nominatim cannot be reached', async () => {
-      const down = await startApp({ REDIS_URL: redis.url, NOMINATIM_URL: 'http://127.0.0.1:9' });
+      const down = await e2e.startApp({ NOMINATIM_URL: 'http://127.0.0.1:9' });
       try {
         const res = await fetch(`${down.url}/api?q=nowhere`);
         expect(res.status).toBe(502);

@@ -1,13 +1,11 @@
 import http, { Agent } from 'node:http';
 import net from 'node:net';
 import { gunzipSync } from 'node:zlib';
-import { createClient } from 'redis';
-import { RedisConnectionService } from '../src/cache/redis-connection.service';
+import { RedisClientType } from 'redis';
 import { HitRateLimiter } from '../src/throttle/hit-rate-limiter';
 import { RateLimits } from '../src/throttle/rate-limits';
-import { eventually, LogLine, RunningApp, startApp } from './support/app-harness';
+import { LogLine, RunningApp, startApp, useE2e, useApp, useFake } from './support/app-harness';
 import { FakeFailure, FakeNominatim, HostileMode } from './support/fake-nominatim';
-import { RedisProcess, startRedis } from './support/redis-server';
 import { rawGet } from './support/raw-http';
 import { timedGet } from './support/traffic';
 
@@ -36,22 +34,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('hostile upstreams (e2e)', () => {
   let fake: FakeNominatim;
-  let redis: RedisProcess;
-  let probe: ReturnType<typeof createClient>;
-
-  beforeAll(async () => {
-    fake = new FakeNominatim();
-    [redis] = await Promise.all([startRedis(), fake.start()]);
-    probe = createClient({ url: redis.url });
-    probe.on('error', () => undefined);
-    await probe.connect();
-  });
-
-  afterAll(async () => {
-    await probe?.quit().catch(() => undefined);
-    await fake?.stop();
-    await redis?.stop();
-  });
+  let probe: RedisClientType;
+  const e2e = useE2e({ probe: true }, (e2e) => ({ fake, probe } = e2e));
 
   afterEach(() => fake.reset());
 
@@ -83,24 +67,7 @@ describe('hostile upstreams (e2e)', () => {
   }
 
   describe('an upstream 200 that is not the format asked for: 502, nothing stored, stale-if-error', () => {
-    let app: RunningApp;
-
-    beforeAll(async () => {
-      app = await startApp(
-        {
-          REDIS_URL: redis.url,
-          NOMINATIM_URL: fake.url,
-          CACHE_TTL_SECONDS: '1',
-          STALE_WHILE_REVALIDATE_SECONDS: '0',
-          LOG_LEVEL: 'warn',
-        },
-        { captureLogs: true },
-      );
-    });
-
-    afterAll(async () => {
-      await app?.close();
-    });
+    const app = useApp(e2e, { CACHE_TTL_SECONDS: '1', STALE_WHILE_REVALIDATE_SECONDS: '0', LOG_LEVEL: 'warn' }, { captureLogs: true });
 
     it.each<[string, FakeFailure, (q: string) => string, string]>([
       ['an HTML error page', { mode: 'html' }, (q) => `/search?q=${q}&format=json`, 'Content-Type text/html where application/json was expected'],
@@ -180,19 +147,8 @@ describe('hostile upstreams (e2e)', () => {
   });
 
   describe('an upstream redirect (NOMINATIM_URL http:// of a server on https): 502, not followed, nothing stored, stale-if-error', () => {
-    let app: RunningApp;
+    const app = useApp(e2e, { CACHE_TTL_SECONDS: '1', STALE_WHILE_REVALIDATE_SECONDS: '0', LOG_LEVEL: 'warn' }, { captureLogs: true });
     const movedTo = (q: string) => ({ status: 301, body: '<html><body>301 Moved Permanently</body></html>', headers: { Location: `https://nominatim.example/search?q=${q}&format=json` } });
-
-    beforeAll(async () => {
-      app = await startApp(
-        { REDIS_URL: redis.url, NOMINATIM_URL: fake.url, CACHE_TTL_SECONDS: '1', STALE_WHILE_REVALIDATE_SECONDS: '0', LOG_LEVEL: 'warn' },
-        { captureLogs: true },
-      );
-    });
-
-    afterAll(async () => {
-      await app?.close();
-    });
 
     it('answers 502 upstream_error without the Location, logs where it points, keeps nothing and marks the upstream failing', async () => {
       const q = unique('Berlin');
@@ -243,18 +199,7 @@ describe('hostile upstreams (e2e)', () => {
   });
 
   describe('an upstream status other than 200 and 4xx (Nominatim answers 200; a 204, 206 or 101 is something in front of it): 502, nothing stored, stale-if-error', () => {
-    let app: RunningApp;
-
-    beforeAll(async () => {
-      app = await startApp(
-        { REDIS_URL: redis.url, NOMINATIM_URL: fake.url, CACHE_TTL_SECONDS: '1', STALE_WHILE_REVALIDATE_SECONDS: '0', LOG_LEVEL: 'warn' },
-        { captureLogs: true },
-      );
-    });
-
-    afterAll(async () => {
-      await app?.close();
-    });
+    const app = useApp(e2e, { CACHE_TTL_SECONDS: '1', STALE_WHILE_REVALIDATE_SECONDS: '0', LOG_LEVEL: 'warn' }, { captureLogs: true });
 
     it.each<[string, FakeFailure, number]>([
       ['204 without a body', { status: 204, body: '' }, 204],
@@ -299,17 +244,8 @@ describe('hostile upstreams (e2e)', () => {
   });
 
   describe('an entry in Redis this service could not have written (a shared Redis, a hand-made import)', () => {
-    let app: RunningApp;
-
-    beforeAll(async () => {
-      // L1 off: every hit reads Redis, so what is there is what is served.
-      app = await startApp({ REDIS_URL: redis.url, NOMINATIM_URL: fake.url, L1_MAX_BYTES: '0', LOG_LEVEL: 'warn' }, { captureLogs: true });
-      await eventually(() => app.app.get(RedisConnectionService).state === 'ready');
-    });
-
-    afterAll(async () => {
-      await app?.close();
-    });
+    // L1 off: every hit reads Redis, so what is there is what is served.
+    const app = useApp(e2e, { L1_MAX_BYTES: '0', LOG_LEVEL: 'warn' }, { captureLogs: true });
 
     it.each([
       ['a Content-Type Node will not send', { t: 'application/json; charset=€' }],
@@ -359,7 +295,7 @@ describe('hostile upstreams (e2e)', () => {
     it('cuts a huge answer off as soon as the limit is passed: 502 upstream_too_large, nothing stored', async () => {
       const limit = 64 * 1024;
       const huge = 64 * 1024 * 1024;
-      app = await startApp({ REDIS_URL: redis.url, NOMINATIM_URL: fake.url, UPSTREAM_MAX_BYTES: String(limit) }, { captureLogs: true });
+      app = await e2e.startApp({ UPSTREAM_MAX_BYTES: String(limit) }, { captureLogs: true });
       const q = unique('Moscow');
       fake.failNext(1, { mode: 'huge', bytes: huge });
       const res = await timedGet(`${app.url}/search?q=${q}&format=json`, 60_000);
@@ -385,7 +321,7 @@ describe('hostile upstreams (e2e)', () => {
     });
 
     it('by default (2 MiB): a 3 MiB answer is refused, a 1.5 MiB one stored gzip-compressed and served', async () => {
-      app = await startApp({ REDIS_URL: redis.url, NOMINATIM_URL: fake.url });
+      app = await e2e.startApp();
       const tooBig = unique('Paris');
       fake.failNext(1, { mode: 'huge', bytes: 3 * 1024 * 1024 });
       const refused = await timedGet(`${app.url}/search?q=${tooBig}&format=json`, 60_000);
@@ -418,16 +354,7 @@ async function metric(url: string, series: string): Promise<number> {
 }
 
 describe('hostile clients (e2e)', () => {
-  let fake: FakeNominatim;
-
-  beforeAll(async () => {
-    fake = new FakeNominatim();
-    await fake.start();
-  });
-
-  afterAll(async () => {
-    await fake?.stop();
-  });
+  const fake = useFake();
 
   afterEach(() => fake.reset());
 

@@ -1,8 +1,6 @@
 import NodeGeocoder from 'node-geocoder';
-import { RedisConnectionService } from '../src/cache/redis-connection.service';
-import { eventually, RunningApp, startApp } from './support/app-harness';
+import { RunningApp, useE2e } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';
-import { RedisProcess, startRedis } from './support/redis-server';
 
 /**
  * A real, unmodified Nominatim client from the npm registry, node-geocoder 4.x (provider
@@ -20,21 +18,11 @@ import { RedisProcess, startRedis } from './support/redis-server';
  */
 describe('node-geocoder through places-cache (e2e)', () => {
   let fake: FakeNominatim;
-  let redis: RedisProcess;
   let svc: RunningApp;
 
-  beforeAll(async () => {
-    fake = new FakeNominatim();
-    await fake.start();
-    redis = await startRedis();
-    svc = await startApp({ REDIS_URL: redis.url, NOMINATIM_URL: fake.url });
-    await eventually(() => svc.app.get(RedisConnectionService).state === 'ready');
-  });
-
-  afterAll(async () => {
-    await svc.close();
-    await fake.stop();
-    await redis.stop();
+  useE2e({}, async (e2e) => {
+    ({ fake } = e2e);
+    svc = await e2e.startApp();
   });
 
   const geocoderAt = (osmServer: string, language?: string) => NodeGeocoder({ provider: 'openstreetmap', osmServer, language });

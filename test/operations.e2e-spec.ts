@@ -1,6 +1,5 @@
 import { APP_VERSION } from '../src/config/configuration';
-import { eventually, RunningApp, startApp } from './support/app-harness';
-import { FakeNominatim } from './support/fake-nominatim';
+import { eventually, RunningApp, startApp, useFake } from './support/app-harness';
 import { parsePrometheus, Sample, sampleValue } from './support/prometheus';
 import { RedisProcess, startRedis } from './support/redis-server';
 import { stalledDuring, timedGet, watchEventLoop } from './support/traffic';
@@ -32,14 +31,7 @@ interface HealthBody {
 
 /** Health, metrics and log lines (issue 4, operations): asserted answers, not just fetched ones. */
 describe('operations (e2e): health, metrics, request ids and logs', () => {
-  let upstream: FakeNominatim;
-
-  beforeAll(async () => {
-    upstream = new FakeNominatim();
-    await upstream.start();
-  });
-
-  afterAll(() => upstream.stop());
+  const upstream = useFake();
 
   beforeEach(() => upstream.reset());
 

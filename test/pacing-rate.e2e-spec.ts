@@ -1,8 +1,6 @@
-import { RedisConnectionService } from '../src/cache/redis-connection.service';
-import { eventually, RunningApp, startApp } from './support/app-harness';
+import { RunningApp, useE2e } from './support/app-harness';
 import { FakeNominatim, FakeRequest, mostInFlight } from './support/fake-nominatim';
 import { RawAnswer, rawGet } from './support/raw-http';
-import { RedisProcess, startRedis } from './support/redis-server';
 
 /**
  * Issue 18: the pacer's guard must not cap a self-hosted upstream. With NOMINATIM_MAX_RPS=50 and
@@ -41,27 +39,15 @@ function lagMonitor() {
 
 describe('upstream pacing at NOMINATIM_MAX_RPS=50 (e2e)', () => {
   let fake: FakeNominatim;
-  let redis: RedisProcess;
   let app: RunningApp;
 
-  beforeAll(async () => {
-    fake = new FakeNominatim();
-    await fake.start();
-    redis = await startRedis();
-    app = await startApp({
-      REDIS_URL: redis.url,
-      NOMINATIM_URL: fake.url,
+  useE2e({}, async (e2e) => {
+    ({ fake } = e2e);
+    app = await e2e.startApp({
       NOMINATIM_USER_AGENT: USER_AGENT,
       NOMINATIM_MAX_RPS: String(MAX_RPS),
       RATE_LIMIT_ENABLED: 'false',
     });
-    await eventually(() => app.app.get(RedisConnectionService).state === 'ready');
-  });
-
-  afterAll(async () => {
-    await app?.close();
-    await fake?.stop();
-    await redis?.stop();
   });
 
   it(`delivers close to the rate while demand exceeds it (no 10 ms guard per interval), never two arrivals closer than ${MIN_ARRIVAL_GAP_MS} ms`, async () => {
@@ -120,21 +106,11 @@ describe('distinct misses overlap upstream at NOMINATIM_MAX_RPS=1000 (e2e)', () 
   const UPSTREAM_MS = 300;
   const AT_ONCE = 32;
   let fake: FakeNominatim;
-  let redis: RedisProcess;
   let app: RunningApp;
 
-  beforeAll(async () => {
-    fake = new FakeNominatim({ latencyMs: UPSTREAM_MS });
-    await fake.start();
-    redis = await startRedis();
-    app = await startApp({ REDIS_URL: redis.url, NOMINATIM_URL: fake.url, NOMINATIM_MAX_RPS: '1000' });
-    await eventually(() => app.app.get(RedisConnectionService).state === 'ready');
-  });
-
-  afterAll(async () => {
-    await app?.close();
-    await fake?.stop();
-    await redis?.stop();
+  useE2e({ fake: { latencyMs: UPSTREAM_MS } }, async (e2e) => {
+    ({ fake } = e2e);
+    app = await e2e.startApp({ NOMINATIM_MAX_RPS: '1000' });
   });
 
   it(`${AT_ONCE} distinct misses asked together are in flight upstream together, each answered once`, async () => {

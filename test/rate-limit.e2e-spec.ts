@@ -1,11 +1,11 @@
-import { createClient, RedisClientType } from 'redis';
+import { RedisClientType } from 'redis';
 import { RedisConnectionService } from '../src/cache/redis-connection.service';
 import { FillLock } from '../src/places/cache/fill-lock';
 import { FILL_LOCK } from '../src/places/cache/fills';
 import { MetricsService } from '../src/metrics/metrics.service';
 import { RateLimits } from '../src/throttle/rate-limits';
 import { THROTTLE_KEY_PREFIX } from '../src/throttle/redis-throttler.storage';
-import { eventually, RunningApp, startApp } from './support/app-harness';
+import { eventually, RunningApp, startApp, useE2e } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';
 import { RedisProcess, startRedis } from './support/redis-server';
 import { measure } from './support/traffic';
@@ -53,23 +53,9 @@ function rateLimited(svc: RunningApp, kind: 'hit' | 'miss'): Promise<number> {
 
 describe(RateLimits.name, () => {
   let upstream: FakeNominatim;
-  let redis: RedisProcess;
   let probe: RedisClientType;
 
-  beforeAll(async () => {
-    upstream = new FakeNominatim();
-    await upstream.start();
-    redis = await startRedis();
-    probe = createClient({ url: redis.url });
-    probe.on('error', () => undefined);
-    await probe.connect();
-  });
-
-  afterAll(async () => {
-    await probe.quit();
-    await upstream.stop();
-    await redis.stop();
-  });
+  const e2e = useE2e({ probe: true }, (e2e) => ({ fake: upstream, probe } = e2e));
 
   beforeEach(() => upstream.reset());
 
@@ -78,10 +64,9 @@ describe(RateLimits.name, () => {
     let b: RunningApp;
 
     beforeAll(async () => {
-      const env = { ...LIMITS, REDIS_URL: redis.url, NOMINATIM_URL: upstream.url };
-      a = await startApp(env);
-      b = await startApp(env);
-      await eventually(() => [a, b].every((s) => s.app.get(RedisConnectionService).state === 'ready'));
+      const env = LIMITS;
+      a = await e2e.startApp(env);
+      b = await e2e.startApp(env);
     });
 
     afterAll(async () => {
@@ -213,9 +198,8 @@ describe(RateLimits.name, () => {
   });
 
   it('lets a client in again once its block ends', async () => {
-    const svc = await startApp({ ...LIMITS, RATE_LIMIT_WINDOW_SECONDS: '1', REDIS_URL: redis.url, NOMINATIM_URL: upstream.url });
+    const svc = await e2e.startApp({ ...LIMITS, RATE_LIMIT_WINDOW_SECONDS: '1' });
     try {
-      await eventually(() => svc.app.get(RedisConnectionService).state === 'ready');
       const client = '203.0.113.6';
       for (let i = 0; i < MISSES; i++) expect((await ask(svc, `/search?q=again-${i}`, client)).status).toBe(200);
       const refused = await ask(svc, '/search?q=again-x', client);

@@ -1,7 +1,6 @@
-import { createClient, type RedisClientType } from 'redis';
+import { type RedisClientType } from 'redis';
 import { REDIS_CLIENT } from '../src/cache/cache.constants';
-import { eventually, LogLine, RunningApp, startApp } from './support/app-harness';
-import { FakeNominatim } from './support/fake-nominatim';
+import { eventually, LogLine, RunningApp, startApp, startE2e, useFake } from './support/app-harness';
 import { RedisProcess, startRedis } from './support/redis-server';
 import { timedGet } from './support/traffic';
 
@@ -36,13 +35,6 @@ async function ready(svc: RunningApp): Promise<Ready> {
   return JSON.parse(r.body) as Ready;
 }
 
-async function adminClient(url: string): Promise<RedisClientType> {
-  const client = createClient({ url }) as RedisClientType;
-  client.on('error', () => undefined);
-  await client.connect();
-  return client;
-}
-
 function refusalLines(svc: RunningApp, kind: string): LogLine[] {
   return svc.logs.filter((l) => l.context === 'RedisConnectionService' && l.msg.includes(kind));
 }
@@ -52,16 +44,7 @@ function show(svc: RunningApp): string[] {
 }
 
 describe('Redis refusing commands', () => {
-  let upstream: FakeNominatim;
-
-  beforeAll(async () => {
-    upstream = new FakeNominatim({});
-    await upstream.start();
-  });
-
-  afterAll(async () => {
-    await upstream.stop();
-  });
+  const upstream = useFake();
 
   async function boot(redisUrl: string): Promise<RunningApp> {
     const svc = await startApp({ REDIS_URL: redisUrl, NOMINATIM_URL: upstream.url, LOG_LEVEL: 'info' }, { captureLogs: true });
@@ -71,8 +54,7 @@ describe('Redis refusing commands', () => {
   }
 
   it('full Redis (OOM, noeviction): one warn line with a count per 30 s, readiness degraded until 30 s without a refusal', async () => {
-    const redis = await startRedis();
-    const admin = await adminClient(redis.url);
+    const { redis, probe: admin, stop } = await startE2e({ upstream, probe: true });
     const svc = await boot(redis.url);
     try {
       expect((await timedGet(`${svc.url}/api?q=${question('before')}`)).headers.get('x-cache')).toBe('MISS');
@@ -133,14 +115,12 @@ describe('Redis refusing commands', () => {
       expect(Number(/refused (\d+) more/.exec(lines[1].msg)?.[1])).toBeGreaterThanOrEqual(14);
     } finally {
       await svc.close();
-      await admin.quit().catch(() => undefined);
-      await redis.stop();
+      await stop();
     }
   });
 
   it('an idle Redis that is full (noeviction) reads degraded at once, from INFO memory, without a request; a Redis that evicts does not', async () => {
-    const redis = await startRedis();
-    const admin = await adminClient(redis.url);
+    const { redis, probe: admin, stop } = await startE2e({ upstream, probe: true });
     const svc = await boot(redis.url);
     try {
       expect((await timedGet(`${svc.url}/api?q=${question('stored')}`)).headers.get('x-cache')).toBe('MISS');
@@ -160,13 +140,12 @@ describe('Redis refusing commands', () => {
       expect((await ready(svc)).status).toBe('ok');
     } finally {
       await svc.close();
-      await admin.quit().catch(() => undefined);
-      await redis.stop();
+      await stop();
     }
   });
 
   it('an ACL user without INFO: readiness cannot tell a full Redis, and reads ok (INFO refused is no refusal of the service)', async () => {
-    const redis = await startRedis({ users: ['app on >app-secret ~* &* +@all -info'] });
+    const { redis, stop } = await startE2e({ upstream, redis: { users: ['app on >app-secret ~* &* +@all -info'] } });
     const svc = await boot(`redis://app:app-secret@127.0.0.1:${redis.port}`);
     try {
       await sleep(200);
@@ -175,12 +154,12 @@ describe('Redis refusing commands', () => {
       expect(Number(/^places_redis_refusals_total\{kind="NOPERM"\} (\d+)$/m.exec((await timedGet(`${svc.url}/metrics`)).body)?.[1] ?? 0)).toBe(0);
     } finally {
       await svc.close();
-      await redis.stop();
+      await stop();
     }
   });
 
   it('an ACL user without EVAL and PUBLISH (NOPERM): answers stay MISS, one warn line, readiness degraded naming the commands', async () => {
-    const redis = await startRedis({ users: ['app on >app-secret ~* &* +@all -eval -evalsha -publish'] });
+    const { redis, stop } = await startE2e({ upstream, redis: { users: ['app on >app-secret ~* &* +@all -eval -evalsha -publish'] } });
     const svc = await boot(`redis://app:app-secret@127.0.0.1:${redis.port}`);
     try {
       const asked: string[] = [];
@@ -207,13 +186,12 @@ describe('Redis refusing commands', () => {
       for (const q of asked) expect(svc.logs.filter((l) => l.raw.includes(q)).map((l) => l.raw)).toEqual([]);
     } finally {
       await svc.close();
-      await redis.stop();
+      await stop();
     }
   });
 
   it('an ACL user without the channels (&places:v1:*): the refused subscriptions make readiness degraded, are counted, and are retried until allowed', async () => {
-    const redis = await startRedis({ users: ['app on >app-secret ~* resetchannels +@all'] });
-    const admin = await adminClient(redis.url);
+    const { redis, probe: admin, stop } = await startE2e({ upstream, probe: true, redis: { users: ['app on >app-secret ~* resetchannels +@all'] } });
     const svc = await boot(`redis://app:app-secret@127.0.0.1:${redis.port}`);
     try {
       // No request at all: only the two subscriptions at start-up are refused.
@@ -232,8 +210,7 @@ describe('Redis refusing commands', () => {
       await eventually(async () => (await subscribers()).every((n) => Number(n) === 1), 20_000, 250);
     } finally {
       await svc.close();
-      await admin.quit().catch(() => undefined);
-      await redis.stop();
+      await stop();
     }
   });
 
@@ -258,8 +235,7 @@ describe('Redis refusing commands', () => {
     }
 
     it('skips Redis at once, logs it once, reports read_only, reconnects until the node is a master, then caches again', async () => {
-      const redis = await startRedis();
-      const admin = await adminClient(redis.url);
+      const { redis, probe: admin, stop } = await startE2e({ upstream, probe: true });
       const svc = await boot(redis.url);
       try {
         expect((await timedGet(`${svc.url}/api?q=${question('primary')}`)).headers.get('x-cache')).toBe('MISS');
@@ -302,14 +278,12 @@ describe('Redis refusing commands', () => {
       } finally {
         await svc.close();
         await admin.sendCommand(['REPLICAOF', 'NO', 'ONE']).catch(() => undefined);
-        await admin.quit().catch(() => undefined);
-        await redis.stop();
+        await stop();
       }
     });
 
     it('caches again when the replica goes away and a master answers at its address (the name moved meanwhile)', async () => {
-      const redis = await startRedis();
-      const admin = await adminClient(redis.url);
+      const { redis, probe: admin, stop } = await startE2e({ upstream, probe: true });
       const svc = await boot(redis.url);
       try {
         await admin.replicaOf(other.host, other.port);
@@ -322,15 +296,13 @@ describe('Redis refusing commands', () => {
         expect((await ready(svc)).status).toBe('ok');
       } finally {
         await svc.close();
-        await admin.quit().catch(() => undefined);
-        await redis.stop();
+        await stop();
       }
     });
 
     it('a replica that HELLO cannot ask (Redis 5, a renamed command): reconnected once a second, not at every write, and logged once', async () => {
       // `rename-command HELLO ""` answers HELLO as Redis 5 does: ERR unknown command.
-      const redis = await startRedis({ args: ['--rename-command', 'HELLO', ''] });
-      const admin = await adminClient(redis.url);
+      const { redis, probe: admin, stop } = await startE2e({ upstream, probe: true, redis: { args: ['--rename-command', 'HELLO', ''] } });
       const svc = await boot(redis.url);
       try {
         expect((await timedGet(`${svc.url}/api?q=${question('nohello')}`)).headers.get('x-cache')).toBe('MISS');
@@ -355,14 +327,12 @@ describe('Redis refusing commands', () => {
       } finally {
         await svc.close();
         await admin.sendCommand(['REPLICAOF', 'NO', 'ONE']).catch(() => undefined);
-        await admin.quit().catch(() => undefined);
-        await redis.stop();
+        await stop();
       }
     });
 
     it('sees a REDIS_URL that points at a replica from the start before the cache writes to it', async () => {
-      const redis = await startRedis({ args: ['--replicaof', '127.0.0.1', String(other.port)] });
-      const admin = await adminClient(redis.url);
+      const { redis, probe: admin, stop } = await startE2e({ upstream, probe: true, redis: { args: ['--replicaof', '127.0.0.1', String(other.port)] } });
       const before = await connectionsTo(admin);
       const svc = await boot(redis.url);
       try {
@@ -374,13 +344,12 @@ describe('Redis refusing commands', () => {
         expect(await readOnlyErrors(admin)).toBeLessThanOrEqual((await connectionsTo(admin)) - before);
       } finally {
         await svc.close();
-        await admin.quit().catch(() => undefined);
-        await redis.stop();
+        await stop();
       }
     });
 
     it('uses a replica that takes writes (replica-read-only no) as it did a master', async () => {
-      const redis = await startRedis({ args: ['--replicaof', '127.0.0.1', String(other.port), '--replica-read-only', 'no'] });
+      const { redis, stop } = await startE2e({ upstream, redis: { args: ['--replicaof', '127.0.0.1', String(other.port), '--replica-read-only', 'no'] } });
       const svc = await boot(redis.url);
       try {
         await eventually(async () => (await ready(svc)).details.redis.state === 'ready', 3000);
@@ -389,7 +358,7 @@ describe('Redis refusing commands', () => {
         expect(svc.logs.filter((l) => l.msg.includes('read-only replica'))).toEqual([]);
       } finally {
         await svc.close();
-        await redis.stop();
+        await stop();
       }
     });
   });

@@ -1,9 +1,8 @@
-import { RedisConnectionService } from '../src/cache/redis-connection.service';
 import { snapPoint } from '../src/places/nominatim/reverse-snap';
-import { eventually, RunningApp, startApp } from './support/app-harness';
+import { RunningApp, useE2e } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';
 import { rawGet } from './support/raw-http';
-import { RedisProcess, startRedis } from './support/redis-server';
+import { RedisProcess } from './support/redis-server';
 
 /** Issue 20: REVERSE_SNAP_METERS, on (100 m) and off (the default), against real Redis and the fake. */
 describe('reverse snapping (e2e)', () => {
@@ -12,24 +11,11 @@ describe('reverse snapping (e2e)', () => {
   let snapping: RunningApp;
   let exact: RunningApp;
 
-  beforeAll(async () => {
-    fake = new FakeNominatim();
-    await fake.start();
-    redis = await startRedis();
-    snapping = await startApp({ REDIS_URL: redis.url, NOMINATIM_URL: fake.url, REVERSE_SNAP_METERS: '100' });
+  useE2e({}, async (e2e) => {
+    ({ fake, redis } = e2e);
+    snapping = await e2e.startApp({ REVERSE_SNAP_METERS: '100' });
     // A second key space (another Redis database) so that the two apps cannot share entries.
-    exact = await startApp({ REDIS_URL: `${redis.url}/1`, NOMINATIM_URL: fake.url });
-    await eventually(
-      () =>
-        snapping.app.get(RedisConnectionService).state === 'ready' && exact.app.get(RedisConnectionService).state === 'ready',
-    );
-  });
-
-  afterAll(async () => {
-    await snapping?.close();
-    await exact?.close();
-    await fake.stop();
-    await redis.stop();
+    exact = await e2e.startApp({ REDIS_URL: `${redis.url}/1` });
   });
 
   // Two points about 3 m apart, in one 100 m cell.

@@ -1,19 +1,11 @@
-import { RunningApp, startApp } from './support/app-harness';
-import { FakeNominatim } from './support/fake-nominatim';
+import { RunningApp, startApp, useFake } from './support/app-harness';
 
 // The e2e project's testTimeout is not applied per project by Jest 30; these tests spawn processes and wait.
 jest.setTimeout(60_000);
 
 /** helmet headers and CORS on every kind of answer (issue 4, security item 8). */
 describe('security headers and CORS (e2e)', () => {
-  let upstream: FakeNominatim;
-
-  beforeAll(async () => {
-    upstream = new FakeNominatim();
-    await upstream.start();
-  });
-
-  afterAll(() => upstream.stop());
+  const upstream = useFake();
 
   beforeEach(() => upstream.reset());
 

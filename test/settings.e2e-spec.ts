@@ -1,8 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { createClient, commandOptions, RedisClientType } from 'redis';
-import { eventually, RunningApp, startApp } from './support/app-harness';
-import { FakeNominatim } from './support/fake-nominatim';
+import { eventually, RunningApp, startApp, useFake } from './support/app-harness';
 import { parsePrometheus } from './support/prometheus';
 import { rawGet } from './support/raw-http';
 import { rawRequest } from './support/raw-socket';
@@ -45,14 +44,7 @@ async function answerKeys(client: RedisClientType, match = 'places:v1:*'): Promi
 }
 
 describe('settings (e2e): what the README configuration table promises', () => {
-  let fake: FakeNominatim;
-
-  beforeAll(async () => {
-    fake = new FakeNominatim();
-    await fake.start();
-  });
-
-  afterAll(() => fake.stop());
+  const fake = useFake();
 
   beforeEach(() => fake.reset());
 

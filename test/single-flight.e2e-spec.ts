@@ -1,9 +1,8 @@
 import type { ServerResponse } from 'node:http';
 import { RedisConnectionService } from '../src/cache/redis-connection.service';
-import { eventually, RunningApp, startApp } from './support/app-harness';
+import { eventually, RunningApp, useE2e, useFake } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';
 import { rawGet } from './support/raw-http';
-import { RedisProcess, startRedis } from './support/redis-server';
 import { stalledDuring, timedGet, watchEventLoop } from './support/traffic';
 
 /**
@@ -15,23 +14,13 @@ import { stalledDuring, timedGet, watchEventLoop } from './support/traffic';
  */
 describe('cross-instance single flight at the edge of a fill (e2e)', () => {
   let fake: FakeNominatim;
-  let redis: RedisProcess;
   let a: RunningApp;
   let b: RunningApp;
 
-  beforeAll(async () => {
-    fake = new FakeNominatim({ latencyMs: 20 });
-    await fake.start();
-    redis = await startRedis();
-    const env = { REDIS_URL: redis.url, NOMINATIM_URL: fake.url, RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_MISSES: '100000' };
-    [a, b] = await Promise.all([startApp(env), startApp(env)]);
-    await eventually(() => [a, b].every((svc) => svc.app.get(RedisConnectionService).state === 'ready'));
-  });
-
-  afterAll(async () => {
-    await Promise.all([a?.close(), b?.close()]);
-    await fake.stop();
-    await redis.stop();
+  useE2e({ fake: { latencyMs: 20 } }, async (e2e) => {
+    ({ fake } = e2e);
+    const env = { RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_MISSES: '100000' };
+    [a, b] = await Promise.all([e2e.startApp(env), e2e.startApp(env)]);
   });
 
   it('300 questions, each asked on A and ~20 ms later (as A fills it) on B: each goes upstream once', async () => {
@@ -63,15 +52,13 @@ describe('cross-instance single flight when the upstream call fails (e2e)', () =
   /** Past the answer's own time (a timeout, or FAIL_AFTER_MS): well under one more timeout. */
   const MARGIN_MS = 700;
   let fake: FakeNominatim;
-  let redis: RedisProcess;
   let apps: RunningApp[];
   let mode: 'ok' | 'timeout' | 500 | 429 = 'ok';
   let seq = 0;
   const unique = (what: string) => `${what}${++seq}x${Date.now() % 1e8}`;
 
-  beforeAll(async () => {
-    fake = new FakeNominatim();
-    await fake.start();
+  useE2e({}, async (e2e) => {
+    ({ fake } = e2e);
     fake.setHandler((req, res: ServerResponse, entry) => {
       const answer = () => {
         if (res.destroyed) return;
@@ -83,22 +70,13 @@ describe('cross-instance single flight when the upstream call fails (e2e)', () =
       if (mode === 'ok') answer();
       else setTimeout(answer, FAIL_AFTER_MS);
     });
-    redis = await startRedis();
     const env = {
-      REDIS_URL: redis.url,
-      NOMINATIM_URL: fake.url,
       UPSTREAM_TIMEOUT_MS: String(TIMEOUT_MS),
       CACHE_TTL_SECONDS: '1',
       STALE_WHILE_REVALIDATE_SECONDS: '0',
     };
-    apps = await Promise.all([startApp(env), startApp(env), startApp(env)]);
+    apps = await Promise.all([e2e.startApp(env), e2e.startApp(env), e2e.startApp(env)]);
     await eventually(() => apps.every((svc) => svc.app.get(RedisConnectionService).state === 'ready'));
-  });
-
-  afterAll(async () => {
-    await Promise.all((apps ?? []).map((svc) => svc.close()));
-    await fake?.stop();
-    await redis?.stop();
   });
 
   afterEach(async () => {
@@ -163,25 +141,16 @@ describe('cross-instance single flight when the upstream call fails (e2e)', () =
  */
 describe('cross-instance single flight through a fail-over of hanging upstreams (e2e)', () => {
   const TIMEOUT_MS = 1500;
+  const fallbacks = [useFake(), useFake()];
   let fakes: FakeNominatim[];
-  let redis: RedisProcess;
   let a: RunningApp;
   let b: RunningApp;
 
-  beforeAll(async () => {
-    fakes = [new FakeNominatim(), new FakeNominatim(), new FakeNominatim()];
-    await Promise.all(fakes.map((f) => f.start()));
-    redis = await startRedis();
+  useE2e({}, async (e2e) => {
+    fakes = [e2e.fake, ...fallbacks];
     // UPSTREAM_QUEUE_MAX_WAIT_MS=0: the lease for one upstream is the timeout + 1 s (2.5 s), the fail-over takes 4.5 s.
-    const env = { REDIS_URL: redis.url, NOMINATIM_URL: fakes.map((f) => f.url).join(','), UPSTREAM_TIMEOUT_MS: String(TIMEOUT_MS), UPSTREAM_QUEUE_MAX_WAIT_MS: '0' };
-    [a, b] = await Promise.all([startApp(env), startApp(env)]);
-    await eventually(() => [a, b].every((svc) => svc.app.get(RedisConnectionService).state === 'ready'));
-  });
-
-  afterAll(async () => {
-    await Promise.all([a?.close(), b?.close()]);
-    await Promise.all((fakes ?? []).map((f) => f.stop()));
-    await redis?.stop();
+    const env = { NOMINATIM_URL: fakes.map((f) => f.url).join(','), UPSTREAM_TIMEOUT_MS: String(TIMEOUT_MS), UPSTREAM_QUEUE_MAX_WAIT_MS: '0' };
+    [a, b] = await Promise.all([e2e.startApp(env), e2e.startApp(env)]);
   });
 
   it('an instance waiting for the question while the holder tries each upstream in turn asks none of them itself: each upstream is asked once', async () => {

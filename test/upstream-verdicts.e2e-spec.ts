@@ -1,9 +1,8 @@
-import { createClient } from 'redis';
-import { RedisConnectionService } from '../src/cache/redis-connection.service';
-import { eventually, LogLine, RunningApp, startApp } from './support/app-harness';
+import { RedisClientType } from 'redis';
+import { eventually, LogLine, RunningApp, useE2e, useApp } from './support/app-harness';
 import { FakeFailure, FakeNominatim } from './support/fake-nominatim';
 import { rawGet } from './support/raw-http';
-import { RedisProcess, startRedis } from './support/redis-server';
+import { RedisProcess } from './support/redis-server';
 
 /*
  * What an upstream answer says about the upstream, and what follows from it: a 4xx that is not
@@ -38,21 +37,8 @@ const unique = (what: string) => `${what}x${letters(++seq)}x${letters(Date.now()
 describe('upstream verdicts (e2e)', () => {
   let fake: FakeNominatim;
   let redis: RedisProcess;
-  let probe: ReturnType<typeof createClient>;
-
-  beforeAll(async () => {
-    fake = new FakeNominatim();
-    [redis] = await Promise.all([startRedis(), fake.start()]);
-    probe = createClient({ url: redis.url });
-    probe.on('error', () => undefined);
-    await probe.connect();
-  });
-
-  afterAll(async () => {
-    await probe?.quit().catch(() => undefined);
-    await fake?.stop();
-    await redis?.stop();
-  });
+  let probe: RedisClientType;
+  const e2e = useE2e({ probe: true }, (e2e) => ({ fake, redis, probe } = e2e));
 
   afterEach(() => fake.reset());
 
@@ -65,19 +51,7 @@ describe('upstream verdicts (e2e)', () => {
     (await probe.keys('places:*')).filter((k) => k.includes(token.toLowerCase()) && !k.startsWith('places:v1:lock:'));
 
   describe('a 4xx that is not Nominatim\'s (one upstream)', () => {
-    let app: RunningApp;
-
-    beforeAll(async () => {
-      app = await startApp(
-        { REDIS_URL: redis.url, NOMINATIM_URL: fake.url, CACHE_TTL_SECONDS: '1', STALE_WHILE_REVALIDATE_SECONDS: '0', LOG_LEVEL: 'warn' },
-        { captureLogs: true },
-      );
-      await eventually(() => app.app.get(RedisConnectionService).state === 'ready');
-    });
-
-    afterAll(async () => {
-      await app?.close();
-    });
+    const app = useApp(e2e, { CACHE_TTL_SECONDS: '1', STALE_WHILE_REVALIDATE_SECONDS: '0', LOG_LEVEL: 'warn' }, { captureLogs: true });
 
     it.each<[string, FakeFailure, string, string]>([
       ["a web server's HTML 404 (a wrong path in NOMINATIM_URL)", { status: 404, body: HTML_404, headers: { 'Content-Type': 'text/html; charset=iso-8859-1' } }, 'json', 'a 404 with Content-Type text/html'],
@@ -163,19 +137,11 @@ describe('upstream verdicts (e2e)', () => {
   });
 
   describe('a 503 with Retry-After (maintenance)', () => {
-    let app: RunningApp;
-
-    beforeAll(async () => {
-      app = await startApp(
-        { REDIS_URL: `${redis.url}/2`, NOMINATIM_URL: fake.url, NOMINATIM_MAX_RPS: '20', CACHE_TTL_SECONDS: '1', STALE_WHILE_REVALIDATE_SECONDS: '0', LOG_LEVEL: 'warn' },
-        { captureLogs: true },
-      );
-      await eventually(() => app.app.get(RedisConnectionService).state === 'ready');
-    });
-
-    afterAll(async () => {
-      await app?.close();
-    });
+    const app = useApp(
+      e2e,
+      () => ({ REDIS_URL: `${redis.url}/2`, NOMINATIM_MAX_RPS: '20', CACHE_TTL_SECONDS: '1', STALE_WHILE_REVALIDATE_SECONDS: '0', LOG_LEVEL: 'warn' }),
+      { captureLogs: true },
+    );
 
     it('is honoured as a 429 is: a shared cool-down, Retry-After on the 502 and the 503s after it, stale copies served meanwhile', async () => {
       const kept = unique('Oslo');
@@ -204,9 +170,8 @@ describe('upstream verdicts (e2e)', () => {
       expect((await health(app)).upstream).toMatchObject({ state: 'cooling_down', lastCall: { status: 503 } });
 
       // The fleet: another instance on the same Redis sends nothing either.
-      const other = await startApp({ REDIS_URL: `${redis.url}/2`, NOMINATIM_URL: fake.url, NOMINATIM_MAX_RPS: '20' });
+      const other = await e2e.startApp({ REDIS_URL: `${redis.url}/2`, NOMINATIM_MAX_RPS: '20' });
       try {
-        await eventually(() => other.app.get(RedisConnectionService).state === 'ready');
         const elsewhere = await rawGet(`${other.url}/search?q=${unique('Oslo')}&format=json`);
         expect(elsewhere.status).toBe(503);
         expect(JSON.parse(elsewhere.body.toString())).toMatchObject({ code: 'upstream_cooldown' });
@@ -227,7 +192,7 @@ describe('upstream verdicts (e2e)', () => {
     });
 
     it('caps the cool-down as the 429 one is (10 min with one upstream)', async () => {
-      const capped = await startApp({ REDIS_URL: `${redis.url}/3`, NOMINATIM_URL: fake.url });
+      const capped = await e2e.startApp({ REDIS_URL: `${redis.url}/3` });
       try {
         fake.failNext(1, { status: 503, headers: { 'Retry-After': '86400' } });
         const first = await rawGet(`${capped.url}/search?q=${unique('Quito')}&format=json`);
@@ -246,7 +211,7 @@ describe('upstream verdicts (e2e)', () => {
     beforeAll(async () => {
       pub = new FakeNominatim();
       await pub.start();
-      app = await startApp({ REDIS_URL: `${redis.url}/1`, NOMINATIM_URL: `${fake.url},${pub.url}`, NOMINATIM_MAX_RPS: '50,50', UPSTREAM_BACKOFF_MAX_SECONDS: '30' });
+      app = await e2e.startApp({ REDIS_URL: `${redis.url}/1`, NOMINATIM_URL: `${fake.url},${pub.url}`, NOMINATIM_MAX_RPS: '50,50', UPSTREAM_BACKOFF_MAX_SECONDS: '30' });
     });
 
     afterAll(async () => {
@@ -265,9 +230,8 @@ describe('upstream verdicts (e2e)', () => {
     });
 
     it('a 503 with Retry-After cools the upstream down fleet-wide, capped at UPSTREAM_BACKOFF_MAX_SECONDS', async () => {
-      const capped = await startApp({ REDIS_URL: `${redis.url}/4`, NOMINATIM_URL: `${fake.url},${pub.url}`, NOMINATIM_MAX_RPS: '50,50', UPSTREAM_BACKOFF_MAX_SECONDS: '2' });
+      const capped = await e2e.startApp({ REDIS_URL: `${redis.url}/4`, NOMINATIM_URL: `${fake.url},${pub.url}`, NOMINATIM_MAX_RPS: '50,50', UPSTREAM_BACKOFF_MAX_SECONDS: '2' });
       try {
-        await eventually(() => capped.app.get(RedisConnectionService).state === 'ready');
         fake.failNext(1, { status: 503, headers: { 'Retry-After': '86400' } });
         expect((await rawGet(`${capped.url}/search?q=${unique('Kyiv')}&format=json`)).status).toBe(200);
         const h = await health(capped);
@@ -296,12 +260,11 @@ describe('upstream verdicts (e2e)', () => {
     const demotions = (app: RunningApp, from: number) => warnings(app, from).filter((l) => l.msg.startsWith('Upstream '));
 
     it('misses in flight when the preferred one begins timing out: one demotion, one warn line, the first back-off', async () => {
-      const app = await startApp(
+      const app = await e2e.startApp(
         { REDIS_URL: `${redis.url}/5`, NOMINATIM_URL: `${fake.url},${pub.url}`, NOMINATIM_MAX_RPS: '50,50', UPSTREAM_TIMEOUT_MS: '400', UPSTREAM_BACKOFF_MAX_SECONDS: '30', LOG_LEVEL: 'warn' },
         { captureLogs: true },
       );
       try {
-        await eventually(() => app.app.get(RedisConnectionService).state === 'ready');
         fake.failAll('timeout');
         const from = app.logs.length;
         const answers = await Promise.all([1, 2, 3, 4].map(() => rawGet(`${app.url}/search?q=${unique('Riga')}&format=json`)));
@@ -320,12 +283,11 @@ describe('upstream verdicts (e2e)', () => {
     });
 
     it('misses queued behind a 429: one demotion, one warn line, for the cool-down', async () => {
-      const app = await startApp(
+      const app = await e2e.startApp(
         { REDIS_URL: `${redis.url}/6`, NOMINATIM_URL: `${fake.url},${pub.url}`, NOMINATIM_MAX_RPS: '2,50', UPSTREAM_BACKOFF_MAX_SECONDS: '2', LOG_LEVEL: 'warn' },
         { captureLogs: true },
       );
       try {
-        await eventually(() => app.app.get(RedisConnectionService).state === 'ready');
         fake.failAll({ status: 429 });
         const from = app.logs.length;
         const answers = await Promise.all([1, 2, 3, 4].map(() => rawGet(`${app.url}/search?q=${unique('Baku')}&format=json`)));
@@ -340,12 +302,8 @@ describe('upstream verdicts (e2e)', () => {
 
   describe('a 429 back-off grows once per episode (one upstream)', () => {
     it('refusals of requests already in flight when the first came: one cool-down at the first back-off (5 s), then 10 s for the next episode', async () => {
-      const app = await startApp(
-        { REDIS_URL: `${redis.url}/7`, NOMINATIM_URL: fake.url, NOMINATIM_MAX_RPS: '20', LOG_LEVEL: 'warn' },
-        { captureLogs: true },
-      );
+      const app = await e2e.startApp({ REDIS_URL: `${redis.url}/7`, NOMINATIM_MAX_RPS: '20', LOG_LEVEL: 'warn' }, { captureLogs: true });
       try {
-        await eventually(() => app.app.get(RedisConnectionService).state === 'ready');
         // No Retry-After: the back-off decides. Slots 50 ms apart, answers 400 ms later: all three are in flight together.
         fake.latencyMs = 400;
         fake.failAll({ status: 429 });
@@ -385,8 +343,7 @@ describe('upstream verdicts (e2e)', () => {
     beforeAll(async () => {
       pub = new FakeNominatim();
       await pub.start();
-      app = await startApp({ REDIS_URL: `${redis.url}/7`, NOMINATIM_URL: `${fake.url},${pub.url}`, NOMINATIM_MAX_RPS: '50,50', UPSTREAM_BACKOFF_MAX_SECONDS: '1' });
-      await eventually(() => app.app.get(RedisConnectionService).state === 'ready');
+      app = await e2e.startApp({ REDIS_URL: `${redis.url}/7`, NOMINATIM_URL: `${fake.url},${pub.url}`, NOMINATIM_MAX_RPS: '50,50', UPSTREAM_BACKOFF_MAX_SECONDS: '1' });
     });
 
     afterAll(async () => {

@@ -1,10 +1,10 @@
 import { createServer } from 'node:net';
 import { createClient } from 'redis';
 import { RedisConnectionService } from '../src/cache/redis-connection.service';
-import { eventually, RunningApp, startApp } from './support/app-harness';
+import { eventually, RunningApp, startApp, useE2e } from './support/app-harness';
 import { FakeFailure, FakeNominatim } from './support/fake-nominatim';
 import { rawGet } from './support/raw-http';
-import { RedisProcess, startRedis } from './support/redis-server';
+import { RedisProcess } from './support/redis-server';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** UPSTREAM_BACKOFF_MAX_SECONDS here: every demotion ends within it. */
@@ -36,15 +36,12 @@ describe('several upstreams (e2e)', () => {
   let svc: RunningApp;
   let n = 0;
 
-  beforeAll(async () => {
-    own = new FakeNominatim();
+  const e2e = useE2e({}, async (e2e) => {
+    ({ fake: own, redis } = e2e);
     pub = new FakeNominatim();
-    await own.start();
     await pub.start();
-    redis = await startRedis();
-    svc = await startApp(
+    svc = await e2e.startApp(
       {
-        REDIS_URL: redis.url,
         NOMINATIM_URL: `${own.url},${pub.url}`,
         NOMINATIM_MAX_RPS: '50,1',
         UPSTREAM_TIMEOUT_MS: String(UPSTREAM_TIMEOUT_MS),
@@ -53,15 +50,9 @@ describe('several upstreams (e2e)', () => {
       },
       { captureLogs: true },
     );
-    await eventually(() => svc.app.get(RedisConnectionService).state === 'ready');
   });
 
-  afterAll(async () => {
-    await svc?.close();
-    await own.stop();
-    await pub.stop();
-    await redis.stop();
-  });
+  afterAll(() => pub?.stop());
 
   const question = () => `/search?q=Berlin&format=json&limit=${++n}`;
   const ask = (target = question()) => rawGet(`${svc.url}${target}`);
@@ -163,7 +154,7 @@ describe('several upstreams (e2e)', () => {
   it('a miss queued for an upstream that fails meanwhile goes to the next at once, not at its slot', async () => {
     // The preferred one paced at 2/s: four questions at once get its slots 0, 500, 1000 and 1500 ms.
     // The first one's 500 (after 200 ms) demotes it; the three waiting behind must not be sent to it.
-    const app = await startApp({
+    const app = await e2e.startApp({
       REDIS_URL: `${redis.url}/3`,
       NOMINATIM_URL: `${own.url},${pub.url}`,
       NOMINATIM_MAX_RPS: '2,50',
@@ -240,9 +231,8 @@ describe('several upstreams (e2e)', () => {
 
   it('a single NOMINATIM_URL keeps today\'s pacer keys', async () => {
     // A slow rate, so that the next-slot key lives long enough to be seen.
-    const app = await startApp({ REDIS_URL: `${redis.url}/2`, NOMINATIM_URL: pub.url, NOMINATIM_MAX_RPS: '0.1' });
+    const app = await e2e.startApp({ REDIS_URL: `${redis.url}/2`, NOMINATIM_URL: pub.url, NOMINATIM_MAX_RPS: '0.1' });
     try {
-      await eventually(() => app.app.get(RedisConnectionService).state === 'ready');
       expect((await rawGet(`${app.url}/search?q=Berlin&format=json&limit=48`)).status).toBe(200);
       const client = createClient({ url: `${redis.url}/2` });
       await client.connect();

@@ -1,6 +1,7 @@
-import { startApp } from './app-harness';
+import { startApp, startE2e } from './app-harness';
 import { configVariables } from './config-variables';
 import { FakeNominatim } from './fake-nominatim';
+import { stopLeftovers } from './leftovers';
 
 describe(startApp.name, () => {
   let fake: FakeNominatim;
@@ -39,5 +40,29 @@ describe(startApp.name, () => {
         else process.env[name] = value;
       }
     }
+  });
+});
+
+describe(startE2e.name, () => {
+  it('stop() closes its apps, the probe, the fake and the redis-server: nothing is left for the leftovers', async () => {
+    const e2e = await startE2e({ probe: true });
+    const svc = await e2e.startApp();
+    expect((await fetch(`${svc.url}/health/ready`)).status).toBe(200);
+    expect(await e2e.probe.ping()).toBe('PONG');
+    await e2e.stop();
+    expect(await stopLeftovers()).toEqual([]);
+    await expect(e2e.redis.ping(1000)).rejects.toThrow();
+  });
+
+  it('what a failed test did not stop is stopped by the leftovers: fake, apps, probe, then redis-server', async () => {
+    const e2e = await startE2e({ probe: true });
+    await e2e.startApp();
+    expect(await stopLeftovers()).toEqual([
+      expect.stringMatching(/^the fake Nominatim on port \d+$/),
+      'an app',
+      'the Redis probe',
+      expect.stringMatching(/^redis-server on port \d+$/),
+    ]);
+    expect(e2e.probe.isOpen).toBe(false);
   });
 });

@@ -1,12 +1,16 @@
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
+import { createClient, type RedisClientType } from 'redis';
 import { createApp } from '../../src/app.setup';
+import { RedisConnectionService } from '../../src/cache/redis-connection.service';
 import { setLogDestination } from '../../src/logging/app-logger';
 import { APP_LOGGER } from '../../src/logging/logging.module';
 import { TEST_USER_AGENT } from './app-process';
 import { configVariables } from './config-variables';
+import { FakeNominatim, type FakeNominatimOptions } from './fake-nominatim';
 import { track } from './leftovers';
+import { startRedis, type RedisProcess, type StartRedisOptions } from './redis-server';
 
 /** One line the app logged (pino JSON), with its parsed fields. */
 export interface LogLine {
@@ -86,6 +90,110 @@ export async function startApp(env: Record<string, string | undefined>, options:
   }
   const { port } = app.getHttpServer().address() as AddressInfo;
   return { app, url: `http://127.0.0.1:${port}`, logs, close };
+}
+
+type AppEnv = Record<string, string | undefined>;
+
+export interface E2eOptions {
+  fake?: FakeNominatimOptions;
+  /** A fake Nominatim already running (shared by several set-ups): used instead of a new one, and left running by stop(). */
+  upstream?: FakeNominatim;
+  redis?: StartRedisOptions;
+  /** Also connect `probe`, a client of the test's own (as the default user), to the redis-server. */
+  probe?: boolean;
+}
+
+export interface E2eAppOptions extends StartOptions {
+  /** Wait until the app's Redis connection is ready (default); false where the test is about a Redis it cannot use. */
+  ready?: boolean;
+}
+
+/** What an e2e spec runs against: a fake Nominatim, a private redis-server, and the apps it starts on them. */
+export interface E2e {
+  fake: FakeNominatim;
+  redis: RedisProcess;
+  /** With `probe`: the test's own look into Redis. */
+  probe: RedisClientType;
+  /** startApp with REDIS_URL and NOMINATIM_URL pointing here (`env` on top); stop() closes it if the test does not. */
+  startApp(env?: AppEnv, options?: E2eAppOptions): Promise<RunningApp>;
+  /** Closes the apps still open, the probe, the fake and the redis-server, in that order. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the fake Nominatim and a redis-server (and the probe). Each part is a leftover (leftovers.ts)
+ * from the moment it runs, so a start that fails half-way leaves nothing behind either.
+ */
+export async function startE2e(options: E2eOptions = {}): Promise<E2e> {
+  const fake = options.upstream ?? new FakeNominatim(options.fake);
+  const [redis] = await Promise.all([startRedis(options.redis), fake.start()]);
+  let probe: RedisClientType | undefined;
+  let forgetProbe = (): void => undefined;
+  if (options.probe) {
+    const client: RedisClientType = createClient({ url: redis.url });
+    client.on('error', () => undefined);
+    forgetProbe = track('client', 'the Redis probe', () => client.disconnect().catch(() => undefined));
+    await client.connect();
+    probe = client;
+  }
+  const apps = new Set<RunningApp>();
+  return {
+    fake,
+    redis,
+    get probe() {
+      if (!probe) throw new Error('startE2e: no probe asked for (options.probe)');
+      return probe;
+    },
+    async startApp(env = {}, { ready = true, ...startOptions } = {}) {
+      const svc = await startApp({ REDIS_URL: redis.url, NOMINATIM_URL: fake.url, ...env }, startOptions);
+      apps.add(svc);
+      if (ready) await eventually(() => svc.app.get(RedisConnectionService).state === 'ready');
+      return svc;
+    },
+    async stop() {
+      await Promise.all([...apps].map((svc) => svc.close()));
+      forgetProbe();
+      await probe?.quit().catch(() => undefined);
+      if (!options.upstream) await fake.stop();
+      await redis.stop();
+    },
+  };
+}
+
+/**
+ * The e2e set-up of a describe block: startE2e in its beforeAll, then `then` (the spec's own start:
+ * its variables, its apps), and stop() in its afterAll. The returned object is filled in by beforeAll.
+ */
+export function useE2e(options: E2eOptions = {}, then?: (e2e: E2e) => unknown): E2e {
+  const e2e = {} as E2e;
+  beforeAll(async () => {
+    Object.defineProperties(e2e, Object.getOwnPropertyDescriptors(await startE2e(options)));
+    await then?.(e2e);
+  });
+  afterAll(() => e2e.stop?.());
+  return e2e;
+}
+
+/** A fake Nominatim for a describe block that needs no Redis: started in beforeAll, stopped in afterAll. */
+export function useFake(options?: FakeNominatimOptions): FakeNominatim {
+  const fake = new FakeNominatim(options);
+  beforeAll(() => fake.start());
+  afterAll(() => fake.stop());
+  return fake;
+}
+
+/**
+ * One app for a describe block on its set-up (e2e.startApp): started in beforeAll, closed in afterAll.
+ * The returned object is filled in by beforeAll; `env` as a function is read then (it may name e2e.redis).
+ */
+export function useApp(e2e: E2e, env: AppEnv | (() => AppEnv) = {}, options: E2eAppOptions = {}): RunningApp {
+  const svc = {} as RunningApp;
+  beforeAll(async () => {
+    const started = await e2e.startApp(typeof env === 'function' ? env() : env, options);
+    Object.defineProperties(svc, Object.getOwnPropertyDescriptors(started));
+  });
+  afterAll(() => svc.close?.());
+  return svc;
 }
 
 /**

@@ -4,7 +4,7 @@
  * clients reconnecting for ever, and Jest (in band on two cores) then never exits. test/support/jest-setup.ts
  * stops whatever is left after each file's own hooks, failed or not.
  */
-export type LeftoverKind = 'traffic' | 'upstream' | 'app' | 'redis';
+export type LeftoverKind = 'traffic' | 'upstream' | 'app' | 'client' | 'redis';
 
 interface Leftover {
   kind: LeftoverKind;
@@ -23,12 +23,13 @@ export function track(kind: LeftoverKind, what: string, stop: () => Promise<void
 
 /**
  * Stops everything still registered: request streams first, then fake upstreams (an app's requests
- * waiting on one then end at once instead of holding the app's drain), then apps, then redis-servers.
+ * waiting on one then end at once instead of holding the app's drain), then apps, then the tests' own
+ * Redis clients, then redis-servers.
  * Resolves with what it stopped.
  */
 export async function stopLeftovers(): Promise<string[]> {
   const stopped: string[] = [];
-  for (const kind of ['traffic', 'upstream', 'app', 'redis'] as const) {
+  for (const kind of ['traffic', 'upstream', 'app', 'client', 'redis'] as const) {
     const entries = [...open].filter((e) => e.kind === kind);
     await Promise.all(
       entries.map(async (e) => {
