@@ -186,6 +186,42 @@ describe(FillLock.name, () => {
     expect(typeof seen === 'object' ? seen.failed.code : seen).toBe('upstream_timeout');
   });
 
+  it('waits a grace for a failure notice that comes a moment after the poll found the lock released (timers and notice in the test\'s hands)', async () => {
+    const [holder, waiter] = await instances(2, { leaseMs: 400 }); // poll every 100 ms
+    const token = await holder.lock.tryAcquire('f8');
+    // Each lock check's answer, as the waiter's poll receives it.
+    const isHeld = waiter.lock.isHeld.bind(waiter.lock);
+    let answer!: (held: boolean) => void;
+    let nextAnswer = new Promise<boolean>((resolve) => (answer = resolve));
+    jest.spyOn(waiter.lock, 'isHeld').mockImplementation(async (key) => {
+      const held = await isHeld(key);
+      const give = answer;
+      nextAnswer = new Promise<boolean>((resolve) => (answer = resolve));
+      give(held);
+      return held;
+    });
+    // Only timers are the test's: Redis I/O and the promise machinery run as they do.
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+    try {
+      let seen: FillOutcome | undefined;
+      const firstCheck = nextAnswer;
+      const outcome = waiter.flights.waitForFill('f8', 3000).then((o) => (seen = o));
+      expect(await firstCheck).toBe(true); // the immediate check, before the release
+      const secondCheck = nextAnswer;
+      await holder.lock.release('f8', token!);
+      await jest.advanceTimersByTimeAsync(100); // the next poll
+      expect(await secondCheck).toBe(false);
+      await new Promise((resolve) => setImmediate(resolve)); // the poll has taken the answer in
+      await jest.advanceTimersByTimeAsync(1); // the notice comes a millisecond later
+      expect(seen).toBeUndefined();
+      await holder.client.publish(holder.channel, JSON.stringify({ key: 'f8', failed: { status: 504, code: 'upstream_timeout', message: 'late' } }));
+      await outcome;
+      expect(typeof seen === 'object' ? seen.failed.code : seen).toBe('upstream_timeout');
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('ignores a notice it cannot read, and still hears the next one', async () => {
     const [holder, waiter] = await instances(2);
     const token = await holder.lock.tryAcquire('f6');
