@@ -1,4 +1,4 @@
-import { applyDecorators } from '@nestjs/common';
+import { applyDecorators, type Type } from '@nestjs/common';
 import {
   ApiExtraModels,
   ApiHeader,
@@ -205,85 +205,52 @@ export function ApiDocs(): MethodDecorator {
   );
 }
 
-/** GET /search (also /search.php and /). */
-export function SearchDocs(): MethodDecorator {
-  return applyDecorators(
-    ApiExtraModels(NominatimPlaceDto, NominatimPlaceV2Dto, GeoJsonFeatureCollectionDto, GeocodeJsonDto, NominatimErrorDto),
-    ApiOperation({
-      summary: 'Search places (Nominatim /search)',
-      description:
-        'Nominatim\'s search, cached. Give `q` (free form) or structured fields, never both. ' +
-        PASS_THROUGH.replace('{path}', '/search') +
-        ' `/` is a further alias. `email` and `debug` are not forwarded (the gateway identifies itself).',
-    }),
-    ApiQueryModel(SearchQueryDto),
-    ACCEPT_LANGUAGE,
-    CLIENT_REQUEST_ID,
-    ApiProduces('application/json', 'text/xml', 'application/javascript'),
-    ApiResponse({
-      status: 200,
-      description:
-        'A list of places in the requested format (`[]` or an empty collection when nothing matches): jsonv2 ' +
-        '(default) and json arrays, a GeoJSON or GeocodeJSON FeatureCollection, XML `searchresults`, or JSONP ' +
-        'with `json_callback`.',
-      headers: CACHE_HEADERS,
-      content: {
-        'application/json': {
-          schema: {
-            anyOf: [listOf(NominatimPlaceV2Dto), listOf(NominatimPlaceDto), ref(GeoJsonFeatureCollectionDto), ref(GeocodeJsonDto)],
-          },
-          examples: {
-            jsonv2: { summary: 'format=jsonv2 (default)', value: EXAMPLES.searchJsonV2 },
-            json: { summary: 'format=json', value: EXAMPLES.searchJson },
-            geojson: { summary: 'format=geojson', value: EXAMPLES.searchGeoJson },
-            geocodejson: { summary: 'format=geocodejson', value: EXAMPLES.searchGeocodeJson },
-          },
-        },
-        'text/xml': { schema: { type: 'string' }, example: EXAMPLES.searchXml },
-        'application/javascript': { schema: { type: 'string' }, example: EXAMPLES.searchJsonp },
-      },
-    }),
-    NOMINATIM_BAD_REQUEST,
-    ...GATEWAY_ERRORS,
-  );
+/** What a place route's 200 shows besides the formats all three share. */
+interface PlacesAnswer {
+  description: string;
+  /** /reverse answers one place (or its "Unable to geocode"), /search and /lookup a list. */
+  one: boolean;
+  /** The JSON answer when nothing matches, if it is not an empty list or collection. */
+  noMatch?: new () => unknown;
+  jsonExamples: Record<string, { summary: string; value: unknown }>;
+  xmlExample?: string;
+  jsonpExample?: string;
 }
 
-/** GET /reverse (also /reverse.php). */
-export function ReverseDocs(): MethodDecorator {
+/**
+ * GET /search, /reverse and /lookup: one route each, answering places in the same Nominatim formats
+ * (jsonv2, json, GeoJSON, GeocodeJSON, XML, JSONP) with the same headers and errors; only the text, the
+ * query, whether it is one place or a list, and the examples differ.
+ */
+function placeRouteDocs(operation: { summary: string; description: string }, query: Type<unknown>, answer: PlacesAnswer): MethodDecorator {
+  const place = answer.one ? ref : listOf;
+  const noMatch = answer.noMatch === undefined ? [] : [answer.noMatch];
   return applyDecorators(
-    ApiExtraModels(NominatimPlaceDto, NominatimPlaceV2Dto, GeoJsonFeatureCollectionDto, GeocodeJsonDto, UnableToGeocodeDto),
-    ApiOperation({
-      summary: 'Place at a coordinate (Nominatim /reverse)',
-      description: "Nominatim's reverse geocoding, cached. " + PASS_THROUGH.replace('{path}', '/reverse'),
-    }),
-    ApiQueryModel(ReverseQueryDto),
+    ApiExtraModels(NominatimPlaceDto, NominatimPlaceV2Dto, GeoJsonFeatureCollectionDto, GeocodeJsonDto, ...noMatch),
+    ApiOperation(operation),
+    ApiQueryModel(query),
     ACCEPT_LANGUAGE,
     CLIENT_REQUEST_ID,
     ApiProduces('application/json', 'text/xml', 'application/javascript'),
     ApiResponse({
       status: 200,
-      description:
-        'One place in the requested format (XML `reversegeocode` by default), or `{"error":"Unable to geocode"}` ' +
-        '(still 200) when nothing is near.',
+      description: answer.description,
       headers: CACHE_HEADERS,
       content: {
         'application/json': {
           schema: {
             anyOf: [
-              ref(NominatimPlaceV2Dto),
-              ref(NominatimPlaceDto),
+              place(NominatimPlaceV2Dto),
+              place(NominatimPlaceDto),
               ref(GeoJsonFeatureCollectionDto),
               ref(GeocodeJsonDto),
-              ref(UnableToGeocodeDto),
+              ...noMatch.map(ref),
             ],
           },
-          examples: {
-            jsonv2: { summary: 'format=jsonv2', value: EXAMPLES.reverseJsonV2 },
-            nomatch: { summary: 'nothing near', value: EXAMPLES.unableToGeocode },
-          },
+          examples: answer.jsonExamples,
         },
-        'text/xml': { schema: { type: 'string' }, example: EXAMPLES.reverseXml },
-        'application/javascript': { schema: { type: 'string' } },
+        'text/xml': { schema: { type: 'string' }, example: answer.xmlExample },
+        'application/javascript': { schema: { type: 'string' }, example: answer.jsonpExample },
       },
     }),
     NOMINATIM_BAD_REQUEST,
@@ -291,33 +258,71 @@ export function ReverseDocs(): MethodDecorator {
   );
 }
 
+/** GET /search (also /search.php and /). */
+export function SearchDocs(): MethodDecorator {
+  return placeRouteDocs(
+    {
+      summary: 'Search places (Nominatim /search)',
+      description:
+        'Nominatim\'s search, cached. Give `q` (free form) or structured fields, never both. ' +
+        PASS_THROUGH.replace('{path}', '/search') +
+        ' `/` is a further alias. `email` and `debug` are not forwarded (the gateway identifies itself).',
+    },
+    SearchQueryDto,
+    {
+      description:
+        'A list of places in the requested format (`[]` or an empty collection when nothing matches): jsonv2 ' +
+        '(default) and json arrays, a GeoJSON or GeocodeJSON FeatureCollection, XML `searchresults`, or JSONP ' +
+        'with `json_callback`.',
+      one: false,
+      jsonExamples: {
+        jsonv2: { summary: 'format=jsonv2 (default)', value: EXAMPLES.searchJsonV2 },
+        json: { summary: 'format=json', value: EXAMPLES.searchJson },
+        geojson: { summary: 'format=geojson', value: EXAMPLES.searchGeoJson },
+        geocodejson: { summary: 'format=geocodejson', value: EXAMPLES.searchGeocodeJson },
+      },
+      xmlExample: EXAMPLES.searchXml,
+      jsonpExample: EXAMPLES.searchJsonp,
+    },
+  );
+}
+
+/** GET /reverse (also /reverse.php). */
+export function ReverseDocs(): MethodDecorator {
+  return placeRouteDocs(
+    {
+      summary: 'Place at a coordinate (Nominatim /reverse)',
+      description: "Nominatim's reverse geocoding, cached. " + PASS_THROUGH.replace('{path}', '/reverse'),
+    },
+    ReverseQueryDto,
+    {
+      description:
+        'One place in the requested format (XML `reversegeocode` by default), or `{"error":"Unable to geocode"}` ' +
+        '(still 200) when nothing is near.',
+      one: true,
+      noMatch: UnableToGeocodeDto,
+      jsonExamples: {
+        jsonv2: { summary: 'format=jsonv2', value: EXAMPLES.reverseJsonV2 },
+        nomatch: { summary: 'nothing near', value: EXAMPLES.unableToGeocode },
+      },
+      xmlExample: EXAMPLES.reverseXml,
+    },
+  );
+}
+
 /** GET /lookup (also /lookup.php). */
 export function LookupDocs(): MethodDecorator {
-  return applyDecorators(
-    ApiExtraModels(NominatimPlaceDto, NominatimPlaceV2Dto, GeoJsonFeatureCollectionDto, GeocodeJsonDto),
-    ApiOperation({
+  return placeRouteDocs(
+    {
       summary: 'Places by OSM id (Nominatim /lookup)',
       description: "Nominatim's lookup of up to 50 OSM objects, cached. " + PASS_THROUGH.replace('{path}', '/lookup'),
-    }),
-    ApiQueryModel(LookupQueryDto),
-    ACCEPT_LANGUAGE,
-    CLIENT_REQUEST_ID,
-    ApiProduces('application/json', 'text/xml', 'application/javascript'),
-    ApiResponse({
-      status: 200,
+    },
+    LookupQueryDto,
+    {
       description: 'The places found, in the order asked (XML `searchresults` by default, as for /search; `[]` when none).',
-      headers: CACHE_HEADERS,
-      content: {
-        'application/json': {
-          schema: { anyOf: [listOf(NominatimPlaceV2Dto), listOf(NominatimPlaceDto), ref(GeoJsonFeatureCollectionDto), ref(GeocodeJsonDto)] },
-          examples: { json: { summary: 'format=json&osm_ids=N2,W200', value: EXAMPLES.lookupJson } },
-        },
-        'text/xml': { schema: { type: 'string' } },
-        'application/javascript': { schema: { type: 'string' } },
-      },
-    }),
-    NOMINATIM_BAD_REQUEST,
-    ...GATEWAY_ERRORS,
+      one: false,
+      jsonExamples: { json: { summary: 'format=json&osm_ids=N2,W200', value: EXAMPLES.lookupJson } },
+    },
   );
 }
 
