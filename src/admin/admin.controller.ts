@@ -49,7 +49,7 @@ export class AdminController {
   async purgeKey(@Req() req: Request, @Res() res: Response): Promise<void> {
     const key = single(req, 'key');
     if (!isEntryKey(key)) throw new BadRequestException('key must be an answer key: places:v1:<search|reverse|lookup|status|details>:…');
-    this.send(res, { key, ...(await this.run(res, () => this.purger.purgeKey(key))) });
+    await this.purge(res, { key }, () => this.purger.purgeKey(key));
   }
 
   @Delete('question')
@@ -75,7 +75,7 @@ export class AdminController {
     if (!canonical.ok) throw new BadRequestException(`Not a valid question: ${errorText(canonical.error)}`);
     if (!canonical.request.cacheable) throw new BadRequestException(`Answers of ${canonical.request.upstreamPath} are never cached`);
     const key = canonical.request.key;
-    this.send(res, { key, ...(await this.run(res, () => this.purger.purgeKey(key))) });
+    await this.purge(res, { key }, () => this.purger.purgeKey(key));
   }
 
   @Delete('prefix')
@@ -91,12 +91,14 @@ export class AdminController {
   async purgePrefix(@Req() req: Request, @Res() res: Response): Promise<void> {
     const prefix = single(req, 'prefix');
     if (!isPurgeablePrefix(prefix)) throw new BadRequestException('prefix must start with places:v1:');
-    this.send(res, { prefix, ...(await this.run(res, () => this.purger.purgePrefix(prefix))) });
+    await this.purge(res, { prefix }, () => this.purger.purgePrefix(prefix));
   }
 
-  private async run(res: Response, purge: () => Promise<PurgeResult>): Promise<PurgeResult> {
+  /** Runs a purge and answers what it purged (`key` or `prefix`) with the counts; Redis unavailable: 503. */
+  private async purge(res: Response, target: { key: string } | { prefix: string }, purge: () => Promise<PurgeResult>): Promise<void> {
+    let result: PurgeResult;
     try {
-      return await purge();
+      result = await purge();
     } catch (e) {
       if (!(e instanceof PurgeUnavailableError)) throw e;
       res.setHeader('Retry-After', '1');
@@ -105,9 +107,7 @@ export class AdminController {
         HttpStatus.SERVICE_UNAVAILABLE,
       );
     }
-  }
-
-  private send(res: Response, body: PurgeResponseDto): void {
+    const body: PurgeResponseDto = { ...target, ...result };
     res.setHeader('Cache-Control', 'no-store');
     res.status(200).json(body);
   }
