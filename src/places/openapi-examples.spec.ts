@@ -23,6 +23,13 @@ describe('OpenAPI examples', () => {
     expect(EXAMPLES.nominatimErrorXml).toBe(fixture('search-missing-q-xml.xml'));
   });
 
+  // Swagger UI shows an example's keys in the order given: that of the recorded answer, as clients get it.
+  it('keep the recorded key order of the place answers derived from one another', () => {
+    expect(JSON.stringify(EXAMPLES.searchJson)).toBe(fixture('search-q-json.json'));
+    expect(JSON.stringify(EXAMPLES.searchJsonV2)).toBe(fixture('search-default-format.json'));
+    expect(JSON.stringify(EXAMPLES.reverseJsonV2)).toBe(fixture('reverse-jsonv2.json'));
+  });
+
   it('wrap the recorded search answer for /api', () => {
     expect(EXAMPLES.api).toEqual({ cache: false, data: json('search-q-json.json') });
     expect(EXAMPLES.searchJsonp).toBe(`handleResults(${fixture('search-q-json.json')})`);

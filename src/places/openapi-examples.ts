@@ -21,8 +21,9 @@ const BERLIN = {
   boundingbox: ['52.3570365', '52.6770365', '13.2288599', '13.5488599'],
 };
 
-const { class: berlinClass, ...berlinRest } = BERLIN;
-const BERLIN_V2 = { ...berlinRest, category: berlinClass };
+/** A place as format=jsonv2 renders it: format=json's, with `class` called `category`, in the same place. */
+const asJsonV2 = (place: Record<string, unknown>): Record<string, unknown> =>
+  Object.fromEntries(Object.entries(place).map(([key, value]) => [key === 'class' ? 'category' : key, value]));
 
 const UNTER_DEN_LINDEN_ADDRESS = {
   road: 'Unter den Linden',
@@ -33,14 +34,15 @@ const UNTER_DEN_LINDEN_ADDRESS = {
   country_code: 'de',
 };
 
+/** Way 200 as /lookup answers it (format=json); /reverse, asked at lat=52.5163&lon=13.3777, answered that point as lat/lon. */
 const UNTER_DEN_LINDEN = {
   place_id: 100006,
   licence: LICENCE,
   osm_type: 'way',
   osm_id: 200,
-  lat: '52.5163',
-  lon: '13.3777',
-  category: 'highway',
+  lat: '52.51692844995686',
+  lon: '13.386348724546961',
+  class: 'highway',
   type: 'secondary',
   place_rank: 26,
   importance: 0.0533433333333333,
@@ -54,7 +56,7 @@ const UNTER_DEN_LINDEN = {
 export const EXAMPLES = {
   api: { cache: false, data: [BERLIN] },
   searchJson: [BERLIN],
-  searchJsonV2: [BERLIN_V2],
+  searchJsonV2: [asJsonV2(BERLIN)],
   searchGeoJson: {
     type: 'FeatureCollection',
     licence: LICENCE,
@@ -112,7 +114,7 @@ export const EXAMPLES = {
     'lon="13.3888599" boundingbox="52.3570365,52.6770365,13.2288599,13.5488599" place_rank="15" address_rank="16" ' +
     'display_name="Berlin, 10117, Deutschland" class="place" type="city" importance="0.20000999999999997" /></searchresults>',
   searchJsonp: `handleResults(${JSON.stringify([BERLIN])})`,
-  reverseJsonV2: UNTER_DEN_LINDEN,
+  reverseJsonV2: { ...asJsonV2(UNTER_DEN_LINDEN), lat: '52.5163', lon: '13.3777' },
   reverseXml:
     '<?xml version="1.0" encoding="UTF-8" ?>\n' +
     `<reversegeocode timestamp="Fri, 27 Nov 2026 23:02:52 +00:00" attribution="${LICENCE}" ` +
@@ -124,23 +126,7 @@ export const EXAMPLES = {
   unableToGeocode: { error: 'Unable to geocode' },
   lookupJson: [
     { ...BERLIN, address: { city: 'Berlin', postcode: '10117', country: 'Deutschland', country_code: 'de' } },
-    {
-      place_id: 100006,
-      licence: LICENCE,
-      osm_type: 'way',
-      osm_id: 200,
-      lat: '52.51692844995686',
-      lon: '13.386348724546961',
-      class: 'highway',
-      type: 'secondary',
-      place_rank: 26,
-      importance: 0.0533433333333333,
-      addresstype: 'road',
-      name: 'Unter den Linden',
-      display_name: 'Unter den Linden, Mitte, Berlin, 10117, Deutschland',
-      address: UNTER_DEN_LINDEN_ADDRESS,
-      boundingbox: ['52.5163000', '52.5175000', '13.3777000', '13.3950000'],
-    },
+    UNTER_DEN_LINDEN,
   ],
   status: { status: 0, message: 'OK', data_updated: '2025-01-01T00:00:00+00:00', software_version: '5.1.0', database_version: '5.1.0-0' },
   details: {
