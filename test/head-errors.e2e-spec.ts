@@ -1,5 +1,4 @@
-import { RunningApp, startApp } from './support/app-harness';
-import { FakeNominatim } from './support/fake-nominatim';
+import { RunningApp, startApp, useFake } from './support/app-harness';
 import { RawAnswer, rawRequest } from './support/raw-http';
 
 // The e2e project's testTimeout is not applied per project by Jest 30; these tests spawn processes and wait.
@@ -16,19 +15,14 @@ describe.each([
   { cors: 'for any origin', CORS_ORIGINS: undefined },
   { cors: 'for listed origins', CORS_ORIGINS: 'https://app.example' },
 ])('HEAD of an error answer, CORS $cors (e2e)', ({ CORS_ORIGINS }) => {
-  let upstream: FakeNominatim;
+  const upstream = useFake();
   let svc: RunningApp;
 
   beforeAll(async () => {
-    upstream = new FakeNominatim();
-    await upstream.start();
     svc = await startApp({ NOMINATIM_URL: upstream.url, MAX_URL_BYTES: '512', METRICS_TOKEN: 'metrics-secret-token-0123456789', CORS_ORIGINS });
   });
 
-  afterAll(async () => {
-    await svc?.close();
-    await upstream?.stop();
-  });
+  afterAll(() => svc?.close());
 
   beforeEach(() => upstream.reset());
 
