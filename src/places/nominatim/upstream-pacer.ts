@@ -4,6 +4,7 @@ import { refusedByRedis } from '../../cache/redis-guard';
 import { withTimeout } from '../../cache/with-timeout';
 import { PacingWindow, windowFor } from './pacing-arithmetic';
 import { CoolingDownError, QueueFullError } from './pacer-errors';
+import { Sleepers, toError } from './pacer-sleepers';
 import { RedisClock } from './redis-clock';
 import { SharedSchedule } from './shared-schedule';
 import type { PacerGrant, PacerMode, UpstreamPacerOptions } from './pacer-contract';
@@ -33,11 +34,6 @@ interface PlacedSlot {
   lost?: SlotLoss;
 }
 
-interface Sleeper {
-  timer?: NodeJS.Timeout;
-  fail(error: Error): void;
-}
-
 /**
  * Global pacing of upstream (Nominatim) requests: at most one request start per `minIntervalMs` for
  * the whole application, however many instances share the Redis. Callers ask for a slot, sleep until
@@ -55,7 +51,7 @@ export class UpstreamPacer {
   private readonly shared: SharedSchedule | null;
   /** The last schedule epoch found lost, so that it is logged once. */
   private lostEpoch?: string;
-  private readonly sleepers = new Set<Sleeper>();
+  private readonly sleepers: Sleepers;
   /** Earliest start this process may use next, on the local clock (slots from Redis included). */
   private localNext = -Infinity;
   /** The end of the slots this process gave itself without Redis: shared slots are kept clear of them. */
@@ -96,6 +92,7 @@ export class UpstreamPacer {
     this.horizonMs = Math.ceil(options.maxWaitMs) + this.intervalMs;
     this.localIntervalMs = this.intervalMs * processes;
     this.now = options.now ?? (() => performance.now());
+    this.sleepers = new Sleepers(this.now);
     this.shared = client === null ? null : new SharedSchedule(client, options.keyPrefix, (op, call) => this.redisCall(op, call));
   }
 
@@ -177,7 +174,7 @@ export class UpstreamPacer {
     const duration = Math.max(1, Math.ceil(ms));
     this.localCoolDownUntil = Math.max(this.localCoolDownUntil, this.now() + duration);
     const error = new CoolingDownError(this.secondsFor(this.cooldownRemainingMs()));
-    for (const sleeper of [...this.sleepers]) sleeper.fail(error);
+    this.sleepers.failAll(error);
 
     if (!this.shared || !this.redisUsable()) return;
     try {
@@ -277,12 +274,12 @@ export class UpstreamPacer {
    */
   private async sleepUntilSlot(place: () => PlacedSlot, sharedRecheck: boolean, signal?: AbortSignal): Promise<void> {
     if (sharedRecheck && place().slot - this.now() > SLOT_CHECK_LEAD_MS) {
-      await this.sleep(place().slot - SLOT_CHECK_LEAD_MS, signal);
+      await this.sleepers.sleep(place().slot - SLOT_CHECK_LEAD_MS, signal);
       this.recheckShared(place());
     }
     const order = place().order;
     for (;;) {
-      await this.sleep(Math.max(place().slot, this.lastSent + this.localGapMs), signal);
+      await this.sleepers.sleep(Math.max(place().slot, this.lastSent + this.localGapMs), signal);
       this.throwIfCoolingDownLocally();
       if (this.unsent !== null && this.localGapMs > 0) {
         await this.untilSent(this.unsent, signal);
@@ -411,37 +408,6 @@ export class UpstreamPacer {
     );
   }
 
-  /** Sleeps until `until` on the local clock; callers sleeping are counted and can be failed by coolDown(). */
-  private sleep(until: number, signal?: AbortSignal): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const onAbort = () => sleeper.fail(toError(signal?.reason));
-      const sleeper: Sleeper = {
-        fail: (error) => {
-          done();
-          reject(error);
-        },
-      };
-      const done = () => {
-        clearTimeout(sleeper.timer);
-        signal?.removeEventListener('abort', onAbort);
-        this.sleepers.delete(sleeper);
-      };
-      if (signal?.aborted) return reject(toError(signal.reason));
-      this.sleepers.add(sleeper);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      const tick = () => {
-        const remaining = until - this.now();
-        if (remaining > 0) {
-          sleeper.timer = setTimeout(tick, remaining);
-          return;
-        }
-        done();
-        resolve();
-      };
-      tick();
-    });
-  }
-
   private throwIfCoolingDownLocally(): void {
     const remaining = this.cooldownRemainingMs();
     if (remaining > 0) throw new CoolingDownError(this.secondsFor(remaining));
@@ -484,8 +450,4 @@ export class UpstreamPacer {
 /** A rate as a log reads it: 0.33, 5, 952.4. */
 function formatRate(perSecond: number): string {
   return String(Number(perSecond.toPrecision(perSecond < 1 ? 2 : 4)));
-}
-
-function toError(reason: unknown): Error {
-  return reason instanceof Error ? reason : new Error(String(reason ?? 'aborted'));
 }
