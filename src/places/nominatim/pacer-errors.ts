@@ -18,3 +18,8 @@ export class CoolingDownError extends Error {
     this.name = 'CoolingDownError';
   }
 }
+
+/** A Retry-After (whole seconds, at least 1) for a wait of `ms`. */
+export function retryAfterSeconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
+}

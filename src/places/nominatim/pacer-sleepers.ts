@@ -19,8 +19,8 @@ export class Sleepers {
     for (const sleeper of [...this.all]) sleeper.fail(error);
   }
 
-  /** Sleeps until `until` on the local clock; rejects when `signal` aborts. */
-  sleep(until: number, signal?: AbortSignal): Promise<void> {
+  /** Sleeps until `until` on the local clock, or until `cut` settles; rejects when `signal` aborts. */
+  sleep(until: number, signal?: AbortSignal, cut?: Promise<void>): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const onAbort = () => sleeper.fail(toError(signal?.reason));
       const sleeper: Sleeper = {
@@ -37,6 +37,10 @@ export class Sleepers {
       if (signal?.aborted) return reject(toError(signal.reason));
       this.all.add(sleeper);
       signal?.addEventListener('abort', onAbort, { once: true });
+      void cut?.then(() => {
+        done();
+        resolve();
+      });
       const tick = () => {
         const remaining = until - this.now();
         if (remaining > 0) {

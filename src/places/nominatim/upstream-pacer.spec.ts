@@ -517,6 +517,76 @@ describe(UpstreamPacer.name, () => {
       await sleep(100);
     }, 15_000);
 
+    describe('when Redis is usable again while callers wait on local slots', () => {
+      /** Two instances of one fleet of two (each paces at half the rate without Redis); Redis unusable to both until `back()`. */
+      async function twoInstances(overrides: Partial<UpstreamPacerOptions> = {}) {
+        let usable = false;
+        const shared = options({ minIntervalMs: 200, guardMs: 30, processes: 2, ...overrides });
+        const a = new UpstreamPacer(await connect(), shared, () => usable);
+        const b = new UpstreamPacer(await connect(), shared, () => usable);
+        return { a, b, shared, back: () => (usable = true) };
+      }
+
+      it('queues them again behind the shared schedule: every start after the return is spaced across the fleet', async () => {
+        const { a, b, back } = await twoInstances();
+        const starts = recordStarts(a, b);
+        // Each instance alone: its slots 400 ms apart (0, 400, ..., 2000 ms), in step with the other's.
+        const calls = Array.from({ length: 12 }, (_, i) => timedAcquire(i % 2 ? a : b));
+        await sleep(600); // between the local slots at 400 and 800 ms
+        back();
+        const backAt = performance.now();
+        const results = await Promise.all(calls);
+
+        const later = starts().filter((t) => t > backAt);
+        // Local slots drained in step would start pairs 0 ms apart.
+        expect(Math.min(...gaps(later))).toBeGreaterThanOrEqual(200);
+        expect(later.length).toBeGreaterThanOrEqual(7);
+        expect(results.filter((r) => 'error' in r)).toEqual([]);
+        expect(results.some((r) => 'mode' in r && r.mode === 'redis')).toBe(true);
+      }, 15_000);
+
+      it('refuses (QueueFullError) one whose shared slot would come past its queue wait, rather than start it beside the shared slots', async () => {
+        const { a, shared: opts, back } = await twoInstances({ maxWaitMs: 1000 });
+        const c = new UpstreamPacer(await connect(), opts); // an instance that never lost Redis
+        const starts = recordStarts(a, c);
+        const local = Array.from({ length: 3 }, () => timedAcquire(a)); // local slots at 0, 400 and 800 ms
+        const shared = Array.from({ length: 5 }, () => timedAcquire(c)); // shared slots at 0, 230, ..., 920 ms
+        await sleep(100);
+        back();
+        const backAt = performance.now();
+        const [aResults, cResults] = [await Promise.all(local), await Promise.all(shared)];
+
+        expect(cResults.map((r) => ('mode' in r ? r.mode : String(r.error)))).toEqual(Array(5).fill('redis'));
+        expect(aResults[0]).toMatchObject({ mode: 'local' });
+        // The next shared slot (1150 ms) is past their bound (1000 ms from when they asked).
+        expect(aResults.slice(1).map((r) => ('error' in r ? r.error : r.mode))).toEqual([expect.any(QueueFullError), expect.any(QueueFullError)]);
+        expect(Math.min(...gaps(starts().filter((t) => t > backAt)))).toBeGreaterThanOrEqual(200);
+      }, 15_000);
+
+      it('starts them on their local slots when the queueing again fails (Redis frozen again)', async () => {
+        const { a, back } = await twoInstances({ opTimeoutMs: 100 });
+        const slots = recordLocalSlots(a);
+        const starts = recordStarts(a);
+        const requeued = jest.spyOn(a as unknown as { reserveShared: (maxWaitMs: number) => Promise<unknown> }, 'reserveShared');
+        const calls = Array.from({ length: 3 }, () => timedAcquire(a)); // local slots at 0, 400 and 800 ms
+        await sleep(100);
+        await redis.pause();
+        try {
+          back(); // usable as far as the pacer can tell, but each call times out
+          const results = await Promise.all(calls);
+          expect(results.map((r) => ('mode' in r ? r.mode : String(r.error)))).toEqual(['local', 'local', 'local']);
+          // The two not yet due when Redis looked usable asked for shared slots (and timed out).
+          expect(requeued).toHaveBeenCalledTimes(2);
+          // None lost, none given a new slot further away: each on the slot it had.
+          expect(slots()).toHaveLength(3);
+          expectStartsNotBeforeSlots(starts(), slots());
+        } finally {
+          await redis.resume();
+        }
+        await sleep(100);
+      }, 15_000);
+    });
+
     it("runs its Redis calls through the app's guard, and falls back when the guard refuses", async () => {
       const client = await connect();
       const ops: string[] = [];

@@ -3,7 +3,8 @@ import type { RedisCommandClient } from '../../cache/redis-commands';
 import { refusedByRedis } from '../../cache/redis-guard';
 import { withTimeout } from '../../cache/with-timeout';
 import { PacingWindow, windowFor } from './pacing-arithmetic';
-import { CoolingDownError, QueueFullError } from './pacer-errors';
+import { LocalSlots, type LocalSlot, type PlacedSlot, type SlotLoss } from './local-slots';
+import { CoolingDownError, QueueFullError, retryAfterSeconds } from './pacer-errors';
 import { Sleepers, toError } from './pacer-sleepers';
 import { RedisClock } from './redis-clock';
 import { SharedSchedule } from './shared-schedule';
@@ -11,27 +12,18 @@ import type { PacerGrant, PacerMode, UpstreamPacerOptions } from './pacer-contra
 
 /**
  * How long before its slot a sleeping caller checks it against Redis: the shared cool-down, the send
- * hold and the schedule's epoch, each possibly changed by another instance meanwhile (recheckShared).
+ * hold and the schedule's epoch, each possibly changed by another instance meanwhile (recheckShared);
+ * before a local slot, whether Redis is usable again (beforeLocalSlot).
  */
 const SLOT_CHECK_LEAD_MS = 50;
 /** Longest a caller waits for the request before it to be sent; past it that one counts as sent now. */
 const SEND_WAIT_CAP_MS = 1000;
 
-type SlotLoss = 'schedule' | 'hold';
-
-/** A slot on the local clock: start no sooner than `slot`, no later than `deadline`. */
-interface PlacedSlot {
-  slot: number;
-  deadline: number;
-  /** Forgets the slot as one of this process's pending ones (once the caller starts or gives it up). */
-  release?: () => void;
-  /** The shared slot (Redis µs): this process's callers start in this order. */
-  order?: number;
-  /** The schedule the shared slot came from (see ACQUIRE_SCRIPT), and how it is voided. */
-  epoch?: string;
-  lose?: (why: SlotLoss) => void;
-  /** Why the slot is void (queue again): its schedule was lost in Redis, or a late send holds the fleet past it. */
-  lost?: SlotLoss;
+/** A reserved slot: `local` for a slot this process gave itself. */
+interface Reserved {
+  place: () => PlacedSlot;
+  mode: PacerMode;
+  local?: LocalSlot;
 }
 
 /**
@@ -41,7 +33,8 @@ interface PlacedSlot {
  *
  * Without a usable Redis (none configured, not ready, reported unhealthy, or a failed/slow call) the
  * same strict scheduler runs in-process at this process's share of the rate (`processes`), so the
- * fleet's total still holds, on average: processes no longer see each other's starts.
+ * fleet's total still holds, on average: processes no longer see each other's starts. Once Redis is
+ * usable again, callers still waiting on local slots queue behind the shared schedule (LocalSlots.giveUp).
  */
 export class UpstreamPacer {
   private readonly logger = new Logger(UpstreamPacer.name);
@@ -52,10 +45,8 @@ export class UpstreamPacer {
   /** The last schedule epoch found lost, so that it is logged once. */
   private lostEpoch?: string;
   private readonly sleepers: Sleepers;
-  /** Earliest start this process may use next, on the local clock (slots from Redis included). */
-  private localNext = -Infinity;
-  /** The end of the slots this process gave itself without Redis: shared slots are kept clear of them. */
-  private localOnlyNext = -Infinity;
+  /** The slots this process gives itself without Redis, and its next start (shared slots included). */
+  private readonly local: LocalSlots;
   /** When this process's last request left (its start until the caller says it was sent). */
   private lastSent = -Infinity;
   /** Settles when the latest granted request that signals its send has been sent. */
@@ -91,6 +82,7 @@ export class UpstreamPacer {
     this.localGapMs = this.window.localGapUs / 1000;
     this.horizonMs = Math.ceil(options.maxWaitMs) + this.intervalMs;
     this.localIntervalMs = this.intervalMs * processes;
+    this.local = new LocalSlots(this.localIntervalMs);
     this.now = options.now ?? (() => performance.now());
     this.sleepers = new Sleepers(this.now);
     this.shared = client === null ? null : new SharedSchedule(client, options.keyPrefix, (op, call) => this.redisCall(op, call));
@@ -116,12 +108,16 @@ export class UpstreamPacer {
     const askedAt = this.now();
     signal?.throwIfAborted();
     this.throwIfCoolingDownLocally();
+    /** The local slot given up for a shared one, while that one is asked for. */
+    let givenUp: LocalSlot | undefined;
 
     for (;;) {
       // A re-reservation after a missed slot must still fit in what is left of maxWaitMs.
-      const { place, mode } = await this.reserve(Math.max(0, this.options.maxWaitMs - (this.now() - askedAt)));
+      const { place, mode, local } = await this.reserve(Math.max(0, this.options.maxWaitMs - (this.now() - askedAt)), givenUp, askedAt + this.options.maxWaitMs);
+      givenUp = undefined;
       try {
-        await this.sleepUntilSlot(place, mode === 'redis', signal);
+        if (local) await this.beforeLocalSlot(local, signal);
+        if (place().lost === undefined) await this.sleepUntilSlot(place, mode === 'redis', signal);
       } catch (error) {
         place().release?.();
         throw error;
@@ -132,6 +128,7 @@ export class UpstreamPacer {
       release?.();
       if (lost !== undefined) {
         if (lost === 'schedule') this.noteLostSchedule(epoch);
+        if (lost === 'redis-back') givenUp = local;
         continue;
       }
       if (startAt <= deadline) return { waitedMs: startAt - askedAt, mode, sent: this.started(startAt, signalsSend, mode === 'redis' ? slot : undefined) };
@@ -143,26 +140,64 @@ export class UpstreamPacer {
    * Reserves a slot, shared when Redis is usable, else local. `place()` gives the local time to start
    * at (`slot`) and the latest start that keeps the spacing (`deadline`; local slots have none:
    * lastSent keeps this process's own requests apart), as well as this process knows them now.
+   * `givenUp`: the caller's local slot, given up for a shared one (LocalSlots.giveUp); it is kept when
+   * Redis fails again, if it still starts by `until` (the caller's bound).
    */
-  private async reserve(maxWaitMs: number): Promise<{ place: () => PlacedSlot; mode: PacerMode }> {
+  private async reserve(maxWaitMs: number, givenUp?: LocalSlot, until = Infinity): Promise<Reserved> {
+    const fallBack = () => (givenUp ? this.keepLocal(givenUp, until) : this.localSlot(maxWaitMs));
     if (!this.redisUsable()) {
       if (this.client) this.noteRedisFailure('client not ready or reported unusable');
-      return this.localSlot(maxWaitMs);
+      return fallBack();
     }
+    // Only while local slots wait (Redis was unusable): never on the path of a Redis usable all along.
+    if (this.local.waiting) this.local.giveUp();
     try {
       const place = await this.reserveShared(maxWaitMs);
       this.noteRedisHealthy();
       return { place, mode: 'redis' };
     } catch (error) {
+      // A caller that gave its local slot up is refused like any other when the shared schedule is
+      // full for it: starting on the local slot instead would put it beside the fleet's shared
+      // starts, the bunching that giving it up prevents (and the public server blocks for).
       if (error instanceof QueueFullError || error instanceof CoolingDownError) throw error;
       this.noteRedisFailure(error);
-      return this.localSlot(maxWaitMs);
+      return fallBack();
     }
   }
 
-  private localSlot(maxWaitMs: number): { place: () => PlacedSlot; mode: PacerMode } {
-    const placed = { slot: this.reserveLocal(maxWaitMs), deadline: Infinity };
-    return { place: () => placed, mode: 'local' };
+  private localSlot(maxWaitMs: number): Reserved {
+    return this.placeLocal(this.reserveLocal(maxWaitMs), false);
+  }
+
+  /**
+   * A given-up local slot back in use: Redis failed again while its caller queued behind the shared
+   * schedule. The slot is still this process's (local.next is past it), so it keeps the process's
+   * spacing; it is committed to, not given up again. Refused when it can no longer start within the
+   * caller's bound (`until`: the queueing again took longer than what was left).
+   */
+  private keepLocal(placed: LocalSlot, until: number): Reserved {
+    const now = this.now();
+    if (Math.max(placed.slot, now) > until) throw new QueueFullError(retryAfterSeconds(Math.max(0, this.local.next - now)));
+    return this.placeLocal(placed.slot, true);
+  }
+
+  private placeLocal(slot: number, committed: boolean): Reserved {
+    const placed = this.local.place(slot, committed);
+    return { place: () => placed, mode: 'local', local: placed };
+  }
+
+  /**
+   * Before a local slot (SLOT_CHECK_LEAD_MS, as before a shared one): if Redis is usable again by then,
+   * this caller and every other of this process not yet committed to its local slot give theirs up
+   * and queue behind the shared schedule (the slot comes back `lost`). Otherwise the caller commits to
+   * its slot. Wakes early when another caller or a new one found Redis usable first.
+   */
+  private async beforeLocalSlot(placed: LocalSlot, signal?: AbortSignal): Promise<void> {
+    if (placed.committed) return;
+    if (this.client === null) return this.local.commit(placed); // no Redis to come back
+    if (placed.slot - this.now() > SLOT_CHECK_LEAD_MS) await this.sleepers.sleep(placed.slot - SLOT_CHECK_LEAD_MS, signal, placed.given);
+    if (placed.lost === undefined && this.redisUsable()) this.local.giveUp();
+    if (placed.lost === undefined) this.local.commit(placed);
   }
 
   /**
@@ -173,7 +208,7 @@ export class UpstreamPacer {
   async coolDown(ms: number): Promise<void> {
     const duration = Math.max(1, Math.ceil(ms));
     this.localCoolDownUntil = Math.max(this.localCoolDownUntil, this.now() + duration);
-    const error = new CoolingDownError(this.secondsFor(this.cooldownRemainingMs()));
+    const error = new CoolingDownError(retryAfterSeconds(this.cooldownRemainingMs()));
     this.sleepers.failAll(error);
 
     if (!this.shared || !this.redisUsable()) return;
@@ -203,7 +238,7 @@ export class UpstreamPacer {
    * turn as the reply so that concurrent callers of this process see each other's slots.
    */
   private async reserveShared(maxWaitMs: number): Promise<() => PlacedSlot> {
-    const ownDelayUs = Math.max(0, Math.ceil((this.localOnlyNext - this.now()) * 1000));
+    const ownDelayUs = Math.max(0, Math.ceil((this.local.onlyNext - this.now()) * 1000));
     let sentAt = this.now();
     const reply = await (this.shared as SharedSchedule).acquire(
       this.window.slotIntervalUs,
@@ -215,17 +250,17 @@ export class UpstreamPacer {
     const arrivedAt = this.now();
     if (reply.kind === 'cooling') {
       this.localCoolDownUntil = Math.max(this.localCoolDownUntil, arrivedAt + reply.pttlMs);
-      throw new CoolingDownError(this.secondsFor(reply.pttlMs));
+      throw new CoolingDownError(retryAfterSeconds(reply.pttlMs));
     }
     const { amountUs: amount, redisNowUs, epoch } = reply;
     const ms = amount / 1000;
-    if (reply.kind === 'full') throw new QueueFullError(this.secondsFor(ms));
+    if (reply.kind === 'full') throw new QueueFullError(retryAfterSeconds(ms));
 
     const [earliest, latest] = this.clock.locate((redisNowUs + amount) / 1000, redisNowUs / 1000, ms, sentAt, arrivedAt);
     // For a fall-back to local slots only. Redis spaces its own slots: asking it for our next one no
     // sooner than this would add each round trip's uncertainty to every interval (30/s delivered for
     // 50 asked on a loaded machine) and break the exact chain of slots that followedByOwn relies on.
-    this.localNext = Math.max(this.localNext, earliest + this.localIntervalMs);
+    this.local.next = Math.max(this.local.next, earliest + this.localIntervalMs);
     // Starting at `latest` is never early; starting by earliest + the allowed lateness is never late
     // enough to come within the window's closest spacing of the next slot. A window wider than that
     // (clocks known too loosely, a slow round trip) has no safe start: the slot is given up and the
@@ -257,13 +292,7 @@ export class UpstreamPacer {
 
   /** The same next-slot scheduler, per process; resolves the slot on the local clock. */
   private reserveLocal(maxWaitMs: number): number {
-    const now = this.now();
-    const slot = Math.max(now, this.localNext);
-    const wait = slot - now;
-    if (wait > maxWaitMs) throw new QueueFullError(this.secondsFor(wait));
-    this.localNext = slot + this.localIntervalMs;
-    this.localOnlyNext = this.localNext;
-    return slot;
+    return this.local.reserve(this.now(), maxWaitMs);
   }
 
   /**
@@ -410,11 +439,7 @@ export class UpstreamPacer {
 
   private throwIfCoolingDownLocally(): void {
     const remaining = this.cooldownRemainingMs();
-    if (remaining > 0) throw new CoolingDownError(this.secondsFor(remaining));
-  }
-
-  private secondsFor(ms: number): number {
-    return Math.max(1, Math.ceil(ms / 1000));
+    if (remaining > 0) throw new CoolingDownError(retryAfterSeconds(remaining));
   }
 
   private noteRedisFailure(error: unknown): void {
