@@ -38,7 +38,8 @@ describe('command line: warm, export, import (e2e)', () => {
   const children = new Set<AppProcess>();
 
   beforeAll(async () => {
-    [built, redisA, redisB] = await Promise.all([buildApp(), startRedis(), startRedis()]);
+    // A replica of redisA is started below: no 5 s wait (redis's default) before the master sends it the data.
+    [built, redisA, redisB] = await Promise.all([buildApp(), startRedis({ args: ['--repl-diskless-sync-delay', '0'] }), startRedis()]);
     fake = new FakeNominatim();
     await fake.start();
     dir = mkdtempSync(join(tmpdir(), 'places-cache-cli-'));
@@ -195,7 +196,11 @@ describe('command line: warm, export, import (e2e)', () => {
     const path = file('resume.txt', `${questions.join('\n')}\n`);
     const keysBefore = (await entryKeys(redisA)).length;
     const before = fake.requests.length;
-    const first = start(['warm', '--concurrency', '1', path], env(redisA));
+    // The question in flight when the first run is killed keeps its fill lock for the lease (queue wait
+    // plus upstream timeout, plus 1 s), and the second run waits that out: 21 s at the defaults, 5 s
+    // with these (still ample for one question at a time at 2/s against the fake).
+    const leased = { UPSTREAM_QUEUE_MAX_WAIT_MS: '2000', UPSTREAM_TIMEOUT_MS: '2000' };
+    const first = start(['warm', '--concurrency', '1', path], env(redisA, leased));
     await eventually(() => fake.requests.length - before >= 4, 30_000);
     await first.child.stop();
     await first.done;
@@ -204,7 +209,7 @@ describe('command line: warm, export, import (e2e)', () => {
     expect(stored).toBeLessThan(10);
 
     const askedBefore = fake.requests.length;
-    const second = await cli(['warm', path], env(redisA));
+    const second = await cli(['warm', path], env(redisA, leased));
     expect(second.code).toBe(0);
     expect(second.stderr).toMatch(new RegExp(`10 questions, asked ${10 - stored}, already cached ${stored}, failed 0$`, 'm'));
     expect(fake.requests.length - askedBefore).toBe(10 - stored);
