@@ -1,12 +1,13 @@
 import net from 'node:net';
 import { createClient, type RedisClientType } from 'redis';
 import { REDIS_CLIENT, REDIS_SUBSCRIBER } from '../src/cache/cache.constants';
+import { RedisConnectionService } from '../src/cache/redis-connection.service';
 import type { FillLock } from '../src/places/cache/fill-lock';
 import { canonicaliseRoute, PLACE_ROUTES } from '../src/places/place-routes';
 import { FILL_LOCK } from '../src/places/cache/fills';
 import type { UpstreamPacer } from '../src/places/nominatim/upstream-pacer';
 import { type UpstreamTarget, UPSTREAMS } from '../src/places/nominatim/upstream-target';
-import { LogLine, RunningApp, startApp } from './support/app-harness';
+import { eventually, LogLine, RunningApp, startApp } from './support/app-harness';
 import { FakeNominatim } from './support/fake-nominatim';
 import { listenerCounts, ProcessWatch, realProcess, watchProcess } from './support/process-watch';
 import { RedisProcess, startRedis } from './support/redis-server';
@@ -296,6 +297,12 @@ describe.each([
       await redis?.stop();
     });
 
+    /**
+     * Until the app may use Redis again: the suspension that follows an op timeout (1 s) is over and both
+     * connections are ready. What a test that freezes Redis starts from; at once when nothing is left.
+     */
+    const untilUsable = () => eventually(() => svc.app.get(RedisConnectionService).isUsable() && subscriber.isReady, 5_000, 10);
+
     /** Hot questions answered during the outage: from L1 (HIT) when it holds them, else fetched (BYPASS). */
     const expectedHotOutcome = () => (l1Off ? 'BYPASS' : 'HIT');
 
@@ -436,7 +443,7 @@ describe.each([
       const lock = svc.app.get<FillLock>(FILL_LOCK);
       const pacer: UpstreamPacer = svc.app.get<UpstreamTarget[]>(UPSTREAMS)[0].pacer;
       const key = marker('suspend');
-      await sleep(1100); // no suspension left from an earlier test
+      await untilUsable(); // no suspension left from an earlier test
       await redis.pause();
       try {
         const started = performance.now();
@@ -464,7 +471,7 @@ describe.each([
       const other = createClient({ url: redis.url });
       other.on('error', () => undefined);
       await other.connect();
-      await sleep(1100); // no suspension left from an earlier test
+      await untilUsable(); // no suspension left from an earlier test
       try {
         await other.set(`places:v1:lock:${canonical.request.key}`, 'another-instance', { PX: 30_000 });
         const lag = watchEventLoop();
@@ -496,7 +503,7 @@ describe.each([
       const canonical = canonicaliseRoute(PLACE_ROUTES.get('/api')!, `q=${q}`, 'en');
       if (!canonical.ok) throw new Error('not a valid question');
       const lock = svc.app.get<FillLock>(FILL_LOCK);
-      await sleep(1100); // no suspension left from an earlier test
+      await untilUsable(); // no suspension left from an earlier test
       await redis.pause();
       try {
         await expect(lock.tryAcquire(canonical.request.key)).rejects.toThrow(/timed out/);
