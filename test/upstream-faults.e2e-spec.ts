@@ -143,7 +143,26 @@ describe.each([
   });
 
   describe('stale-if-error (STALE_WHILE_REVALIDATE_SECONDS=0)', () => {
-    beforeAll(() => boot({ STALE_WHILE_REVALIDATE_SECONDS: '0', UPSTREAM_TIMEOUT_MS: '300' }));
+    // Each test has questions of its own, primed here, and they share one wait for those copies to
+    // expire rather than wait 1.15 s each: stale-if-error keeps them a day, so the later tests find
+    // them no less usable.
+    const primed = new Map<Mode, { q: string; q2: string }>();
+    let raw: { path: string; first: Answer };
+    beforeAll(async () => {
+      await boot({ STALE_WHILE_REVALIDATE_SECONDS: '0', UPSTREAM_TIMEOUT_MS: '300' });
+      for (const mode of [500, 'timeout', 429] as Mode[]) {
+        const q = unique('sie');
+        const q2 = unique('siecool');
+        await prime(svc, `/api?q=${q}`);
+        if (mode === 429) await prime(svc, `/api?q=${q2}`);
+        primed.set(mode, { q, q2 });
+      }
+      const path = `/search?q=${unique('sieraw')}&format=jsonv2`;
+      const first = await timedGet(`${svc.url}${path}`);
+      expect(first.headers.get('x-cache')).toBe('MISS');
+      raw = { path, first };
+      await sleep(EXPIRE_WAIT_MS);
+    });
     afterAll(shutdown);
 
     it.each([
@@ -151,11 +170,7 @@ describe.each([
       ['nothing within UPSTREAM_TIMEOUT_MS', 'timeout' as Mode, 504],
       ['429 with Retry-After', 429 as Mode, 429],
     ])('serves the expired copy when Nominatim answers %s', async (_what, mode, fwdStatus) => {
-      const q = unique('sie');
-      const q2 = unique('siecool');
-      await prime(svc, `/api?q=${q}`);
-      if (mode === 429) await prime(svc, `/api?q=${q2}`);
-      await sleep(EXPIRE_WAIT_MS);
+      const { q, q2 } = primed.get(mode)!;
       upstream.mode = mode;
       upstream.version = 2;
       const before = fake.count();
@@ -192,11 +207,7 @@ describe.each([
     });
 
     it('serves the expired copy byte for byte on the Nominatim-compatible endpoints too', async () => {
-      const q = unique('sieraw');
-      const path = `/search?q=${q}&format=jsonv2`;
-      const first = await timedGet(`${svc.url}${path}`);
-      expect(first.headers.get('x-cache')).toBe('MISS');
-      await sleep(EXPIRE_WAIT_MS);
+      const { path, first } = raw;
       upstream.mode = 500;
       const r = await timedGet(`${svc.url}${path}`);
       expect(r.status).toBe(200);
@@ -259,11 +270,24 @@ describe.each([
     });
   });
 
-  describe('stale-while-revalidate (STALE_WHILE_REVALIDATE_SECONDS=30, NOMINATIM_MAX_RPS=5)', () => {
+  describe('stale-while-revalidate (STALE_WHILE_REVALIDATE_SECONDS=300, NOMINATIM_MAX_RPS=5)', () => {
     const UPSTREAM_TIMEOUT_MS = 2500;
-    beforeAll(() =>
-      boot({ STALE_WHILE_REVALIDATE_SECONDS: '30', NOMINATIM_MAX_RPS: '5', UPSTREAM_TIMEOUT_MS: String(UPSTREAM_TIMEOUT_MS) }),
-    );
+    // Each test has questions of its own, primed here, and they share one wait for those copies to
+    // expire rather than wait 1.15 s each. 300 s of stale-while-revalidate: the last test, however slow
+    // the machine, still finds its copies within it.
+    const primed = { burst: '', failing: new Map<Mode, string>(), paced: [] as string[] };
+    beforeAll(async () => {
+      await boot({ STALE_WHILE_REVALIDATE_SECONDS: '300', NOMINATIM_MAX_RPS: '5', UPSTREAM_TIMEOUT_MS: String(UPSTREAM_TIMEOUT_MS) });
+      const primeNew = async (what: string) => {
+        const q = unique(what);
+        await prime(svc, `/api?q=${q}`);
+        return q;
+      };
+      primed.burst = await primeNew('swr');
+      for (const mode of [500, 'timeout'] as Mode[]) primed.failing.set(mode, await primeNew('swrfail'));
+      for (let i = 0; i < 4; i++) primed.paced.push(`/api?q=${await primeNew('swrpace')}`);
+      await sleep(EXPIRE_WAIT_MS);
+    });
     afterAll(shutdown);
 
     /** Polls until the question is a fresh HIT; returns that answer's body. */
@@ -278,10 +302,8 @@ describe.each([
     }
 
     it('serves the stale copy at once to 50 concurrent requests, refreshes it once in the background, then hits the new copy', async () => {
-      const q = unique('swr');
+      const q = primed.burst;
       const path = `/api?q=${q}`;
-      await prime(svc, path);
-      await sleep(EXPIRE_WAIT_MS);
       // 50 pooled connections first, so that the burst below measures the answers, not TCP set-up.
       const warm = `/api?q=${unique('warm')}`;
       await prime(svc, warm);
@@ -313,10 +335,8 @@ describe.each([
       ['500', 500 as Mode, 0],
       ['nothing within UPSTREAM_TIMEOUT_MS', 'timeout' as Mode, UPSTREAM_TIMEOUT_MS],
     ])('keeps serving the stale copy when the background refresh gets %s, and never crashes', async (_what, mode, failsAfterMs) => {
-      const q = unique('swrfail');
+      const q = primed.failing.get(mode)!;
       const path = `/api?q=${q}`;
-      await prime(svc, path);
-      await sleep(EXPIRE_WAIT_MS);
       upstream.mode = mode;
       const before = fake.count();
 
@@ -346,9 +366,7 @@ describe.each([
     });
 
     it('sends the background refreshes of several stale questions through the pacing (no burst)', async () => {
-      const paths = Array.from({ length: 4 }, () => `/api?q=${unique('swrpace')}`);
-      for (const path of paths) await prime(svc, path);
-      await sleep(EXPIRE_WAIT_MS);
+      const paths = primed.paced;
       upstream.version = 2;
       const before = fake.count();
 
