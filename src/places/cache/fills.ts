@@ -204,16 +204,21 @@ export class Fills implements OnModuleDestroy {
       return this.fetchAndStore(req, true);
     }
     if (failed !== undefined) throw failed;
+    let held = token !== null;
+    // Not awaited: the answer is ready, and a Redis that froze meanwhile must not hold it back.
+    const release = () => {
+      if (held) void lock.release(req.key, token!).catch(() => undefined);
+      held = false;
+    };
     try {
-      return await this.fetchAndStore(req, false);
+      return await this.fetchAndStore(req, false, release);
     } catch (e) {
       // Sent before the release below, on the same connection: waiters hear of the failure before
       // they could see the lock gone and take over.
-      if (token !== null && e instanceof GatewayError && passesToWaiters(e)) void lock.notifyFailed(req.key, e);
+      if (held && e instanceof GatewayError && passesToWaiters(e)) void lock.notifyFailed(req.key, e);
       throw e;
     } finally {
-      // Not awaited: the answer is ready, and a Redis that froze meanwhile must not hold it back.
-      if (token !== null) void lock.release(req.key, token).catch(() => undefined);
+      release();
     }
   }
 
@@ -237,7 +242,12 @@ export class Fills implements OnModuleDestroy {
     return { kind: 'answer', answer: filled, outcome: 'MISS', stored: true, collapsed: true, tier: 'l2' };
   }
 
-  private async fetchAndStore(req: CanonicalRequest, bypass: boolean): Promise<Resolution> {
+  /**
+   * `release`: gives the fill lock back; called right behind the store and its notice, so that the
+   * three go to Redis in one write and Redis runs them in that order (waiters read the entry, and
+   * hear the notice before they could see the lock gone).
+   */
+  private async fetchAndStore(req: CanonicalRequest, bypass: boolean, release?: () => void): Promise<Resolution> {
     const up = await this.nominatim.fetch(req);
     const outcome: CacheOutcome = bypass ? 'BYPASS' : 'MISS';
     // Nominatim's own errors (400, 404, …) go back as they are and are never cached.
@@ -263,6 +273,7 @@ export class Fills implements OnModuleDestroy {
         // The notice goes right behind the SET on the same connection (one round trip for both): Redis
         // runs it after the SET, so a waiter it wakes reads the entry. Never rejects.
         const notified = this.fillLock !== null && this.redis.client !== null ? this.fillLock.notifyFilled(req.key) : undefined;
+        release?.();
         await stored;
         await notified;
       } catch (e) {
