@@ -243,9 +243,11 @@ export class Fills implements OnModuleDestroy {
   }
 
   /**
-   * `release`: gives the fill lock back; called right behind the store and its notice, so that the
-   * three go to Redis in one write and Redis runs them in that order (waiters read the entry, and
-   * hear the notice before they could see the lock gone).
+   * `release`: gives the fill lock back; called right behind the store and its notice, so that they
+   * go to Redis in one write (no round trip of its own) and Redis runs them in that order: a waiter
+   * hears the notice before it could see the lock gone, and one that sees the lock gone reads the
+   * entry. (On a cluster the lock shares the entry's slot, so the SET still runs first; the notice may
+   * reach another node later, and a waiter that polls meanwhile finds the lock gone and reads the entry.)
    */
   private async fetchAndStore(req: CanonicalRequest, bypass: boolean, release?: () => void): Promise<Resolution> {
     const up = await this.nominatim.fetch(req);
