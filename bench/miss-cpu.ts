@@ -7,7 +7,10 @@
  *
  * Each DIST_DIR is a copy of a build (e.g. `cp -r dist .tmp/builds/old`); rounds alternate the
  * builds (old, new, old, new, …) so a change in the machine's load hits each alike, and the median
- * per build is printed. `--profile` writes a V8 CPU profile per run (bench/profile-summary.ts reads it).
+ * per build is printed. `--profile` writes a V8 CPU profile per run (bench/profile-summary.ts reads it);
+ * `--syscalls` counts system calls with strace (MISS_CPU_STRACE_RAW=1 prints its table); `--callgrind`
+ * counts instructions (then 400 misses at most, after 800 to warm up). The second build of a round
+ * tends to measure lower (up to ~10 %): compare with the order reversed too.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
