@@ -47,6 +47,8 @@ describe('WEB_CONCURRENCY (e2e)', () => {
   let url: string;
   /** /search requests sent so far, whichever worker answered. */
   let searches = 0;
+  /** Distinct /search questions answered so far (each stored in the L1 of the worker that asked upstream). */
+  let questions = 0;
 
   const lines = (): Line[] => group!.lines<Line>();
 
@@ -86,6 +88,7 @@ describe('WEB_CONCURRENCY (e2e)', () => {
   it('serves from several workers, which share one cache: one upstream request, then hits on every worker', async () => {
     const first = await get(`${url}/search?q=berlin&format=json`);
     searches += 13;
+    questions += 1;
     expect([first.status, first.headers['x-cache']]).toEqual([200, 'MISS']);
     const rest = [];
     for (let i = 0; i < 12; i++) rest.push(await get(`${url}/search?q=berlin&format=json`));
@@ -116,6 +119,7 @@ describe('WEB_CONCURRENCY (e2e)', () => {
       const logged = pacerLines().length;
       const answers = await Promise.all(Array.from({ length: n }, (_, i) => get(`${url}/search?q=pacing%20${attempt}%20${i}&format=json`)));
       searches += n;
+      questions += n;
       expect(answers.map((a) => a.status)).toEqual(Array(n).fill(200));
       const arrivals = upstream.requests.map((r) => r.startedAtHr).sort((a, b) => a - b);
       expect(arrivals).toHaveLength(n);
@@ -149,6 +153,13 @@ describe('WEB_CONCURRENCY (e2e)', () => {
       expect(s.body).toMatch(/^places_redis_connected 1$/m);
       // …while the count of workers is their sum: every one answered the scrape.
       expect(s.body).toMatch(new RegExp(`^places_workers ${WORKERS}$`, 'm'));
+      // Histograms add up too: one observation per /search request, whichever worker timed it.
+      expect(s.body).toMatch(new RegExp(`^places_http_request_duration_seconds_count\\{route="/search"\\} ${searches}$`, 'm'));
+      // L1 is per worker, and the scrape sums the workers' L1s (docs/operations.md): every worker holds
+      // berlin (the one that asked upstream, and the others from their hits on Redis), and each other
+      // question is in the L1 of the worker that filled it. One worker's own L1 holds fewer.
+      const entries = Number(/^places_l1_entries (\d+)$/m.exec(s.body)?.[1]);
+      expect(entries).toBeGreaterThanOrEqual(WORKERS + questions - 1);
     }
   });
 
