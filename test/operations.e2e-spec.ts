@@ -149,6 +149,15 @@ describe('operations (e2e): health, metrics, request ids and logs', () => {
       expect(upstream.count()).toBe(1);
     });
 
+    it('/health/upstream counts in queued the misses waiting for their upstream slot, and 0 once they are answered', async () => {
+      // At PACED_RPS=10 six distinct misses at once take half a second to send: the later ones wait.
+      const misses = Promise.all(Array.from({ length: 6 }, (_, i) => fetch(`${svc.url}/api?q=Queued%20${i}`)));
+      await eventually(async () => ((await getJson(svc, '/health/upstream')).body.details.upstream.queued as number) > 0);
+      expect((await misses).map((r) => r.status)).toEqual(Array(6).fill(200));
+      expect((await getJson(svc, '/health/upstream')).body.details.upstream).toMatchObject({ state: 'ok', queued: 0 });
+      expect(upstream.count()).toBe(6);
+    });
+
     it('reports a failing upstream, then a cool-down, as degraded but 200', async () => {
       upstream.failNext(1, { status: 500, body: 'Internal Server Error' });
       const failed = await fetch(`${svc.url}/api?q=Nowhere%20500`);
@@ -259,6 +268,35 @@ describe('operations (e2e): health, metrics, request ids and logs', () => {
       expect(sampleValue(samples, 'places_l1_entries')).toBe(1);
       // Node.js process metrics come along, under the same prefix.
       expect(sampleValue(samples, 'places_process_resident_memory_bytes')).toBeGreaterThan(0);
+    });
+  });
+
+  describe('NOMINATIM_URL with credentials (a private server behind basic auth)', () => {
+    let svc: RunningApp;
+    const withCredentials = () => {
+      const url = new URL(upstream.url);
+      url.username = 'places';
+      url.password = 'upstream-secret-pw';
+      return url.toString();
+    };
+
+    beforeAll(async () => {
+      svc = await startApp({ NOMINATIM_URL: withCredentials() });
+    });
+
+    afterAll(() => svc.close());
+
+    it('/health/upstream names the upstream without the credentials, before and after a call', async () => {
+      const expectNoCredentials = async () => {
+        const text = await (await fetch(`${svc.url}/health/upstream`)).text();
+        expect(text).not.toContain('upstream-secret-pw');
+        expect(text).not.toContain('places@');
+        expect((JSON.parse(text) as HealthBody).details.upstream.url).toBe(upstream.url);
+      };
+      await expectNoCredentials();
+      expect((await fetch(`${svc.url}/search?q=Credentials&format=json`)).status).toBe(200);
+      await expectNoCredentials();
+      expect(upstream.count('/search')).toBe(1);
     });
   });
 
