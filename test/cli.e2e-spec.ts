@@ -6,7 +6,7 @@ import { RedisConnectionService } from '../src/cache/redis-connection.service';
 import { eventually, startApp } from './support/app-harness';
 import { AppProcess, spawnApp } from './support/app-process';
 import { buildApp, BuiltApp } from './support/build-app';
-import { FakeNominatim, FakeRequest } from './support/fake-nominatim';
+import { FakeNominatim, FakeRequest, mostInFlight } from './support/fake-nominatim';
 import { rawGet } from './support/raw-http';
 import { startRedisCluster } from './support/redis-cluster';
 import { RedisProcess, startRedis } from './support/redis-server';
@@ -453,6 +453,48 @@ describe('command line: warm, export, import (e2e)', () => {
       }
     } finally {
       await cluster.stop();
+    }
+  });
+
+  it('export --prefix exports only the keys under it (one endpoint)', async () => {
+    // A search and a reverse at least: the prefix has something to leave out.
+    const warmed = await cli(['warm', file('prefix.txt', 'Prefix town\n/reverse?lat=48.85&lon=2.35&format=json\n')], env(redisA));
+    expect(warmed.code).toBe(0);
+    const all = await cli(['export', '-'], env(redisA));
+    const keysOf = (text: string) => text.trim().split('\n').map((l) => (JSON.parse(l) as { key: string }).key);
+    const reverse = keysOf(all.stdout).filter((k) => k.startsWith('places:v1:reverse:'));
+    expect(reverse.length).toBeGreaterThanOrEqual(1);
+    expect(keysOf(all.stdout).length).toBeGreaterThan(reverse.length);
+    const byPrefix = await cli(['export', '-', '--prefix', 'places:v1:reverse:'], env(redisA));
+    expect(byPrefix.code).toBe(0);
+    expect(keysOf(byPrefix.stdout).sort()).toEqual(reverse.sort());
+  });
+
+  it('warm --every SECONDS: a progress line that often (off a terminal), not every 5 s', async () => {
+    // Five questions at the pacer's 2/s take two seconds or more: --every 0.3 reports several times
+    // within them, the default 5 s only once (the first report comes at once).
+    const path = file('every.txt', `${Array.from({ length: 5 }, (_, i) => `Every town ${i}`).join('\n')}\n`);
+    const r = await cli(['warm', '--every', '0.3', path], env(redisA));
+    expect([r.code, r.stderr]).toEqual([0, expect.stringMatching(/5 questions, asked 5, already cached 0, failed 0$/m)]);
+    const progress = r.stderr.split('\n').filter((l) => /^warm: \d+\/5 lines \(\d+%\) asked/.test(l));
+    expect(progress.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('warm --concurrency N keeps N questions in flight at once, 1 with --concurrency 1', async () => {
+    // A slow upstream and a fast pacer: the questions in flight, not the pacer, bound the overlap.
+    fake.latencyMs = 1500;
+    try {
+      for (const n of [3, 1]) {
+        const path = file(`concurrency-${n}.txt`, `${Array.from({ length: 6 }, (_, i) => `Concurrency ${n} town ${i}`).join('\n')}\n`);
+        const before = fake.requests.length;
+        const r = await cli(['warm', '--concurrency', String(n), path], env(redisA, { NOMINATIM_MAX_RPS: '50' }));
+        expect([r.code, r.stderr]).toEqual([0, expect.stringMatching(/6 questions, asked 6, already cached 0, failed 0$/m)]);
+        const sent = fake.requests.slice(before);
+        expect(sent).toHaveLength(6);
+        expect(mostInFlight(sent)).toBe(n);
+      }
+    } finally {
+      fake.latencyMs = 0;
     }
   });
 });
