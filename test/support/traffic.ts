@@ -4,6 +4,7 @@
  * pause between requests. Every answer is recorded with its timing and X-Cache.
  */
 
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { track } from './leftovers';
 
 export interface Sample {
@@ -127,6 +128,23 @@ export function watchEventLoop(): { stalls: Stall[]; stop(): void } {
   // A monitor: it must never be what keeps the process alive (a test that fails never stops it).
   timer.unref();
   return { stalls, stop: () => clearInterval(timer) };
+}
+
+/**
+ * The longest this process's event loop was late while watched, in ms (`stop()` returns it). A fake
+ * upstream in this process stamps an arrival when the loop gets to it: one request stamped late and the
+ * next on time read closer together than they reached the socket, by up to this much. Spacing checks
+ * that read the fake's stamps allow for it, so a loaded machine does not read as two requests too close.
+ */
+export function watchObserverLag(): { stop(): number } {
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
+  return {
+    stop: () => {
+      delay.disable();
+      return delay.max / 1e6;
+    },
+  };
 }
 
 /** Total event-loop stall time that overlaps [start, end]. */
