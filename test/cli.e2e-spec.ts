@@ -497,4 +497,18 @@ describe('command line: warm, export, import (e2e)', () => {
       fake.latencyMs = 0;
     }
   });
+
+  it('warm: a question written twice (in any spelling) is asked once and counted once as asked, then as cached', async () => {
+    // In flight together (a slow upstream, --concurrency 2): the second line joins the first's call.
+    fake.latencyMs = 500;
+    try {
+      const path = file('twice.txt', 'Twice town\n  twice   TOWN \n');
+      const before = fake.requests.length;
+      const r = await cli(['warm', '--concurrency', '2', path], env(redisA));
+      expect([r.code, r.stderr]).toEqual([0, expect.stringMatching(/2 questions, asked 1, already cached 1, failed 0$/m)]);
+      expect(fake.requests.length - before).toBe(1);
+    } finally {
+      fake.latencyMs = 0;
+    }
+  });
 });

@@ -99,7 +99,9 @@ export class Fills implements OnModuleDestroy {
   async warm(req: CanonicalRequest): Promise<Resolution | undefined> {
     const cached = await this.places.readShared(req.key);
     if (cached !== undefined && cached.isFresh(Date.now())) return undefined;
-    return this.flights.running(req.key) ?? this.flights.lead(req.key, this.fill(req));
+    // A warm-up that joins a flight (the same question twice in its file) asked nothing itself: collapsed.
+    const running = this.flights.running(req.key);
+    return running !== undefined ? running.then((r) => r && this.collapsed(r)) : this.flights.lead(req.key, this.fill(req));
   }
 
   /**
